@@ -1,0 +1,11 @@
+"""aemg: self-supervised foundation models for surface EMG (AEMG).
+
+Public API (imported lazily so ``import aemg`` stays fast and torch loads only when needed)::
+
+    from aemg import Recording, Device, get_device
+"""
+from ._version import __version__
+from .data import Device, Recording, get_device
+from .errors import AemgError, DataError
+
+__all__ = ["__version__", "AemgError", "DataError", "Device", "Recording", "get_device"]

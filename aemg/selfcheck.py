@@ -1,0 +1,49 @@
+"""``python -m aemg.selfcheck``: prove the installation is whole.
+
+Imports every subpackage (``aemg.kernels`` is mapped from the top-level kernels/ folder, so it is
+the first thing a broken install loses), reports which compute backends load here, and exits
+non-zero when something that should be installed is missing. ``AEMG_NO_EXT=1`` at build time
+makes the Cython extensions optional.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+
+def main() -> int:
+    import aemg
+    import aemg.kernels
+
+    problems = []
+    print(f"aemg {aemg.__version__} from {os.path.dirname(aemg.__file__)}")
+    print(f"aemg.kernels from {os.path.dirname(aemg.kernels.__file__)}")
+    for mod in ("numpy", "scipy", "numba", "torch", "h5py"):
+        try:
+            m = importlib.import_module(mod)
+            print(f"{mod} {getattr(m, '__version__', '?')}")
+        except ImportError as exc:
+            problems.append(f"{mod}: {exc}")
+    try:
+        ext = importlib.import_module("aemg._ext")
+        built = sorted(f.split(".")[0] for f in os.listdir(os.path.dirname(ext.__file__))
+                       if f.endswith((".so", ".pyd")))
+        print(f"compiled extensions: {built or 'none'}")
+        csrc = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(ext.__file__))), "csrc")
+        if not built and os.environ.get("AEMG_NO_EXT") != "1" and os.path.isdir(csrc) \
+                and any(f.endswith(".pyx") for f in os.listdir(csrc)):
+            problems.append("Cython sources exist but no extension was built")
+    except ImportError as exc:
+        problems.append(f"aemg._ext: {exc}")
+    from aemg import backends
+    for op in sorted(backends._REGISTRY):
+        if not op.startswith("_"):
+            print(f"backends[{op}]: available {backends.available(op)}")
+    for p in problems:
+        print(f"PROBLEM: {p}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""aemg.tokenizer"""

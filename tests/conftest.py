@@ -1,0 +1,32 @@
+"""Shared test fixtures.
+
+- ``TRITON_INTERPRET=1`` is set before any kernel module is imported (no GPU in CI), unless a CUDA
+  run asked otherwise with ``AEMG_TEST_CUDA=1``.
+- ``data_root``: the shared real recordings, from ``AEMG_DATA_ROOT`` or ``../shared/data`` beside
+  the repository; tests marked ``realdata`` skip when it is missing (outside CI).
+"""
+import os
+from pathlib import Path
+
+if os.environ.get("AEMG_TEST_CUDA") != "1":
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from aemg.data.paths import default_data_root  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    root = default_data_root()
+    if not root.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"shared data missing at {root} (set AEMG_DATA_ROOT)")
+        pytest.skip(f"shared data not found at {root} (set AEMG_DATA_ROOT)")
+    return root
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)

@@ -1,0 +1,74 @@
+"""Recording validation, device registry and backend dispatch."""
+import numpy as np
+import pytest
+
+from aemg import backends
+from aemg.data import Device, Recording, get_device, intervals_to_labels, labels_to_intervals
+from aemg.errors import BackendUnavailable, ConfigError, DataError
+
+
+def test_recording_converts_to_float32_and_validates():
+    rec = Recording(np.zeros((8, 100), dtype=np.int16), 200, "myo", units="int8", subject=3)
+    assert rec.data.dtype == np.float32 and rec.data.flags.c_contiguous
+    assert rec.subject == "3" and rec.duration == 0.5
+    with pytest.raises(DataError, match="channels but device"):
+        Recording(np.zeros((7, 10)), 200, "myo")
+    with pytest.raises(DataError, match="2-D"):
+        Recording(np.zeros(10), 200, "myo")
+    bad = np.zeros((8, 10)); bad[2, 5] = np.nan
+    with pytest.raises(DataError, match="channel 2, sample 5"):
+        Recording(bad, 200, "myo", source="x.csv")
+    with pytest.raises(DataError, match="positive"):
+        Recording(np.zeros((8, 10)), 0, "myo")
+    with pytest.raises(DataError, match="one per sample"):
+        Recording(np.zeros((8, 10)), 200, "myo", labels=np.zeros(9, int))
+    with pytest.raises(DataError, match="units"):
+        Recording(np.zeros((8, 10)), 200, "myo", units="furlongs")
+    with pytest.raises(DataError, match="has no name"):
+        Recording(np.zeros((8, 10)), 200, "myo", label=3, classes=("a", "b"))
+
+
+def test_header_roundtrip_and_intervals():
+    labels = np.array([-1, -1, 2, 2, 2, -1, 1, 1], dtype=np.int32)
+    rec = Recording(np.ones((8, 8)), 4.0, "myo", labels=labels, dataset="d", meta={"rep": 1})
+    back = Recording.from_header(rec.header(), rec.data, rec.labels)
+    assert back.header() == rec.header() and back.device == rec.device
+    iv = rec.intervals()
+    assert iv == [(0.5, 1.25, 2), (1.5, 2.0, 1)]
+    assert np.array_equal(intervals_to_labels(iv, 8, 4.0), labels)
+    assert labels_to_intervals(np.array([], np.int32), 4.0) == []
+
+
+def test_device_specs():
+    assert get_device("myo").n_channels == 8
+    r = get_device("ring:6@0.5")
+    assert r.n_channels == 6 and np.isclose(r.angles[0], 0.5)
+    g = get_device("grid:4x8@0.01")
+    assert g.n_channels == 32 and np.ptp(g.z) == pytest.approx(0.03)
+    with pytest.raises(ConfigError, match="not a known device"):
+        get_device("octopus")
+    with pytest.raises(ConfigError, match="same|angles but"):
+        Device("bad", np.zeros(3), np.zeros(2))
+
+
+def test_backend_dispatch(monkeypatch):
+    backends.register("_demo", "ref", lambda: (lambda: "ref"), reference=True)
+    backends.register("_demo", "fast", lambda: (lambda: "fast"), priority=10)
+
+    def broken():
+        raise ImportError("no compiler")
+    backends.register("_demo", "broken", broken, priority=20)
+    assert backends.names("_demo") == ["broken", "fast", "ref"]
+    assert backends.available("_demo") == ["fast", "ref"]
+    assert backends.get("_demo")() == "fast"                     # automatic fallback
+    assert backends.get("_demo", "ref")() == "ref"                # explicit
+    with pytest.raises(BackendUnavailable, match="no compiler"):
+        backends.get("_demo", "broken")                           # explicit, unavailable: error
+    with pytest.raises(ConfigError, match="unknown backend"):
+        backends.get("_demo", "nope")
+    monkeypatch.setenv("AEMG_BACKEND", "ref")
+    assert backends.get("_demo")() == "ref"
+    monkeypatch.delenv("AEMG_BACKEND")
+    monkeypatch.setenv("AEMG_STRICT", "1")
+    with pytest.raises(BackendUnavailable, match="AEMG_STRICT"):
+        backends.get("_demo")
