@@ -72,3 +72,13 @@ def test_backend_dispatch(monkeypatch):
     monkeypatch.setenv("AEMG_STRICT", "1")
     with pytest.raises(BackendUnavailable, match="AEMG_STRICT"):
         backends.get("_demo")
+
+
+def test_irregular_times_validated():
+    t = np.array([0.0, 0.001, 0.001, 0.003])
+    rec = Recording(np.zeros((8, 4)), 200, "myo", times=t)
+    assert rec.times.dtype == np.float64
+    with pytest.raises(DataError, match="backwards at row 2"):
+        Recording(np.zeros((8, 4)), 200, "myo", times=[0.0, 0.002, 0.001, 0.003], source="f.txt")
+    with pytest.raises(DataError, match="times have shape"):
+        Recording(np.zeros((8, 4)), 200, "myo", times=[0.0, 1.0])

@@ -48,6 +48,10 @@ class Recording:
         The file (or files) the recording came from, for error messages and the archive index.
     meta : dict
         Anything else (JSON-serialisable), e.g. ``{"repetition": 2}``.
+    times : np.ndarray, shape (T,), float64, or None
+        Sample times in seconds for irregularly logged data (e.g. the UCI Myo files); None for
+        uniform sampling at ``rate``. Non-decreasing. Rectification resamples onto a uniform grid
+        and drops it; ``rate`` is then the nominal rate.
     """
 
     data: np.ndarray
@@ -63,6 +67,7 @@ class Recording:
     classes: tuple[str, ...] = ()
     source: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    times: np.ndarray | None = None
 
     def __post_init__(self):
         where = self.source or f"recording {self.dataset}/{self.subject}/{self.session}/{self.trial}"
@@ -110,6 +115,17 @@ class Recording:
             if top >= len(self.classes):
                 raise DataError(where, f"class id {top} has no name: only {len(self.classes)} "
                                        f"classes {self.classes}")
+        if self.times is not None:
+            t = np.ascontiguousarray(self.times, dtype=np.float64)
+            if t.shape != (data.shape[1],):
+                raise DataError(where, f"times have shape {t.shape}, expected ({data.shape[1]},)")
+            if t.size and not np.all(np.isfinite(t)):
+                raise DataError(where, "timestamps must be finite")
+            back = np.flatnonzero(np.diff(t) < 0)
+            if back.size:
+                i = int(back[0]) + 1
+                raise DataError(where, f"timestamps go backwards at row {i}: {t[i - 1]:.6g} s -> {t[i]:.6g} s")
+            self.times = t
         self.subject, self.session, self.trial = str(self.subject), str(self.session), str(self.trial)
 
     # -- shape helpers -------------------------------------------------------------------------
@@ -124,6 +140,8 @@ class Recording:
     @property
     def duration(self) -> float:
         """Length in seconds."""
+        if self.times is not None and self.times.size:
+            return float(self.times[-1] - self.times[0]) + 1.0 / self.rate
         return self.n_samples / self.rate
 
     @property
@@ -154,8 +172,9 @@ class Recording:
 
     @classmethod
     def from_header(cls, header: dict[str, Any], data: np.ndarray,
-                    labels: np.ndarray | None = None) -> "Recording":
+                    labels: np.ndarray | None = None, times: np.ndarray | None = None) -> "Recording":
         h = dict(header)
+        h["times"] = times
         h["device"] = device_from_dict(h["device"])
         h["classes"] = tuple(h.get("classes", ()))
         return cls(data=data, labels=labels, **h)
