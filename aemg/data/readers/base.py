@@ -1,0 +1,258 @@
+"""The reader interface shared by every dataset, and the file helpers the readers reuse.
+
+A reader turns one dataset folder into :class:`~aemg.data.recording.Recording` objects. Work is
+split into *sources* (usually one file each, named relative to the dataset folder) so that callers
+can read them in parallel, resume, and report the file at fault.
+"""
+from __future__ import annotations
+
+import abc
+import gzip
+import io
+import os
+import re
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from ...errors import ConfigError, DataError
+from ..paths import default_data_root
+from ..recording import Recording
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What ``aemg datasets`` prints about one reader.
+
+    Attributes
+    ----------
+    name : str
+        Registered reader name, e.g. ``"uci_myo"``.
+    device : str
+        Device registry name (or spec) of the recordings.
+    channels : int
+        Channels per recording (0 when it depends on the options, e.g. ``generic``).
+    rate : float or None
+        Nominal sampling rate, Hz (None when it depends on the options).
+    subjects : int or None
+        Number of subjects of the full public dataset (None when unknown).
+    classes : tuple of str
+        Class names indexed by class id.
+    units : str
+        Units of the raw samples (one of :data:`aemg.data.recording.UNITS`).
+    description : str
+        One line: what the dataset is and its folder layout.
+    citation : str
+        Paper(s) to cite.
+    """
+
+    name: str
+    device: str
+    channels: int
+    rate: float | None
+    subjects: int | None
+    classes: tuple[str, ...]
+    units: str
+    description: str
+    citation: str = ""
+
+
+class Reader(abc.ABC):
+    """One dataset on disk -> :class:`Recording` objects.
+
+    Subclasses set :attr:`info` and :attr:`default_folder` and implement :meth:`sources` and
+    :meth:`read`. Options are keyword arguments of the subclass ``__init__``; unknown ones raise
+    :class:`ConfigError` (Python's own ``TypeError`` is turned into one by :func:`get_reader`).
+
+    Parameters
+    ----------
+    root : str or os.PathLike or None
+        The dataset folder. None: ``default_data_root() / default_folder``.
+    """
+
+    info: DatasetInfo
+    #: folder name of the dataset under the data root (None: no default, ``root`` is required)
+    default_folder: str | None = None
+    #: False for readers that generate data and need no folder
+    needs_root: bool = True
+    #: a hint printed when the folder is missing (where to get the data)
+    download_hint: str = ""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        if root is None and self.needs_root:
+            if self.default_folder is None:
+                raise ConfigError(f"reader {self.info.name!r}: give the dataset folder (root=...)")
+            root = default_data_root() / self.default_folder
+        self.root = None if root is None else Path(root).expanduser()
+        if self.needs_root and not self.root.is_dir():
+            hint = self.download_hint or f"expected the {self.info.name} files there"
+            raise DataError(self.root, f"dataset folder not found ({hint}; set AEMG_DATA_ROOT or "
+                                       "pass the folder explicitly)")
+
+    # -- the interface -----------------------------------------------------------------------
+    @abc.abstractmethod
+    def sources(self) -> list[str]:
+        """Units of work: sorted file paths relative to :attr:`root` (strings, picklable).
+
+        Listing looks at names only, so one unreadable file does not break it.
+        """
+
+    @abc.abstractmethod
+    def read(self, source: str) -> list[Recording]:
+        """The raw recordings of one source (one file), in file units, shape (C, T) each."""
+
+    def __iter__(self) -> Iterator[Recording]:
+        for source in self.sources():
+            yield from self.read(source)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(root={str(self.root)!r})"
+
+    # -- helpers for subclasses --------------------------------------------------------------
+    def path(self, source: str) -> Path:
+        """Absolute path of a source."""
+        return self.root / source
+
+    def glob(self, pattern: str) -> list[str]:
+        """Files under :attr:`root` matching a glob ``pattern``, as sorted relative POSIX paths."""
+        return sorted((p.relative_to(self.root).as_posix() for p in self.root.glob(pattern) if p.is_file()),
+                      key=natural_key)
+
+    def recording(self, source: str, data: np.ndarray, **fields: Any) -> Recording:
+        """Build a :class:`Recording` of this dataset; its validation errors name the full path.
+
+        ``data`` is (C, T); ``source`` is stored as given (relative, so archives stay portable).
+        """
+        fields.setdefault("dataset", self.info.name)
+        try:
+            return Recording(data=data, source=source, **fields)
+        except DataError as exc:
+            raise DataError(self.path(source) if self.root is not None else source, exc.problem) from None
+
+
+def natural_key(text: str) -> list:
+    """Sort key that orders embedded numbers numerically (``user2`` before ``user10``)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """All bytes of a file, gunzipped when its name ends in ``.gz``.
+
+    Raises
+    ------
+    DataError
+        Missing, unreadable, empty, or truncated/corrupt gzip file.
+    """
+    path = Path(path)
+    try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as fh:
+                raw = fh.read()
+        else:
+            raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise DataError(path, f"truncated or corrupt gzip file ({exc})") from None
+    except OSError as exc:
+        raise DataError(path, f"cannot read file ({exc})") from None
+    if not raw:
+        raise DataError(path, "empty file")
+    return raw
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """Text of a (possibly gzipped) file; see :func:`read_bytes`."""
+    raw = read_bytes(path)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def parse_table(text: str, path: str | os.PathLike, *, delimiter: str | None = None,
+                skip_rows: int = 0, n_columns: int | None = None,
+                dtype: type = np.float64) -> np.ndarray:
+    """Parse delimited numeric text into a 2-D array (rows, columns).
+
+    Parameters
+    ----------
+    text : str
+        File contents.
+    path : str or os.PathLike
+        Named in error messages.
+    delimiter : str or None
+        Column separator; None splits on any whitespace.
+    skip_rows : int
+        Header lines to skip.
+    n_columns : int or None
+        Expected number of columns (None: whatever the first data row has).
+
+    Returns
+    -------
+    np.ndarray, shape (rows, columns), ``dtype``
+        Blank lines are ignored. NaN/inf are returned as such (callers reject them).
+
+    Raises
+    ------
+    DataError
+        No data rows, a row with another number of columns (names the row, 1-based line number in
+        the file), or a value that is not a number.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": handled below
+            table = np.loadtxt(io.StringIO(text), delimiter=delimiter, skiprows=skip_rows, dtype=dtype,
+                               ndmin=2, comments=None)
+    except ValueError:
+        table = None
+    if table is not None and table.size and (n_columns is None or table.shape[1] == n_columns):
+        return table
+    # Slow path: find the first offending line and say what is wrong with it.
+    lines = text.splitlines()
+    width = n_columns
+    rows = 0
+    for number, line in enumerate(lines[skip_rows:], start=skip_rows + 1):
+        if not line.strip():
+            continue
+        fields = line.split(delimiter) if delimiter is not None else line.split()
+        if width is None:
+            width = len(fields)
+        if len(fields) != width:
+            raise DataError(path, f"row {number} has {len(fields)} columns, expected {width}")
+        for field in fields:
+            try:
+                float(field)
+            except ValueError:
+                raise DataError(path, f"row {number}: {field.strip()!r} is not a number") from None
+        rows += 1
+    if rows == 0:
+        raise DataError(path, "no data rows" + (f" after {skip_rows} header row(s)" if skip_rows else ""))
+    raise DataError(path, "cannot parse the table")  # pragma: no cover - loadtxt failed for another reason
+
+
+def check_finite(path: str | os.PathLike, table: np.ndarray, what: str = "sample") -> None:
+    """Raise DataError naming the first NaN/inf entry of a (rows, columns) table."""
+    bad = ~np.isfinite(table)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise DataError(path, f"non-finite {what} (NaN or inf) at row {row + 1}, column {col + 1}")
+
+
+def match_name(pattern: re.Pattern, name: str, path: str | os.PathLike) -> re.Match:
+    """Match ``pattern`` against a file ``name`` or raise DataError saying the name is unexpected."""
+    match = pattern.fullmatch(name)
+    if match is None:
+        raise DataError(path, f"unexpected file name {name!r} (expected {pattern.pattern})")
+    return match
+
+
+def check_choice(option: str, value: Any, choices: Sequence[Any]) -> Any:
+    """Raise ConfigError unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(f"{option}={value!r}: expected one of {', '.join(map(repr, choices))}")
+    return value
