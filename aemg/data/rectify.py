@@ -1,0 +1,661 @@
+"""Rectification: any recording -> the standard input space.
+
+Steps (each a public function, tested on its own), all linear so their order is chosen for speed:
+
+1. :func:`resample_irregular` for irregularly logged data (``Recording.times`` set), else
+   :func:`resample` (polyphase, rational approximation of the rate ratio) to ``space.rate``;
+   downsampling happens *before* filtering and upsampling *after* it, so the filters always run at
+   the lower of the two rates.
+2. :func:`bandpass` (zero-phase Butterworth) and :func:`notch` (zero-phase power-line notches at
+   the fundamental and its harmonics) -- fused into one second-order-section cascade and one
+   ``sosfiltfilt`` pass in :func:`rectify`. The band's upper edge is clipped to 0.9 x the Nyquist
+   frequency of the lower of (device rate, standard rate).
+3. :func:`aemg.data.topology.map_topology` onto ``space.channels`` virtual electrodes (done first
+   when it reduces the channel count, last otherwise).
+4. Amplitude: a single gain per recording (:func:`amplitude_gain`), by default ``1 / noise floor``
+   of the *dataset* (:func:`estimate_amplitude_scale`), so amplitudes are in multiples of the
+   device's resting noise level: int8 counts, ADC counts and volts become comparable while the
+   rest-vs-contraction difference of each trial is kept (see docs/notes/rectify.md).
+
+``python -m aemg.data.rectify --measure-rate`` re-runs the measurement that chose the standard rate.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from typing import Iterable, Sequence
+
+import numpy as np
+from scipy import signal
+
+from ..errors import ConfigError, DataError
+from .devices import Device, get_device, known_devices
+from .recording import Recording
+from .topology import map_topology, topology_matrix
+
+AMPLITUDE_MODES = ("noise_floor", "recording", "none")
+NOTCH_MODES = ("detect", "all", "off")
+_NYQUIST_MARGIN = 0.9  # band upper edge at most this fraction of the Nyquist frequency
+
+
+@dataclass(frozen=True)
+class StandardSpace:
+    """The standard input space every recording is rectified into (stored in archives).
+
+    Attributes
+    ----------
+    rate : float
+        Sampling rate, Hz. At 500 Hz the 1 kHz 3DC recordings lose a median 5.6 % of their 20-500 Hz
+        power (200 Hz would lose 33 %; figures in docs/notes/rectify.md).
+    channels : int
+        Number of virtual electrodes on the standard ring.
+    band : (float, float)
+        Zero-phase Butterworth band-pass edges, Hz; the upper edge is clipped to 0.9 x the Nyquist
+        frequency of the lower of (device rate, ``rate``).
+    filter_order : int
+        Butterworth order per edge (the zero-phase response is its square).
+    notch : tuple of float
+        Candidate power-line fundamentals, Hz. Harmonics below 0.9 x Nyquist are notched too.
+    notch_mode : str
+        ``"detect"``: notch the candidate whose spectral line stands out most (peak / neighbourhood
+        power ratio >= ``notch_min_ratio``), nothing if none does; ``"all"``: notch every
+        candidate; ``"off"``: no notch.
+    notch_q : float
+        Quality factor of each notch (bandwidth = f / Q).
+    notch_min_ratio : float
+        Detection threshold for ``"detect"``.
+    amplitude : str
+        ``"noise_floor"``: divide by the dataset noise floor passed as ``amplitude_scale`` (from
+        :func:`estimate_amplitude_scale`), or by the recording's own noise floor when none is
+        passed; ``"recording"``: always the recording's own noise floor; ``"none"``: gain 1.
+    floor_window_s : float
+        Moving-RMS window of the noise-floor estimate, seconds.
+    floor_percentile : float
+        Percentile of the moving RMS taken as the noise floor.
+    """
+
+    rate: float = 500.0
+    channels: int = 16
+    band: tuple[float, float] = (20.0, 450.0)
+    filter_order: int = 4
+    notch: tuple[float, ...] = (50.0, 60.0)
+    notch_mode: str = "detect"
+    notch_q: float = 30.0
+    notch_min_ratio: float = 4.0
+    amplitude: str = "noise_floor"
+    floor_window_s: float = 0.1
+    floor_percentile: float = 5.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "band", tuple(float(b) for b in self.band))
+        object.__setattr__(self, "notch", tuple(float(f) for f in self.notch))
+        if not (math.isfinite(self.rate) and self.rate > 0):
+            raise ConfigError(f"standard space: rate must be > 0 Hz, got {self.rate!r}")
+        if int(self.channels) < 1:
+            raise ConfigError(f"standard space: channels must be >= 1, got {self.channels!r}")
+        if len(self.band) != 2 or not (0 <= self.band[0] < self.band[1]):
+            raise ConfigError(f"standard space: band must be (lo, hi) with 0 <= lo < hi, got {self.band}")
+        if any(f <= 0 for f in self.notch):
+            raise ConfigError(f"standard space: notch frequencies must be > 0, got {self.notch}")
+        if self.notch_mode not in NOTCH_MODES:
+            raise ConfigError(f"standard space: notch_mode {self.notch_mode!r} not in {NOTCH_MODES}")
+        if self.amplitude not in AMPLITUDE_MODES:
+            raise ConfigError(f"standard space: amplitude {self.amplitude!r} not in {AMPLITUDE_MODES}")
+        if self.filter_order < 1 or self.notch_q <= 0 or self.floor_window_s <= 0:
+            raise ConfigError("standard space: filter_order, notch_q and floor_window_s must be positive")
+        if not 0 <= self.floor_percentile <= 100:
+            raise ConfigError(f"standard space: floor_percentile must be in [0, 100], got {self.floor_percentile}")
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable form (inverse: :meth:`from_dict`)."""
+        d = asdict(self)
+        d["band"], d["notch"] = list(self.band), list(self.notch)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StandardSpace":
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise ConfigError(f"standard space: unknown fields {unknown}")
+        return cls(**known)
+
+    @property
+    def device(self) -> Device:
+        return standard_device(self.channels)
+
+
+def standard_device(n: int = 16) -> Device:
+    """The standard ring of ``n`` virtual electrodes (registered ``"standard16"`` for 16)."""
+    name = f"standard{n}"
+    reg = known_devices()
+    return reg[name] if name in reg else Device.ring(n, name=name)
+
+
+# -- array helpers --------------------------------------------------------------------------------
+
+def _as_float64(x, where: str = "x") -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise DataError(where, f"expected a 2-D array (channels, time), got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise DataError(where, f"expected real numbers, got dtype {x.dtype}")
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if x.size and not np.isfinite(x).all():
+        c, t = np.argwhere(~np.isfinite(x))[0]
+        raise DataError(where, f"non-finite value (NaN or inf) at channel {c}, sample {t}")
+    return x
+
+
+def _check_rate(rate, where: str = "rate") -> float:
+    rate = float(rate)
+    if not (math.isfinite(rate) and rate > 0):
+        raise DataError(where, f"sampling rate must be a positive number of Hz, got {rate!r}")
+    return rate
+
+
+def _filtfilt(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Zero-phase filtering along time; recordings shorter than the default padding get a shorter
+    pad (``T - 1`` samples), with the edge transients that implies, instead of an error."""
+    if x.shape[1] == 0 or sos.shape[0] == 0:
+        return x
+    ntaps = 2 * sos.shape[0] + 1 - min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum()))
+    padlen = min(3 * ntaps, x.shape[1] - 1)
+    return signal.sosfiltfilt(sos, x, axis=-1, padlen=padlen)
+
+
+def _band_sos(rate: float, lo: float | None, hi: float | None, order: int) -> np.ndarray:
+    nyq = rate / 2
+    lo = lo if lo and lo > 0 else None
+    hi = hi if hi is not None and hi < nyq else None
+    if lo is not None and lo >= nyq:
+        raise DataError("bandpass", f"low edge {lo} Hz is not below the Nyquist frequency {nyq:g} Hz")
+    if lo is not None and hi is not None and lo >= hi:
+        raise DataError("bandpass", f"low edge {lo} Hz is not below the high edge {hi} Hz")
+    if lo is None and hi is None:
+        return np.zeros((0, 6))
+    if lo is None:
+        return signal.butter(order, hi, "lowpass", fs=rate, output="sos")
+    if hi is None:
+        return signal.butter(order, lo, "highpass", fs=rate, output="sos")
+    return signal.butter(order, [lo, hi], "bandpass", fs=rate, output="sos")
+
+
+def _notch_sos(rate: float, freqs: Iterable[float], q: float) -> np.ndarray:
+    secs = [signal.tf2sos(*signal.iirnotch(f, q, fs=rate)) for f in freqs if 0 < f < rate / 2]
+    return np.vstack(secs) if secs else np.zeros((0, 6))
+
+
+# -- public steps -------------------------------------------------------------------------------
+
+def bandpass(x, rate: float, lo: float | None, hi: float | None, *, order: int = 4) -> np.ndarray:
+    """Zero-phase Butterworth band-pass (``sosfiltfilt``).
+
+    Parameters
+    ----------
+    x : array, shape (C, T)
+        Samples, any real dtype and layout.
+    rate : float
+        Sampling rate, Hz.
+    lo, hi : float or None
+        Edges, Hz. ``lo`` None/0 gives a low-pass, ``hi`` None or >= Nyquist a high-pass.
+    order : int
+        Butterworth order (the zero-phase magnitude response is its square).
+
+    Returns
+    -------
+    np.ndarray, shape (C, T), float32
+        Recordings shorter than the filter's padding are padded less (edge transients), never refused.
+    """
+    rate = _check_rate(rate)
+    x = _as_float64(x)
+    return _filtfilt(_band_sos(rate, lo, hi, order), x).astype(np.float32)
+
+
+def notch(x, rate: float, freqs: Sequence[float], *, q: float = 30.0) -> np.ndarray:
+    """Zero-phase IIR notches (``iirnotch``, quality ``q``) at each of ``freqs`` Hz.
+
+    Frequencies at or above the Nyquist frequency are skipped. Returns (C, T) float32.
+    """
+    rate = _check_rate(rate)
+    x = _as_float64(x)
+    return _filtfilt(_notch_sos(rate, freqs, q), x).astype(np.float32)
+
+
+def line_harmonics(fundamental: float, limit: float) -> list[float]:
+    """The fundamental and its harmonics strictly below ``limit`` Hz."""
+    if fundamental <= 0:
+        return []
+    return [fundamental * k for k in range(1, int(limit / fundamental) + 1) if fundamental * k < limit]
+
+
+def detect_line_frequency(x, rate: float, candidates: Sequence[float] = (50.0, 60.0), *,
+                          min_ratio: float = 4.0, max_seconds: float = 10.0) -> float | None:
+    """Which power-line fundamental shows in ``x``, if any.
+
+    For each candidate below Nyquist: Welch PSD (0.5 Hz bins, at most ``max_seconds`` of signal),
+    summed over channels; ratio of the peak power within +-1 Hz of the line to the median power
+    3-8 Hz away on both sides. Returns the candidate with the largest ratio if it is at least
+    ``min_ratio``, else None.
+    """
+    rate = _check_rate(rate)
+    x = _as_float64(x)
+    x = x[:, : int(max_seconds * rate)]
+    nper = min(x.shape[1], int(2 * rate))
+    if nper < 16:
+        return None
+    f, p = signal.welch(x, fs=rate, nperseg=nper, axis=-1)
+    p = p.sum(axis=0)
+    best, best_ratio = None, min_ratio
+    for f0 in candidates:
+        if f0 + 8 >= rate / 2:
+            continue
+        peak = p[np.abs(f - f0) <= 1.0]
+        side = p[(np.abs(f - f0) >= 3.0) & (np.abs(f - f0) <= 8.0)]
+        if peak.size == 0 or side.size == 0:
+            continue
+        ratio = peak.max() / max(np.median(side), 1e-300)
+        if ratio >= best_ratio:
+            best, best_ratio = float(f0), ratio
+    return best
+
+
+def rate_ratio(rate_in: float, rate_out: float, max_denominator: int = 1000) -> tuple[int, int]:
+    """``(up, down)``: the rational approximation of ``rate_out / rate_in`` used by :func:`resample`."""
+    fr = Fraction(float(rate_out) / float(rate_in)).limit_denominator(max_denominator)
+    if fr.numerator == 0:
+        raise DataError("resample", f"cannot resample {rate_in} Hz to {rate_out} Hz")
+    return fr.numerator, fr.denominator
+
+
+def resample(x, rate_in: float, rate_out: float, *, max_denominator: int = 1000) -> np.ndarray:
+    """Polyphase resampling (``scipy.signal.resample_poly``, Kaiser-windowed anti-alias filter).
+
+    The ratio ``rate_out / rate_in`` is approximated by a fraction with denominator at most
+    ``max_denominator`` (exact for the usual 200, 1000, 1024, 2048 -> 500 Hz).
+
+    Parameters
+    ----------
+    x : array, shape (C, T)
+    rate_in, rate_out : float
+        Hz.
+
+    Returns
+    -------
+    np.ndarray, shape (C, ceil(T * up / down)), float32
+    """
+    rate_in, rate_out = _check_rate(rate_in, "rate_in"), _check_rate(rate_out, "rate_out")
+    x = _as_float64(x)
+    return _resample64(x, rate_in, rate_out, max_denominator).astype(np.float32)
+
+
+def _resample64(x: np.ndarray, rate_in: float, rate_out: float, max_denominator: int = 1000) -> np.ndarray:
+    up, down = rate_ratio(rate_in, rate_out, max_denominator)
+    if up == down:
+        return x
+    if x.shape[1] == 0:
+        return np.zeros((x.shape[0], 0))
+    return signal.resample_poly(x, up, down, axis=-1)
+
+
+def collapse_held(times, x) -> tuple[np.ndarray, np.ndarray]:
+    """Drop rows that repeat the previous row's values on every channel (held values).
+
+    Returns the kept times (T',) float64 and samples (C, T') float64; the first row of each run is
+    kept, with its time. A genuine repeat of the same vector on every channel is dropped too (rare
+    for several channels; documented as a limitation).
+    """
+    x = _as_float64(x)
+    times = np.asarray(times, dtype=np.float64).reshape(-1)
+    if times.shape[0] != x.shape[1]:
+        raise DataError("times", f"{times.shape[0]} times for {x.shape[1]} samples")
+    if x.shape[1] == 0:
+        return times, x
+    keep = np.ones(x.shape[1], dtype=bool)
+    keep[1:] = np.any(x[:, 1:] != x[:, :-1], axis=0)
+    return times[keep], x[:, keep]
+
+
+def resample_irregular(times, x, rate: float, *, dejitter_s: float = 0.25,
+                       collapse: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Resample irregularly logged samples onto a uniform grid at ``rate`` Hz.
+
+    Method (for the UCI Myo files: rows logged at ~1 kHz, each device sample held over several
+    rows and delivered in Bluetooth bursts):
+
+    1. :func:`collapse_held` keeps one row per distinct sample (with ``collapse``).
+    2. De-jitter: the arrival times of the distinct samples are replaced by their centred moving
+       average over ``dejitter_s`` seconds' worth of samples (a monotone smoothing that removes
+       burst jitter but follows slow drifts in the true rate; a single straight-line fit drifted
+       by up to 1 s on these files).
+    3. Linear interpolation onto a uniform grid at ``k * rate`` with ``k = ceil(native / rate)``
+       (native = distinct samples per second), then polyphase decimation by ``k`` when ``k > 1``
+       (anti-aliasing when the native rate exceeds ``rate``).
+
+    Parameters
+    ----------
+    times : array, shape (T,)
+        Sample times, seconds, non-decreasing.
+    x : array, shape (C, T)
+    rate : float
+        Output rate, Hz.
+
+    Returns
+    -------
+    y : np.ndarray, shape (C, T'), float32
+    t_out : np.ndarray, shape (T',), float64
+        Times of the output samples on the original clock, seconds (for label alignment).
+    """
+    rate = _check_rate(rate)
+    x = _as_float64(x)
+    times = np.asarray(times, dtype=np.float64).reshape(-1)
+    if times.shape[0] != x.shape[1]:
+        raise DataError("times", f"{times.shape[0]} times for {x.shape[1]} samples")
+    if times.size and (not np.isfinite(times).all() or np.any(np.diff(times) < 0)):
+        raise DataError("times", "timestamps must be finite and non-decreasing")
+    t, v = collapse_held(times, x) if collapse else (times, x)
+    if t.size < 2 or t[-1] <= t[0]:
+        n = t.size
+        return v.astype(np.float32)[:, :n], t[:n].copy()
+    native = (t.size - 1) / (t[-1] - t[0])
+    w = max(1, int(round(dejitter_s * native)))
+    if w > 1 and t.size > w:
+        c = np.cumsum(np.concatenate([[0.0], t]))
+        half = w // 2
+        lo = np.clip(np.arange(t.size) - half, 0, t.size)
+        hi = np.clip(np.arange(t.size) - half + w, 0, t.size)
+        t = (c[hi] - c[lo]) / (hi - lo)
+    k = max(1, math.ceil(native / rate))
+    grid_rate = k * rate
+    n_out = int(math.floor((t[-1] - t[0]) * grid_rate)) + 1
+    grid = t[0] + np.arange(n_out) / grid_rate
+    y = np.empty((v.shape[0], n_out))
+    for c_i in range(v.shape[0]):
+        y[c_i] = np.interp(grid, t, v[c_i])
+    if k > 1:
+        y = signal.resample_poly(y, 1, k, axis=-1)
+        grid = grid[::k][: y.shape[1]]
+    return y.astype(np.float32), grid
+
+
+def effective_rate(times, x) -> float:
+    """Distinct samples per second of irregularly logged data (after :func:`collapse_held`)."""
+    t, _ = collapse_held(times, x)
+    if t.size < 2 or t[-1] <= t[0]:
+        raise DataError("times", "fewer than two distinct timed samples")
+    return (t.size - 1) / (t[-1] - t[0])
+
+
+def moving_rms(x, rate: float, window_s: float = 0.1) -> np.ndarray:
+    """RMS over all channels in windows of ``window_s`` seconds, hop ``window_s / 2``.
+
+    Returns (W,) float64: ``sqrt(mean over channels and window samples of x**2)``; empty when the
+    recording is shorter than one window (then one value over the whole recording, if any).
+    """
+    x = _as_float64(x)
+    if x.size == 0:
+        return np.zeros(0)
+    p = np.mean(x * x, axis=0)
+    win = max(1, int(round(window_s * rate)))
+    if p.size <= win:
+        return np.sqrt([p.mean()])
+    c = np.concatenate([[0.0], np.cumsum(p)])
+    hop = max(1, win // 2)
+    starts = np.arange(0, p.size - win + 1, hop)
+    return np.sqrt(np.maximum((c[starts + win] - c[starts]) / win, 0.0))
+
+
+def noise_floor(x, rate: float, *, window_s: float = 0.1, percentile: float = 5.0) -> float:
+    """Robust resting-noise level of one (filtered) recording: a low percentile of the 100 ms
+    moving RMS (:func:`moving_rms`). Same units as ``x``; 0 for an empty or all-zero recording."""
+    r = moving_rms(x, rate, window_s)
+    return float(np.percentile(r, percentile)) if r.size else 0.0
+
+
+def amplitude_gain(space: StandardSpace, *, scale: float | None = None,
+                   own_floor: float | None = None) -> tuple[float, str]:
+    """The gain applied to a rectified recording, and where it came from.
+
+    Parameters
+    ----------
+    space : StandardSpace
+    scale : float or None
+        Dataset noise floor from :func:`estimate_amplitude_scale` (same units as the filtered,
+        topology-mapped signal), or None.
+    own_floor : float or None
+        The recording's own noise floor (:func:`noise_floor`), used by ``"recording"`` mode and
+        when ``"noise_floor"`` mode gets no ``scale``.
+
+    Returns
+    -------
+    (gain, source) : (float, str)
+        ``source`` is ``"dataset"``, ``"recording"`` or ``"none"``; a zero floor gives gain 1.
+    """
+    if space.amplitude == "none":
+        return 1.0, "none"
+    if space.amplitude == "noise_floor" and scale is not None:
+        if not (math.isfinite(scale) and scale > 0):
+            raise DataError("amplitude_scale", f"must be a positive finite number, got {scale!r}")
+        return 1.0 / float(scale), "dataset"
+    if own_floor is None:
+        raise DataError("amplitude_gain", "needs the recording's own noise floor (own_floor)")
+    return (1.0 / own_floor if own_floor > 0 else 1.0), "recording"
+
+
+# -- the pipeline -------------------------------------------------------------------------------
+
+def _unscaled(rec: Recording, space: StandardSpace) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """Rectified samples (channels, T') float64 before the amplitude gain, labels, provenance."""
+    where = rec.source or rec.key
+    x = rec.data.astype(np.float64)
+    rate_in = rec.rate
+    W = topology_matrix(rec.device, space.channels)
+    map_first = W.shape[0] < W.shape[1]
+    if map_first:
+        x = W @ x
+    labels = rec.labels
+    if rec.times is not None:
+        native = effective_rate(rec.times, x) if x.shape[1] >= 2 else space.rate
+        y, t_out = resample_irregular(rec.times, x, space.rate)
+        x = y.astype(np.float64)
+        if labels is not None:
+            idx = np.clip(np.searchsorted(rec.times, t_out), 0, rec.times.size - 1)
+            prev = np.clip(idx - 1, 0, rec.times.size - 1)
+            nearer_prev = np.abs(t_out - rec.times[prev]) <= np.abs(rec.times[idx] - t_out)
+            labels = labels[np.where(nearer_prev, prev, idx)]
+        filter_rate, source_rate = space.rate, native
+        down_first = True
+    else:
+        source_rate = rate_in
+        down_first = space.rate <= rate_in
+        filter_rate = min(rate_in, space.rate)
+    lo, hi = space.band
+    hi_eff = min(hi, _NYQUIST_MARGIN * min(source_rate, space.rate) / 2)
+    if lo >= hi_eff:
+        raise DataError(where, f"rate {source_rate:g} Hz is too low for the band {space.band} Hz "
+                               f"(upper edge clipped to {hi_eff:g} Hz)")
+    line = None
+    if space.notch_mode == "all":
+        lines = list(space.notch)
+    elif space.notch_mode == "detect" and space.notch:
+        line = detect_line_frequency(x, rate_in if rec.times is None else space.rate, space.notch,
+                                     min_ratio=space.notch_min_ratio)
+        lines = [] if line is None else [line]
+    else:
+        lines = []
+    notch_freqs = [f for f0 in lines for f in line_harmonics(f0, min(hi_eff, filter_rate / 2))]
+    sos = np.vstack([_band_sos(filter_rate, lo, hi_eff, space.filter_order),
+                     _notch_sos(filter_rate, notch_freqs, space.notch_q)])
+    if rec.times is None and down_first:
+        x = _resample64(x, rate_in, space.rate)
+    x = _filtfilt(sos, x)
+    if rec.times is None and not down_first:
+        x = _resample64(x, rate_in, space.rate)
+    if rec.times is None and labels is not None:
+        idx = np.minimum(np.round(np.arange(x.shape[1]) * (rate_in / space.rate)).astype(np.int64),
+                         max(labels.size - 1, 0))
+        labels = labels[idx] if labels.size else labels[:0]
+    if not map_first:
+        x = W @ x
+    prov = {"source_rate": rate_in, "source_device": rec.device.name, "source_units": rec.units,
+            "band": [float(lo), float(hi_eff)], "notch": [float(f) for f in notch_freqs], "line_hz": line if space.notch_mode == "detect"
+            else (lines[0] if lines else None), "space": space.to_dict()}
+    if rec.times is not None:
+        prov["native_rate"] = float(source_rate)
+    return x, labels, prov
+
+
+def rectify(rec: Recording, space: StandardSpace = StandardSpace(), *,
+            amplitude_scale: float | None = None) -> Recording:
+    """Rectify one recording into the standard space.
+
+    Parameters
+    ----------
+    rec : Recording
+        Any device, rate, units; uniformly sampled or with ``times``.
+    space : StandardSpace
+    amplitude_scale : float or None
+        The dataset's noise floor (:func:`estimate_amplitude_scale`), used in ``"noise_floor"`` mode.
+
+    Returns
+    -------
+    Recording
+        ``data`` (space.channels, T') float32 at ``space.rate``, ``units="standard"``, device
+        :func:`standard_device`, labels resampled by nearest sample, ``times`` None, and
+        ``meta["rectify"]`` = provenance (source rate, device and units, band, notches, gain).
+    """
+    x, labels, prov = _unscaled(rec, space)
+    own = (noise_floor(x, space.rate, window_s=space.floor_window_s, percentile=space.floor_percentile)
+           if space.amplitude == "recording" or (space.amplitude == "noise_floor" and amplitude_scale is None)
+           else None)
+    gain, source = amplitude_gain(space, scale=amplitude_scale, own_floor=own)
+    prov.update(gain=float(gain), amplitude_source=source)
+    meta = dict(rec.meta)
+    meta["rectify"] = prov
+    return Recording(data=(x * gain).astype(np.float32), rate=space.rate, device=space.device,
+                     units="standard", subject=rec.subject, session=rec.session, trial=rec.trial,
+                     dataset=rec.dataset, label=rec.label, labels=labels, classes=rec.classes,
+                     source=rec.source, meta=meta, times=None)
+
+
+def estimate_amplitude_scale(recordings: Iterable[Recording], space: StandardSpace = StandardSpace(), *,
+                             limit: int | None = None) -> float:
+    """A dataset's noise floor in the standard space (before gain): the ``space.floor_percentile``
+    percentile of the moving RMS pooled over (at most ``limit`` of) ``recordings``, each rectified
+    with ``amplitude="none"``.
+
+    Pooling windows (rather than a median of per-recording floors) finds the resting level as long
+    as at least ``floor_percentile`` % of all windows are rest, even when most trials are held
+    contractions without rest. Run by the archive writer on a bounded sample; stored in its
+    manifest and passed to :func:`rectify` as ``amplitude_scale``.
+    """
+    raw = StandardSpace(**{**space.to_dict(), "amplitude": "none"})
+    pooled = []
+    for i, rec in enumerate(recordings):
+        if limit is not None and i >= limit:
+            break
+        x, _, _ = _unscaled(rec, raw)
+        pooled.append(moving_rms(x, raw.rate, raw.floor_window_s))
+    values = np.concatenate(pooled) if pooled else np.zeros(0)
+    if values.size == 0:
+        raise DataError("estimate_amplitude_scale", "no samples in the given recordings")
+    scale = float(np.percentile(values, space.floor_percentile))
+    if not scale > 0:
+        raise DataError("estimate_amplitude_scale", "the recordings are silent (noise floor 0)")
+    return scale
+
+
+# -- the standard-rate measurement --------------------------------------------------------------
+
+def power_above(recordings: Iterable[tuple[np.ndarray, float]], freqs: Sequence[float], *,
+                lo: float = 20.0, reduce: str = "median") -> dict[float, float]:
+    """Fraction of signal power above each frequency (what a Nyquist frequency there would lose).
+
+    Parameters
+    ----------
+    recordings : iterable of (x (C, T), rate)
+        Raw samples and their rate (Recordings' ``(data, rate)``).
+    freqs : sequence of float
+        Frequencies, Hz.
+    lo : float
+        Power below ``lo`` Hz (DC, motion artefacts) is left out of the total.
+    reduce : str
+        ``"median"``: the median over recordings of each recording's fraction (robust: a few
+        artefact-laden recordings with huge low-frequency power cannot dominate); ``"pooled"``:
+        power summed over recordings, weighted by length.
+
+    Returns
+    -------
+    dict
+        ``{f: fraction of the power in [lo, Nyquist] that lies above f}`` from the Welch PSD
+        (0.25 s segments, mean removed) summed over channels.
+    """
+    if reduce not in ("median", "pooled"):
+        raise ConfigError(f"power_above: reduce must be 'median' or 'pooled', got {reduce!r}")
+    fl = [float(f) for f in freqs]
+    per, totals = [], []
+    for x, rate in recordings:
+        x = _as_float64(x)
+        nper = min(x.shape[1], int(0.25 * rate))
+        if nper < 8:
+            continue
+        f, p = signal.welch(x, fs=rate, nperseg=nper, detrend="constant", axis=-1)
+        p = p.sum(axis=0)
+        keep = f >= lo
+        tot = p[keep].sum()
+        if tot <= 0:
+            continue
+        per.append([p[keep & (f > fr)].sum() / tot for fr in fl])
+        totals.append(tot * x.shape[1])
+    if not per:
+        raise DataError("power_above", "no signal power in the given recordings")
+    per_a, w = np.array(per), np.array(totals)
+    vals = np.median(per_a, axis=0) if reduce == "median" else (per_a * w[:, None]).sum(0) / w.sum()
+    return dict(zip(fl, vals.tolist()))
+
+
+def _load_3dc(root, limit: int) -> list[tuple[np.ndarray, float]]:
+    """Minimal 3DC loader for the measurement (the readers module has the full reader)."""
+    import gzip
+    from pathlib import Path
+
+    files = sorted(Path(root, "3dc_armband").glob("Participant*/train/EMG/*.txt.gz"))
+    if not files:
+        raise DataError(Path(root, "3dc_armband"), "no 3DC recordings found")
+    step = max(1, len(files) // limit)
+    out = []
+    for path in files[::step][:limit]:
+        with gzip.open(path, "rt") as fh:
+            out.append((np.loadtxt(fh, delimiter=",", ndmin=2).T, 1000.0))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m aemg.data.rectify --measure-rate``: power of the 3DC data above candidate
+    Nyquist frequencies (what each standard rate would lose)."""
+    from .paths import default_data_root
+
+    ap = argparse.ArgumentParser(prog="python -m aemg.data.rectify")
+    ap.add_argument("--measure-rate", action="store_true", help="measure power above candidate Nyquist frequencies")
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--limit", type=int, default=88, help="number of 3DC files (spread over subjects)")
+    args = ap.parse_args(argv)
+    if not args.measure_rate:
+        ap.print_help()
+        return 1
+    recs = _load_3dc(args.data_root or default_data_root(), args.limit)
+    rates = [200, 250, 400, 500, 640, 800, 1000]
+    freqs = [r / 2 for r in rates[:-1]] + [460]
+    for reduce in ("median", "pooled"):
+        frac = power_above(recs, freqs, lo=20.0, reduce=reduce)
+        print(f"3DC ({len(recs)} files, 1000 Hz): fraction of power in [20, 500] Hz above f ({reduce} over files)")
+        for r, f in zip(rates, freqs):
+            label = f"standard rate {r} Hz" if r != 1000 else "3DC anti-alias edge"
+            print(f"  f = {f:5g} Hz ({label}): {100 * frac[f]:.2f} %")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
