@@ -1,0 +1,87 @@
+"""``aemg evaluate SOURCE --out REPORT``: LOSO / few-shot / intra-subject evaluation and report."""
+from __future__ import annotations
+
+import json
+
+from ..errors import ConfigError
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"expected comma-separated integers, got {text!r}") from exc
+
+
+def _names(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="evaluate methods under LOSO / few-shot / intra-subject protocols",
+        description="Evaluate downstream methods on the trials of an archive (a folder written by "
+                    "`aemg rectify`) or of a dataset reader (e.g. `coteallard`, `uci_myo`, "
+                    "`3dc:/path/to/3dc_armband`), and write a report folder.")
+    p.add_argument("source", help="archive folder, reader name, or reader:folder")
+    p.add_argument("--out", required=True, help="report folder (created)")
+    p.add_argument("--methods", default="lda,lda-log,lda-log-subjnorm",
+                   help="comma-separated methods (see --list-methods); default %(default)s")
+    p.add_argument("--protocols", default="loso", help="comma-separated: loso,fewshot,intra")
+    p.add_argument("--shares", default="0.01,0.05,0.2,0.4,0.8", help="few-shot shares")
+    p.add_argument("--small-share", choices=("skip", "error", "one"), default="skip",
+                   help="a share giving some class no training trial: skip it (noted in the report), "
+                        "fail, or take one trial per class (default %(default)s)")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds")
+    p.add_argument("--subjects", default=None, help="comma-separated test subjects (default all)")
+    p.add_argument("--rate", type=float, default=None,
+                   help="resample trials to this rate, Hz (needed for irregular timestamps)")
+    p.add_argument("--data-root", default=None, help="dataset folder for a reader name")
+    p.add_argument("--reader-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="reader option, e.g. split=evaluation (repeatable)")
+    p.add_argument("--method-options", default=None,
+                   help='JSON {"method": {"option": value}}, e.g. {"cnn": {"epochs": 5}}')
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..eval.baselines import get_method
+    from ..eval.protocols import PROTOCOLS
+    from ..eval.report import results_markdown, write_report
+    from ..eval.runner import evaluate
+    from ..eval.trials import load_trials
+
+    methods = _names(args.methods)
+    for m in methods:
+        get_method(m)  # fail early on an unknown name
+    protocols = _names(args.protocols)
+    bad = [p for p in protocols if p not in PROTOCOLS]
+    if bad or not protocols:
+        raise ConfigError(f"--protocols: unknown {', '.join(bad) or '(none given)'}; choose from "
+                          f"{', '.join(PROTOCOLS)}")
+    options = {}
+    for item in args.reader_option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--reader-option {item!r}: expected KEY=VALUE")
+        options[key] = value
+    try:
+        method_options = json.loads(args.method_options) if args.method_options else {}
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--method-options: not valid JSON ({exc})") from exc
+    subjects = _names(args.subjects) if args.subjects else None
+    trials = load_trials(args.source, rate=args.rate, data_root=args.data_root, **options)
+    res = evaluate(trials, methods, protocols, _ints(args.seeds), _floats(args.shares), subjects,
+                   args.small_share, method_options)
+    out = write_report(res, args.out, plots=not args.no_plots)
+    print(results_markdown(res), end="")
+    print(f"report written to {out}")
+    return 0

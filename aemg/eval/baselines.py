@@ -1,0 +1,448 @@
+"""Downstream methods: the :class:`Method` interface, its registry, and the classic baselines.
+
+A method is fitted on the training trials of a fold and predicts the test trials::
+
+    method = get_method("lda-log")
+    method.fit(trials.subset(fold.train), seed=fold.seed, target=None)
+    pred = method.predict(trials.subset(fold.test))      # Prediction: per trial (and per window)
+
+*Transductive* methods (``method.transductive``) also receive the test trials at fit time with
+their labels hidden (``target``): per-subject normalisation and domain adaptation use them.
+AEMG methods (linear probe, fine-tuning, no pre-training) plug in with :func:`register_method`.
+
+Baselines here:
+
+- ``lda``: LDA on Hudgins features (MAV, WL, ZC, SSC), 200 ms windows, 50 ms step.
+- ``lda-log``: the same with log MAV and log WL.
+- ``lda-log-subjnorm``: log features standardised per subject with that subject's own statistics
+  (for the test subject: its unlabelled windows; transductive).
+- ``cnn``: a small 1-D CNN over the same windows (cross-subject training, no adaptation).
+- ``dann``: the same CNN with a domain-adversarial head (DANN, Ganin et al. 2016; the adversarial
+  part of VADA) aligning the training subjects with the unlabelled test subject (transductive).
+
+Per-trial predictions of windowed methods are majority votes over the trial's windows (ties broken
+by the summed class scores).
+"""
+from __future__ import annotations
+
+import abc
+import logging
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from .features import window_params, windowed_features, sliding_windows
+from .trials import TrialSet
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prediction:
+    """Predictions for a set of test trials.
+
+    Attributes
+    ----------
+    trial : np.ndarray, shape (n,), int64
+        Predicted class per trial.
+    window : np.ndarray, shape (W,), int64, or None
+        Predicted class per window (windowed methods).
+    window_trial : np.ndarray, shape (W,), int64, or None
+        Index (0..n-1) of the trial each window belongs to.
+    """
+
+    trial: np.ndarray
+    window: np.ndarray | None = None
+    window_trial: np.ndarray | None = None
+
+
+def vote(window_pred: np.ndarray, window_trial: np.ndarray, n_trials: int, n_classes: int,
+         scores: np.ndarray | None = None) -> np.ndarray:
+    """Majority vote of window predictions per trial.
+
+    Parameters
+    ----------
+    window_pred : (W,) int
+    window_trial : (W,) int, trial index of each window (0..n_trials-1)
+    n_trials, n_classes : int
+    scores : (W, n_classes) float or None
+        Class scores (e.g. log-posteriors) used only to break ties (summed per trial).
+
+    Returns
+    -------
+    (n_trials,) int64; -1 for a trial without windows.
+    """
+    counts = np.zeros((n_trials, n_classes))
+    np.add.at(counts, (window_trial, window_pred), 1.0)
+    if scores is not None and len(scores):
+        tie = np.zeros((n_trials, n_classes))
+        np.add.at(tie, window_trial, scores - scores.max(axis=1, keepdims=True))
+        # squash the summed scores into (0, 1) so they only order classes with equal counts
+        counts = counts + 0.5 * (1 + np.tanh(tie / (1 + np.abs(tie).max(axis=1, keepdims=True))))
+    out = counts.argmax(axis=1).astype(np.int64)
+    out[np.bincount(window_trial, minlength=n_trials) == 0] = -1
+    return out
+
+
+class Method(abc.ABC):
+    """A downstream classifier evaluated on folds. Subclasses set ``name`` and ``transductive``."""
+
+    name: str = "method"
+    transductive: bool = False
+    windowed: bool = False
+
+    @abc.abstractmethod
+    def fit(self, train: TrialSet, seed: int = 0, target: TrialSet | None = None) -> "Method":
+        """Fit on labelled trials; ``target`` = the test trials with hidden labels (transductive
+        methods only, else None)."""
+
+    @abc.abstractmethod
+    def predict(self, test: TrialSet) -> Prediction:
+        """Predict every trial of ``test`` (its labels are not used)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# LDA
+class LDA:
+    """Linear discriminant analysis with a pooled covariance and optional shrinkage (NumPy).
+
+    Features are standardised with the training mean/std first (numerics only: without shrinkage
+    LDA is invariant to it); the pooled within-class covariance is inverted by pseudo-inverse so
+    constant or collinear features (e.g. ZC of a silent channel) are harmless.
+
+    Parameters
+    ----------
+    shrinkage : float
+        ``Sigma <- (1 - a) Sigma + a * mean(diag(Sigma)) I``, ``a`` in [0, 1].
+    """
+
+    def __init__(self, shrinkage: float = 0.0):
+        if not 0.0 <= shrinkage <= 1.0:
+            raise ConfigError(f"LDA shrinkage must be in [0, 1], got {shrinkage}")
+        self.shrinkage = shrinkage
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> "LDA":
+        """x: (n, d) float; y: (n,) int class ids."""
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y)
+        if x.ndim != 2 or len(x) != len(y) or len(x) == 0:
+            raise DataError("LDA.fit", f"expected x (n, d) and y (n,), got {x.shape} and {y.shape}")
+        if not np.all(np.isfinite(x)):
+            raise DataError("LDA.fit", "features contain NaN or inf")
+        self.mean_ = x.mean(axis=0)
+        self.scale_ = x.std(axis=0)
+        self.scale_[self.scale_ == 0] = 1.0
+        z = (x - self.mean_) / self.scale_
+        self.classes_, yi = np.unique(y, return_inverse=True)
+        k = len(self.classes_)
+        means = np.zeros((k, z.shape[1]))
+        np.add.at(means, yi, z)
+        counts = np.bincount(yi, minlength=k)
+        means /= counts[:, None]
+        centred = z - means[yi]
+        cov = centred.T @ centred / max(len(z) - k, 1)
+        if self.shrinkage:
+            cov = (1 - self.shrinkage) * cov + self.shrinkage * np.mean(np.diag(cov)) * np.eye(len(cov))
+        prec = np.linalg.pinv(cov, hermitian=True)
+        self.coef_ = means @ prec                                    # (K, d)
+        self.intercept_ = -0.5 * np.einsum("kd,kd->k", self.coef_, means) + np.log(counts / len(z))
+        return self
+
+    def decision_function(self, x: np.ndarray) -> np.ndarray:
+        """(n, d) -> (n, K) linear scores (log-posteriors up to a per-row constant)."""
+        z = (np.asarray(x, dtype=np.float64) - self.mean_) / self.scale_
+        return z @ self.coef_.T + self.intercept_
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.classes_[self.decision_function(x).argmax(axis=1)]
+
+
+def _subject_standardise(feats: np.ndarray, subjects: np.ndarray, stats: dict) -> np.ndarray:
+    out = np.empty_like(feats)
+    for s in np.unique(subjects):
+        rows = subjects == s
+        mean, std = stats[s]
+        out[rows] = (feats[rows] - mean) / std
+    return out
+
+
+def _subject_stats(feats: np.ndarray, subjects: np.ndarray) -> dict:
+    stats = {}
+    for s in np.unique(subjects):
+        f = feats[subjects == s]
+        std = f.std(axis=0)
+        stats[s] = (f.mean(axis=0), np.where(std > 0, std, 1.0))
+    return stats
+
+
+class HudginsLDA(Method):
+    """LDA on Hudgins time-domain features over sliding windows.
+
+    Parameters
+    ----------
+    log : bool
+        Log of MAV and WL.
+    per_subject : bool
+        Standardise features per subject with that subject's own statistics (transductive for the
+        test subject: its unlabelled windows).
+    window_s, step_s : float
+        Window and step, seconds.
+    threshold : float
+        ZC/SSC noise dead band (sample units), see :mod:`aemg.eval.features`.
+    shrinkage : float
+        LDA shrinkage.
+    """
+
+    windowed = True
+
+    def __init__(self, log: bool = False, per_subject: bool = False, window_s: float = 0.2,
+                 step_s: float = 0.05, threshold: float = 0.0, shrinkage: float = 0.0):
+        self.log, self.per_subject = log, per_subject
+        self.window_s, self.step_s, self.threshold = window_s, step_s, threshold
+        self.shrinkage = shrinkage
+        self.transductive = per_subject
+        self.name = "lda" + ("-log" if log else "") + ("-subjnorm" if per_subject else "")
+
+    def _features(self, trials: TrialSet):
+        return windowed_features(trials.data, trials.rate, self.window_s, self.step_s,
+                                 self.threshold, self.log)
+
+    def fit(self, train, seed=0, target=None):
+        feats, owner = self._features(train)
+        if self.per_subject:
+            subj = train.subjects[owner]
+            if target is not None and len(target):
+                tf, to = self._features(target)
+                allf = np.concatenate([feats, tf])
+                alls = np.concatenate([subj, target.subjects[to]])
+            else:
+                allf, alls = feats, subj
+            self.stats_ = _subject_stats(allf, alls)
+            feats = _subject_standardise(feats, subj, self.stats_)
+        self.lda_ = LDA(self.shrinkage).fit(feats, train.labels[owner])
+        self.n_classes_ = max(train.n_classes, int(self.lda_.classes_.max()) + 1)
+        return self
+
+    def predict(self, test):
+        feats, owner = self._features(test)
+        if self.per_subject:
+            subj = test.subjects[owner]
+            stats = dict(self.stats_)
+            unseen = ~np.isin(subj, list(stats))
+            if unseen.any():
+                stats.update(_subject_stats(feats[unseen], subj[unseen]))
+            feats = _subject_standardise(feats, subj, stats)
+        scores = self.lda_.decision_function(feats)
+        full = np.full((len(feats), self.n_classes_), -np.inf)
+        full[:, self.lda_.classes_] = scores
+        win = self.lda_.classes_[scores.argmax(axis=1)]
+        trial = vote(win, owner, len(test), self.n_classes_, np.where(np.isfinite(full), full, -1e9))
+        return Prediction(trial, win, owner)
+
+
+# ----------------------------------------------------------------------------------------------
+# Windowed CNN and its domain-adversarial variant
+class WindowCNN(Method):
+    """A small 1-D CNN on raw sliding windows (C, L), trained cross-subject.
+
+    Input scaling: per-channel RMS over the training windows (training data only). Architecture:
+    3 x [Conv1d(k=5) -> BatchNorm -> ReLU] (32, 64, 64 filters, stride 1, 2, 2) -> global average
+    pool -> Linear. Adam, cross-entropy, ``epochs`` passes over at most ``max_windows`` randomly
+    drawn training windows per epoch.
+
+    Parameters
+    ----------
+    window_s, step_s : float
+        Window and step, seconds.
+    epochs, batch_size, lr, max_windows : training settings.
+    device : str
+        Torch device.
+    """
+
+    windowed = True
+    name = "cnn"
+
+    def __init__(self, window_s: float = 0.2, step_s: float = 0.05, epochs: int = 10,
+                 batch_size: int = 256, lr: float = 1e-3, max_windows: int = 20000,
+                 device: str = "cpu"):
+        self.window_s, self.step_s = window_s, step_s
+        self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
+        self.max_windows, self.device = max_windows, device
+
+    def _windows(self, trials: TrialSet) -> tuple[np.ndarray, np.ndarray]:
+        length, step = window_params(trials.rate, self.window_s, self.step_s)
+        wins, owner = [], []
+        for i, x in enumerate(trials.data):
+            if x.shape[1] < length:  # pad a too-short trial to one window
+                x = np.pad(x, ((0, 0), (0, length - x.shape[1])))
+            w = sliding_windows(x, length, step)
+            wins.append(w)
+            owner.append(np.full(len(w), i, dtype=np.int64))
+        return np.concatenate(wins).astype(np.float32), np.concatenate(owner)
+
+    def _build(self, n_channels: int, n_classes: int):
+        import torch.nn as nn
+
+        def block(i, o, s):
+            return [nn.Conv1d(i, o, 5, stride=s, padding=2), nn.BatchNorm1d(o), nn.ReLU()]
+
+        features = nn.Sequential(*block(n_channels, 32, 1), *block(32, 64, 2), *block(64, 64, 2),
+                                 nn.AdaptiveAvgPool1d(1), nn.Flatten())
+        return features, nn.Linear(64, n_classes)
+
+    def fit(self, train, seed=0, target=None):
+        import torch
+
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        x, owner = self._windows(train)
+        y = train.labels[owner]
+        self.scale_ = np.sqrt((x.astype(np.float64) ** 2).mean(axis=(0, 2))).astype(np.float32)
+        self.scale_[self.scale_ == 0] = 1.0
+        x = x / self.scale_[None, :, None]
+        self.n_classes_ = train.n_classes
+        self.features_, self.head_ = self._build(x.shape[1], self.n_classes_)
+        xt = None
+        if target is not None and len(target):
+            xt, _ = self._windows(target)
+            xt = xt / self.scale_[None, :, None]
+        self._train(x, y, xt, rng)
+        return self
+
+    def _modules(self):
+        return [self.features_, self.head_]
+
+    def _train(self, x, y, xt, rng):
+        import torch
+        import torch.nn.functional as F
+
+        params = [p for m in self._modules() for p in m.parameters()]
+        opt = torch.optim.Adam(params, lr=self.lr)
+        for m in self._modules():
+            m.to(self.device).train()
+        for epoch in range(self.epochs):
+            idx = rng.permutation(len(x))[: self.max_windows]
+            for start in range(0, len(idx), self.batch_size):
+                b = idx[start:start + self.batch_size]
+                if len(b) < 2:
+                    continue
+                xb = torch.from_numpy(x[b]).to(self.device)
+                yb = torch.from_numpy(y[b]).to(self.device)
+                loss = F.cross_entropy(self.head_(self.features_(xb)), yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+    def _scores(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        for m in self._modules():
+            m.eval()
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(x), 4096):
+                xb = torch.from_numpy(x[start:start + 4096]).to(self.device)
+                out.append(torch.log_softmax(self.head_(self.features_(xb)), dim=1).cpu().numpy())
+        return np.concatenate(out) if out else np.empty((0, self.n_classes_))
+
+    def predict(self, test):
+        x, owner = self._windows(test)
+        scores = self._scores(x / self.scale_[None, :, None])
+        win = scores.argmax(axis=1).astype(np.int64)
+        return Prediction(vote(win, owner, len(test), self.n_classes_, scores), win, owner)
+
+
+class DannCNN(WindowCNN):
+    """:class:`WindowCNN` with domain-adversarial training (DANN; the adversarial term of VADA).
+
+    A domain head (Linear-ReLU-Linear) behind a gradient-reversal layer learns to tell training
+    windows from the test subject's unlabelled windows; the feature extractor learns to fool it.
+    Loss = CE(labels) + BCE(domain); the reversal weight ramps as ``2 / (1 + exp(-10 p)) - 1`` over
+    training progress ``p`` (Ganin et al., JMLR 2016). Without target windows it is a plain CNN.
+    """
+
+    name = "dann"
+    transductive = True
+
+    def _modules(self):
+        return [self.features_, self.head_, self.domain_]
+
+    def _train(self, x, y, xt, rng):
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        self.domain_ = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))
+        if xt is None:
+            return super()._train(x, y, xt, rng)
+
+        class Reverse(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, inp, weight):
+                ctx.weight = weight
+                return inp.view_as(inp)
+
+            @staticmethod
+            def backward(ctx, grad):
+                return -ctx.weight * grad, None
+
+        params = [p for m in self._modules() for p in m.parameters()]
+        opt = torch.optim.Adam(params, lr=self.lr)
+        for m in self._modules():
+            m.to(self.device).train()
+        n_batches = max(1, math.ceil(min(len(x), self.max_windows) / self.batch_size))
+        total, step = self.epochs * n_batches, 0
+        half = max(1, self.batch_size // 2)
+        for epoch in range(self.epochs):
+            idx = rng.permutation(len(x))[: self.max_windows]
+            for start in range(0, len(idx), self.batch_size):
+                b = idx[start:start + self.batch_size]
+                step += 1
+                if len(b) < 2:
+                    continue
+                bt = rng.integers(0, len(xt), size=min(half, len(b)))
+                xs = torch.from_numpy(x[b]).to(self.device)
+                xtb = torch.from_numpy(xt[bt]).to(self.device)
+                ys = torch.from_numpy(y[b]).to(self.device)
+                feats = self.features_(torch.cat([xs, xtb]))
+                cls_loss = F.cross_entropy(self.head_(feats[: len(b)]), ys)
+                weight = 2.0 / (1.0 + math.exp(-10.0 * step / total)) - 1.0
+                dom = self.domain_(Reverse.apply(feats, weight)).squeeze(1)
+                dom_target = torch.cat([torch.zeros(len(b)), torch.ones(len(bt))]).to(self.device)
+                loss = cls_loss + F.binary_cross_entropy_with_logits(dom, dom_target)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+
+# ----------------------------------------------------------------------------------------------
+# registry
+_METHODS: dict[str, Callable[..., Method]] = {
+    "lda": lambda **kw: HudginsLDA(log=False, per_subject=False, **kw),
+    "lda-log": lambda **kw: HudginsLDA(log=True, per_subject=False, **kw),
+    "lda-log-subjnorm": lambda **kw: HudginsLDA(log=True, per_subject=True, **kw),
+    "cnn": WindowCNN,
+    "dann": DannCNN,
+}
+DEFAULT_METHODS = ("lda", "lda-log", "lda-log-subjnorm")
+
+
+def register_method(name: str, factory: Callable[..., Method]) -> None:
+    """Make ``factory(**options) -> Method`` available as ``name`` (e.g. AEMG linear probe)."""
+    _METHODS[name] = factory
+
+
+def list_methods() -> list[str]:
+    return sorted(_METHODS)
+
+
+def get_method(name: str, **options) -> Method:
+    """A fresh instance of method ``name``; ConfigError listing the known names otherwise."""
+    if name not in _METHODS:
+        raise ConfigError(f"unknown method {name!r}; known methods: {', '.join(list_methods())}")
+    method = _METHODS[name](**options)
+    method.name = name
+    return method
