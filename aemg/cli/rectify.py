@@ -1,0 +1,71 @@
+"""``aemg rectify READER SRC OUT``: raw dataset -> rectified archive (see :func:`rectify_dataset`)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from ..errors import ConfigError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "rectify", help="rectify a dataset into an archive of the standard space",
+        description="Read every file of a dataset, rectify it into the standard space and write an "
+                    "archive folder. Re-running the same command resumes an interrupted run.")
+    p.add_argument("reader", help="reader name (see `aemg datasets`)")
+    p.add_argument("src", help="dataset folder ('-' for the reader's default under the data root, "
+                               "or for readers that need none, e.g. synthetic)")
+    p.add_argument("out", help="archive folder to create or resume")
+    p.add_argument("--rate", type=float, help="standard sampling rate, Hz (default: StandardSpace's)")
+    p.add_argument("--channels", type=int, help="standard number of channels (default: StandardSpace's)")
+    p.add_argument("--workers", type=int, help="worker processes (default: all cores)")
+    p.add_argument("--stop-on-error", action="store_true",
+                   help="stop (exit 2) at the first bad file instead of skipping it")
+    p.add_argument("--pattern", help="reader option: file glob (generic reader)")
+    p.add_argument("--device", help="reader option: device name or spec, e.g. ring:8 (generic reader)")
+    p.add_argument("--source-rate", type=float, help="reader option `rate`: the files' sampling rate, Hz "
+                                                    "(generic reader)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="any reader option; VALUE is read as JSON when it parses (numbers, true, "
+                        "lists), else as a string; repeatable")
+    p.add_argument("--shard-mb", type=float, default=64.0, help="samples per shard, MiB (default 64)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def parse_options(pairs: list[str]) -> dict:
+    """``["k=v", ...]`` -> ``{k: v}`` with JSON values where they parse (``"n=3"`` -> 3)."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--option {pair!r}: expected KEY=VALUE")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data.pipeline import rectify_dataset
+    from ..data.rectify import StandardSpace
+
+    options = parse_options(args.option)
+    for key, value in (("pattern", args.pattern), ("device", args.device), ("rate", args.source_rate)):
+        if value is not None:
+            options[key] = value
+    changes = {k: v for k, v in (("rate", args.rate), ("channels", args.channels)) if v is not None}
+    space = dataclasses.replace(StandardSpace(), **changes)
+    if args.shard_mb <= 0:
+        raise ConfigError(f"--shard-mb {args.shard_mb}: must be positive")
+    report = rectify_dataset(args.reader, args.out, space, root=None if args.src == "-" else args.src,
+                             reader_options=options, workers=args.workers,
+                             on_error="stop" if args.stop_on_error else "skip",
+                             progress=not args.no_progress, shard_bytes=int(args.shard_mb * 2**20))
+    print(report.summary())
+    if report.errors:
+        print(f"{len(report.errors)} file(s) skipped; see {report.out / 'errors.jsonl'}", file=sys.stderr)
+    return 0

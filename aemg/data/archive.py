@@ -1,0 +1,478 @@
+"""The on-disk archive of rectified recordings: a crash-safe folder of chunked HDF5 shards.
+
+Layout (format ``aemg-archive``, version 1)::
+
+    OUT/
+      manifest.json      written once when the archive is created, never changed afterwards:
+                         {"format", "version", "aemg_version", "created", "reader",
+                          "reader_options", "source_root", "space" (StandardSpace dict),
+                          "amplitude_scale", "shard_bytes", "compression"}
+      index.json         the commit record, replaced atomically after every shard:
+                         {"format", "version", "complete",
+                          "sources":    [{"source", "recordings", "error"}]   (every finished source)
+                          "recordings": [row, ...]}                           (one row per recording)
+      errors.jsonl       one {"source", "problem"} line per source that failed (a copy of the
+                         failed ``sources`` entries, for people and ``grep``)
+      shards/000001.h5   HDF5, one group per recording, named "000000", "000001", ...:
+                           samples  (C, T) float32, chunked along time (C, <= 4096)
+                           labels   (T,) int32            (only when the recording has them)
+                           times    (T,) float64          (only for irregular timestamps)
+                           attrs["header"] = JSON of Recording.header()
+
+An index row holds ``key, dataset, subject, session, trial, device, n_channels, label, classes,
+n_samples, rate, source`` and where the samples are: ``shard`` (path relative to OUT) and
+``group`` (HDF5 group in that shard).
+
+Crash safety: a shard is written to ``shards/NNNNNN.h5.tmp``, flushed to disk (fsync) and renamed;
+only then is ``index.json`` rewritten (temp file, fsync, rename). The index therefore only ever
+names complete shards, and a source counts as done only once all its recordings are in such a
+shard. A run killed at any point leaves a readable archive (of the sources committed so far);
+re-opening it for writing deletes leftover ``*.tmp`` files and any shard the index does not name,
+and the sources not in the index are processed again, as are the sources that failed (a fixed file
+gets archived; one still bad is logged again).
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import h5py
+import numpy as np
+
+from .._version import __version__
+from ..errors import ConfigError, DataError
+from .recording import Recording
+
+FORMAT = "aemg-archive"
+VERSION = 1
+MANIFEST = "manifest.json"
+INDEX = "index.json"
+ERRORS = "errors.jsonl"
+SHARDS = "shards"
+#: samples per HDF5 chunk along time (a chunk of 16 channels is 256 KiB of float32)
+CHUNK_SAMPLES = 4096
+#: default bound on the samples held in one shard, bytes of float32 (64 MiB)
+DEFAULT_SHARD_BYTES = 64 << 20
+#: manifest fields that must match when an existing archive is resumed
+IDENTITY_FIELDS = ("format", "version", "aemg_version", "reader", "reader_options", "source_root",
+                   "space")
+INDEX_FIELDS = ("key", "dataset", "subject", "session", "trial", "device", "n_channels", "label",
+                "classes", "n_samples", "rate", "source", "shard", "group")
+
+_SHARD_NAME = re.compile(r"^(\d{6})\.h5$")
+
+
+# -- small file helpers ----------------------------------------------------------------------------
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (Path, os.PathLike)):
+        return os.fspath(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+
+
+def _dumps(obj: Any, **kw) -> str:
+    return json.dumps(obj, default=_json_default, **kw)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file, fsync and rename: readers never see half a file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(path, "missing (not an aemg archive, or created by an interrupted run "
+                              "before its first commit)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"corrupt JSON ({exc})") from None
+
+
+def index_row(rec: Recording, shard: str, group: str) -> dict[str, Any]:
+    """The index row of ``rec`` stored in ``shard`` (path relative to the archive) at ``group``."""
+    return {"key": rec.key, "dataset": rec.dataset, "subject": rec.subject, "session": rec.session,
+            "trial": rec.trial, "device": rec.device.name, "n_channels": rec.n_channels,
+            "label": rec.label, "classes": list(rec.classes), "n_samples": rec.n_samples,
+            "rate": rec.rate, "source": rec.source, "shard": shard, "group": group}
+
+
+def write_shard(path: Path, recordings: Sequence[Recording], *, compression: str | None = None) -> None:
+    """Write ``recordings`` to a new HDF5 shard at ``path`` atomically (``path.tmp`` + rename).
+
+    Group ``f"{i:06d}"`` holds recording ``i``: ``samples`` (C, T) float32 chunked along time,
+    ``labels`` (T,) int32 and ``times`` (T,) float64 when present, and the JSON header attribute.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with h5py.File(tmp, "w", track_order=True) as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["version"] = VERSION
+        for i, rec in enumerate(recordings):
+            grp = f.create_group(f"{i:06d}")
+            n_ch, n_t = rec.data.shape
+            chunked = n_t > 0 and n_ch > 0
+            grp.create_dataset("samples", data=rec.data,
+                               chunks=(n_ch, min(n_t, CHUNK_SAMPLES)) if chunked else None,
+                               compression=compression if chunked else None)
+            if rec.labels is not None:
+                grp.create_dataset("labels", data=rec.labels)
+            if rec.times is not None:
+                grp.create_dataset("times", data=rec.times)
+            grp.attrs["header"] = _dumps(rec.header())
+    _fsync_file(tmp)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def read_group(grp: h5py.Group, where: str) -> Recording:
+    """The :class:`Recording` stored in one shard group (inverse of :func:`write_shard`)."""
+    try:
+        header = json.loads(grp.attrs["header"])
+        data = grp["samples"][()]
+        labels = grp["labels"][()] if "labels" in grp else None
+        times = grp["times"][()] if "times" in grp else None
+    except (KeyError, OSError, ValueError) as exc:
+        raise DataError(where, f"unreadable recording ({exc})") from None
+    return Recording.from_header(header, data, labels, times)
+
+
+# -- writing -----------------------------------------------------------------------------------------
+class ArchiveWriter:
+    """Append-only writer of an archive folder; resumes an interrupted one.
+
+    Recordings are buffered per finished source with :meth:`add` and committed as one shard when the
+    buffer holds ``shard_bytes`` of samples (a source's recordings never straddle two shards, so a
+    shard may exceed the bound by one source). :meth:`commit` forces a commit; :meth:`finish`
+    commits and marks the archive complete.
+
+    Parameters
+    ----------
+    path : path
+        The archive folder (created if missing; an existing non-archive folder must be empty).
+    manifest : dict
+        Run description; when ``path`` already holds an archive, its :data:`IDENTITY_FIELDS` must
+        equal the stored ones (else ConfigError) and the stored manifest is kept.
+    """
+
+    def __init__(self, path: str | os.PathLike, manifest: dict[str, Any]):
+        self.path = Path(path)
+        self.shard_dir = self.path / SHARDS
+        manifest = json.loads(_dumps({"format": FORMAT, "version": VERSION, "aemg_version": __version__,
+                                      **manifest}))
+        manifest_path = self.path / MANIFEST
+        if manifest_path.is_file():
+            stored = _read_json(manifest_path)
+            diff = [k for k in IDENTITY_FIELDS if stored.get(k) != manifest.get(k)]
+            if diff:
+                details = "; ".join(f"{k}: archive has {_dumps(stored.get(k))}, now {_dumps(manifest.get(k))}"
+                                    for k in diff)
+                raise ConfigError(f"{self.path}: already holds an archive made with other settings "
+                                  f"({details}); re-run with the same arguments to resume, or choose "
+                                  "another output folder")
+            self.manifest = stored
+            self.resumed = True
+        else:
+            if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+                raise ConfigError(f"{self.path}: exists and is not an aemg archive (no {MANIFEST}); "
+                                  "refusing to write into it")
+            self.shard_dir.mkdir(parents=True, exist_ok=True)
+            manifest.setdefault("created", datetime.datetime.now(datetime.timezone.utc)
+                                .isoformat(timespec="seconds"))
+            atomic_write_text(manifest_path, _dumps(manifest, indent=1) + "\n")
+            self.manifest = manifest
+            self.resumed = False
+        self.shard_dir.mkdir(exist_ok=True)
+        self.shard_bytes = int(self.manifest.get("shard_bytes") or DEFAULT_SHARD_BYTES)
+        self.compression = self.manifest.get("compression")
+        state = _read_json(self.path / INDEX) if (self.path / INDEX).is_file() else None
+        self.sources: list[dict[str, Any]] = list(state["sources"]) if state else []
+        self.rows: list[dict[str, Any]] = list(state["recordings"]) if state else []
+        self.complete = bool(state and state.get("complete"))
+        #: sources committed without error (failed ones are retried by a resumed run)
+        self.done = {s["source"] for s in self.sources if s["error"] is None}
+        self._keys = {r["key"]: r["source"] for r in self.rows}
+        self.cleaned = self._clean()
+        self._pending: list[tuple[str, list[Recording], str | None]] = []
+        self._pending_bytes = 0
+        self._next = 1 + max((int(m.group(1)) for p in self.shard_dir.iterdir()
+                              if (m := _SHARD_NAME.match(p.name))), default=0)
+        if state is None:
+            self._write_index()
+
+    def _clean(self) -> list[str]:
+        """Delete temp files and shards the index does not name; return their names."""
+        named = {r["shard"] for r in self.rows}
+        removed = []
+        for p in sorted(self.path.glob("*.tmp")) + sorted(self.shard_dir.iterdir()):
+            rel = p.relative_to(self.path).as_posix()
+            if p.name.endswith(".tmp") or (_SHARD_NAME.match(p.name) and rel not in named):
+                p.unlink()
+                removed.append(rel)
+        return removed
+
+    # -- adding ------------------------------------------------------------------------------
+    def add(self, source: str, recordings: Iterable[Recording] = (), error: str | None = None) -> str | None:
+        """Buffer one finished ``source``: its (rectified) ``recordings``, or the ``error`` it raised.
+
+        A recording whose key is already in the archive turns the source into an error (keys must be
+        unique); the recordings of a failed source are not stored. Returns the source's error (None
+        when it is fine).
+        """
+        recordings = list(recordings)
+        if error is None:
+            seen: dict[str, str] = {}
+            for rec in recordings:
+                other = self._keys.get(rec.key) or seen.get(rec.key)
+                if other is not None:
+                    error = (f"recording key {rec.key!r} is not unique (also from "
+                             f"{'this source' if other == source else other})")
+                    break
+                seen[rec.key] = source
+        if error is not None:
+            recordings = []
+        for rec in recordings:
+            self._keys[rec.key] = source
+        self._pending.append((source, recordings, error))
+        self._pending_bytes += sum(rec.data.nbytes for rec in recordings)
+        if self._pending_bytes >= self.shard_bytes:
+            self.commit()
+        return error
+
+    def commit(self) -> str | None:
+        """Write the buffered recordings as one shard, then the index; return the shard's path."""
+        if not self._pending:
+            return None
+        recordings = [rec for _, recs, _ in self._pending for rec in recs]
+        shard = None
+        if recordings:
+            shard = f"{SHARDS}/{self._next:06d}.h5"
+            write_shard(self.path / shard, recordings, compression=self.compression)
+            self._next += 1
+        retried = {source for source, _, _ in self._pending}
+        self.sources = [s for s in self.sources if s["source"] not in retried]
+        i = 0
+        for source, recs, error in self._pending:
+            for rec in recs:
+                self.rows.append(index_row(rec, shard, f"{i:06d}"))
+                i += 1
+            self.sources.append({"source": source, "recordings": len(recs), "error": error})
+            if error is None:
+                self.done.add(source)
+        self._pending, self._pending_bytes = [], 0
+        self._write_index()
+        return shard
+
+    def finish(self) -> None:
+        """Commit what is buffered and mark the archive complete."""
+        self.commit()
+        self.complete = True
+        self._write_index()
+
+    def _write_index(self) -> None:
+        state = {"format": FORMAT, "version": VERSION, "complete": self.complete,
+                 "sources": self.sources, "recordings": self.rows}
+        atomic_write_text(self.path / INDEX, _dumps(state, separators=(",", ":")) + "\n")
+        errors = "".join(_dumps({"source": s["source"], "problem": s["error"]}) + "\n"
+                         for s in self.sources if s["error"] is not None)
+        atomic_write_text(self.path / ERRORS, errors)
+
+
+# -- reading -----------------------------------------------------------------------------------------
+class Archive:
+    """Read access to an archive folder (see :func:`open_archive`).
+
+    A sequence of :class:`Recording`: ``len(archive)``, ``archive[i]``, iteration in index order,
+    :meth:`get` by key and :meth:`select` for a filtered view sharing the same files. HDF5 files are
+    opened lazily and reopened after a fork, so an archive can be handed to worker processes.
+    """
+
+    def __init__(self, path: str | os.PathLike, _rows: list[dict[str, Any]] | None = None,
+                 _state: tuple[dict, dict] | None = None):
+        self.path = Path(path)
+        if _state is None:
+            if not (self.path / MANIFEST).is_file():
+                where = self.path if self.path.is_dir() else self.path
+                raise DataError(where, "not an aemg archive (no manifest.json)" if self.path.is_dir()
+                                else "archive folder not found")
+            manifest = _read_json(self.path / MANIFEST)
+            if manifest.get("format") != FORMAT:
+                raise DataError(self.path / MANIFEST, f"not an aemg archive (format {manifest.get('format')!r})")
+            if manifest.get("version") != VERSION:
+                raise DataError(self.path / MANIFEST, f"archive format version {manifest.get('version')} "
+                                                       f"is not supported (this aemg reads version {VERSION})")
+            state = _read_json(self.path / INDEX) if (self.path / INDEX).is_file() else \
+                {"complete": False, "sources": [], "recordings": []}
+            _state = (manifest, state)
+        self.manifest, self._state = _state
+        self._rows = self._state["recordings"] if _rows is None else _rows
+        self._by_key: dict[str, int] | None = None
+        self._files: dict[str, h5py.File] = {}
+        self._pid = os.getpid()
+
+    # -- metadata ----------------------------------------------------------------------------
+    @property
+    def index(self) -> list[dict[str, Any]]:
+        """One dict per recording (fields :data:`INDEX_FIELDS`), in archive order."""
+        return self._rows
+
+    @property
+    def space(self):
+        """The :class:`~aemg.data.rectify.StandardSpace` the recordings were rectified into."""
+        from .rectify import StandardSpace
+        return StandardSpace.from_dict(self.manifest["space"])
+
+    @property
+    def amplitude_scale(self) -> float | None:
+        return self.manifest.get("amplitude_scale")
+
+    @property
+    def errors(self) -> list[dict[str, str]]:
+        """``{"source", "problem"}`` for every source that failed."""
+        return [{"source": s["source"], "problem": s["error"]} for s in self._state["sources"]
+                if s["error"] is not None]
+
+    @property
+    def sources(self) -> list[dict[str, Any]]:
+        """``{"source", "recordings", "error"}`` for every finished source."""
+        return self._state["sources"]
+
+    @property
+    def complete(self) -> bool:
+        """False while a run is still writing (or was interrupted before its end)."""
+        return bool(self._state.get("complete"))
+
+    @property
+    def n_samples(self) -> int:
+        """Samples per channel summed over the recordings of this view."""
+        return sum(r["n_samples"] for r in self._rows)
+
+    def keys(self) -> list[str]:
+        return [r["key"] for r in self._rows]
+
+    def subjects(self) -> list[str]:
+        """Distinct subjects, numbers in natural order (``"2"`` before ``"10"``)."""
+        return sorted({r["subject"] for r in self._rows},
+                      key=lambda s: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)])
+
+    def select(self, **filters: Any) -> "Archive":
+        """A view of the recordings whose index fields match every filter.
+
+        A filter value is matched by equality (strings also match numbers: ``subject=3`` matches
+        ``"3"``), a list/tuple/set by membership, a callable by its truth value on the field.
+
+        >>> archive.select(subject=["1", "2"], label=lambda c: c is not None)   # doctest: +SKIP
+        """
+        unknown = sorted(set(filters) - set(INDEX_FIELDS))
+        if unknown:
+            raise ConfigError(f"select: unknown field(s) {', '.join(unknown)}; fields: {', '.join(INDEX_FIELDS)}")
+        tests = {name: _matcher(value) for name, value in filters.items()}
+        rows = [r for r in self._rows if all(t(r[name]) for name, t in tests.items())]
+        return Archive(self.path, rows, (self.manifest, self._state))
+
+    # -- data --------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, i: int) -> Recording:
+        if not isinstance(i, (int, np.integer)):
+            raise TypeError(f"archive indices are integers, not {type(i).__name__} (use .get(key))")
+        return self._load(self._rows[i])
+
+    def __iter__(self) -> Iterator[Recording]:
+        for row in self._rows:
+            yield self._load(row)
+
+    def get(self, key: str) -> Recording:
+        """The recording with ``key`` (``dataset/subject/session/trial``); KeyError if absent."""
+        if self._by_key is None:
+            self._by_key = {r["key"]: i for i, r in enumerate(self._rows)}
+        if key not in self._by_key:
+            raise KeyError(key)
+        return self._load(self._rows[self._by_key[key]])
+
+    def _load(self, row: dict[str, Any]) -> Recording:
+        if os.getpid() != self._pid:  # h5py handles must not cross a fork
+            self._files, self._pid = {}, os.getpid()
+        f = self._files.get(row["shard"])
+        path = self.path / row["shard"]
+        if f is None:
+            try:
+                f = self._files[row["shard"]] = h5py.File(path, "r")
+            except FileNotFoundError:
+                raise DataError(path, "shard missing from the archive") from None
+            except OSError as exc:
+                raise DataError(path, f"unreadable shard ({exc})") from None
+        if row["group"] not in f:
+            raise DataError(path, f"recording {row['key']!r} (group {row['group']}) missing from the shard")
+        return read_group(f[row["group"]], f"{path}:{row['group']}")
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        self._files = {}
+
+    def __enter__(self) -> "Archive":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"Archive({str(self.path)!r}, recordings={len(self)}, subjects={len(self.subjects())}, "
+                f"reader={self.manifest.get('reader')!r}, complete={self.complete})")
+
+
+def _matcher(value: Any) -> Callable[[Any], bool]:
+    if callable(value):
+        return lambda v: bool(value(v))
+    if isinstance(value, (list, tuple, set, frozenset)):
+        tests = [_matcher(v) for v in value]
+        return lambda v: any(t(v) for t in tests)
+    return lambda v: v == value or (isinstance(v, str) and not isinstance(value, str) and v == str(value))
+
+
+def open_archive(path: str | os.PathLike) -> Archive:
+    """Open an archive folder written by :func:`aemg.data.pipeline.rectify_dataset` for reading.
+
+    Raises
+    ------
+    DataError
+        The folder is missing, is not an archive, or has an unsupported format version.
+    """
+    return Archive(path)

@@ -1,0 +1,376 @@
+"""Raw dataset -> rectified archive: :func:`rectify_dataset`, streamed through a process pool.
+
+Each *source* of a reader (one file) is read and rectified in a worker process; results come back
+in source order (so the archive is the same for any number of workers), at most ``2 * workers``
+sources in flight, and are committed to the archive in shards of bounded size
+(:class:`~aemg.data.archive.ArchiveWriter`). A re-run with the same arguments resumes: sources
+already committed are skipped. See :mod:`aemg.data.archive` for the format and crash safety.
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ..errors import AemgError, ConfigError, DataError
+from .archive import DEFAULT_SHARD_BYTES, MANIFEST, ArchiveWriter, _read_json
+from .recording import Recording
+
+logger = logging.getLogger("aemg.rectify")
+
+#: sources read to estimate the dataset's amplitude scale (evenly spaced over the sorted list)
+SCALE_SAMPLE_SOURCES = 8
+
+
+@dataclass
+class RectifyReport:
+    """What one :func:`rectify_dataset` run did.
+
+    Attributes
+    ----------
+    out : Path
+        The archive folder.
+    reader : str
+        Reader name.
+    sources : int
+        Sources the reader lists.
+    skipped : int
+        Sources already in the archive from an earlier run (resume), not read again.
+    processed : int
+        Sources read in this run (including failed ones).
+    recordings : int
+        Recordings written in this run.
+    samples_in : int
+        Raw samples per channel read in this run (sum of T over the raw recordings).
+    samples_out : int
+        Rectified samples per channel written in this run.
+    seconds : float
+        Wall time of the run, scale estimation included.
+    errors : list of dict
+        ``{"source", "problem"}`` for each source that failed in this run.
+    amplitude_scale : float
+        The dataset's amplitude scale (from the manifest when resuming).
+    complete : bool
+        True when every source is done (False after ``on_error="stop"``).
+    """
+
+    out: Path
+    reader: str
+    sources: int = 0
+    skipped: int = 0
+    processed: int = 0
+    recordings: int = 0
+    samples_in: int = 0
+    samples_out: int = 0
+    seconds: float = 0.0
+    errors: list[dict[str, str]] = field(default_factory=list)
+    amplitude_scale: float = 1.0
+    complete: bool = False
+
+    @property
+    def samples_per_s(self) -> float:
+        """Raw samples per channel read per second of wall time."""
+        return self.samples_in / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        """One line for the end of ``aemg rectify``."""
+        resumed = f", {self.skipped} already done" if self.skipped else ""
+        return (f"{self.reader}: {self.processed} of {self.sources} sources read{resumed}, "
+                f"{self.recordings} recordings, {self.samples_in:,} samples in, {self.samples_out:,} out, "
+                f"{len(self.errors)} error(s), {self.seconds:.1f} s ({self.samples_per_s:,.0f} samples/s) "
+                f"-> {self.out}")
+
+
+# -- worker side -----------------------------------------------------------------------------------
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(reader, space, scale, in_pool: bool) -> None:
+    if in_pool:  # the parent handles Ctrl-C and shuts the pool down
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _WORKER.update(reader=reader, space=space, scale=scale)
+
+
+def _problem(exc: BaseException, path: str) -> str:
+    """The problem text of ``exc``, without repeating ``path`` when the error names it already."""
+    if isinstance(exc, DataError) and os.path.normpath(exc.where) == os.path.normpath(path):
+        return exc.problem
+    if isinstance(exc, AemgError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _source_path(reader, source: str) -> str:
+    root = getattr(reader, "root", None)
+    return str(Path(root) / source) if root is not None else source
+
+
+def _read_source(source: str) -> tuple[str, list[Recording] | None, str | None]:
+    """Worker task: the raw recordings of ``source``, or the problem that stopped reading it."""
+    reader = _WORKER["reader"]
+    try:
+        return source, list(reader.read(source)), None
+    except (AemgError, OSError) as exc:
+        return source, None, _problem(exc, _source_path(reader, source))
+
+
+def _rectify_source(source: str) -> tuple[str, list[Recording] | None, str | None, int]:
+    """Worker task: read and rectify ``source``; returns (source, recordings, problem, raw samples)."""
+    from .rectify import rectify
+    reader, space, scale = _WORKER["reader"], _WORKER["space"], _WORKER["scale"]
+    try:
+        raw = list(reader.read(source))
+        n_in = sum(rec.n_samples for rec in raw)
+        return source, [rectify(rec, space, amplitude_scale=scale) for rec in raw], None, n_in
+    except (AemgError, OSError) as exc:
+        return source, None, _problem(exc, _source_path(reader, source)), 0
+
+
+class _Runner:
+    """Runs worker tasks in order, in-process (``workers == 1``) or in a bounded process pool."""
+
+    def __init__(self, workers: int, initargs: tuple):
+        self.workers = workers
+        self.initargs = initargs
+        self.pool = None
+
+    def __enter__(self) -> "_Runner":
+        if self.workers > 1:
+            methods = multiprocessing.get_all_start_methods()
+            ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+            self.pool = concurrent.futures.ProcessPoolExecutor(
+                self.workers, mp_context=ctx, initializer=_init_worker, initargs=(*self.initargs, True))
+        else:
+            _init_worker(*self.initargs, False)
+        return self
+
+    def imap(self, fn: Callable, items: Sequence) -> Iterator:
+        """``map(fn, items)`` in order, with at most ``2 * workers`` items in flight."""
+        if self.pool is None:
+            yield from map(fn, items)
+            return
+        pending: collections.deque = collections.deque()
+        it = iter(items)
+        for item in it:
+            pending.append(self.pool.submit(fn, item))
+            if len(pending) >= 2 * self.workers:
+                break
+        while pending:
+            result = pending.popleft().result()
+            for item in it:
+                pending.append(self.pool.submit(fn, item))
+                break
+            yield result
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        _WORKER.clear()
+
+
+# -- the run ---------------------------------------------------------------------------------------
+def default_workers() -> int:
+    """All cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def scale_sample(sources: Sequence[str], k: int = SCALE_SAMPLE_SOURCES) -> list[str]:
+    """``k`` sources evenly spaced over ``sources`` (all of them when there are fewer): deterministic."""
+    if len(sources) <= k:
+        return list(sources)
+    picks = np.unique(np.round(np.linspace(0, len(sources) - 1, k)).astype(int))
+    return [sources[i] for i in picks]
+
+
+def _resolve_reader(reader, root, reader_options):
+    from .readers import get_reader
+    options = dict(reader_options or {})
+    if isinstance(reader, str):
+        return get_reader(reader, root, **options), reader, options
+    if root is not None:
+        raise ConfigError("rectify_dataset: give root= only with a reader name (the reader object has its root)")
+    info = getattr(reader, "info", None)
+    if info is None or not callable(getattr(reader, "sources", None)) or not callable(getattr(reader, "read", None)):
+        raise ConfigError(f"rectify_dataset: {reader!r} is neither a reader name nor a Reader")
+    return reader, info.name, options or dict(getattr(reader, "options", {}) or {})
+
+
+def _stored_manifest(out: Path) -> dict | None:
+    if (out / MANIFEST).is_file():
+        return _read_json(out / MANIFEST)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"{out}: exists and is not an aemg archive (no {MANIFEST}); refusing to write into it")
+    return None
+
+
+def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | os.PathLike | None = None,
+                    reader_options: dict[str, Any] | None = None, workers: int | None = None,
+                    on_error: str = "skip", progress: bool = True,
+                    shard_bytes: int = DEFAULT_SHARD_BYTES, compression: str | None = None) -> RectifyReport:
+    """Read every source of a dataset, rectify it into ``space`` and write an archive at ``out``.
+
+    Parameters
+    ----------
+    reader : str or Reader
+        A reader name (``aemg datasets`` lists them) or a reader instance.
+    out : path
+        Archive folder. Created if missing; if it holds an archive from an interrupted or earlier
+        run with the same arguments, the run resumes (sources already committed are skipped).
+    space : StandardSpace or None
+        Target space (None: ``StandardSpace()``).
+    root : path or None
+        Dataset folder (None: the reader's default under the data root).
+    reader_options : dict or None
+        Reader options (e.g. ``{"pattern": "*.csv", "rate": 1000, "device": "ring:8"}``).
+    workers : int or None
+        Worker processes (None: all cores; 1: no pool).
+    on_error : {"skip", "stop"}
+        A source that fails to read or rectify is logged (a warning naming the file and the
+        problem) and stored in the archive's errors log; ``"stop"`` then raises its DataError
+        after committing everything read before it.
+    progress : bool
+        Show a progress bar on stderr (files, samples/s).
+    shard_bytes : int
+        Bound on the float32 samples per shard, bytes (a shard may exceed it by one source).
+    compression : str or None
+        HDF5 filter for the samples (None, ``"lzf"`` or ``"gzip"``); see docs/notes/archive.md.
+
+    Returns
+    -------
+    RectifyReport
+
+    Raises
+    ------
+    ConfigError
+        Bad arguments, or ``out`` holds an archive made with other arguments.
+    DataError
+        The dataset folder is missing, no sampled source could be read, or (``on_error="stop"``)
+        the first bad source.
+    """
+    from .rectify import StandardSpace, estimate_amplitude_scale
+
+    t0 = time.perf_counter()
+    if on_error not in ("skip", "stop"):
+        raise ConfigError(f"on_error={on_error!r}: expected 'skip' or 'stop'")
+    space = StandardSpace() if space is None else space
+    workers = default_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise ConfigError(f"workers={workers}: need at least 1")
+    if int(shard_bytes) < 1:
+        raise ConfigError(f"shard_bytes={shard_bytes}: must be positive")
+    out = Path(out)
+    rdr, name, options = _resolve_reader(reader, root, reader_options)
+    source_root = None if getattr(rdr, "root", None) is None else str(Path(rdr.root).resolve())
+    manifest = {"reader": name, "reader_options": options, "source_root": source_root,
+                "space": space.to_dict(), "shard_bytes": int(shard_bytes), "compression": compression}
+
+    sources = list(rdr.sources())
+    stored = _stored_manifest(out)
+    if stored is None:
+        scale = _estimate_scale(rdr, sources, space, min(workers, len(sources) or 1), estimate_amplitude_scale)
+        manifest["amplitude_scale"] = scale
+    writer = ArchiveWriter(out, manifest)  # checks the arguments of a resumed archive
+    scale = float(writer.manifest["amplitude_scale"])
+    for name_ in writer.cleaned:
+        logger.info("removed %s left by an interrupted run", out / name_)
+    todo = [s for s in sources if s not in writer.done]
+    report = RectifyReport(out=out, reader=name, sources=len(sources), skipped=len(sources) - len(todo),
+                           amplitude_scale=scale)
+    if not todo:
+        writer.finish()
+        report.complete, report.seconds = True, time.perf_counter() - t0
+        return report
+
+    bar = _progress_bar(progress, len(sources), report.skipped)
+    try:
+        with _logging_redirect(bar), _Runner(min(workers, len(todo)), (rdr, space, scale)) as runner:
+            for source, recs, problem, n_in in runner.imap(_rectify_source, todo):
+                report.processed += 1
+                # add() may turn the source into an error (a duplicate recording key)
+                problem = writer.add(source, recs or (), problem)
+                if problem is not None:
+                    path = _source_path(rdr, source)
+                    report.errors.append({"source": source, "problem": problem})
+                    if on_error == "stop":
+                        writer.commit()
+                        raise DataError(path, problem)
+                    logger.warning("skipped %s: %s", path, problem)
+                else:
+                    report.recordings += len(recs)
+                    report.samples_in += n_in
+                    report.samples_out += sum(rec.n_samples for rec in recs)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(f"{report.samples_in / (time.perf_counter() - t0):,.0f} samples/s",
+                                        refresh=False)
+    except KeyboardInterrupt:
+        writer.commit()  # everything buffered is complete: keep it
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        report.seconds = time.perf_counter() - t0
+    writer.finish()
+    report.complete = True
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _estimate_scale(rdr, sources: list[str], space, workers: int, estimate: Callable) -> float:
+    """The amplitude scale of the dataset from the raw recordings of :func:`scale_sample`."""
+    sample = scale_sample(sources)
+    if not sample:
+        raise DataError(getattr(rdr, "root", None) or rdr.info.name, "the reader lists no sources")
+    recordings: list[Recording] = []
+    problems = []
+    with _Runner(workers, (rdr, None, None)) as runner:
+        for source, recs, problem in runner.imap(_read_source, sample):
+            if problem is None:
+                recordings.extend(recs)
+            else:
+                problems.append(f"{_source_path(rdr, source)}: {problem}")
+    if not recordings:
+        where = getattr(rdr, "root", None) or rdr.info.name
+        raise DataError(where, f"none of the {len(sample)} sources sampled to estimate the amplitude scale "
+                               f"could be read (first: {problems[0] if problems else 'no recordings'})")
+    return float(estimate(recordings, space))
+
+
+def _progress_bar(progress: bool, total: int, initial: int):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=initial, unit="file", desc="rectify", file=sys.stderr,
+                dynamic_ncols=True)
+
+
+class _logging_redirect:
+    """Route log lines through ``tqdm.write`` while a bar is shown (no torn bars)."""
+
+    def __init__(self, bar):
+        self.bar = bar
+        self.ctx = None
+
+    def __enter__(self):
+        if self.bar is not None:
+            from tqdm.contrib.logging import logging_redirect_tqdm
+            self.ctx = logging_redirect_tqdm()
+            self.ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.ctx is not None:
+            self.ctx.__exit__(*exc)

@@ -1,0 +1,286 @@
+"""The rectified archive: format round trip, bad sources, interruption and resume, selection."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from aemg.data import Recording
+from aemg.data.archive import (ERRORS, INDEX, MANIFEST, ArchiveWriter, open_archive, read_group,
+                               write_shard)
+from aemg.data.pipeline import RectifyReport, rectify_dataset, scale_sample
+from aemg.data.readers import DatasetInfo, Reader
+from aemg.data.rectify import StandardSpace, rectify
+from aemg.errors import ConfigError, DataError
+
+CLASSES = ("rest", "fist", "open")
+
+
+class FakeReader(Reader):
+    """``n`` sources ``s00..``, two 8-channel 200 Hz recordings each (one with per-sample labels).
+
+    ``bad``: sources whose read raises DataError; after ``interrupt_after`` reads, the next read
+    raises KeyboardInterrupt (a Ctrl-C); after ``kill_after`` reads, the next one kills the process
+    (kill -9). The amplitude-scale estimate reads every source once first (n <= 8).
+    """
+
+    info = DatasetInfo(name="fake", device="myo", channels=8, rate=200.0, subjects=3, classes=CLASSES,
+                       units="int8", description="test data")
+    needs_root = False
+
+    def __init__(self, root=None, n=6, bad=(), interrupt_after=None, kill_after=None, duplicate=False):
+        super().__init__(root)
+        self.n, self.bad, self.duplicate = n, set(bad), duplicate
+        self.interrupt_after, self.kill_after, self.reads = interrupt_after, kill_after, 0
+        self.options = {"n": n}
+
+    def sources(self):
+        return [f"s{i:02d}" for i in range(self.n)]
+
+    def read(self, source):
+        self.reads += 1
+        if self.interrupt_after is not None and self.reads > self.interrupt_after:
+            raise KeyboardInterrupt
+        if self.kill_after is not None and self.reads > self.kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if source in self.bad:
+            raise DataError(source, "row 3: 'abc' is not a number")
+        i = int(source[1:])
+        rng = np.random.default_rng(i)
+        t = 600 + 7 * i
+        burst = np.where((np.arange(t) // 150) % 2 == 1, 8.0, 1.0)
+        data = np.round(rng.normal(size=(8, t)) * burst).astype(np.int16)
+        labels = np.where(burst > 1, 1 + i % 2, 0).astype(np.int32)
+        session = "0" if self.duplicate else str(i)
+        common = dict(rate=200.0, device="myo", units="int8", subject=str(i % 3), session=session,
+                      dataset="fake", classes=CLASSES, source=source)
+        return [Recording(data, labels=labels, trial="0", meta={"rep": i}, **common),
+                Recording(data[:, : t // 2] * 2, label=2, trial="1", **common)]
+
+
+def expected(reader, space, scale):
+    """What the archive must hold: every recording rectified with the manifest's scale."""
+    return [rectify(rec, space, amplitude_scale=scale) for s in reader.sources() for rec in reader.read(s)]
+
+
+def assert_same(a: Recording, b: Recording):
+    assert np.array_equal(a.data, b.data) and a.data.dtype == np.float32
+    assert (a.labels is None) == (b.labels is None)
+    if a.labels is not None:
+        assert np.array_equal(a.labels, b.labels) and a.labels.dtype == np.int32
+    assert a.header() == b.header()
+    assert a.device == b.device
+
+
+SPACE = StandardSpace(rate=400.0, channels=8)
+SMALL_SHARD = 60_000  # bytes: about two sources per shard
+
+
+def test_roundtrip_index_and_selection(tmp_path):
+    reader = FakeReader(n=6)
+    report = rectify_dataset(reader, tmp_path / "a", SPACE, workers=1, progress=False, shard_bytes=SMALL_SHARD)
+    assert isinstance(report, RectifyReport)
+    assert (report.sources, report.processed, report.skipped, report.recordings) == (6, 6, 0, 12)
+    assert report.complete and report.errors == [] and report.samples_in > 0 and report.samples_per_s > 0
+
+    archive = open_archive(tmp_path / "a")
+    want = expected(reader, SPACE, archive.amplitude_scale)
+    assert len(archive) == len(want) == 12 and archive.complete
+    for got, ref in zip(archive, want):
+        assert_same(got, ref)
+    assert_same(archive[-1], want[-1])
+    assert_same(archive.get("fake/1/1/0"), want[2])
+    with pytest.raises(KeyError):
+        archive.get("fake/9/9/9")
+    assert report.samples_out == archive.n_samples == sum(r.n_samples for r in want)
+
+    m = archive.manifest
+    assert m["reader"] == "fake" and m["reader_options"] == {"n": 6} and m["source_root"] is None
+    assert archive.space == SPACE and m["amplitude_scale"] > 0 and m["aemg_version"]
+    shards = {row["shard"] for row in archive.index}
+    assert len(shards) >= 3 and all((tmp_path / "a" / s).is_file() for s in shards)
+    row = archive.index[1]
+    assert row["key"] == "fake/0/0/1" and row["label"] == 2 and row["n_channels"] == 8
+    assert row["source"] == "s00" and row["classes"] == list(CLASSES) and row["rate"] == 400.0
+
+    assert archive.subjects() == ["0", "1", "2"]
+    sub = archive.select(subject=1)
+    assert [r.key for r in sub] == ["fake/1/1/0", "fake/1/1/1", "fake/1/4/0", "fake/1/4/1"]
+    assert len(archive.select(subject=["0", "2"], label=2)) == 4
+    assert len(archive.select(n_samples=lambda n: n > 1300)) == sum(r.n_samples > 1300 for r in want)
+    assert sub.select(trial="1").keys() == ["fake/1/1/1", "fake/1/4/1"]
+    with pytest.raises(ConfigError, match="unknown field"):
+        archive.select(colour="red")
+    archive.close()
+
+
+def test_workers_give_the_same_archive(tmp_path):
+    reader = FakeReader(n=5)
+    rectify_dataset(reader, tmp_path / "one", SPACE, workers=1, progress=False, shard_bytes=SMALL_SHARD)
+    rectify_dataset(reader, tmp_path / "two", SPACE, workers=2, progress=False, shard_bytes=SMALL_SHARD)
+    one, two = open_archive(tmp_path / "one"), open_archive(tmp_path / "two")
+    assert one.index == two.index and one.amplitude_scale == two.amplitude_scale
+    for a, b in zip(one, two):
+        assert_same(a, b)
+
+
+def test_bad_source_is_logged_and_skipped(tmp_path, caplog):
+    reader = FakeReader(n=5, bad={"s02"})
+    report = rectify_dataset(reader, tmp_path / "a", SPACE, workers=1, progress=False)
+    assert report.errors == [{"source": "s02", "problem": "row 3: 'abc' is not a number"}]
+    assert any("s02" in r.getMessage() and "not a number" in r.getMessage() for r in caplog.records)
+    archive = open_archive(tmp_path / "a")
+    assert len(archive) == 8 and "s02" not in {row["source"] for row in archive.index}
+    assert archive.errors == report.errors and archive.complete
+    lines = (tmp_path / "a" / ERRORS).read_text().splitlines()
+    assert [json.loads(line) for line in lines] == report.errors
+    # the file gets fixed: a re-run retries the failed source only
+    report = rectify_dataset(FakeReader(n=5), tmp_path / "a", SPACE, workers=1, progress=False)
+    assert (report.processed, report.skipped, report.recordings, report.errors) == (1, 4, 2, [])
+    archive = open_archive(tmp_path / "a")
+    assert len(archive) == 10 and archive.errors == [] and (tmp_path / "a" / ERRORS).read_text() == ""
+
+
+def test_stop_on_error_keeps_what_was_written(tmp_path):
+    with pytest.raises(DataError, match="s03: row 3"):
+        rectify_dataset(FakeReader(n=6, bad={"s03"}), tmp_path / "a", SPACE, workers=1, progress=False,
+                        on_error="stop")
+    archive = open_archive(tmp_path / "a")
+    assert not archive.complete and len(archive) == 6
+    assert [e["source"] for e in archive.errors] == ["s03"]
+    for got, ref in zip(archive, expected(FakeReader(n=3), SPACE, archive.amplitude_scale)):
+        assert_same(got, ref)
+
+
+def test_interrupt_then_resume(tmp_path):
+    out = tmp_path / "a"
+    with pytest.raises(KeyboardInterrupt):
+        rectify_dataset(FakeReader(n=6, interrupt_after=6 + 4), out, SPACE, workers=1, progress=False,
+                        shard_bytes=10**9)
+    archive = open_archive(out)  # what was read before Ctrl-C is committed
+    assert not archive.complete and len(archive) == 8
+    report = rectify_dataset(FakeReader(n=6), out, SPACE, workers=1, progress=False, shard_bytes=10**9)
+    assert (report.skipped, report.processed, report.recordings) == (4, 2, 4) and report.complete
+    archive = open_archive(out)
+    want = expected(FakeReader(n=6), SPACE, archive.amplitude_scale)
+    assert len(archive) == 12 and archive.complete
+    for got, ref in zip(archive, want):
+        assert_same(got, ref)
+
+
+def test_resume_refuses_other_arguments(tmp_path):
+    out = tmp_path / "a"
+    rectify_dataset(FakeReader(n=2), out, SPACE, workers=1, progress=False)
+    with pytest.raises(ConfigError, match="other settings.*space"):
+        rectify_dataset(FakeReader(n=2), out, StandardSpace(rate=300.0, channels=8), workers=1, progress=False)
+    with pytest.raises(ConfigError, match="reader_options"):
+        rectify_dataset(FakeReader(n=3), out, SPACE, workers=1, progress=False)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not an aemg archive"):
+        rectify_dataset(FakeReader(n=2), tmp_path / "other", SPACE, workers=1, progress=False)
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["notes.txt"]
+    with pytest.raises(ConfigError, match="on_error"):
+        rectify_dataset(FakeReader(n=2), out, SPACE, on_error="ignore")
+
+
+KILL_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_archive import FakeReader, SPACE, SMALL_SHARD
+from aemg.data.pipeline import rectify_dataset
+rectify_dataset(FakeReader(n=6, kill_after=6 + 5), {out!r}, SPACE, workers=1, progress=False,
+                shard_bytes=SMALL_SHARD)
+"""
+
+
+def test_kill9_leaves_a_valid_archive_and_resumes(tmp_path):
+    out = tmp_path / "a"
+    script = KILL_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    archive = open_archive(out)
+    committed = len(archive)
+    assert not archive.complete and 0 < committed < 12
+    want = expected(FakeReader(n=6), SPACE, archive.amplitude_scale)
+    for got, ref in zip(archive, want):
+        assert_same(got, ref)
+    # debris of a crash during a commit: a truncated temp shard and a renamed shard not yet indexed
+    shard_dir = out / "shards"
+    first = shard_dir / "000001.h5"
+    (shard_dir / "000009.h5.tmp").write_bytes(first.read_bytes()[:1000])
+    shutil.copy(first, shard_dir / "000008.h5")
+    (out / (INDEX + ".tmp")).write_text('{"trunc')
+    report = rectify_dataset(FakeReader(n=6), out, SPACE, workers=1, progress=False, shard_bytes=SMALL_SHARD)
+    assert report.skipped == committed // 2 and report.complete
+    leftovers = sorted(p.name for p in shard_dir.iterdir())
+    assert "000009.h5.tmp" not in leftovers and not (out / (INDEX + ".tmp")).exists()
+    archive = open_archive(out)
+    assert {row["shard"].split("/")[1] for row in archive.index} == set(leftovers)
+    assert len(archive) == 12
+    for got, ref in zip(archive, want):
+        assert_same(got, ref)
+
+
+def test_duplicate_keys_are_an_error(tmp_path):
+    report = rectify_dataset(FakeReader(n=3, duplicate=True), tmp_path / "a", SPACE, workers=1, progress=False)
+    # s01 and s02 repeat s00's keys only when subject also repeats: subjects are 0, 1, 2 -> unique
+    assert report.errors == []
+    report = rectify_dataset(FakeReader(n=4, duplicate=True), tmp_path / "b", SPACE, workers=1, progress=False)
+    assert [e["source"] for e in report.errors] == ["s03"]
+    assert "not unique (also from s00)" in report.errors[0]["problem"]
+    assert len(open_archive(tmp_path / "b")) == 6
+
+
+def test_shard_roundtrip_edge_cases(tmp_path):
+    recs = [Recording(np.zeros((3, 0), np.float32), 100.0, "ring:3", subject="a", trial="empty"),
+            Recording(np.arange(3 * 5000, dtype=np.float32).reshape(3, 5000)[:, ::2], 100.0, "ring:3",
+                      labels=np.arange(2500) % 2, trial="strided", classes=("x", "y")),
+            Recording(np.ones((3, 4)), 100.0, "ring:3", times=[0.0, 0.01, 0.01, 0.5], trial="irregular",
+                      meta={"gain": np.float64(2.5), "ids": [1, 2]})]
+    path = tmp_path / "000001.h5"
+    write_shard(path, recs)
+    assert not path.with_name(path.name + ".tmp").exists()
+    with h5py.File(path, "r") as f:
+        assert f["000001/samples"].chunks == (3, 2500)
+        back = [read_group(f[g], g) for g in f]
+    for got, ref in zip(back, recs):
+        assert_same(got, ref)
+    assert np.array_equal(back[2].times, recs[2].times) and back[0].n_samples == 0
+    assert back[2].meta == {"gain": 2.5, "ids": [1, 2]}
+
+
+def test_writer_commits_sources_without_recordings(tmp_path):
+    writer = ArchiveWriter(tmp_path / "a", {"reader": "x", "reader_options": {}, "source_root": None,
+                                            "space": {}, "amplitude_scale": 1.0})
+    assert writer.add("f1", error="broken") == "broken"
+    assert writer.commit() is None  # no recordings: no shard, but the index records the error
+    assert list((tmp_path / "a" / "shards").iterdir()) == []
+    state = json.loads((tmp_path / "a" / INDEX).read_text())
+    assert state["sources"] == [{"source": "f1", "recordings": 0, "error": "broken"}]
+    assert json.loads((tmp_path / "a" / MANIFEST).read_text())["format"] == "aemg-archive"
+
+
+def test_open_archive_errors(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        open_archive(tmp_path / "missing")
+    with pytest.raises(DataError, match="no manifest.json"):
+        open_archive(tmp_path)
+    (tmp_path / MANIFEST).write_text('{"format": "aemg-archive", "version": 99}')
+    with pytest.raises(DataError, match="version 99"):
+        open_archive(tmp_path)
+    (tmp_path / MANIFEST).write_text('{"format": ')
+    with pytest.raises(DataError, match="corrupt JSON"):
+        open_archive(tmp_path)
+
+
+def test_scale_sample_is_spread_and_deterministic():
+    sources = [f"f{i}" for i in range(100)]
+    assert scale_sample(sources, 4) == ["f0", "f33", "f66", "f99"]
+    assert scale_sample(sources[:3], 8) == sources[:3] and scale_sample([], 8) == []
