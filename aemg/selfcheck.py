@@ -37,6 +37,7 @@ def main() -> int:
     except ImportError as exc:
         problems.append(f"aemg._ext: {exc}")
     from aemg import backends
+    import aemg.tokenizer.segment  # noqa: F401 - registers the envelope/segment backends
     for op in sorted(backends._REGISTRY):
         if not op.startswith("_"):
             print(f"backends[{op}]: available {backends.available(op)}")
