@@ -21,6 +21,8 @@ class DemoState:
     out: Path
     workers: int | None = None
     progress: bool = True
+    #: options of the synthetic reader (fields of aemg.data.synthetic.SyntheticConfig)
+    synthetic: dict[str, Any] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
 
 
@@ -31,21 +33,22 @@ class Step:
 
 
 def step_data(state: DemoState) -> str:
-    """The synthetic dataset (generated on demand by its reader, no files needed)."""
+    """The synthetic dataset (generated on demand by its reader from a seeded config; no files)."""
     from ..data.readers import get_reader
-    reader = get_reader("synthetic")
+    reader = get_reader("synthetic", **state.synthetic)
     state.results["reader"] = reader
-    info = reader.info
-    return (f"synthetic dataset: {len(reader.sources())} sources, device {info.device}, "
-            f"{info.channels} channels at {info.rate:g} Hz, {len(info.classes)} classes")
+    cfg = reader.config
+    return (f"synthetic dataset: {len(reader.sources())} sources, {cfg.n_subjects} subjects on "
+            f"{', '.join(cfg.devices)}, rest + {cfg.n_gestures} gestures x {cfg.repetitions} repetitions "
+            f"of {cfg.trial_s:g} s (seed {cfg.seed})")
 
 
 def step_rectify(state: DemoState) -> str:
     """Rectify the synthetic dataset into ``OUT/archive``."""
     from ..data.archive import open_archive
     from ..data.pipeline import rectify_dataset
-    report = rectify_dataset(state.results["reader"], state.out / "archive", workers=state.workers,
-                             progress=state.progress)
+    report = rectify_dataset("synthetic", state.out / "archive", reader_options=state.synthetic,
+                             workers=state.workers, progress=state.progress)
     archive = open_archive(report.out)
     state.results["archive"] = archive
     return (f"archive {report.out}: {len(archive)} recordings, {len(archive.subjects())} subjects, "
@@ -57,9 +60,12 @@ STEPS: list[Step] = [Step("data", step_data), Step("rectify", step_rectify)]
 
 
 def run_demo(out: str | Path, *, workers: int | None = None, progress: bool = True,
-             echo: Callable[[str], None] = print) -> DemoState:
-    """Run :data:`STEPS` in order with outputs under ``out``; ``echo`` gets one line per step."""
-    state = DemoState(Path(out), workers=workers, progress=progress)
+             synthetic: dict[str, Any] | None = None, echo: Callable[[str], None] = print) -> DemoState:
+    """Run :data:`STEPS` in order with outputs under ``out``; ``echo`` gets one line per step.
+
+    ``synthetic`` overrides fields of the synthetic dataset's config (e.g. ``{"n_subjects": 2}``).
+    """
+    state = DemoState(Path(out), workers=workers, progress=progress, synthetic=dict(synthetic or {}))
     state.out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
     for i, step in enumerate(STEPS, 1):
