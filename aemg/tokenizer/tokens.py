@@ -1,0 +1,551 @@
+"""Tokens and sentences of the Neuromuscular Contraction Tokenizer (NCT).
+
+A *token* is a fixed-size window of ``L = round(token_s * rate)`` samples of every channel, cut
+from inside one contraction event (see :mod:`aemg.tokenizer.segment`). Its payload ``(C, L)`` is
+z-scored per channel, so the per-channel RMS energy before normalisation is kept beside it (the
+amplitude is not lost). A *sentence* is the ordered tokens of one trial (one held movement).
+
+Rules (also in docs/notes/tokens.md):
+
+- **Tokens inside an event** ``[s, e)``: starts ``s, s + hop, ...`` while the token fits in the
+  event; when the last one ends before ``e``, one more token ends exactly at ``e`` (so the whole
+  event is covered). An event shorter than one token gets one token centred on it. Every token is
+  shifted, if needed, to lie inside the recording. A recording shorter than one token has none.
+- **Metadata** per token: onset within its event and within the trial (s; the onset within the
+  event is negative for a token centred on a short event), the duration of its event (s), the event
+  index within the trial, and the dominant channel = argmax of the *raw* per-channel energy.
+- **Dead signal**: a trial whose every channel is a flat line (e.g. all zeros) has no token.
+- **Flat channels** (standard deviation within the token <= 1e-5 of its RMS, e.g. all-zero or a
+  constant flat line) get an all-zero payload row; their energy is kept. No division by zero.
+- **No event** in a trial (``no_event="background"``, the default): the trial is cut into
+  non-overlapping background tokens (fixed windows, see below), so a rest trial still has a
+  sentence; ``no_event="empty"`` gives an empty sentence.
+- **Windows mode** (the sliding-window ablation): tokens at ``0, hop, 2 hop, ...`` over the whole
+  trial, no segmentation. Fixed-window tokens all have event index 0, onset in event = onset in
+  trial, and duration = the window length.
+- **Cap**: at most ``max_sentence_len`` tokens: ``cap="first"`` keeps the first ones (the onset of a
+  movement carries most of its intent), ``cap="energy"`` keeps the most energetic ones in time order.
+- **Streaming** (:class:`StreamingTokenizer`): fed chunk by chunk, it emits the same event tokens
+  as :func:`tokenize_recording` on the whole signal, uncapped, without the no-event fallback.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Iterable
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from .segment import Events, SegmentParams, detect_events
+from .stream import StreamingSegmenter
+
+MODES = ("events", "windows")
+CAPS = ("first", "energy")
+NO_EVENT = ("background", "empty")
+CALIBRATION = ("rest", "robust")
+_REST = re.compile(r"\b(rest|neutral|no ?gesture|no ?motion|relax(ed)?)\b", re.IGNORECASE)
+_FLAT_REL = 1e-5
+_TINY = 1e-12
+
+
+def is_rest_class(name: str) -> bool:
+    """True for class names that mean "no movement" (rest, neutral, noGesture, no motion)."""
+    return bool(_REST.search(re.sub(r"([a-z])([A-Z])", r"\1 \2", str(name))))
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """Settings of the tokenizer.
+
+    Attributes
+    ----------
+    token_s : float
+        Token length in seconds; ``L = round(token_s * rate)`` samples (>= 1).
+    hop_s : float or None
+        Distance between token starts inside an event (events mode) or between windows (windows
+        mode), seconds; None = ``token_s`` (no overlap).
+    segment : SegmentParams
+        Event segmentation settings (events mode).
+    max_sentence_len : int
+        Most tokens per sentence (>= 1).
+    mode : {"events", "windows"}
+        Contraction events (NCT) or fixed sliding windows (the ablation).
+    cap : {"first", "energy"}
+        Which tokens a sentence longer than ``max_sentence_len`` keeps.
+    no_event : {"background", "empty"}
+        What a trial without any event gives (see module docstring).
+    calibration : {"rest", "robust"}
+        Noise floor used by :func:`aemg.tokenizer.corpus.tokenize_archive`: ``"rest"`` = from the
+        rest-class trials of the same subject and session when there are any (else robust
+        statistics of the trial), ``"robust"`` = robust statistics of each trial alone.
+    """
+
+    token_s: float = 0.25
+    hop_s: float | None = None
+    segment: SegmentParams = field(default_factory=SegmentParams)
+    max_sentence_len: int = 256
+    mode: str = "events"
+    cap: str = "first"
+    no_event: str = "background"
+    calibration: str = "rest"
+
+    def __post_init__(self):
+        if not (isinstance(self.token_s, (int, float)) and math.isfinite(self.token_s) and self.token_s > 0):
+            raise ConfigError(f"token_s={self.token_s!r}: must be a positive number of seconds")
+        if self.hop_s is not None and not (math.isfinite(self.hop_s) and self.hop_s > 0):
+            raise ConfigError(f"hop_s={self.hop_s!r}: must be a positive number of seconds or None")
+        if int(self.max_sentence_len) != self.max_sentence_len or self.max_sentence_len < 1:
+            raise ConfigError(f"max_sentence_len={self.max_sentence_len!r}: must be a positive integer")
+        for name, allowed in (("mode", MODES), ("cap", CAPS), ("no_event", NO_EVENT),
+                              ("calibration", CALIBRATION)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name}={getattr(self, name)!r}: choose one of {allowed}")
+        if isinstance(self.segment, dict):
+            object.__setattr__(self, "segment", SegmentParams(**self.segment))
+
+    def token_len(self, rate: float) -> int:
+        """Token length ``L`` in samples at ``rate`` Hz."""
+        n = int(round(self.token_s * rate))
+        if n < 1:
+            raise ConfigError(f"token_s={self.token_s} s is shorter than one sample at {rate:g} Hz")
+        return n
+
+    def hop_len(self, rate: float) -> int:
+        """Hop between token starts, samples (>= 1)."""
+        return self.token_len(rate) if self.hop_s is None else max(1, int(round(self.hop_s * rate)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable (inverse: :meth:`from_dict`)."""
+        d = asdict(self)
+        d["segment"] = asdict(self.segment)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TokenizerConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"tokenizer config: unknown keys {sorted(unknown)}")
+        d = dict(d)
+        if isinstance(d.get("segment"), dict):
+            d["segment"] = SegmentParams(**d["segment"])
+        return cls(**d)
+
+
+_TOKEN_FIELDS = ("payload", "energy", "onset_in_event_s", "onset_in_trial_s", "duration_s",
+                 "event_index", "dominant_channel")
+_DTYPES = {"payload": np.float32, "energy": np.float32, "onset_in_event_s": np.float32,
+           "onset_in_trial_s": np.float32, "duration_s": np.float32, "event_index": np.int32,
+           "dominant_channel": np.int16}
+
+
+@dataclass(eq=False)
+class Sentence:
+    """The ordered tokens of one trial.
+
+    Attributes
+    ----------
+    payload : np.ndarray, shape (N, C, L), float32
+        Token samples z-scored per channel (flat channels: zeros).
+    energy : np.ndarray, shape (N, C), float32
+        Per-channel RMS of the token before normalisation, in the recording's units.
+    onset_in_event_s, onset_in_trial_s, duration_s : np.ndarray, shape (N,), float32
+        Token start relative to its event's start and to the trial's start; its event's length.
+    event_index : np.ndarray, shape (N,), int32
+        Index of the token's event within the trial (0, 1, ...).
+    dominant_channel : np.ndarray, shape (N,), int16
+        Channel of largest raw energy.
+    key, dataset, subject, session, trial, device : str
+        Provenance of the trial (``device`` is the device name).
+    label : int
+        Trial class id, -1 when unknown.
+    rate : float
+        Sampling rate, Hz.
+    n_events : int
+        Events detected in the trial (before the cap; 0 when the tokens are background tokens).
+    events : np.ndarray, shape (E, 2), int64
+        Event ``[start, end)`` sample ranges (empty in windows mode).
+    """
+
+    payload: np.ndarray
+    energy: np.ndarray
+    onset_in_event_s: np.ndarray
+    onset_in_trial_s: np.ndarray
+    duration_s: np.ndarray
+    event_index: np.ndarray
+    dominant_channel: np.ndarray
+    key: str = ""
+    dataset: str = ""
+    subject: str = ""
+    session: str = ""
+    trial: str = ""
+    label: int = -1
+    device: str = ""
+    rate: float = 0.0
+    n_events: int = 0
+    events: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.payload.shape[0])
+
+    def __len__(self) -> int:
+        return self.n_tokens
+
+    @property
+    def token_shape(self) -> tuple[int, int]:
+        return (int(self.payload.shape[1]), int(self.payload.shape[2]))
+
+    def tokens(self) -> dict[str, np.ndarray]:
+        """The per-token arrays by name."""
+        return {k: getattr(self, k) for k in _TOKEN_FIELDS}
+
+    def take(self, index) -> "Sentence":
+        """A sentence with only the tokens ``index`` (slice or integer array), same provenance."""
+        return replace(self, **{k: np.ascontiguousarray(getattr(self, k)[index]) for k in _TOKEN_FIELDS})
+
+    @classmethod
+    def empty(cls, n_channels: int, token_len: int, **meta) -> "Sentence":
+        arrays = {k: np.zeros((0,), _DTYPES[k]) for k in _TOKEN_FIELDS}
+        arrays["payload"] = np.zeros((0, n_channels, token_len), np.float32)
+        arrays["energy"] = np.zeros((0, n_channels), np.float32)
+        return cls(**arrays, **meta)
+
+    @classmethod
+    def concat(cls, parts: Iterable["Sentence"], **meta) -> "Sentence":
+        """Tokens of ``parts`` one after the other (provenance from ``meta``, else the first part)."""
+        parts = list(parts)
+        if not parts:
+            raise DataError("Sentence.concat", "nothing to concatenate")
+        base = {f.name: getattr(parts[0], f.name) for f in fields(cls) if f.name not in _TOKEN_FIELDS}
+        base.update(meta)
+        arrays = {k: np.concatenate([getattr(p, k) for p in parts]) for k in _TOKEN_FIELDS}
+        return cls(**arrays, **base)
+
+    def __repr__(self) -> str:
+        return (f"Sentence({self.key!r}, tokens={self.n_tokens}, events={self.n_events}, "
+                f"token_shape={self.token_shape}, label={self.label})")
+
+
+# -- token geometry ------------------------------------------------------------------------------
+def event_token_starts(starts: np.ndarray, ends: np.ndarray, token_len: int, hop: int,
+                       n_samples: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Token start samples of every event, in time order.
+
+    Parameters
+    ----------
+    starts, ends : np.ndarray, shape (E,), int64
+        Event ranges ``[start, end)`` in samples.
+    token_len, hop : int
+        Token length and hop, samples.
+    n_samples : int or None
+        Recording length; tokens are shifted to lie inside ``[0, n_samples)``. None = unknown yet
+        (streaming): no shift to the right end.
+
+    Returns
+    -------
+    token_starts : np.ndarray, shape (N,), int64
+    token_event : np.ndarray, shape (N,), int64
+        Index of the event each token belongs to.
+    """
+    starts = np.asarray(starts, np.int64)
+    ends = np.asarray(ends, np.int64)
+    length = ends - starts
+    n_reg = np.where(length > token_len, (length - token_len) // hop + 1, 1)
+    last_reg_end = starts + (n_reg - 1) * hop + token_len
+    extra = (length > token_len) & (last_reg_end < ends)
+    counts = n_reg + extra
+    ev = np.repeat(np.arange(starts.size, dtype=np.int64), counts)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if starts.size else np.zeros(0, np.int64)
+    k = np.arange(ev.size, dtype=np.int64) - first[ev]
+    out = starts[ev] + k * hop
+    short = length[ev] <= token_len
+    out[short] = (starts[ev] - (token_len - length[ev]) // 2)[short]
+    is_extra = extra[ev] & (k == n_reg[ev])
+    out[is_extra] = (ends[ev] - token_len)[is_extra]
+    if n_samples is not None:
+        out = np.minimum(out, n_samples - token_len)
+    out = np.maximum(out, 0)
+    return out, ev
+
+
+def window_starts(n_samples: int, token_len: int, hop: int) -> np.ndarray:
+    """Start samples of fixed windows ``0, hop, ...`` that fit in ``n_samples``, shape (N,), int64."""
+    if n_samples < token_len:
+        return np.zeros(0, np.int64)
+    return np.arange(0, n_samples - token_len + 1, hop, dtype=np.int64)
+
+
+def extract_tokens(x: np.ndarray, token_starts: np.ndarray, token_len: int,
+                   offset: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut, measure and normalise tokens.
+
+    Parameters
+    ----------
+    x : np.ndarray, shape (C, T), float32
+        Signal; sample ``j`` of ``x`` is sample ``offset + j`` of the recording.
+    token_starts : np.ndarray, shape (N,), int
+        Token starts in recording samples; each token must lie inside ``x``.
+    token_len : int
+        ``L``.
+
+    Returns
+    -------
+    payload : (N, C, L) float32, z-scored per channel (flat channels zero)
+    energy : (N, C) float32, RMS before normalisation
+    dominant : (N,) int16, argmax of ``energy``
+    """
+    x = np.asarray(x, dtype=np.float32)
+    c = x.shape[0]
+    n = int(np.asarray(token_starts).size)
+    if n == 0:
+        return (np.zeros((0, c, token_len), np.float32), np.zeros((0, c), np.float32),
+                np.zeros(0, np.int16))
+    rel = np.asarray(token_starts, np.int64) - offset
+    if rel.min() < 0 or rel.max() + token_len > x.shape[1]:
+        raise DataError("extract_tokens", f"token range {rel.min()}..{rel.max() + token_len} outside "
+                                          f"the signal of {x.shape[1]} samples")
+    windows = np.lib.stride_tricks.sliding_window_view(x, token_len, axis=1)  # (C, T-L+1, L)
+    payload = np.ascontiguousarray(windows[:, rel].transpose(1, 0, 2))  # (N, C, L)
+    mean = payload.mean(axis=2, keepdims=True, dtype=np.float64).astype(np.float32)
+    sq = np.einsum("ncl,ncl->nc", payload, payload, dtype=np.float64)
+    energy = np.sqrt(sq / token_len).astype(np.float32)
+    payload -= mean
+    var = np.einsum("ncl,ncl->nc", payload, payload, dtype=np.float64) / token_len
+    std = np.sqrt(var)
+    flat = std <= np.maximum(_FLAT_REL * energy, _TINY)
+    scale = np.where(flat, 0.0, 1.0 / np.where(flat, 1.0, std)).astype(np.float32)
+    payload *= scale[:, :, None]
+    dominant = np.argmax(energy, axis=1).astype(np.int16)
+    return payload, energy, dominant
+
+
+def _cap(sentence: Sentence, max_len: int, cap: str) -> Sentence:
+    if sentence.n_tokens <= max_len:
+        return sentence
+    if cap == "first":
+        return sentence.take(slice(0, max_len))
+    power = np.einsum("nc,nc->n", sentence.energy, sentence.energy, dtype=np.float64)
+    keep = np.sort(np.argsort(-power, kind="stable")[:max_len])
+    return sentence.take(keep)
+
+
+def _meta(rec) -> dict[str, Any]:
+    return dict(key=rec.key, dataset=rec.dataset, subject=rec.subject, session=rec.session,
+                trial=rec.trial, label=-1 if rec.label is None else int(rec.label),
+                device=rec.device.name)
+
+
+def _build(x: np.ndarray, rate: float, token_starts: np.ndarray, token_event: np.ndarray,
+           ev_starts: np.ndarray, ev_ends: np.ndarray, token_len: int, offset: int = 0,
+           **meta) -> Sentence:
+    payload, energy, dominant = extract_tokens(x, token_starts, token_len, offset)
+    ts = token_starts.astype(np.float64)
+    return Sentence(payload=payload, energy=energy,
+                    onset_in_event_s=((ts - ev_starts[token_event]) / rate).astype(np.float32),
+                    onset_in_trial_s=(ts / rate).astype(np.float32),
+                    duration_s=((ev_ends - ev_starts)[token_event] / rate).astype(np.float32),
+                    event_index=token_event.astype(np.int32), dominant_channel=dominant,
+                    rate=float(rate), **meta)
+
+
+def _windows(x: np.ndarray, rate: float, starts: np.ndarray, token_len: int, offset: int = 0,
+             **meta) -> Sentence:
+    # Fixed windows (windows mode, background tokens): the trial is event 0, so the onset in the
+    # event is the onset in the trial, and the duration is the window's own length.
+    return _build(x, rate, starts, np.zeros(starts.size, np.int64), np.zeros(1, np.int64),
+                  np.array([token_len], np.int64), token_len, offset, **meta)
+
+
+def tokenize_signal(x: np.ndarray, rate: float, config: TokenizerConfig = TokenizerConfig(), *,
+                    noise: float | None = None, calibration: np.ndarray | None = None,
+                    backend: str | None = None, cap: bool = True, **meta) -> Sentence:
+    """Tokenize one trial given as an array (see :func:`tokenize_recording`).
+
+    Parameters
+    ----------
+    x : np.ndarray, shape (C, T), float32
+        Finite samples.
+    rate : float
+        Hz.
+    noise : float, optional
+        Noise level for segmentation (e.g. from rest trials); default: robust statistics of ``x``
+        (or of ``calibration``).
+    calibration : np.ndarray, shape (C, T'), optional
+        A rest recording to take the noise level from.
+    cap : bool
+        Apply ``config.max_sentence_len``.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 2:
+        raise DataError("tokenize_signal: x", f"expected (channels, time), got shape {x.shape}")
+    if x.size and not np.isfinite(x).all():
+        raise DataError("tokenize_signal: x", "non-finite samples (NaN or inf); drop or repair them first")
+    c, t = x.shape
+    L, hop = config.token_len(rate), config.hop_len(rate)
+    meta.pop("rate", None)
+    if t < L or not (x != x[:, :1]).any():
+        # shorter than one token, or every channel a flat line (dead sensor, all zeros): no token
+        return Sentence.empty(c, L, rate=float(rate), **meta)
+    if config.mode == "windows":
+        starts = window_starts(t, L, hop)
+        s = _windows(x, rate, starts, L, **meta)
+    else:
+        ev: Events = detect_events(x, rate, config.segment, calibration=calibration, noise=noise,
+                                   backend=backend)
+        ev_s, ev_e = np.asarray(ev.starts, np.int64), np.asarray(ev.ends, np.int64)
+        if ev_s.size:
+            starts, which = event_token_starts(ev_s, ev_e, L, hop, t)
+            s = _build(x, rate, starts, which, ev_s, ev_e, L, **meta)
+            s.n_events = int(ev_s.size)
+            s.events = np.stack([ev_s, ev_e], axis=1)
+        elif config.no_event == "background":
+            s = _windows(x, rate, window_starts(t, L, L), L, **meta)
+        else:
+            s = Sentence.empty(c, L, rate=float(rate), **meta)
+    return _cap(s, config.max_sentence_len, config.cap) if cap else s
+
+
+def tokenize_recording(rec, config: TokenizerConfig = TokenizerConfig(), *, noise: float | None = None,
+                       calibration: np.ndarray | None = None, backend: str | None = None,
+                       cap: bool = True) -> Sentence:
+    """The sentence of one trial.
+
+    Parameters
+    ----------
+    rec : aemg.data.Recording
+        One trial, (C, T) float32 (usually in the standard space).
+    config : TokenizerConfig
+    noise : float, optional
+        Noise level for the event detector (see :func:`aemg.tokenizer.segment.detect_events`);
+        default: robust statistics of the trial.
+    calibration : np.ndarray, shape (C, T'), optional
+        Rest signal of the same user to take the noise level from.
+
+    Returns
+    -------
+    Sentence
+        At most ``config.max_sentence_len`` tokens (unless ``cap=False``).
+    """
+    return tokenize_signal(rec.data, rec.rate, config, noise=noise, calibration=calibration,
+                           backend=backend, cap=cap, **_meta(rec))
+
+
+class StreamingTokenizer:
+    """Tokenize a live signal chunk by chunk with a bounded buffer.
+
+    Emits the same event tokens as :func:`tokenize_signal` on the whole signal (events mode, or
+    windows mode), with no cap and no no-event fallback.
+
+    Parameters
+    ----------
+    rate : float
+        Hz.
+    n_channels : int
+    config : TokenizerConfig
+    noise : float
+        Noise level (events mode), e.g. measured on a rest recording when the armband is put on.
+    """
+
+    def __init__(self, rate: float, n_channels: int, config: TokenizerConfig = TokenizerConfig(), *,
+                 noise: float | None = None):
+        self.rate, self.n_channels, self.config = float(rate), int(n_channels), config
+        self.L, self.hop = config.token_len(rate), config.hop_len(rate)
+        if config.mode == "events":
+            if noise is None:
+                raise ConfigError("StreamingTokenizer: events mode needs noise= (e.g. from a rest recording)")
+            self._seg = StreamingSegmenter(rate, n_channels, config.segment, noise=noise)
+        self._buf = np.zeros((n_channels, 0), np.float32)
+        self._buf_start = 0      # recording sample of self._buf[:, 0]
+        self._n = 0              # samples received
+        self._pending: list[tuple[int, int, int]] = []  # (event_index, start, end)
+        self._n_events = 0
+        self._next_window = 0
+        self._done = False
+
+    @property
+    def samples_seen(self) -> int:
+        return self._n
+
+    @property
+    def buffered(self) -> int:
+        """Samples held in the buffer now."""
+        return int(self._buf.shape[1])
+
+    def push(self, chunk: np.ndarray) -> Sentence:
+        """Add ``chunk`` (C, t) and return the tokens completed so far (possibly none)."""
+        if self._done:
+            raise DataError("StreamingTokenizer.push", "the stream was flushed; start a new tokenizer")
+        chunk = np.asarray(chunk, dtype=np.float32)
+        if chunk.ndim != 2 or chunk.shape[0] != self.n_channels:
+            raise DataError("StreamingTokenizer.push", f"chunk must be ({self.n_channels}, t), got {chunk.shape}")
+        if chunk.size and not np.isfinite(chunk).all():
+            raise DataError("StreamingTokenizer.push", "non-finite samples (NaN or inf) in the chunk")
+        self._buf = np.concatenate([self._buf, chunk], axis=1)
+        self._n += chunk.shape[1]
+        if self.config.mode == "events":
+            for s, e in self._seg.push(chunk):
+                self._pending.append((self._n_events, int(s), int(e)))
+                self._n_events += 1
+        return self._emit(final=False)
+
+    def flush(self) -> Sentence:
+        """End of the signal: return the remaining tokens."""
+        if self._done:
+            return self._empty()
+        if self.config.mode == "events":
+            for s, e in self._seg.flush():
+                self._pending.append((self._n_events, int(s), int(e)))
+                self._n_events += 1
+        out = self._emit(final=True)
+        self._done = True
+        return out
+
+    def _open_event_start(self) -> int:
+        """Earliest sample an event not yet emitted by the segmenter can start at."""
+        a = getattr(self._seg, "_assembler", None)
+        if a is not None and hasattr(a, "start"):
+            return self._n if a.start is None else int(a.next_piece)
+        # segmenter without an inspectable assembler: bound by the longest event it can hold
+        p = self.config.segment
+        if p.max_event_s is None:
+            return 0
+        return self._n - int(math.ceil((p.max_event_s + p.merge_gap_s + p.window_s) * self.rate)) - 1
+
+    def _empty(self) -> Sentence:
+        return Sentence.empty(self.n_channels, self.L, rate=self.rate)
+
+    def _emit(self, final: bool) -> Sentence:
+        L, n = self.L, self._n
+        parts = []
+        if self.config.mode == "windows":
+            starts = np.arange(self._next_window, n - L + 1, self.hop, dtype=np.int64)
+            if starts.size:
+                self._next_window = int(starts[-1]) + self.hop
+                parts.append(_windows(self._buf, self.rate, starts, L, self._buf_start))
+            keep_from = self._next_window
+        else:
+            keep_from = n
+            while self._pending:
+                idx, s, e = self._pending[0]
+                starts, _ = event_token_starts(np.array([s]), np.array([e]), L, self.hop,
+                                               n if final else None)
+                if not final and starts.size and starts.max() + L > n:
+                    break  # a token centred on a short event needs samples not seen yet
+                self._pending.pop(0)
+                if starts.size and n >= L:
+                    parts.append(_build(self._buf, self.rate, starts, np.zeros(starts.size, np.int64),
+                                        np.array([s]), np.array([e]), L, self._buf_start))
+                    parts[-1].event_index[:] = idx
+            if self._pending:
+                keep_from = min(keep_from, self._pending[0][1])
+            keep_from = max(0, min(keep_from, self._open_event_start()) - L)
+        drop = keep_from - self._buf_start
+        if drop > 0:
+            self._buf = self._buf[:, drop:]
+            self._buf_start = keep_from
+        if not parts:
+            return self._empty()
+        return Sentence.concat(parts, rate=self.rate)
