@@ -83,7 +83,9 @@ def get_reader(name: str, root: str | os.PathLike | None = None, **options) -> R
             allowed = sorted(p for p in params if p not in ("self", "root"))
             raise ConfigError(f"reader {name!r}: unknown option(s) {', '.join(unknown)}; "
                               f"options: {', '.join(allowed) or 'none'}")
-    return cls(root, **options)
+    reader = cls(root, **options)
+    reader._options = dict(options)
+    return reader
 
 
 def list_readers() -> list[DatasetInfo]:

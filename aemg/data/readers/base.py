@@ -109,6 +109,12 @@ class Reader(abc.ABC):
         for source in self.sources():
             yield from self.read(source)
 
+    @property
+    def options(self) -> dict[str, Any]:
+        """The options this reader was made with by :func:`~aemg.data.readers.get_reader` (for
+        manifests and re-creating it in worker processes)."""
+        return dict(getattr(self, "_options", {}))
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={str(self.root)!r})"
 
