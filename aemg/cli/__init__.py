@@ -19,7 +19,7 @@ import sys
 from .._version import __version__
 from ..errors import AemgError
 
-COMMANDS: list[str] = ["datasets", "rectify", "demo", "evaluate"]
+COMMANDS: list[str] = ["datasets", "rectify", "demo", "evaluate", "tokenize", "plot_events"]
 
 
 def build_parser() -> argparse.ArgumentParser:

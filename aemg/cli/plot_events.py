@@ -1,0 +1,52 @@
+"""``aemg plot-events ARCHIVE``: one recording with its envelope, thresholds, events and tokens (PNG)."""
+from __future__ import annotations
+
+import argparse
+
+from ..errors import ConfigError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "plot-events", help="plot a recording's envelope, thresholds, detected events and tokens",
+        description="Draw one recording of an archive with its energy envelope, the detector's "
+                    "noise level and on/off thresholds, the detected events and example tokens.")
+    p.add_argument("archive", help="archive folder written by `aemg rectify`")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--index", type=int, default=0, help="recording index in the archive (default 0)")
+    which.add_argument("--key", help="recording key dataset/subject/session/trial")
+    p.add_argument("--trial", type=int, default=0,
+                   help="for recordings with per-sample labels: which labelled run (default 0)")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--mode", choices=("events", "windows"), default="events")
+    p.add_argument("--token-s", type=float, default=0.25, help="token length, seconds")
+    p.add_argument("--tokens", type=int, default=6, help="example tokens to draw (default 6)")
+    p.add_argument("--backend", help="segmentation backend")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from ..data.archive import open_archive
+    from ..data.trials import split_trials
+    from ..tokenizer.plot import plot_events
+    from ..tokenizer.tokens import TokenizerConfig
+
+    archive = open_archive(args.archive)
+    if args.key is not None:
+        try:
+            rec = archive.get(args.key)
+        except KeyError:
+            raise ConfigError(f"--key {args.key!r}: no such recording in {args.archive}") from None
+    else:
+        if not 0 <= args.index < len(archive):
+            raise ConfigError(f"--index {args.index}: the archive has {len(archive)} recordings")
+        rec = archive[args.index]
+    trials = split_trials(rec)
+    if not 0 <= args.trial < len(trials):
+        raise ConfigError(f"--trial {args.trial}: {rec.key} has {len(trials)} labelled trial(s)")
+    config = dataclasses.replace(TokenizerConfig(), token_s=args.token_s, mode=args.mode)
+    out = plot_events(trials[args.trial], args.out, config, n_tokens=args.tokens, backend=args.backend)
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,45 @@
+"""``aemg tokenize ARCHIVE OUT``: rectified archive -> token corpus (see :func:`tokenize_archive`)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "tokenize", help="tokenize an archive into a token corpus",
+        description="Cut every trial of an archive into contraction-event tokens (or fixed windows) "
+                    "and write a corpus of memory-mappable shards. Re-running the same command resumes.")
+    p.add_argument("archive", help="archive folder written by `aemg rectify`")
+    p.add_argument("out", help="corpus folder to create or resume")
+    p.add_argument("--workers", type=int, help="worker processes (default: all cores)")
+    p.add_argument("--mode", choices=("events", "windows"), default="events",
+                   help="contraction events (NCT, default) or fixed sliding windows (ablation)")
+    p.add_argument("--token-s", type=float, default=0.25, help="token length, seconds (default 0.25)")
+    p.add_argument("--hop-s", type=float, help="hop between token starts, seconds (default: token length)")
+    p.add_argument("--max-len", type=int, default=256, help="most tokens per sentence (default 256)")
+    p.add_argument("--cap", choices=("first", "energy"), default="first",
+                   help="which tokens a long sentence keeps (default: the first)")
+    p.add_argument("--calibration", choices=("rest", "robust"), default="rest",
+                   help="noise floor from the rest trials of each subject/session (default) or "
+                        "robust statistics of each trial")
+    p.add_argument("--no-event", choices=("background", "empty"), default="background",
+                   help="a trial without events gives background tokens (default) or nothing")
+    p.add_argument("--backend", help="segmentation backend (numpy, numba, cython; default: fastest)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..tokenizer.corpus import tokenize_archive
+    from ..tokenizer.tokens import TokenizerConfig
+
+    config = dataclasses.replace(TokenizerConfig(), token_s=args.token_s, hop_s=args.hop_s,
+                                 max_sentence_len=args.max_len, mode=args.mode, cap=args.cap,
+                                 calibration=args.calibration, no_event=args.no_event)
+    report = tokenize_archive(args.archive, args.out, config, workers=args.workers,
+                              progress=not args.no_progress, backend=args.backend)
+    print(json.dumps(report.to_dict(), indent=1) if args.json else report.summary())
+    return 0
