@@ -36,6 +36,7 @@ def main() -> int:
             problems.append("Cython sources exist but no extension was built")
     except ImportError as exc:
         problems.append(f"aemg._ext: {exc}")
+    import aemg.ops  # noqa: F401  (registers the vq_lookup and masked_attention backends)
     from aemg import backends
     import aemg.tokenizer.segment  # noqa: F401 - registers the envelope/segment backends
     for op in sorted(backends._REGISTRY):
