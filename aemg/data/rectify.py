@@ -326,10 +326,11 @@ def resample_irregular(times, x, rate: float, *, dejitter_s: float = 0.25,
     rows and delivered in Bluetooth bursts):
 
     1. :func:`collapse_held` keeps one row per distinct sample (with ``collapse``).
-    2. De-jitter: the arrival times of the distinct samples are replaced by their centred moving
-       average over ``dejitter_s`` seconds' worth of samples (a monotone smoothing that removes
-       burst jitter but follows slow drifts in the true rate; a single straight-line fit drifted
-       by up to 1 s on these files).
+    2. De-jitter: each distinct sample's arrival time is replaced by a uniform clock at the mean
+       native rate plus the centred moving average, over ``dejitter_s`` seconds' worth of samples,
+       of the arrival time's offset from that clock. This removes burst jitter but follows slow
+       drifts of the true rate (a single straight-line fit drifted by up to 1 s on these files),
+       and is unbiased at the ends of the recording.
     3. Linear interpolation onto a uniform grid at ``k * rate`` with ``k = ceil(native / rate)``
        (native = distinct samples per second), then polyphase decimation by ``k`` when ``k > 1``
        (anti-aliasing when the native rate exceeds ``rate``).
@@ -362,11 +363,13 @@ def resample_irregular(times, x, rate: float, *, dejitter_s: float = 0.25,
     native = (t.size - 1) / (t[-1] - t[0])
     w = max(1, int(round(dejitter_s * native)))
     if w > 1 and t.size > w:
-        c = np.cumsum(np.concatenate([[0.0], t]))
+        # smooth the offset from a uniform clock (not the times themselves): unbiased at the edges
+        step = np.arange(t.size) / native
+        c = np.cumsum(np.concatenate([[0.0], t - step]))
         half = w // 2
         lo = np.clip(np.arange(t.size) - half, 0, t.size)
         hi = np.clip(np.arange(t.size) - half + w, 0, t.size)
-        t = (c[hi] - c[lo]) / (hi - lo)
+        t = step + (c[hi] - c[lo]) / (hi - lo)
     k = max(1, math.ceil(native / rate))
     grid_rate = k * rate
     n_out = int(math.floor((t[-1] - t[0]) * grid_rate)) + 1

@@ -7,18 +7,21 @@ channel-1 direction, see :mod:`aemg.data.devices`) and at the z of the device's 
 Method (:func:`topology_matrix`):
 
 1. Electrodes are grouped into rings by their z position (to 0.1 mm). The **main ring** is the ring
-   with the most electrodes (ties: the one nearest the median z of the device, then the lower z).
+   with the most electrodes (ties: the one nearest z = 0, the device's reference ring, then the
+   lower z).
 2. Within each ring, a virtual electrode gets **circular linear interpolation** between its two
    angular neighbours in that ring (weights ``1 - d/gap``). A gap between neighbours is *bridged*
    only if it is at most ``2.5 x`` the main ring's median gap; angles inside an unbridged gap are
    not covered by that ring (this is what makes a high-density grid a partial-coverage device).
+   An electrode of another ring with no bridged gap on either side (an isolated "spot" electrode,
+   e.g. Ninapro's biceps/forearm spots) contributes nothing, not even at its own angle.
 3. Rings covering a virtual electrode are combined with weights ``exp(-(dz / z_scale)^2 / 2)``
    where ``dz`` is the ring's distance to the main ring (``z_scale`` = 30 mm by default), so a
    second armband 30 mm away contributes 0.61 of the main ring's weight and wrist rings 150 mm
    away contribute nothing (weights below 1e-3 are dropped). Rows are normalised to sum to 1.
 4. **Outside coverage** (no ring covers the virtual angle, e.g. the far side of the arm for an
-   8x8 grid): the virtual electrode copies the weights of the nearest covered virtual position
-   (constant extension from the nearest edge of the covered arc), so every row still sums to 1
+   8x8 grid): the virtual electrode takes the weights at the angularly nearest electrode of the
+   main ring, i.e. the edge of the covered arc (constant extension), so every row still sums to 1
    and no virtual channel is silent; :func:`coverage_mask` reports these positions as False so
    downstream code can mask them.
 
@@ -55,9 +58,7 @@ def _rings(device: Device) -> tuple[list[np.ndarray], int, np.ndarray]:
     levels = np.unique(zr)
     rings = [np.flatnonzero(zr == lv) for lv in levels]
     sizes = np.array([r.size for r in rings])
-    med = np.median(device.z)
-    order = sorted(range(len(rings)),
-                   key=lambda i: (-sizes[i], abs(levels[i] - med), abs(levels[i]), levels[i]))
+    order = sorted(range(len(rings)), key=lambda i: (-sizes[i], abs(levels[i]), levels[i]))
     return rings, order[0], levels
 
 
@@ -75,21 +76,26 @@ def _gaps(uniq: np.ndarray) -> np.ndarray:
     return np.diff(np.concatenate([uniq, uniq[:1] + TWO_PI]))
 
 
-def _ring_weights(angles: np.ndarray, phi: float, bridge: float) -> np.ndarray | None:
+def _ring_weights(angles: np.ndarray, phi: float, bridge: float, *,
+                  main: bool) -> np.ndarray | None:
     """Circular linear interpolation weights over one ring's electrodes at angle ``phi``.
 
-    Returns None when ``phi`` lies in a gap wider than ``bridge`` (not covered by this ring).
+    Returns None when ``phi`` lies in a gap wider than ``bridge`` (not covered by this ring), or,
+    for a ring other than the main one, on an electrode with no bridged gap on either side.
     """
     uniq, members = _sorted_unique_angles(angles)
     w = np.zeros(angles.size)
     d0 = (phi - uniq) % TWO_PI
+    gaps = _gaps(uniq)
     hit = np.flatnonzero(np.minimum(d0, TWO_PI - d0) < 1e-9)
     if hit.size:  # exactly on an electrode
-        w[members[hit[0]]] = 1.0 / members[hit[0]].size
+        h = int(hit[0])
+        if not main and (uniq.size == 1 or min(gaps[h], gaps[h - 1]) > bridge + 1e-12):
+            return None
+        w[members[h]] = 1.0 / members[h].size
         return w
     if uniq.size == 1:
         return None
-    gaps = _gaps(uniq)
     i = int(np.argmin(d0))  # nearest electrode clockwise of phi (smallest ccw distance to phi)
     gap = gaps[i]
     if gap > bridge + 1e-12:
@@ -108,7 +114,7 @@ def _weights_at(device: Device, phi: float, rings, main: int, levels, bridge: fl
         wz = float(np.exp(-0.5 * ((levels[r] - levels[main]) / Z_SCALE) ** 2))
         if wz < _MIN_RING_WEIGHT:
             continue
-        w = _ring_weights(device.angles[idx], phi, bridge)
+        w = _ring_weights(device.angles[idx], phi, bridge, main=r == main)
         if w is None:
             continue
         row[idx] += wz * w
@@ -132,12 +138,10 @@ def _matrix_cached(device_key: tuple, n_virtual: int) -> tuple[np.ndarray, np.nd
         row = _weights_at(device, phi, rings, main, levels, bridge)
         if row is not None:
             W[k], covered[k] = row, True
-    if not covered.any():
-        raise DataError(f"device {name!r}", "its electrodes cover no virtual electrode position")
     for k in np.flatnonzero(~covered):
-        d = np.abs(phis[covered] - phis[k]) % TWO_PI
+        d = np.abs(main_uniq - phis[k]) % TWO_PI
         d = np.minimum(d, TWO_PI - d)
-        W[k] = W[np.flatnonzero(covered)[int(np.argmin(d))]]
+        W[k] = _weights_at(device, float(main_uniq[int(np.argmin(d))]), rings, main, levels, bridge)
     W.setflags(write=False)
     covered.setflags(write=False)
     return W, covered

@@ -1,0 +1,270 @@
+"""Rectification into the standard space: each step on its own, then the pipeline."""
+import json
+
+import numpy as np
+import pytest
+
+from aemg.data.devices import TWO_PI
+from aemg.data.recording import Recording
+from aemg.data.rectify import (StandardSpace, amplitude_gain, bandpass, collapse_held,
+                               detect_line_frequency, estimate_amplitude_scale, line_harmonics,
+                               moving_rms, noise_floor, notch, power_above, rate_ratio, rectify,
+                               resample, resample_irregular, standard_device)
+from aemg.data.synthetic import SyntheticConfig, generate_unit
+from aemg.errors import ConfigError, DataError
+
+
+def sines(freqs, rate, seconds=2.0, channels=3):
+    t = np.arange(int(seconds * rate)) / rate
+    return np.tile(sum(np.sin(TWO_PI * f * t) for f in freqs), (channels, 1)), t
+
+
+def amp_at(x, rate, f):
+    """Amplitude of the f Hz component (single-bin DFT over the middle half, away from edges)."""
+    n = x.shape[-1]
+    seg = x[..., n // 4: 3 * n // 4]
+    t = np.arange(seg.shape[-1]) / rate
+    return np.abs((seg * np.exp(-2j * np.pi * f * t)).mean(-1)).max() * 2
+
+
+# -- space --------------------------------------------------------------------------------------
+
+def test_space_roundtrips_through_json():
+    space = StandardSpace(rate=400.0, channels=8, notch=(60.0,), amplitude="recording")
+    again = StandardSpace.from_dict(json.loads(json.dumps(space.to_dict())))
+    assert again == space and isinstance(again.band, tuple)
+    assert StandardSpace().device.name == "standard16"
+    assert standard_device(8).name == "standard8" and standard_device(8).n_channels == 8
+
+
+@pytest.mark.parametrize("bad", [dict(rate=0), dict(band=(100, 20)), dict(amplitude="zscore"),
+                                 dict(notch_mode="maybe"), dict(channels=0), dict(notch=(-50,))])
+def test_space_rejects_bad_values(bad):
+    with pytest.raises(ConfigError):
+        StandardSpace(**bad)
+    with pytest.raises(ConfigError, match="unknown"):
+        StandardSpace.from_dict({"rate": 500, "colour": 1})
+
+
+# -- steps --------------------------------------------------------------------------------------
+
+def test_bandpass_keeps_the_band_zero_phase():
+    x, t = sines([5, 80, 400], 1000.0)
+    y = bandpass(x, 1000.0, 20, 200)
+    assert y.dtype == np.float32 and y.shape == x.shape
+    assert amp_at(y, 1000, 80) == pytest.approx(1.0, abs=0.02)
+    assert amp_at(y, 1000, 5) < 0.01 and amp_at(y, 1000, 400) < 0.01
+    # zero phase: the kept 80 Hz component is in phase with the input
+    mid = slice(500, 1500)
+    np.testing.assert_allclose(y[0, mid], np.sin(TWO_PI * 80 * t[mid]), atol=0.03)
+    # low-pass and high-pass variants
+    assert amp_at(bandpass(x, 1000.0, None, 30), 1000, 80) < 0.01
+    assert amp_at(bandpass(x, 1000.0, 200, None), 1000, 80) < 0.01
+
+
+def test_notch_removes_line_and_harmonics_only():
+    x, _ = sines([50, 80, 150], 1000.0)
+    y = notch(x, 1000.0, line_harmonics(50.0, 120.0))
+    assert line_harmonics(50.0, 120.0) == [50.0, 100.0]
+    assert amp_at(y, 1000, 50) < 0.01
+    assert amp_at(y, 1000, 80) == pytest.approx(1.0, abs=0.02)
+    assert amp_at(y, 1000, 150) == pytest.approx(1.0, abs=0.02)
+    np.testing.assert_allclose(notch(x, 1000.0, [600.0]), x, atol=1e-6)  # above Nyquist: skipped
+
+
+def test_detect_line_frequency(rng):
+    noise = rng.normal(size=(4, 5000))
+    t = np.arange(5000) / 1000
+    assert detect_line_frequency(noise + 2 * np.sin(TWO_PI * 60 * t), 1000.0) == 60.0
+    assert detect_line_frequency(noise + 2 * np.sin(TWO_PI * 50 * t), 1000.0) == 50.0
+    assert detect_line_frequency(noise, 1000.0) is None
+    assert detect_line_frequency(noise[:, :10], 1000.0) is None
+
+
+@pytest.mark.parametrize("rate_in,rate_out", [(1000.0, 500.0), (200.0, 500.0), (2048.0, 500.0), (1024.0, 500.0)])
+def test_resample_reproduces_a_sine(rate_in, rate_out):
+    x, _ = sines([13.0], rate_in, seconds=2.0, channels=2)
+    y = resample(x, rate_in, rate_out)
+    up, down = rate_ratio(rate_in, rate_out)
+    assert up * rate_in == down * rate_out
+    assert y.shape == (2, int(np.ceil(x.shape[1] * up / down))) and y.dtype == np.float32
+    t_out = np.arange(y.shape[1]) / rate_out
+    mid = slice(y.shape[1] // 8, -y.shape[1] // 8)
+    np.testing.assert_allclose(y[:, mid], np.sin(TWO_PI * 13 * t_out[mid])[None].repeat(2, 0), atol=0.01)
+
+
+def test_resample_edge_cases():
+    assert rate_ratio(2048, 500) == (125, 512)
+    assert resample(np.zeros((3, 0)), 1000, 500).shape == (3, 0)
+    assert resample(np.ones((2, 1), dtype=np.int16), 1000, 500).shape == (2, 1)
+    with pytest.raises(DataError, match="rate"):
+        resample(np.zeros((1, 4)), 0, 500)
+    with pytest.raises(DataError, match="non-finite"):
+        resample(np.array([[0.0, np.nan]]), 1000, 500)
+    with pytest.raises(DataError, match="2-D"):
+        bandpass(np.zeros(5), 1000, 20, 200)
+
+
+def myo_like_log(rng, seconds=20.0, native=100.0, f=2.0):
+    """Samples at `native` Hz delivered in bursts and logged at 1 kHz with held values (UCI Myo)."""
+    n = int(seconds * native)
+    true_t = np.arange(n) / native
+    values = np.sin(TWO_PI * f * true_t) + 0.01 * rng.normal(size=n)
+    # delivered in Bluetooth bursts every 30 ms, 1 ms apart (mean delay 21 ms)
+    arrival = (np.floor(true_t / 0.03) + 1) * 0.03 + (np.arange(n) % 3) * 0.001 + rng.uniform(0, 1e-4, n)
+    rows_t = np.arange(int(arrival[0] * 1000), int(arrival[-1] * 1000) + 1) / 1000
+    idx = np.searchsorted(arrival, rows_t, side="right") - 1
+    x = np.stack([values[idx], -values[idx]])
+    return rows_t, x
+
+
+def test_collapse_held_and_resample_irregular(rng):
+    times, x = myo_like_log(rng)
+    t_kept, v = collapse_held(times, x)
+    assert abs(t_kept.size - 2000) <= 2 and v.shape == (2, t_kept.size)
+    y, t_out = resample_irregular(times, x, 200.0)
+    assert y.dtype == np.float32 and y.shape == (2, t_out.size)
+    np.testing.assert_allclose(np.diff(t_out), 1 / 200.0, rtol=1e-9)
+    # against the true signal at the output times (mean arrival delay (30+21+12)/3 = 21 ms)
+    truth = np.sin(TWO_PI * 2.0 * (t_out - 0.021))
+    mid = slice(100, -100)
+    assert np.abs(y[0, mid] - truth[mid]).max() < 0.05
+    np.testing.assert_allclose(y[1], -y[0], atol=1e-6)
+    # output slower than the native rate: decimated with anti-aliasing
+    y2, t2 = resample_irregular(times, x, 50.0)
+    np.testing.assert_allclose(np.diff(t2), 1 / 50.0, rtol=1e-9)
+    assert np.abs(y2[0, 25:-25] - np.sin(TWO_PI * 2.0 * (t2[25:-25] - 0.021))).max() < 0.1
+
+
+def test_resample_irregular_rejects_backwards_time():
+    with pytest.raises(DataError, match="non-decreasing"):
+        resample_irregular(np.array([0.0, 0.2, 0.1]), np.zeros((1, 3)), 100.0)
+    y, t = resample_irregular(np.array([0.5]), np.ones((2, 1)), 100.0)
+    assert y.shape == (2, 1) and t.tolist() == [0.5]
+
+
+def test_noise_floor_and_gain(rng):
+    x = np.concatenate([0.1 * rng.normal(size=(4, 1000)), 5 * rng.normal(size=(4, 3000))], axis=1)
+    assert noise_floor(x, 1000.0) == pytest.approx(0.1, rel=0.15)
+    assert moving_rms(x, 1000.0).shape == ((4000 - 100) // 50 + 1,)
+    assert noise_floor(np.zeros((2, 0)), 1000.0) == 0.0
+    space = StandardSpace()
+    assert amplitude_gain(space, scale=0.5) == (2.0, "dataset")
+    assert amplitude_gain(space, own_floor=0.25) == (4.0, "recording")
+    assert amplitude_gain(space, own_floor=0.0) == (1.0, "recording")
+    assert amplitude_gain(StandardSpace(amplitude="none"), scale=3.0) == (1.0, "none")
+    with pytest.raises(DataError, match="amplitude_scale"):
+        amplitude_gain(space, scale=-1.0)
+
+
+def test_power_above(rng):
+    x, _ = sines([60, 300], 1000.0, channels=1)
+    frac = power_above([(x, 1000.0)], [100, 250, 400])
+    assert frac[100] == pytest.approx(0.5, abs=0.02) and frac[250] == pytest.approx(0.5, abs=0.02)
+    assert frac[400] < 0.01
+    with pytest.raises(DataError):
+        power_above([], [100])
+
+
+# -- the pipeline -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def synth():
+    cfg = SyntheticConfig(n_subjects=3, repetitions=1, n_gestures=2)
+    return {u: generate_unit(cfg, u) for u in ("s00", "s01", "s02")}  # myo, 3dc, ring:6
+
+
+@pytest.mark.parametrize("unit", ["s00", "s01", "s02"])
+def test_rectify_output_contract(synth, unit):
+    rec = synth[unit][2]
+    out = rectify(rec)
+    # the synthetic 50 Hz line is found where nothing masks it (the rest trial) and notched
+    assert rectify(synth[unit][0]).meta["rectify"]["line_hz"] == 50.0
+    assert out.units == "standard" and out.device.name == "standard16" and out.rate == 500.0
+    assert out.data.shape == (16, round(rec.duration * 500)) and out.data.dtype == np.float32
+    assert out.labels.shape == (out.n_samples,) and out.times is None
+    assert out.label == rec.label and out.classes == rec.classes and out.subject == rec.subject
+    # labels resampled by nearest sample: the contraction keeps its extent in seconds
+    assert abs((out.labels > 0).mean() - (rec.labels > 0).mean()) < 0.01
+    prov = out.meta["rectify"]
+    assert prov["source_rate"] == rec.rate and prov["source_device"] == rec.device.name
+    assert prov["source_units"] == rec.units and prov["gain"] > 0 and out.meta["repetition"] == 0
+    json.dumps(out.meta)  # serialisable provenance
+    assert prov["band"][1] <= 0.9 * min(rec.rate, 500.0) / 2
+
+
+def test_rectify_input_dtypes_give_the_same_result(synth):
+    rec = synth["s01"][1]
+    ref = rectify(rec, amplitude_scale=10.0).data
+    as_int16 = rec.with_data(rec.data.astype(np.int16))
+    as_f64 = rec.with_data(rec.data.astype(np.float64))
+    np.testing.assert_allclose(rectify(as_int16, amplitude_scale=10.0).data, ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(rectify(as_f64, amplitude_scale=10.0).data, ref, rtol=1e-5, atol=1e-5)
+    strided = np.repeat(rec.data, 2, axis=1)[:, ::2]
+    np.testing.assert_allclose(rectify(rec.with_data(strided), amplitude_scale=10.0).data, ref, rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_rectify_amplitude_makes_units_comparable_and_keeps_rest_low(synth):
+    trials = synth["s01"]                         # rest, gesture1, gesture2 in ADC counts
+    volts = [r.with_data(r.data * 3e-4, units="V") for r in trials]
+    s_adc, s_v = estimate_amplitude_scale(trials), estimate_amplitude_scale(volts)
+    assert s_v == pytest.approx(s_adc * 3e-4, rel=1e-4)
+    a = [rectify(r, amplitude_scale=s_adc).data for r in trials]
+    b = [rectify(r, amplitude_scale=s_v).data for r in volts]
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-3)
+    rms = [float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) for x in a]
+    assert rms[0] < 2.0 and rms[1] > 5 * rms[0] and rms[2] > 5 * rms[0]   # rest stays near 1 floor
+    # "recording" mode normalises each trial to its own floor instead
+    own = rectify(trials[1], StandardSpace(amplitude="recording"))
+    assert own.meta["rectify"]["amplitude_source"] == "recording"
+    assert rectify(trials[1], StandardSpace(amplitude="none")).meta["rectify"]["gain"] == 1.0
+    with pytest.raises(DataError):
+        estimate_amplitude_scale([])
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 40])
+def test_rectify_short_recordings_do_not_crash(n, rng):
+    rec = Recording(rng.normal(size=(10, n)).astype(np.float32), 1000.0, "3dc", units="adc",
+                    labels=np.ones(n, dtype=np.int32))
+    out = rectify(rec, amplitude_scale=1.0)
+    assert out.data.shape == (16, -(-n // 2)) and np.isfinite(out.data).all()
+    assert out.labels.shape == (out.n_samples,)
+
+
+def test_rectify_irregular_recording(rng):
+    times, x = myo_like_log(rng, seconds=6.0)
+    x8 = np.repeat(x[:1], 8, axis=0) * 30 + rng.normal(size=(8, 1)).round()
+    labels = (times > 3.0).astype(np.int32)
+    rec = Recording(x8.astype(np.float32), 200.0, "myo", units="int8", labels=labels, times=times)
+    out = rectify(rec, StandardSpace(band=(0.5, 450.0)), amplitude_scale=1.0)
+    assert out.rate == 500.0 and out.times is None
+    assert out.n_samples == pytest.approx((times[-1] - times[0]) * 500, abs=30)
+    assert out.meta["rectify"]["native_rate"] == pytest.approx(100.0, rel=0.02)
+    assert out.meta["rectify"]["band"][1] == pytest.approx(45.0, rel=0.02)  # 0.9 x native Nyquist
+    switch = np.flatnonzero(np.diff(out.labels))[0] / 500 + times[0]
+    assert switch == pytest.approx(3.0, abs=0.05)
+
+
+def test_rectify_other_channel_counts_and_errors(synth):
+    out = rectify(synth["s00"][1], StandardSpace(channels=8))
+    assert out.device.name == "standard8" and out.n_channels == 8
+    with pytest.raises(DataError, match="too low for the band"):
+        rectify(synth["s00"][1], StandardSpace(band=(95.0, 450.0)))
+
+
+@pytest.mark.realdata
+def test_rectify_real_3dc_and_uci(data_root):
+    from aemg.data.readers import get_reader
+
+    reader = get_reader("3dc", data_root / "3dc_armband")
+    recs = reader.read(reader.sources()[0])[:3]
+    scale = estimate_amplitude_scale(recs)
+    out = rectify(recs[0], amplitude_scale=scale)
+    assert out.n_channels == 16 and out.rate == 500.0 and np.isfinite(out.data).all()
+    uci = get_reader("uci_myo", data_root / "uci_emg_gestures_myo")
+    rec = uci.read(uci.sources()[0])[0]
+    out = rectify(rec)
+    assert out.rate == 500.0 and out.labels is not None
+    assert out.duration == pytest.approx(rec.duration, abs=0.5)
