@@ -70,7 +70,8 @@ class CoteAllardReader(Reader):
         index = int(match_name(_NAME, name, path)["index"])
         prefix = {f: p for f, p in PARTS.values()}.get(folder)
         if prefix is None:
-            raise DataError(path, f"unknown part folder {folder!r} (expected {[f for f, _ in PARTS.values()]})")
+            expected = [f for f, _ in PARTS.values()]
+            raise DataError(path, f"unknown part folder {folder!r} (expected one of {expected})")
         raw = read_bytes(path)
         frame = 2 * _CHANNELS
         if len(raw) % frame:

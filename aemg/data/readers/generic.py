@@ -1,7 +1,9 @@
 """Users' own recordings: delimited text (optionally gzipped) or .npy files named by a template.
 
-Example: ``get_reader("generic", "my_study", pattern="P{subject}/day{session}/gesture{label}_rep{trial}.csv.gz",
-rate=1000, device="ring:8", classes=["rest", "fist", "open"])``.
+Example::
+
+    get_reader("generic", "my_study", pattern="P{subject}/day{session}/gesture{label}_rep{trial}.csv.gz",
+               rate=1000, device="ring:8", classes=["rest", "fist", "open"])
 
 The template names path fields in braces: ``subject``, ``session``, ``trial`` and ``label`` fill the
 Recording; any other field (e.g. ``{arm}``) goes into ``meta``. A field matches one path segment

@@ -24,7 +24,8 @@ class LibEmgMyoReader(Reader):
 
     info = DatasetInfo(
         name="libemg_myo", device="myo", channels=8, rate=200.0, subjects=1, classes=CLASSES, units="int8",
-        description="LibEMG one-subject Myo fixture: 5 classes x 4 reps, about 3 s each (R_<rep>_C_<class>_EMG.csv)",
+        description="LibEMG one-subject Myo fixture: 5 classes x 4 reps, about 3 s each "
+                    "(R_<rep>_C_<class>_EMG.csv)",
         citation="Eddy E. et al., LibEMG: an open source library to facilitate the exploration of "
                  "myoelectric control, IEEE Access 11, 2023")
     default_folder = "libemg_sdist_one_subject_myo"

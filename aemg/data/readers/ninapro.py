@@ -177,7 +177,8 @@ class NinaproReader(Reader):
             return raw.astype(np.int32)
         if hi <= count:                               # numbered within the exercise
             return np.where(raw > 0, raw + offset, 0).astype(np.int32)
-        raise DataError(path, f"unknown labels {lo}..{hi} for E{exercise} of DB{self.db} (expected 1..{count} "
+        raise DataError(path, f"unknown labels {lo}..{hi} for E{exercise} of DB{self.db} "
+                              f"(expected 1..{count} "
                               f"or {offset + 1}..{offset + count})")
 
 

@@ -65,9 +65,9 @@ class UciMyoReader(Reader):
         if np.any(classes != np.round(classes)) or classes.min() < 0 or classes.max() > len(CLASSES):
             bad = int(np.flatnonzero((classes != np.round(classes)) | (classes < 0)
                                      | (classes > len(CLASSES)))[0])
-            raise DataError(path, f"row {bad + 2}: unknown class {classes[bad]:g} (expected 0..{len(CLASSES)})")
-        labels = classes.astype(np.int32) - 1  # class 0 (unmarked) -> -1 = UNLABELLED
-        assert UNLABELLED == -1
+            raise DataError(path, f"row {bad + 2}: unknown class {classes[bad]:g} "
+                                  f"(expected 0..{len(CLASSES)})")
+        labels = np.where(classes == 0, UNLABELLED, classes - 1).astype(np.int32)
         return [self.recording(source, counts.T.astype(np.float32), rate=200.0, device="myo",
                                units="int8", subject=subject, session="1", trial=series,
                                labels=labels, classes=CLASSES, times=table[:, 0] / 1000.0,
