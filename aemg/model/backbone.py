@@ -1,0 +1,100 @@
+"""Pre-LayerNorm Transformer over token sentences, with CLS and learnable mask tokens."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+from .encoder import TokenEncoder
+from .embeddings import SpatialEmbedding, TemporalEmbedding
+
+
+def masked_attention(q, k, v, key_padding_mask):
+    """Attention with padded keys ignored: aemg.ops.masked_attention when available.
+
+    Parameters
+    ----------
+    q, k, v : Tensor, shape (B, H, L, Dh)
+    key_padding_mask : Tensor, shape (B, L), bool, True = real token
+
+    Returns
+    -------
+    Tensor, shape (B, H, L, Dh)
+    """
+    try:
+        from .. import ops
+    except ImportError:  # aemg.ops not in this checkout yet: the PyTorch reference
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=key_padding_mask[:, None, None, :])
+    return ops.masked_attention(q, k, v, key_padding_mask)
+
+
+class Block(nn.Module):
+    """Pre-LN Transformer block: x + Attn(LN(x)); x + MLP(LN(x))."""
+
+    def __init__(self, d: int, heads: int, mlp_dim: int, dropout: float):
+        super().__init__()
+        self.heads = heads
+        self.ln1 = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.ln2 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, d))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor) -> torch.Tensor:
+        B, L, D = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        a = masked_attention(q, k, v, key_padding_mask)  # (B, H, L, Dh)
+        x = x + self.drop(self.proj(a.transpose(1, 2).reshape(B, L, D)))
+        return x + self.drop(self.mlp(self.ln2(x)))
+
+
+class Transformer(nn.Module):
+    """A stack of pre-LN blocks and a final LayerNorm."""
+
+    def __init__(self, d: int, depth: int, heads: int, mlp_dim: int, dropout: float):
+        super().__init__()
+        self.blocks = nn.ModuleList(Block(d, heads, mlp_dim, dropout) for _ in range(depth))
+        self.norm = nn.LayerNorm(d)
+
+    def forward(self, x, key_padding_mask):
+        for blk in self.blocks:
+            x = blk(x, key_padding_mask)
+        return self.norm(x)
+
+
+class Backbone(nn.Module):
+    """Token encoder + spatial/temporal/order embeddings + CLS + mask token + Transformer.
+
+    ``forward(batch, angles, z, masked=None)`` with ``batch`` the tensors of a corpus batch
+    (payload (B,N,C,L), energy (B,N,C), onset_event_s, onset_trial_s, duration_s (B,N) seconds,
+    order, event_index, dominant (B,N) int64, mask (B,N) bool True = real), electrode ``angles``
+    and ``z`` (C,), and ``masked`` (B,N) bool marking tokens replaced by the mask token.
+    Returns (B, 1+N, d_model): index 0 is the CLS token.
+    """
+
+    def __init__(self, cfg: ModelConfig, depth: int):
+        super().__init__()
+        d = cfg.d_model
+        self.encoder = TokenEncoder(cfg)
+        self.temporal = TemporalEmbedding(d)
+        self.dominant = SpatialEmbedding(d, cfg.geometry_freqs)
+        self.cls = nn.Parameter(torch.randn(1, 1, d) * 0.02)
+        self.mask_token = nn.Parameter(torch.randn(1, 1, d) * 0.02)
+        self.transformer = Transformer(d, depth, cfg.heads, cfg.mlp_dim, cfg.dropout)
+
+    def forward(self, batch: dict, angles: torch.Tensor, z: torch.Tensor,
+                masked: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.encoder(batch["payload"], batch["energy"], angles, z)  # (B, N, d)
+        if masked is not None:
+            x = torch.where(masked[..., None], self.mask_token.to(x.dtype), x)
+        dom = self.dominant(angles, z)[batch["dominant"].clamp(0, angles.numel() - 1)]  # (B, N, d)
+        if masked is not None:  # the dominant channel describes the token's content: hide it too
+            dom = dom * (~masked)[..., None]
+        x = x + self.temporal(batch["onset_event_s"], batch["onset_trial_s"], batch["duration_s"],
+                              batch["order"], batch["event_index"]) + dom
+        B = x.shape[0]
+        x = torch.cat([self.cls.expand(B, -1, -1).to(x.dtype), x], dim=1)
+        kpm = torch.cat([torch.ones(B, 1, dtype=torch.bool, device=x.device), batch["mask"]], dim=1)
+        return self.transformer(x, kpm)

@@ -1,0 +1,238 @@
+"""Model and pre-training configuration: frozen dataclasses, presets, TOML/JSON loading.
+
+A run is described by :class:`PretrainConfig` = :class:`ModelConfig` (architecture, shapes) +
+:class:`TrainConfig` (optimisation, schedule). Presets: ``tiny`` (CPU demo, minutes on 2 cores),
+``base`` (d=256, depth 6, 8 heads) and ``large`` (d=512, depth 12, 16 heads).
+
+A config file holds one table per part and may start from a preset::
+
+    preset = "tiny"
+    [model]
+    codebook_size = 256
+    [train]
+    stage1_steps = 300
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the AEMG model (both stages).
+
+    Attributes
+    ----------
+    token_len : int
+        Samples per token (L); payloads are (C, L) per token, any C.
+    d_model, depth, heads, mlp_dim : int
+        Transformer width, number of blocks, attention heads, MLP hidden size.
+    conv_channels, conv_kernel : int
+        Per-channel temporal convolution of the token encoder: feature maps and kernel size.
+    channel_dim : int
+        Width of each channel's feature vector before geometry-weighted channel pooling.
+    pool_heads : int
+        Attention-pooling heads that combine channels into one token vector (any channel count).
+    geometry_freqs : int
+        Fourier harmonics of the electrode angle fed to the spatial embedding.
+    max_tokens : int
+        Longest sentence the model accepts (tokens, without CLS).
+    codebook_size, code_dim : int
+        Stage 1 vocabulary size K and codeword dimension D (l2-normalised, cosine distance).
+    commitment : float
+        Weight of the commitment loss ||z - sg(q)||^2 on unit vectors.
+    ema_decay : float
+        Decay of the EMA codebook updates.
+    dead_code_threshold : float
+        A code whose EMA usage (expected assignments per step) falls below this is restarted
+        from a random encoder output.
+    vq_depth, decoder_depth : int
+        Transformer blocks of the stage-1 encoder and of the reconstruction decoder.
+    mask_ratio : float
+        Share of real tokens masked in stage 2.
+    dropout : float
+        Dropout in the Transformer blocks.
+    """
+
+    name: str = "custom"
+    token_len: int = 50
+    d_model: int = 64
+    depth: int = 2
+    heads: int = 4
+    mlp_dim: int = 128
+    conv_channels: int = 8
+    conv_kernel: int = 7
+    channel_dim: int = 32
+    pool_heads: int = 4
+    geometry_freqs: int = 4
+    max_tokens: int = 256
+    codebook_size: int = 256
+    code_dim: int = 32
+    commitment: float = 0.25
+    ema_decay: float = 0.99
+    dead_code_threshold: float = 0.05
+    vq_depth: int = 2
+    decoder_depth: int = 2
+    mask_ratio: float = 0.5
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        for f in ("token_len", "d_model", "depth", "heads", "mlp_dim", "conv_channels", "conv_kernel",
+                  "channel_dim", "pool_heads", "max_tokens", "codebook_size", "code_dim", "vq_depth",
+                  "decoder_depth"):
+            if int(getattr(self, f)) < 1:
+                raise ConfigError(f"model.{f}={getattr(self, f)!r}: must be a positive integer")
+        if self.d_model % self.heads:
+            raise ConfigError(f"model.d_model={self.d_model}: not divisible by heads={self.heads}")
+        if self.channel_dim % self.pool_heads:
+            raise ConfigError(f"model.channel_dim={self.channel_dim}: not divisible by pool_heads={self.pool_heads}")
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ConfigError(f"model.mask_ratio={self.mask_ratio}: must be in (0, 1)")
+        if not 0.0 < self.ema_decay < 1.0:
+            raise ConfigError(f"model.ema_decay={self.ema_decay}: must be in (0, 1)")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout={self.dropout}: must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and schedule of :func:`aemg.train.pretrain`.
+
+    Attributes
+    ----------
+    stage1_steps, stage2_steps : int
+        Optimiser steps of the VQ stage and of the masked-token stage.
+    batch_size : int
+        Global batch, sentences per step (split across DDP processes).
+    lr, weight_decay, warmup_steps, grad_clip : float/int
+        AdamW learning rate (cosine decay to 10 % after linear warm-up), weight decay, warm-up
+        steps, gradient-norm clip (0 = off).
+    kmeans_iters : int
+        Spherical k-means iterations that initialise the codebook on the first batch.
+    log_every, checkpoint_every : int
+        Steps between CSV log rows and between checkpoints.
+    amp : bool
+        bfloat16 autocast on CUDA (ignored on CPU).
+    """
+
+    stage1_steps: int = 300
+    stage2_steps: int = 300
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 20
+    grad_clip: float = 1.0
+    kmeans_iters: int = 10
+    log_every: int = 10
+    checkpoint_every: int = 100
+    amp: bool = True
+
+    def __post_init__(self):
+        for f in ("stage1_steps", "stage2_steps", "warmup_steps", "kmeans_iters"):
+            if int(getattr(self, f)) < 0:
+                raise ConfigError(f"train.{f}={getattr(self, f)!r}: must be >= 0")
+        for f in ("batch_size", "log_every", "checkpoint_every"):
+            if int(getattr(self, f)) < 1:
+                raise ConfigError(f"train.{f}={getattr(self, f)!r}: must be >= 1")
+        if not self.lr > 0:
+            raise ConfigError(f"train.lr={self.lr!r}: must be > 0")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """A whole pre-training run: ``model`` + ``train``."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, *, where: str = "config") -> "PretrainConfig":
+        """Build from a mapping ``{"preset"?, "model": {...}, "train": {...}}``; unknown keys raise."""
+        d = dict(d)
+        base = preset(d.pop("preset")) if "preset" in d else cls()
+        unknown = set(d) - {"model", "train"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown section(s) {sorted(unknown)}; expected 'preset', 'model', 'train'")
+        return cls(model=_update(base.model, d.get("model", {}), f"{where}[model]"),
+                   train=_update(base.train, d.get("train", {}), f"{where}[train]"))
+
+
+def _update(obj, values: dict, where: str):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a table, got {type(values).__name__}")
+    names = {f.name: f for f in fields(obj)}
+    unknown = set(values) - set(names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(names)}")
+    out = {}
+    for k, v in values.items():
+        want = type(getattr(obj, k))
+        if want is bool and not isinstance(v, bool):
+            raise ConfigError(f"{where}.{k}={v!r}: expected true/false")
+        try:
+            out[k] = want(v)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}.{k}={v!r}: expected {want.__name__}") from None
+    return replace(obj, **out)
+
+
+PRESETS: dict[str, PretrainConfig] = {
+    # Trains both stages on ~50k tokens in minutes on 2 CPU cores.
+    "tiny": PretrainConfig(
+        ModelConfig(name="tiny", d_model=64, depth=2, heads=4, mlp_dim=128, conv_channels=8,
+                    channel_dim=32, pool_heads=4, codebook_size=256, code_dim=32, vq_depth=2,
+                    decoder_depth=1),
+        TrainConfig(stage1_steps=400, stage2_steps=400, batch_size=32, lr=1e-3, warmup_steps=20,
+                    checkpoint_every=100)),
+    "base": PretrainConfig(
+        ModelConfig(name="base", d_model=256, depth=6, heads=8, mlp_dim=1024, conv_channels=16,
+                    channel_dim=64, pool_heads=4, codebook_size=8192, code_dim=64, vq_depth=4,
+                    decoder_depth=2, dropout=0.1),
+        TrainConfig(stage1_steps=20000, stage2_steps=50000, batch_size=64, lr=5e-4, warmup_steps=1000,
+                    checkpoint_every=1000, log_every=50)),
+    "large": PretrainConfig(
+        ModelConfig(name="large", d_model=512, depth=12, heads=16, mlp_dim=2048, conv_channels=32,
+                    channel_dim=128, pool_heads=8, codebook_size=8192, code_dim=64, vq_depth=6,
+                    decoder_depth=2, dropout=0.1),
+        TrainConfig(stage1_steps=30000, stage2_steps=100000, batch_size=128, lr=3e-4, warmup_steps=2000,
+                    checkpoint_every=1000, log_every=50)),
+}
+
+
+def preset(name: str) -> PretrainConfig:
+    """The preset ``name`` (``tiny``, ``base`` or ``large``)."""
+    if name not in PRESETS:
+        raise ConfigError(f"preset {name!r}: unknown; choose from {sorted(PRESETS)}")
+    return PRESETS[name]
+
+
+def load_config(path: str | os.PathLike) -> PretrainConfig:
+    """Read a :class:`PretrainConfig` from a ``.toml`` or ``.json`` file (see module docstring)."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    try:
+        if path.suffix.lower() == ".json":
+            d = json.loads(text)
+        else:
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10
+                raise ConfigError(f"{path}: reading TOML needs Python >= 3.11; use a .json config") from None
+            d = tomllib.loads(text.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'} ({exc})") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path}: expected a table at top level")
+    return PretrainConfig.from_dict(d, where=str(path))

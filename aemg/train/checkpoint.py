@@ -1,0 +1,210 @@
+"""Checkpoints: safetensors weights and optimiser state, JSON config and trainer state.
+
+Layout of a run folder::
+
+    RUN/config.json                      the run's PretrainConfig
+    RUN/log.csv                          one row per logged step
+    RUN/latest.json                      {"checkpoint": "checkpoints/s1-0000100"}
+    RUN/checkpoints/s1-0000100/          one checkpoint (stage 1, 100 steps done)
+        model.safetensors                every parameter and buffer of the model
+        optimizer.safetensors            AdamW moments (tensors only)
+        trainer.json                     step, stage, RNG states, optimiser hyper-parameters,
+                                         config, sizes of the two safetensors files
+
+A checkpoint folder is written under a temporary name and renamed into place, then latest.json is
+replaced atomically, so an interruption never leaves a half-written checkpoint in use. The last
+``keep`` checkpoints are kept.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..errors import ConfigError, DataError
+from ..model.config import PretrainConfig
+
+MODEL_FILE, OPTIM_FILE, STATE_FILE, LATEST = "model.safetensors", "optimizer.safetensors", "trainer.json", "latest.json"
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` through a temporary file and os.replace."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _optimizer_tensors(opt_state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, rest = {}, {"param_groups": opt_state["param_groups"], "state": {}}
+    for pid, st in opt_state["state"].items():
+        rest["state"][str(pid)] = {}
+        for name, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{pid}.{name}"] = v.detach().cpu().contiguous()
+            else:
+                rest["state"][str(pid)][name] = v
+    return tensors, rest
+
+
+def _optimizer_state(tensors: dict[str, torch.Tensor], rest: dict) -> dict:
+    state: dict[int, dict] = {int(p): dict(v) for p, v in rest["state"].items()}
+    for key, v in tensors.items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = v
+    return {"state": state, "param_groups": rest["param_groups"]}
+
+
+def save_checkpoint(run_dir: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+                    state: dict, config: PretrainConfig, *, keep: int = 2) -> Path:
+    """Write a checkpoint of ``model`` (+ ``optimizer``) and trainer ``state`` into ``run_dir``.
+
+    ``state`` must hold ``stage`` and ``step`` (JSON-serialisable values); the torch RNG state is
+    added. Returns the checkpoint folder.
+    """
+    run_dir = Path(run_dir)
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    name = f"s{int(state['stage'])}-{int(state['step']):07d}"
+    final = run_dir / "checkpoints" / name
+    tmp = Path(tempfile.mkdtemp(dir=run_dir / "checkpoints", prefix=f".{name}."))
+    try:
+        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(weights, tmp / MODEL_FILE)
+        rng = {"rng.torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            for i, s in enumerate(torch.cuda.get_rng_state_all()):
+                rng[f"rng.cuda.{i}"] = s
+        opt_tensors, opt_rest = _optimizer_tensors(optimizer.state_dict()) if optimizer else ({}, None)
+        save_file({**opt_tensors, **rng}, tmp / OPTIM_FILE)
+        trainer = {"state": state, "optimizer": opt_rest, "config": config.to_dict(),
+                   "sizes": {f: (tmp / f).stat().st_size for f in (MODEL_FILE, OPTIM_FILE)}}
+        write_json_atomic(tmp / STATE_FILE, trainer)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    write_json_atomic(run_dir / LATEST, {"checkpoint": f"checkpoints/{name}"})
+    done = sorted(p for p in (run_dir / "checkpoints").iterdir() if not p.name.startswith("."))
+    for old in done[:-keep] if keep > 0 else []:
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: ``weights`` (name -> tensor), ``optimizer`` (state dict or None),
+    ``rng`` (name -> ByteTensor), ``state`` (trainer state), ``config``, ``path``."""
+
+    weights: dict[str, torch.Tensor]
+    optimizer: dict | None
+    rng: dict[str, torch.Tensor]
+    state: dict
+    config: PretrainConfig
+    path: Path
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """The checkpoint folder for a run folder (its latest checkpoint) or a checkpoint folder."""
+    path = Path(path)
+    if (path / STATE_FILE).is_file():
+        return path
+    latest = path / LATEST
+    if latest.is_file():
+        try:
+            rel = json.loads(latest.read_text())["checkpoint"]
+        except (ValueError, KeyError):
+            raise DataError(latest, "corrupt pointer to the latest checkpoint") from None
+        return path / rel
+    if not path.exists():
+        raise DataError(path, "no such run or checkpoint folder")
+    raise DataError(path, f"holds no checkpoint (no {LATEST} nor {STATE_FILE})")
+
+
+def has_checkpoint(run_dir: str | os.PathLike) -> bool:
+    return (Path(run_dir) / LATEST).is_file()
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Load a checkpoint folder (or a run's latest); DataError names a missing, truncated or
+    corrupt file."""
+    ck = resolve(path)
+    try:
+        meta = json.loads((ck / STATE_FILE).read_text())
+        config = PretrainConfig.from_dict(meta["config"], where=str(ck / STATE_FILE))
+    except FileNotFoundError:
+        raise DataError(ck / STATE_FILE, "missing: the checkpoint is incomplete") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(ck / STATE_FILE, f"corrupt trainer state ({exc})") from None
+    out = {}
+    for f in (MODEL_FILE, OPTIM_FILE):
+        p = ck / f
+        if not p.is_file():
+            raise DataError(p, "missing: the checkpoint is incomplete")
+        want = meta.get("sizes", {}).get(f)
+        if want is not None and p.stat().st_size != want:
+            raise DataError(p, f"truncated or corrupt: {p.stat().st_size} bytes, expected {want}")
+        try:
+            out[f] = load_file(p)
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            raise DataError(p, f"truncated or corrupt safetensors file ({exc})") from None
+    opt = out[OPTIM_FILE]
+    rng = {k: v for k, v in opt.items() if k.startswith("rng.")}
+    opt_tensors = {k: v for k, v in opt.items() if not k.startswith("rng.")}
+    optimizer = _optimizer_state(opt_tensors, meta["optimizer"]) if meta.get("optimizer") else None
+    return Checkpoint(out[MODEL_FILE], optimizer, rng, meta["state"], config, ck)
+
+
+def check_compatible(saved: PretrainConfig, wanted: PretrainConfig, where: str | os.PathLike) -> None:
+    """ConfigError when the model architectures differ (e.g. a checkpoint of another preset)."""
+    a, b = saved.model, wanted.model
+    diff = [f"{k}: checkpoint {getattr(a, k)!r} vs requested {getattr(b, k)!r}"
+            for k in a.__dataclass_fields__ if k != "name" and getattr(a, k) != getattr(b, k)]
+    if diff:
+        raise ConfigError(f"{where}: checkpoint of model {a.name!r} does not match the requested model "
+                          f"{b.name!r}: " + "; ".join(diff[:5]) + (" ..." if len(diff) > 5 else ""))
+
+
+def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], where: str | os.PathLike) -> None:
+    """Copy ``weights`` into ``model``; DataError names missing, extra or mis-shaped tensors."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(weights))
+    extra = sorted(set(weights) - set(own))
+    shapes = [k for k in own if k in weights and tuple(own[k].shape) != tuple(weights[k].shape)]
+    if missing or extra or shapes:
+        raise DataError(where, "weights do not fit this model (another preset or version?): "
+                               f"missing {missing[:3]}, unexpected {extra[:3]}, shape mismatch {shapes[:3]}")
+    model.load_state_dict(weights)
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """The model of a checkpoint (or a run's latest checkpoint), in eval mode.
+
+    Returns
+    -------
+    model : aemg.model.AEMG
+    checkpoint : Checkpoint
+    """
+    from ..model import AEMG
+
+    ck = load_checkpoint(path)
+    model = AEMG(ck.config.model)
+    load_weights(model, ck.weights, ck.path / MODEL_FILE)
+    return model.to(device).eval(), ck

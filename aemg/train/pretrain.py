@@ -1,0 +1,328 @@
+"""Two-stage pre-training: stage 1 VQ vocabulary, stage 2 masked token modelling.
+
+Determinism: batch order, codebook initialisation, dead-code restarts and mask positions are drawn
+from generators seeded by (seed, stage, step[, sentence]); dropout uses the torch RNG, whose state
+is checkpointed. A resumed run therefore repeats an uninterrupted one exactly (on CPU).
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import AemgError, ConfigError
+from ..model import AEMG
+from ..model.config import PretrainConfig, preset
+from ..model.vq import perplexity
+from . import ddp
+from .checkpoint import (MODEL_FILE, check_compatible, has_checkpoint, load_checkpoint, load_weights,
+                         save_checkpoint, write_json_atomic)
+from .data import batch_indices, check_corpus, geometry, local_share, mix_corpora, to_tensors
+
+log = logging.getLogger("aemg.train")
+
+LOG_COLUMNS = ("stage", "step", "loss", "rec_loss", "energy_loss", "commit_loss", "perplexity", "usage",
+               "accuracy", "lr", "tokens", "tokens_per_s", "elapsed_s")
+
+
+class NonFiniteLoss(AemgError, RuntimeError):
+    """The loss became NaN or infinite; training stopped and the last good checkpoint was kept."""
+
+
+@dataclass
+class PretrainResult:
+    """What :func:`pretrain` did: ``history`` holds one dict per optimiser step (columns of
+    :data:`LOG_COLUMNS`); ``final`` the last row of each stage by stage number."""
+
+    run_dir: Path
+    checkpoint: Path | None
+    config: PretrainConfig
+    history: list[dict] = field(default_factory=list)
+    final: dict[int, dict] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+
+def _step_seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def _lr(cfg, step: int, total: int) -> float:
+    t = cfg.train
+    if t.warmup_steps and step < t.warmup_steps:
+        return t.lr * (step + 1) / t.warmup_steps
+    frac = (step - t.warmup_steps) / max(1, total - t.warmup_steps)
+    return t.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+
+
+def _stages(stage) -> list[int]:
+    if stage in ("both", None):
+        return [1, 2]
+    if str(stage) in ("1", "2"):
+        return [int(stage)]
+    raise ConfigError(f"stage={stage!r}: choose 1, 2 or 'both'")
+
+
+class _CsvLog:
+    def __init__(self, path: Path, keep_until: tuple[int, int] | None):
+        self.path = path
+        rows = []
+        if keep_until is not None and path.is_file():
+            with open(path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if (int(r["stage"]), int(r["step"])) <= keep_until]
+        tmp = path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, LOG_COLUMNS)
+            w.writeheader()
+            w.writerows(rows)
+        os.replace(tmp, path)
+        self.f = open(path, "a", newline="")
+        self.w = csv.DictWriter(self.f, LOG_COLUMNS)
+
+    def write(self, row: dict) -> None:
+        self.w.writerow({k: row.get(k, "") for k in LOG_COLUMNS})
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError("--tensorboard: the tensorboard package is not installed "
+                          "(pip install tensorboard), or drop the option; the CSV log is always written") from None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str = "tiny", *,
+             stage: str | int = "both", steps: int | None = None, batch_size: int | None = None,
+             seed: int = 0, resume: bool = False, device: str | None = None, progress: bool = True,
+             tensorboard: bool = False, on_step: Callable[[dict], None] | None = None) -> PretrainResult:
+    """Pre-train AEMG on token corpora.
+
+    Parameters
+    ----------
+    corpora : corpus or sequence of corpora
+        Token corpora (``aemg.tokenizer.corpus.open_corpus`` or :class:`~aemg.train.data.ArrayCorpus`);
+        several are mixed.
+    out : path
+        Run folder: config.json, log.csv, checkpoints (see :mod:`aemg.train.checkpoint`).
+    config : PretrainConfig or preset name
+    stage : 1, 2 or "both"
+        Stage 2 alone needs a run folder whose stage 1 is done (it continues from it).
+    steps : int, optional
+        Override the steps of every stage run.
+    batch_size : int, optional
+        Override the global batch (sentences per step, split across processes).
+    seed : int
+    resume : bool
+        Continue from the run folder's latest checkpoint (same config required).
+    device : str, optional
+        ``"cpu"``, ``"cuda"``...; default CUDA when available. bfloat16 autocast on CUDA when
+        ``config.train.amp``.
+    progress : bool
+        Show a tqdm bar with the loss and tokens/s.
+    tensorboard : bool
+        Also write TensorBoard logs (needs the tensorboard package).
+    on_step : callable, optional
+        Called with each step's log row after the step (a KeyboardInterrupt raised there is handled
+        like Ctrl-C: a checkpoint is written and the run can be resumed).
+
+    Returns
+    -------
+    PretrainResult
+
+    Raises
+    ------
+    DataError
+        Empty corpus, sentences longer than ``model.max_tokens``, wrong token length, bad checkpoint.
+    ConfigError
+        Existing run without ``resume``, a checkpoint of another model, stage 2 without stage 1.
+    NonFiniteLoss
+        The loss became NaN/inf: the run stops, the last good checkpoint stays.
+    """
+    t_start = time.perf_counter()
+    cfg = preset(config) if isinstance(config, str) else config
+    tr = cfg.train
+    if steps is not None:
+        tr = replace(tr, stage1_steps=int(steps), stage2_steps=int(steps))
+    if batch_size is not None:
+        tr = replace(tr, batch_size=int(batch_size))
+    cfg = replace(cfg, train=tr)
+    stages = _stages(stage)
+    info = ddp.setup(device)
+    dev = torch.device(device or (f"cuda:{info.local_rank}" if torch.cuda.is_available() else "cpu"))
+    if info.world > 1 and dev.type == "cuda":
+        dev = torch.device(f"cuda:{info.local_rank}")
+    if cfg.train.batch_size < info.world:
+        raise ConfigError(f"batch_size={cfg.train.batch_size}: smaller than the {info.world} processes")
+    corpus = mix_corpora(corpora if isinstance(corpora, (list, tuple)) else [corpora])
+    where = getattr(corpus, "path", "corpus")
+    check_corpus(corpus, cfg.model.max_tokens, cfg.model.token_len, str(where))
+    angles, z = geometry(corpus, dev)
+
+    run_dir = Path(out)
+    model = AEMG(cfg.model)
+    ck = None
+    if has_checkpoint(run_dir):
+        if not resume and stages != [2]:
+            raise ConfigError(f"{run_dir}: already holds a run; pass resume=True (--resume) to continue it "
+                              "or choose another output folder")
+        ck = load_checkpoint(run_dir)
+        check_compatible(ck.config, cfg, ck.path)
+        load_weights(model, ck.weights, ck.path / MODEL_FILE)
+        if not resume:  # stage 2 from a finished stage 1: weights only
+            if not ck.state.get("stage1_done"):
+                raise ConfigError(f"{ck.path}: stage 1 of this run is not finished; resume it first")
+            ck = replace(ck, optimizer=None, state={**ck.state, "stage": 2, "step": 0})
+    elif resume:
+        raise ConfigError(f"{run_dir}: nothing to resume (no checkpoint)")
+    elif stages == [2]:
+        raise ConfigError(f"{run_dir}: stage 2 needs a finished stage 1 in this run folder; run stage 1 first")
+    model.to(dev)
+    if info.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / "config.json", cfg.to_dict())
+    result = PretrainResult(run_dir, ck.path if ck else None, cfg)
+    state = dict(ck.state) if ck else {"stage": stages[0], "step": 0, "stage1_done": False, "seed": seed}
+    if ck is not None:
+        seed = int(state.get("seed", seed))
+        if ck.rng.get("rng.torch") is not None and resume:
+            torch.set_rng_state(ck.rng["rng.torch"])
+    state["seed"] = seed
+    if ck is None:
+        torch.manual_seed(seed)
+    csv_log = _CsvLog(run_dir / "log.csv", (int(state["stage"]), int(state["step"])) if ck else None) \
+        if info.main else None
+    tb = _tensorboard(run_dir) if tensorboard and info.main else None
+    use_amp = dev.type == "cuda" and cfg.train.amp
+    tokens_total = int(state.get("tokens", 0))
+    try:
+        for s in stages:
+            if s < int(state["stage"]):
+                continue
+            total = cfg.train.stage1_steps if s == 1 else cfg.train.stage2_steps
+            if s == 2 and not state.get("stage1_done") and 1 not in stages:
+                raise ConfigError(f"{run_dir}: stage 2 needs a finished stage 1")
+            start = int(state["step"]) if int(state["stage"]) == s else 0
+            params = model.trainable(s)
+            opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+            if ck is not None and ck.optimizer is not None and int(ck.state["stage"]) == s and resume:
+                opt.load_state_dict(ck.optimizer)
+            net = model
+            if info.world > 1:
+                net = torch.nn.parallel.DistributedDataParallel(
+                    model, device_ids=[dev.index] if dev.type == "cuda" else None)
+            model.train()
+            if s == 2:
+                model.vq_encoder.eval()
+            bar = None
+            if progress and info.main:
+                from tqdm import tqdm
+                bar = tqdm(total=total, initial=start, desc=f"stage {s}", unit="step", dynamic_ncols=True)
+            state.update(stage=s, step=start)
+            last_ck = None
+            for step in range(start, total):
+                t0 = time.perf_counter()
+                gidx = batch_indices(corpus.n_sentences, cfg.train.batch_size, seed, s, step)
+                lidx = local_share(gidx, info)
+                batch = to_tensors(corpus.batch(lidx), dev)
+                n_real = ddp.all_reduce_sum(batch["mask"].sum().float()).item()
+                gen = torch.Generator().manual_seed(_step_seed(seed, s, step))
+                lr = _lr(cfg, step, total)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                if s == 1 and not bool(model.quantizer.initialised):
+                    with torch.no_grad():
+                        zc = model.encode_codes(batch, angles, z)[batch["mask"]]
+                    model.quantizer.initialise(zc, cfg.train.kmeans_iters, gen)
+                if s == 2:
+                    masked = model.sample_mask(batch["mask"], [_step_seed(seed, s, step, i) for i in lidx])
+                    extra = masked
+                else:
+                    extra = gen
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
+                    out = net(s, batch, angles, z, extra)
+                if s == 1:
+                    n = max(n_real, 1.0)
+                    loss_sum = out["rec_sum"] + out["energy_sum"] + cfg.model.commitment * out["commit_sum"]
+                else:
+                    n = max(ddp.all_reduce_sum(out["n_tokens"].float()).item(), 1.0)
+                    loss_sum = out["ce_sum"]
+                loss = loss_sum * (info.world / n)
+                g_loss = ddp.all_reduce_sum(loss_sum).item() / n
+                if ddp.any_true(not math.isfinite(g_loss)):
+                    raise NonFiniteLoss(
+                        f"{run_dir}: stage {s} step {step + 1}: the loss is {g_loss}; training stopped. "
+                        f"The last good checkpoint is kept ({last_ck or result.checkpoint or 'none yet'}); "
+                        "check the corpus for bad values or lower train.lr, then resume")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.train.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
+                opt.step()
+                dt = time.perf_counter() - t0
+                tokens_total += int(n_real)
+                row = {"stage": s, "step": step + 1, "loss": g_loss, "lr": lr, "tokens": tokens_total,
+                       "tokens_per_s": n_real / dt if dt > 0 else float("nan"),
+                       "elapsed_s": time.perf_counter() - t_start}
+                if s == 1:
+                    row.update(rec_loss=ddp.all_reduce_sum(out["rec_sum"]).item() / n,
+                               energy_loss=ddp.all_reduce_sum(out["energy_sum"]).item() / n,
+                               commit_loss=ddp.all_reduce_sum(out["commit_sum"]).item() / n,
+                               perplexity=perplexity(out["counts"]), usage=model.quantizer.usage())
+                else:
+                    row.update(accuracy=ddp.all_reduce_sum(out["correct"].float()).item() / n)
+                result.history.append(row)
+                state.update(step=step + 1, tokens=tokens_total)
+                if step + 1 == total and s == 1:
+                    state["stage1_done"] = True
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{g_loss:.4f}", tok_s=f"{row['tokens_per_s']:.0f}")
+                if info.main and ((step + 1) % cfg.train.log_every == 0 or step + 1 == total):
+                    csv_log.write(row)
+                    if tb is not None:
+                        for k, v in row.items():
+                            if k not in ("stage", "step") and isinstance(v, float):
+                                tb.add_scalar(f"stage{s}/{k}", v, step + 1)
+                if (step + 1) % cfg.train.checkpoint_every == 0 or step + 1 == total:
+                    last_ck = _save(run_dir, model, opt, state, cfg, info)
+                    result.checkpoint = last_ck
+                if on_step is not None:
+                    try:
+                        on_step(row)
+                    except KeyboardInterrupt:
+                        if last_ck is None or not last_ck.name.endswith(f"{step + 1:07d}"):
+                            result.checkpoint = _save(run_dir, model, opt, state, cfg, info)
+                        raise
+            if bar is not None:
+                bar.close()
+            if result.history and result.history[-1]["stage"] == s:
+                result.final[s] = result.history[-1]
+            if s == 1 and 2 in stages:
+                state.update(stage=2, step=0)
+    finally:
+        if csv_log is not None:
+            csv_log.close()
+        if tb is not None:
+            tb.close()
+    result.wall_s = time.perf_counter() - t_start
+    return result
+
+
+def _save(run_dir, model, opt, state, cfg, info) -> Path | None:
+    path = None
+    if info.main:
+        path = save_checkpoint(run_dir, model, opt, dict(state), cfg)
+    ddp.barrier()
+    return path if path is not None else run_dir

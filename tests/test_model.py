@@ -1,0 +1,177 @@
+"""AEMG model: shapes, embeddings from geometry, VQ invariants, masking, configs."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from aemg.errors import ConfigError
+from aemg.model import AEMG, ModelConfig, PretrainConfig, load_config, preset
+from aemg.model.config import PRESETS
+from aemg.model.embeddings import SpatialEmbedding
+from aemg.model.encoder import TemporalConv
+from aemg.model.vq import VectorQuantizer, perplexity, spherical_kmeans, vq_lookup
+from aemg.train.data import synthetic_corpus, to_tensors, geometry
+
+MICRO = ModelConfig(name="micro", token_len=20, d_model=32, depth=1, heads=2, mlp_dim=64, conv_channels=4,
+                    channel_dim=16, pool_heads=2, codebook_size=16, code_dim=8, vq_depth=1, decoder_depth=1)
+
+
+def _batch(n=6, channels=4, seed=0):
+    c = synthetic_corpus(n, n_channels=channels, token_len=20, tokens=(2, 7), seed=seed)
+    return c, to_tensors(c.batch(range(n))), *geometry(c)
+
+
+def test_presets_shapes():
+    assert (PRESETS["base"].model.d_model, PRESETS["base"].model.depth, PRESETS["base"].model.heads) == (256, 6, 8)
+    assert (PRESETS["large"].model.d_model, PRESETS["large"].model.depth, PRESETS["large"].model.heads) == (512, 12, 16)
+    assert preset("tiny").model.mask_ratio == 0.5
+    with pytest.raises(ConfigError, match="unknown"):
+        preset("huge")
+
+
+def test_config_file_roundtrip(tmp_path):
+    p = tmp_path / "run.toml"
+    p.write_text('preset = "tiny"\n[model]\ncodebook_size = 64\n[train]\nstage1_steps = 7\namp = false\n')
+    cfg = load_config(p)
+    assert cfg.model.codebook_size == 64 and cfg.model.d_model == 64 and cfg.train.stage1_steps == 7
+    assert PretrainConfig.from_dict(cfg.to_dict()) == cfg
+    (tmp_path / "bad.toml").write_text("[model]\nwidth = 3\n")
+    with pytest.raises(ConfigError, match="width"):
+        load_config(tmp_path / "bad.toml")
+    (tmp_path / "bad2.toml").write_text("[model]\nd_model = 30\nheads = 4\n")
+    with pytest.raises(ConfigError, match="divisible"):
+        load_config(tmp_path / "bad2.toml")
+
+
+def test_temporal_conv_matches_conv1d():
+    torch.manual_seed(0)
+    tc = TemporalConv(3, 5)
+    x = torch.randn(4, 11)
+    c1 = torch.nn.Conv1d(1, 3, 5, padding=2)
+    c1.weight.data = tc.conv1.weight.data[:, None, :]
+    c1.bias.data = tc.conv1.bias.data
+    c2 = torch.nn.Conv1d(3, 3, 5, stride=2, padding=2)
+    c2.weight.data = tc.conv2.weight.data.view(3, 3, 5)
+    c2.bias.data = tc.conv2.bias.data
+    ref = F.gelu(c2(F.gelu(c1(x[:, None]))))  # (M, F, ceil(L/2))
+    assert torch.allclose(tc(x), ref.transpose(1, 2).flatten(1), atol=1e-5)
+
+
+def test_forward_shapes_and_padding_invariance():
+    torch.manual_seed(0)
+    m = AEMG(MICRO).eval()
+    c, b, a, z = _batch()
+    e = m.embed(b, a, z)
+    B, N = b["mask"].shape
+    assert e["tokens"].shape == (B, N, 32) and e["sentence"].shape == (B, 32) and e["cls"].shape == (B, 32)
+    # a sentence embedded alone (no padding) equals its row in the padded batch
+    one = to_tensors(c.batch([0]))
+    e1 = m.embed(one, a, z)
+    n0 = int(one["mask"].sum())
+    assert torch.allclose(e1["tokens"][0, :n0], e["tokens"][0, :n0], atol=1e-5)
+    assert torch.allclose(e1["sentence"][0], e["sentence"][0], atol=1e-5)
+
+
+def test_spatial_embedding_from_geometry_generalises():
+    """Rotating the electrodes changes the embedding smoothly; an unseen count works."""
+    torch.manual_seed(0)
+    se = SpatialEmbedding(16, 4)
+    a = torch.linspace(0, 2 * math.pi, 9)[:-1]
+    e = se(a, torch.zeros(8))
+    assert e.shape == (8, 16)
+    near = se(a + 1e-3, torch.zeros(8))
+    assert (near - e).abs().max() < 1e-2
+    assert se(torch.linspace(0, 6, 13), torch.zeros(13)).shape == (13, 16)
+    m = AEMG(MICRO).eval()
+    c, b, a4, z4 = _batch(channels=6)  # a 6-channel device with a declared geometry
+    assert torch.isfinite(m.embed(b, a4, z4)["sentence"]).all()
+
+
+def test_vq_lookup_reference_and_invariants():
+    g = torch.Generator().manual_seed(0)
+    z = F.normalize(torch.randn(37, 8, generator=g), dim=1)
+    cb = F.normalize(torch.randn(5, 8, generator=g), dim=1)
+    idx, d = vq_lookup(z, cb)
+    brute = ((z[:, None] - cb[None]) ** 2).sum(-1)
+    assert torch.equal(idx, brute.argmin(1))
+    assert torch.allclose(d, brute.min(1).values, atol=1e-5)
+    idx0, d0 = vq_lookup(z[:0], cb)
+    assert idx0.shape == (0,) and d0.shape == (0,)
+    vq = VectorQuantizer(5, 8).eval()
+    vq.codebook.copy_(cb)
+    out = vq(z)
+    assert torch.allclose(out["quantized"], cb[out["indices"]], atol=1e-6)
+    assert torch.allclose(out["commit_sum"], d.sum(), atol=1e-4)  # same cosine distance in loss
+
+
+def test_vq_ema_kmeans_and_dead_codes():
+    g = torch.Generator().manual_seed(0)
+    centers = F.normalize(torch.randn(3, 8, generator=g), dim=1)
+    z = F.normalize(centers.repeat(40, 1) + 0.05 * torch.randn(120, 8, generator=g), dim=1)
+    c = spherical_kmeans(z, 3, 10, g)
+    assert (c @ centers.t()).max(dim=0).values.min() > 0.99
+    vq = VectorQuantizer(6, 8, decay=0.5, dead_threshold=0.5)
+    vq.initialise(z, 10, g)
+    assert bool(vq.initialised) and torch.allclose(vq.codebook.norm(dim=1), torch.ones(6), atol=1e-5)
+    vq.train()
+    for _ in range(5):
+        out = vq(z, g)
+    assert torch.allclose(vq.codebook.norm(dim=1), torch.ones(6), atol=1e-5)
+    # every dead code was restarted near a data point, so all codes are close to some input
+    assert ((vq.codebook @ z.t()).max(dim=1).values > 0.9).all()
+    assert 1.0 <= perplexity(out["counts"]) <= 6.0
+    assert perplexity(torch.tensor([5.0, 0, 0])) == pytest.approx(1.0)
+    assert perplexity(torch.tensor([2.0, 2.0])) == pytest.approx(2.0)
+
+
+def test_mask_sampling_ratio_and_determinism():
+    m = AEMG(MICRO)
+    real = torch.zeros(3, 10, dtype=torch.bool)
+    real[0, :10] = True
+    real[1, :3] = True
+    real[2, :1] = True
+    mk = m.sample_mask(real, [1, 2, 3])
+    assert mk.sum(1).tolist() == [5, 2, 1]  # round(0.5 n), at least one
+    assert not (mk & ~real).any()
+    assert torch.equal(mk, m.sample_mask(real, [1, 2, 3]))
+    assert torch.equal(mk[1:2], m.sample_mask(real[1:2], [2]))  # independent of the batch
+
+
+def test_masked_tokens_hide_content():
+    """A masked token's content cannot reach the backbone's output."""
+    torch.manual_seed(0)
+    m = AEMG(MICRO).eval()
+    c, b, a, z = _batch()
+    masked = torch.zeros_like(b["mask"])
+    masked[0, 1] = True
+    h1 = m.backbone(b, a, z, masked)
+    b2 = dict(b)
+    b2["payload"] = b["payload"].clone()
+    b2["payload"][0, 1] += 5.0
+    b2["energy"] = b["energy"].clone()
+    b2["energy"][0, 1] *= 9.0
+    b2["dominant"] = b["dominant"].clone()
+    b2["dominant"][0, 1] = (b["dominant"][0, 1] + 1) % 4
+    assert torch.allclose(h1, m.backbone(b2, a, z, masked), atol=1e-6)
+    assert not torch.allclose(h1, m.backbone(b2, a, z, None), atol=1e-3)
+
+
+def test_stage_losses_finite_and_backprop():
+    torch.manual_seed(0)
+    m = AEMG(MICRO)
+    c, b, a, z = _batch()
+    g = torch.Generator().manual_seed(0)
+    m.quantizer.initialise(m.encode_codes(b, a, z)[b["mask"]].detach(), 3, g)
+    params = m.trainable(1)
+    out = m(1, b, a, z, g)
+    (out["rec_sum"] + out["energy_sum"] + out["commit_sum"]).backward()
+    assert all(p.grad is not None for p in params)
+    assert all(p.grad is None for p in m.backbone.parameters())
+    m.zero_grad(set_to_none=True)
+    params = m.trainable(2)
+    out = m(2, b, a, z, m.sample_mask(b["mask"], range(6)))
+    out["ce_sum"].backward()
+    assert all(p.grad is not None for p in params) and int(out["n_tokens"]) > 0
+    assert all(p.grad is None for p in m.vq_encoder.encoder.parameters())
