@@ -41,6 +41,8 @@ def register(subparsers) -> None:
                         "fail, or take one trial per class (default %(default)s)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds")
     p.add_argument("--subjects", default=None, help="comma-separated test subjects (default all)")
+    p.add_argument("--sessions", default=None,
+                   help="comma-separated sessions to keep, e.g. training0 (default all)")
     p.add_argument("--rate", type=float, default=None,
                    help="resample trials to this rate, Hz (needed for irregular timestamps)")
     p.add_argument("--data-root", default=None, help="dataset folder for a reader name")
@@ -78,7 +80,9 @@ def run(args) -> int:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--method-options: not valid JSON ({exc})") from exc
     subjects = _names(args.subjects) if args.subjects else None
-    trials = load_trials(args.source, rate=args.rate, data_root=args.data_root, **options)
+    trials = load_trials(args.source, rate=args.rate, data_root=args.data_root,
+                         sessions=_names(args.sessions) if args.sessions else None,
+                         reader_options=options)
     res = evaluate(trials, methods, protocols, _ints(args.seeds), _floats(args.shares), subjects,
                    args.small_share, method_options)
     out = write_report(res, args.out, plots=not args.no_plots)

@@ -207,8 +207,13 @@ class HudginsLDA(Method):
         self.name = "lda" + ("-log" if log else "") + ("-subjnorm" if per_subject else "")
 
     def _features(self, trials: TrialSet):
-        return windowed_features(trials.data, trials.rate, self.window_s, self.step_s,
-                                 self.threshold, self.log)
+        what = ("hudgins", trials.rate, self.window_s, self.step_s, self.threshold, self.log)
+        per_trial = trials.cached(what, lambda x: windowed_features(
+            [x], trials.rate, self.window_s, self.step_s, self.threshold, self.log)[0])
+        if not per_trial:
+            return np.empty((0, 0)), np.empty(0, dtype=np.int64)
+        owner = np.repeat(np.arange(len(per_trial)), [len(f) for f in per_trial])
+        return np.concatenate(per_trial), owner
 
     def fit(self, train, seed=0, target=None):
         feats, owner = self._features(train)

@@ -43,6 +43,9 @@ class TrialSet:
         Class names by id (may be empty).
     name : str
         Dataset name, for reports.
+    cache : dict
+        Per-trial derived data (e.g. window features) keyed by ``(trial key, what)``; shared by
+        every subset so that folds do not recompute them.
     """
 
     data: list
@@ -55,6 +58,7 @@ class TrialSet:
     classes: tuple = ()
     name: str = ""
     meta: dict = field(default_factory=dict)
+    cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         n = len(self.data)
@@ -94,7 +98,17 @@ class TrialSet:
         idx = np.asarray(index, dtype=np.int64)
         return TrialSet([self.data[i] for i in idx], self.rate, self.labels[idx], self.subjects[idx],
                         self.sessions[idx], self.repetitions[idx], self.keys[idx], self.classes,
-                        self.name, dict(self.meta))
+                        self.name, dict(self.meta), self.cache)
+
+    def cached(self, what: tuple, compute) -> list:
+        """``[compute(data_i) for each trial]``, memoised per trial key and ``what`` (hashable)."""
+        out = []
+        for key, x in zip(self.keys.tolist(), self.data):
+            k = (key, what)
+            if k not in self.cache:
+                self.cache[k] = compute(x)
+            out.append(self.cache[k])
+        return out
 
     def without_labels(self) -> "TrialSet":
         """The same trials with every label hidden (-1): what a transductive method may see of the
@@ -184,7 +198,8 @@ def resample_recording(rec: Recording, rate: float) -> Recording:
 
 
 def load_trials(source: str | os.PathLike, rate: float | None = None, data_root=None,
-                subjects: Sequence[str] | None = None, **reader_options) -> TrialSet:
+                subjects: Sequence[str] | None = None, sessions: Sequence[str] | None = None,
+                reader_options: dict | None = None) -> TrialSet:
     """A :class:`TrialSet` from an archive folder or a registered dataset reader.
 
     Parameters
@@ -198,8 +213,10 @@ def load_trials(source: str | os.PathLike, rate: float | None = None, data_root=
         Folder of the dataset for a reader name (None: the reader's default).
     subjects : sequence of str or None
         Keep only these subjects.
-    **reader_options
-        Passed to the reader (e.g. ``split="evaluation"``).
+    sessions : sequence of str or None
+        Keep only these sessions (e.g. ``["training0"]``: Cote-Allard's first session).
+    reader_options : dict or None
+        Passed to the reader (e.g. ``{"split": "evaluation"}``).
     """
     from ..data.readers import _REGISTRY, get_reader
 
@@ -213,7 +230,7 @@ def load_trials(source: str | os.PathLike, rate: float | None = None, data_root=
         recs = iter(open_archive(src))
         label = Path(src).name
     elif name in _REGISTRY:
-        reader = get_reader(name, folder or data_root, **reader_options)
+        reader = get_reader(name, folder or data_root, **(reader_options or {}))
         recs = iter(reader)
         label = name
     else:
@@ -222,6 +239,9 @@ def load_trials(source: str | os.PathLike, rate: float | None = None, data_root=
     if subjects:
         wanted = {str(s) for s in subjects}
         recs = (r for r in recs if r.subject in wanted)
+    if sessions:
+        keep = {str(s) for s in sessions}
+        recs = (r for r in recs if r.session in keep)
     ts = TrialSet.from_recordings(recs, rate=rate, name=label)
     if subjects:
         missing = sorted({str(s) for s in subjects} - set(ts.subjects.tolist()))

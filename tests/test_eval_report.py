@@ -1,0 +1,94 @@
+"""Report folder and the `aemg evaluate` command."""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from aemg.cli import main
+from aemg.data.readers import register_reader
+from aemg.data.readers.base import DatasetInfo, Reader
+from aemg.data.recording import Recording
+from aemg.eval.report import write_report
+from aemg.eval.runner import Results
+
+
+def test_report_files_and_statistics(tmp_path):
+    res = Results(classes=("rest", "fist"), dataset="toy", config={"seeds": [0, 1]})
+    # subject A: seed 0 -> 3/4, seed 1 -> 1/4 (mean 0.5); subject B: 4/4 both seeds
+    for seed, a in ((0, 3), (1, 1)):
+        for subj, correct in (("A", a), ("B", 4)):
+            res.folds.append({"method": "m", "protocol": "loso", "share": None, "seed": seed,
+                              "subject": subj, "n_test": 4, "correct_trials": correct,
+                              "trial_acc": correct / 4, "correct_windows": 2 * correct, "n_windows": 8})
+    res.confusion[("m", "loso", None)] = np.array([[6, 2], [2, 6]])
+    res.folds.append({"method": "m", "protocol": "fewshot", "share": 0.5, "seed": 0, "subject": "A",
+                      "n_test": 2, "correct_trials": 1, "trial_acc": 0.5, "correct_windows": 0, "n_windows": 0})
+    res.confusion[("m", "fewshot", 0.5)] = np.array([[1, 0], [1, 0]])
+    out = write_report(res, tmp_path / "rep")
+    names = {p.name for p in out.iterdir()}
+    assert {"results.md", "results.csv", "results.json", "per_subject.csv", "folds.csv",
+            "confusion_m_loso.csv", "confusion_m_loso.png", "confusion_m_fewshot_0.5.png",
+            "per_subject_loso.png", "fewshot_curve.png"} <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+    summary = json.loads((out / "results.json").read_text())["summary"]
+    loso = next(r for r in summary if r["protocol"] == "loso")
+    assert loso["trial_mean"] == pytest.approx(0.75)        # mean of A = 0.5 and B = 1.0
+    assert loso["trial_std"] == pytest.approx(0.25)
+    assert loso["window_mean"] == pytest.approx(0.75)
+    few = next(r for r in summary if r["protocol"] == "fewshot")
+    assert few["window_mean"] is None                      # no windows: not reported as 0
+    rows = list(csv.DictReader(open(out / "per_subject.csv")))
+    assert {(r["subject"], r["protocol"], r["trial_acc"]) for r in rows} >= {("A", "loso", "0.5"),
+                                                                             ("B", "loso", "1.0")}
+    conf = list(csv.DictReader(open(out / "confusion_m_loso.csv")))
+    assert conf[0] == {"true": "rest", "rest": "6", "fist": "2"}
+    assert "| m | loso |  | 2 | 75.0 +- 25.0 | 75.0 +- 25.0 |" in (out / "results.md").read_text()
+
+
+@register_reader
+class _ToyReader(Reader):
+    """Three subjects, two classes, six trials each (class = power on channel 0 or 1)."""
+
+    info = DatasetInfo(name="toy-eval", device="myo", channels=8, rate=200.0, subjects=3,
+                       classes=("a", "b"), units="a.u.", description="test data")
+    needs_root = False
+
+    def __init__(self, root=None, count: str = "3"):
+        super().__init__(None)
+        self.n = int(count)
+
+    def sources(self):
+        return [str(s) for s in range(self.n)]
+
+    def read(self, source):
+        rng = np.random.default_rng(int(source))
+        out = []
+        for i in range(6):
+            x = rng.normal(size=(8, 120)).astype(np.float32)
+            x[i % 2] *= 5
+            out.append(Recording(x, 200.0, "myo", subject=f"P{source}", trial=str(i), dataset="toy-eval",
+                                 label=i % 2, classes=("a", "b"), meta={"repetition": i // 2}))
+        return out
+
+
+def test_cli_evaluate_end_to_end(tmp_path, capsys):
+    code = main(["evaluate", "toy-eval", "--out", str(tmp_path / "r"), "--methods", "lda,lda-log-subjnorm",
+                 "--protocols", "loso,fewshot,intra", "--shares", "0.1,0.5", "--seeds", "0,1", "--no-plots"])
+    assert code == 0
+    text = (tmp_path / "r" / "results.md").read_text()
+    assert "| lda-log-subjnorm | loso |" in text and "| lda | intra |" in text
+    assert "few-shot share 0.1 skipped" in text
+    assert not list((tmp_path / "r").glob("*.png"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--reader-option", "count=1"], "LOSO needs at least 2 subjects"),
+    (["--methods", "magic"], "unknown method 'magic'"),
+    (["--protocols", "loso,kfold"], "--protocols: unknown kfold"),
+    (["--protocols", "fewshot", "--shares", "0.1", "--small-share", "error"], "smallest usable share"),
+])
+def test_cli_errors(tmp_path, capsys, argv, message):
+    code = main(["evaluate", "toy-eval", "--out", str(tmp_path / "r"), *argv])
+    assert code == 2
+    assert message in capsys.readouterr().err
