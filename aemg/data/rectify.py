@@ -25,6 +25,7 @@ import argparse
 import math
 from dataclasses import asdict, dataclass
 from fractions import Fraction
+from functools import lru_cache
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -161,11 +162,13 @@ def _filtfilt(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
     pad (``T - 1`` samples), with the edge transients that implies, instead of an error."""
     if x.shape[1] == 0 or sos.shape[0] == 0:
         return x
+    sos = np.array(sos, dtype=np.float64)  # writable copy: the designs are cached read-only
     ntaps = 2 * sos.shape[0] + 1 - min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum()))
     padlen = min(3 * ntaps, x.shape[1] - 1)
     return signal.sosfiltfilt(sos, x, axis=-1, padlen=padlen)
 
 
+@lru_cache(maxsize=128)
 def _band_sos(rate: float, lo: float | None, hi: float | None, order: int) -> np.ndarray:
     nyq = rate / 2
     lo = lo if lo and lo > 0 else None
@@ -175,17 +178,36 @@ def _band_sos(rate: float, lo: float | None, hi: float | None, order: int) -> np
     if lo is not None and hi is not None and lo >= hi:
         raise DataError("bandpass", f"low edge {lo} Hz is not below the high edge {hi} Hz")
     if lo is None and hi is None:
-        return np.zeros((0, 6))
-    if lo is None:
-        return signal.butter(order, hi, "lowpass", fs=rate, output="sos")
-    if hi is None:
-        return signal.butter(order, lo, "highpass", fs=rate, output="sos")
-    return signal.butter(order, [lo, hi], "bandpass", fs=rate, output="sos")
+        sos = np.zeros((0, 6))
+    elif lo is None:
+        sos = signal.butter(order, hi, "lowpass", fs=rate, output="sos")
+    elif hi is None:
+        sos = signal.butter(order, lo, "highpass", fs=rate, output="sos")
+    else:
+        sos = signal.butter(order, [lo, hi], "bandpass", fs=rate, output="sos")
+    sos.setflags(write=False)  # cached: shared between calls
+    return sos
 
 
 def _notch_sos(rate: float, freqs: Iterable[float], q: float) -> np.ndarray:
+    return _notch_sos_cached(float(rate), tuple(float(f) for f in freqs), float(q))
+
+
+@lru_cache(maxsize=128)
+def _notch_sos_cached(rate: float, freqs: tuple[float, ...], q: float) -> np.ndarray:
     secs = [signal.tf2sos(*signal.iirnotch(f, q, fs=rate)) for f in freqs if 0 < f < rate / 2]
-    return np.vstack(secs) if secs else np.zeros((0, 6))
+    sos = np.vstack(secs) if secs else np.zeros((0, 6))
+    sos.setflags(write=False)  # cached: shared between calls
+    return sos
+
+
+@lru_cache(maxsize=64)
+def _polyphase_fir(up: int, down: int) -> np.ndarray:
+    """The anti-aliasing FIR ``resample_poly`` designs by default (Kaiser, beta 5), cached."""
+    max_rate = max(up, down)
+    h = signal.firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0))
+    h.setflags(write=False)  # cached: resample_poly copies it
+    return h
 
 
 # -- public steps -------------------------------------------------------------------------------
@@ -297,7 +319,7 @@ def _resample64(x: np.ndarray, rate_in: float, rate_out: float, max_denominator:
         return x
     if x.shape[1] == 0:
         return np.zeros((x.shape[0], 0))
-    return signal.resample_poly(x, up, down, axis=-1)
+    return signal.resample_poly(x, up, down, axis=-1, window=_polyphase_fir(up, down))
 
 
 def collapse_held(times, x) -> tuple[np.ndarray, np.ndarray]:
