@@ -40,7 +40,8 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import ConfigError, DataError
-from .tokens import _DTYPES, _TOKEN_FIELDS, Sentence, TokenizerConfig, is_rest_class, tokenize_recording
+from .tokens import (_DTYPES, _TOKEN_FIELDS, Sentence, TokenizerConfig, _cap, is_rest_class,
+                     tokenize_recording)
 
 FORMAT = "aemg-token-corpus"
 VERSION = 1
@@ -182,7 +183,6 @@ def _tokenize_group(archive_path: str, rows: list[int], config_dict: dict, shard
         s = tokenize_recording(trial, config, noise=noise, backend=backend, cap=False)
         n_before = s.n_tokens
         if n_before > config.max_sentence_len:
-            from .tokens import _cap
             s = _cap(s, config.max_sentence_len, config.cap)
         sentences.append(s)
         meta.append({"key": s.key, "dataset": s.dataset, "subject": s.subject, "session": s.session,
