@@ -32,9 +32,9 @@ import numpy as np
 from scipy import signal
 
 from ..errors import ConfigError, DataError
-from .devices import Device, get_device, known_devices
+from .devices import Device, known_devices
 from .recording import Recording
-from .topology import map_topology, topology_matrix
+from .topology import topology_matrix
 
 AMPLITUDE_MODES = ("noise_floor", "recording", "none")
 NOTCH_MODES = ("detect", "all", "off")
