@@ -28,8 +28,9 @@ from . import backends
 from .errors import DataError
 
 _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-#: Bytes of fp32 distances the VQ reference materialises at once (it chunks over N beyond this).
-VQ_REFERENCE_CHUNK_BYTES = 256 << 20
+#: Bytes of fp32 distances the VQ reference materialises at once (it chunks over N beyond this);
+#: 32 MiB measured faster on CPU than one big matrix (fewer page faults, better cache reuse).
+VQ_REFERENCE_CHUNK_BYTES = 32 << 20
 
 
 # ----------------------------------------------------------------------------- validation helpers
@@ -109,7 +110,7 @@ def vq_lookup_reference(z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.
         indices, distances = [], []
         for start in range(0, zf.shape[0], chunk):
             zc = zf[start:start + chunk]
-            dist = torch.addmm(cnorm, zc, cf.T, alpha=-2.0) + zc.pow(2).sum(1, keepdim=True)
+            dist = torch.addmm(cnorm, zc, cf.T, alpha=-2.0).add_(zc.pow(2).sum(1, keepdim=True))
             best = torch.argmin(dist, dim=1)
             indices.append(best)
             distances.append(dist.gather(1, best[:, None])[:, 0])
