@@ -38,7 +38,7 @@ class FakeReader(Reader):
         super().__init__(root)
         self.n, self.bad, self.duplicate = n, set(bad), duplicate
         self.interrupt_after, self.kill_after, self.reads = interrupt_after, kill_after, 0
-        self.options = {"n": n}
+        self._options = {"n": n}  # what Reader.options reports (get_reader sets it for registered readers)
 
     def sources(self):
         return [f"s{i:02d}" for i in range(self.n)]
