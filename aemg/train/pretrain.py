@@ -171,6 +171,7 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
     angles, z = geometry(corpus, dev)
 
     run_dir = Path(out)
+    torch.manual_seed(seed)
     model = AEMG(cfg.model)
     ck = None
     if has_checkpoint(run_dir):
@@ -199,8 +200,6 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
         if ck.rng.get("rng.torch") is not None and resume:
             torch.set_rng_state(ck.rng["rng.torch"])
     state["seed"] = seed
-    if ck is None:
-        torch.manual_seed(seed)
     csv_log = _CsvLog(run_dir / "log.csv", (int(state["stage"]), int(state["step"])) if ck else None) \
         if info.main else None
     tb = _tensorboard(run_dir) if tensorboard and info.main else None
