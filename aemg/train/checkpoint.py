@@ -67,7 +67,9 @@ def _optimizer_state(tensors: dict[str, torch.Tensor], rest: dict) -> dict:
     for key, v in tensors.items():
         pid, name = key.split(".", 1)
         state.setdefault(int(pid), {})[name] = v
-    return {"state": state, "param_groups": rest["param_groups"]}
+    groups = [{k: (tuple(v) if isinstance(v, list) and k != "params" else v) for k, v in g.items()}
+              for g in rest["param_groups"]]  # JSON turned tuples (betas) into lists
+    return {"state": state, "param_groups": groups}
 
 
 def save_checkpoint(run_dir: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
