@@ -1,1 +1,20 @@
-"""aemg.eval"""
+"""aemg.eval: downstream evaluation (protocols, baselines, reports).
+
+>>> from aemg.eval import load_trials, evaluate, write_report          # doctest: +SKIP
+>>> trials = load_trials("coteallard", sessions=["training0"])
+>>> res = evaluate(trials, ["lda-log-subjnorm"], ["loso", "fewshot"], seeds=[0, 1], shares=[0.25])
+>>> write_report(res, "report/")
+"""
+from .baselines import (DEFAULT_METHODS, HudginsLDA, LDA, DannCNN, Method, Prediction, WindowCNN,
+                        get_method, list_methods, register_method, vote)
+from .features import sliding_windows, td_features, windowed_features
+from .protocols import Fold, fewshot_folds, intra_folds, loso_folds, make_folds, min_fewshot_share
+from .report import results_markdown, write_report
+from .runner import Results, evaluate
+from .trials import TrialSet, load_trials
+
+__all__ = ["DEFAULT_METHODS", "HudginsLDA", "LDA", "DannCNN", "Method", "Prediction", "WindowCNN",
+           "get_method", "list_methods", "register_method", "vote", "sliding_windows", "td_features",
+           "windowed_features", "Fold", "fewshot_folds", "intra_folds", "loso_folds", "make_folds",
+           "min_fewshot_share", "results_markdown", "write_report", "Results", "evaluate", "TrialSet",
+           "load_trials"]
