@@ -13,7 +13,7 @@ import pytest
 
 from aemg.data import Recording
 from aemg.data.archive import (ERRORS, INDEX, MANIFEST, ArchiveWriter, open_archive, read_group,
-                               write_shard)
+                               read_shard, write_shard)
 from aemg.data.pipeline import RectifyReport, rectify_dataset, scale_sample
 from aemg.data.readers import DatasetInfo, Reader
 from aemg.data.rectify import StandardSpace, rectify
@@ -238,22 +238,93 @@ def test_duplicate_keys_are_an_error(tmp_path):
     assert len(open_archive(tmp_path / "b")) == 6
 
 
-def test_shard_roundtrip_edge_cases(tmp_path):
-    recs = [Recording(np.zeros((3, 0), np.float32), 100.0, "ring:3", subject="a", trial="empty"),
+def edge_recordings():
+    return [Recording(np.zeros((3, 0), np.float32), 100.0, "ring:3", subject="a", trial="empty"),
             Recording(np.arange(3 * 5000, dtype=np.float32).reshape(3, 5000)[:, ::2], 100.0, "ring:3",
                       labels=np.arange(2500) % 2, trial="strided", classes=("x", "y")),
             Recording(np.ones((3, 4)), 100.0, "ring:3", times=[0.0, 0.01, 0.01, 0.5], trial="irregular",
-                      meta={"gain": np.float64(2.5), "ids": [1, 2]})]
+                      meta={"gain": np.float64(2.5), "ids": [1, 2]}),
+            Recording(np.full((8, 1), -3, np.int16), 200.0, "myo", units="int8", trial="one sample",
+                      labels=[1], classes=("a", "b"), label=1),
+            Recording(np.ones((3, 7), np.float32), 100.0, "ring:3", times=np.arange(7) / 100.0,
+                      labels=np.zeros(7, np.int32), trial="both")]
+
+
+@pytest.mark.parametrize("compression", [None, "lzf"])
+def test_shard_roundtrip_edge_cases(tmp_path, compression):
+    recs = edge_recordings()
     path = tmp_path / "000001.h5"
-    write_shard(path, recs)
+    write_shard(path, recs, compression=compression)
     assert not path.with_name(path.name + ".tmp").exists()
     with h5py.File(path, "r") as f:
-        assert f["000001/samples"].chunks == (3, 2500)
-        back = [read_group(f[g], g) for g in f]
+        assert f.attrs["version"] == 2 and f["samples"].shape == (sum(r.data.size for r in recs),)
+        assert (f["samples"].compression == compression) and f["layout"].shape == (len(recs), 5)
+    back = read_shard(path)
+    assert len(back) == len(recs)
     for got, ref in zip(back, recs):
         assert_same(got, ref)
-    assert np.array_equal(back[2].times, recs[2].times) and back[0].n_samples == 0
-    assert back[2].meta == {"gain": 2.5, "ids": [1, 2]}
+        assert (got.times is None) == (ref.times is None)
+        if ref.times is not None:
+            assert np.array_equal(got.times, ref.times) and got.times.dtype == np.float64
+    assert back[0].n_samples == 0 and back[2].meta == {"gain": 2.5, "ids": [1, 2]}
+    assert back[3].device.name == "myo" and back[1].device is back[0].device  # devices stored once
+    write_shard(tmp_path / "empty.h5", [])
+    assert read_shard(tmp_path / "empty.h5") == []
+    (tmp_path / "bad.h5").write_bytes(b"not hdf5")
+    with pytest.raises(DataError, match="unreadable shard"):
+        read_shard(tmp_path / "bad.h5")
+
+
+def test_read_many_equals_single_reads(tmp_path):
+    recs = edge_recordings()
+    writer = ArchiveWriter(tmp_path / "a", {"reader": "x", "reader_options": {}, "source_root": None,
+                                            "space": {}, "shard_bytes": 100})
+    big = Recording(np.random.default_rng(0).normal(size=(3, 100_000)), 100.0, "ring:3", trial="big")
+    for i, rec in enumerate(recs * 2):  # small shards
+        writer.add(f"f{i}", [rec.with_data(rec.data, subject=str(i))])
+    writer.add("fbig", [recs[1].with_data(recs[1].data, subject="b"), big,  # a > 1 MiB gap
+                        recs[4].with_data(recs[4].data, subject="b")])
+    writer.finish()
+    archive = open_archive(tmp_path / "a")
+    assert 3 <= len({r["shard"] for r in archive.index}) < len(archive)
+    order = [7, 0, 3, 3, 9, 1, 2, 8, 4, 5, 6, 12, 10, 9, 10]
+    many = archive.read_many(order)
+    for i, got in zip(order, many):
+        assert_same(got, archive[i])
+    assert [r.key for r in archive] == archive.keys()
+    assert archive.read_many([]) == []
+    view = archive.select(trial=["strided", "both"])
+    assert [r.key for r in view.read_many([1, 0])] == [view.keys()[1], view.keys()[0]]
+    with pytest.raises(IndexError):
+        archive.read_many([99])
+    archive.close()
+
+
+def test_reads_version_1_archives(tmp_path):
+    """Archives written before the contiguous format (one HDF5 group per recording) still read."""
+    recs = edge_recordings()[:3]
+    out = tmp_path / "v1"
+    (out / "shards").mkdir(parents=True)
+    rows = []
+    with h5py.File(out / "shards" / "000001.h5", "w") as f:
+        f.attrs["version"] = 1
+        for i, rec in enumerate(recs):
+            grp = f.create_group(f"{i:06d}")
+            grp.create_dataset("samples", data=rec.data)
+            if rec.labels is not None:
+                grp.create_dataset("labels", data=rec.labels)
+            if rec.times is not None:
+                grp.create_dataset("times", data=rec.times)
+            grp.attrs["header"] = json.dumps(rec.header(), default=float)
+            rows.append({"key": rec.key, "subject": rec.subject, "n_samples": rec.n_samples,
+                         "shard": "shards/000001.h5", "group": f"{i:06d}"})
+    (out / MANIFEST).write_text(json.dumps({"format": "aemg-archive", "version": 1}))
+    (out / INDEX).write_text(json.dumps({"complete": True, "sources": [], "recordings": rows}))
+    archive = open_archive(out)
+    for got, ref in zip(list(archive) + archive.read_many([0, 1, 2]), recs * 2):
+        assert_same(got, ref)
+    with h5py.File(out / "shards" / "000001.h5", "r") as f:
+        assert_same(read_group(f["000001"], "000001"), recs[1])
 
 
 def test_writer_commits_sources_without_recordings(tmp_path):

@@ -1,6 +1,6 @@
-"""The on-disk archive of rectified recordings: a crash-safe folder of chunked HDF5 shards.
+"""The on-disk archive of rectified recordings: a crash-safe folder of HDF5 shards.
 
-Layout (format ``aemg-archive``, version 1)::
+Layout (format ``aemg-archive``, version 2)::
 
     OUT/
       manifest.json      written once when the archive is created, never changed afterwards:
@@ -13,15 +13,23 @@ Layout (format ``aemg-archive``, version 1)::
                           "recordings": [row, ...]}                           (one row per recording)
       errors.jsonl       one {"source", "problem"} line per source that failed (a copy of the
                          failed ``sources`` entries, for people and ``grep``)
-      shards/000001.h5   HDF5, one group per recording, named "000000", "000001", ...:
-                           samples  (C, T) float32, chunked along time (C, <= 4096)
-                           labels   (T,) int32            (only when the recording has them)
-                           times    (T,) float64          (only for irregular timestamps)
-                           attrs["header"] = JSON of Recording.header()
+      shards/000001.h5   HDF5, the shard's recordings stored one after the other:
+                           samples  (S,) float32   every recording's (C, T) samples in C order
+                           labels   (S_l,) int32   per-sample labels of the recordings having them
+                           times    (S_t,) float64 timestamps of the irregular recordings
+                           layout   (n, 5) int64   per recording: samples offset, C, T, labels
+                                                   offset, times offset (-1 = none)
+                           headers  (B,) uint8     UTF-8 JSON {"devices": [Device dicts],
+                                                   "headers": [Recording.header() with "device"
+                                                   = index into "devices"]}
+
+A whole shard (or any run of its recordings) is read with one call per array, and each
+:class:`Recording` is a view of that buffer (:meth:`Archive.read_many`): no per-recording HDF5
+object, attribute or JSON parse. Version 1 (one HDF5 group per recording) is still read.
 
 An index row holds ``key, dataset, subject, session, trial, device, n_channels, label, classes,
 n_samples, rate, source`` and where the samples are: ``shard`` (path relative to OUT) and
-``group`` (HDF5 group in that shard).
+``group`` (the recording's position in that shard, ``"000000"``, ``"000001"``, ...).
 
 Crash safety: a shard is written to ``shards/NNNNNN.h5.tmp``, flushed to disk (fsync) and renamed;
 only then is ``index.json`` rewritten (temp file, fsync, rename). The index therefore only ever
@@ -45,16 +53,24 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import ConfigError, DataError
+from .devices import device_from_dict
 from .recording import Recording
 
 FORMAT = "aemg-archive"
-VERSION = 1
+VERSION = 2
+#: format versions this module reads (1: one HDF5 group per recording)
+READ_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 INDEX = "index.json"
 ERRORS = "errors.jsonl"
 SHARDS = "shards"
-#: samples per HDF5 chunk along time (a chunk of 16 channels is 256 KiB of float32)
-CHUNK_SAMPLES = 4096
+#: values per HDF5 chunk when a shard is compressed (1 MiB of float32); uncompressed shards are
+#: contiguous (fastest to read)
+CHUNK_VALUES = 1 << 18
+#: columns of a version-2 shard's ``layout`` table
+LAYOUT = ("offset", "n_channels", "n_samples", "labels_offset", "times_offset")
+#: runs of wanted recordings closer than this many bytes are read with one call
+_MERGE_GAP_BYTES = 1 << 20
 #: default bound on the samples held in one shard, bytes of float32 (64 MiB)
 DEFAULT_SHARD_BYTES = 64 << 20
 #: manifest fields that must match when an existing archive is resumed
@@ -132,36 +148,157 @@ def index_row(rec: Recording, shard: str, group: str) -> dict[str, Any]:
             "rate": rec.rate, "source": rec.source, "shard": shard, "group": group}
 
 
-def write_shard(path: Path, recordings: Sequence[Recording], *, compression: str | None = None) -> None:
-    """Write ``recordings`` to a new HDF5 shard at ``path`` atomically (``path.tmp`` + rename).
+def _concat(parts: list[np.ndarray], dtype) -> np.ndarray:
+    out = np.empty(sum(p.size for p in parts), dtype)
+    pos = 0
+    for p in parts:
+        out[pos:pos + p.size] = p.reshape(-1)
+        pos += p.size
+    return out
 
-    Group ``f"{i:06d}"`` holds recording ``i``: ``samples`` (C, T) float32 chunked along time,
-    ``labels`` (T,) int32 and ``times`` (T,) float64 when present, and the JSON header attribute.
+
+def write_shard(path: Path, recordings: Sequence[Recording], *, compression: str | None = None) -> None:
+    """Write ``recordings`` to a new shard at ``path`` atomically (``path.tmp``, fsync, rename).
+
+    The samples of every recording go into one flat ``samples`` array (likewise labels and times),
+    located by the ``layout`` table; the headers are one JSON document (see the module docstring).
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w", track_order=True) as f:
+    layout = np.full((len(recordings), len(LAYOUT)), -1, np.int64)
+    samples, labels, times = [], [], []
+    n_samples = n_labels = n_times = 0
+    devices: dict[str, int] = {}
+    device_dicts, headers = [], []
+    for i, rec in enumerate(recordings):
+        n_ch, n_t = rec.data.shape
+        layout[i, :3] = (n_samples, n_ch, n_t)
+        samples.append(rec.data)
+        n_samples += rec.data.size
+        if rec.labels is not None:
+            layout[i, 3] = n_labels
+            labels.append(rec.labels)
+            n_labels += rec.labels.size
+        if rec.times is not None:
+            layout[i, 4] = n_times
+            times.append(rec.times)
+            n_times += rec.times.size
+        header = rec.header()
+        device_json = _dumps(header["device"], sort_keys=True)
+        if device_json not in devices:
+            devices[device_json] = len(device_dicts)
+            device_dicts.append(header["device"])
+        header["device"] = devices[device_json]
+        headers.append(header)
+    meta = np.frombuffer(_dumps({"devices": device_dicts, "headers": headers}).encode("utf-8"), np.uint8)
+    with h5py.File(tmp, "w") as f:
         f.attrs["format"] = FORMAT
         f.attrs["version"] = VERSION
-        for i, rec in enumerate(recordings):
-            grp = f.create_group(f"{i:06d}")
-            n_ch, n_t = rec.data.shape
-            chunked = n_t > 0 and n_ch > 0
-            grp.create_dataset("samples", data=rec.data,
-                               chunks=(n_ch, min(n_t, CHUNK_SAMPLES)) if chunked else None,
-                               compression=compression if chunked else None)
-            if rec.labels is not None:
-                grp.create_dataset("labels", data=rec.labels)
-            if rec.times is not None:
-                grp.create_dataset("times", data=rec.times)
-            grp.attrs["header"] = _dumps(rec.header())
+        for name, parts, dtype in (("samples", samples, np.float32), ("labels", labels, np.int32),
+                                   ("times", times, np.float64)):
+            arr = _concat(parts, dtype)
+            chunked = compression is not None and arr.size > 0
+            f.create_dataset(name, data=arr, chunks=(min(arr.size, CHUNK_VALUES),) if chunked else None,
+                             compression=compression if chunked else None)
+        f.create_dataset("layout", data=layout)
+        f.create_dataset("headers", data=meta)
     _fsync_file(tmp)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 
 
+class _ShardTable:
+    """The layout and parsed headers of one version-2 shard (read once per open shard)."""
+
+    def __init__(self, f: h5py.File, where: str):
+        try:
+            self.layout = f["layout"][()]
+            meta = json.loads(f["headers"][()].tobytes().decode("utf-8"))
+            self.devices = [device_from_dict(d) for d in meta["devices"]]
+            self.headers = meta["headers"]
+            self.samples, self.labels, self.times = f["samples"], f["labels"], f["times"]
+        except (KeyError, OSError, ValueError, TypeError) as exc:
+            raise DataError(where, f"unreadable shard ({exc})") from None
+        if self.layout.ndim != 2 or self.layout.shape != (len(self.headers), len(LAYOUT)):
+            raise DataError(where, f"shard layout {self.layout.shape} does not match its "
+                                   f"{len(self.headers)} headers")
+
+    def __len__(self) -> int:
+        return len(self.headers)
+
+    def span(self, i: int) -> tuple[int, int]:
+        """[start, end) of recording ``i`` in the flat ``samples`` array."""
+        off, c, t = (int(v) for v in self.layout[i, :3])
+        return off, off + c * t
+
+    def recording(self, i: int, samples: np.ndarray, labels: np.ndarray | None,
+                  times: np.ndarray | None, where: str) -> Recording:
+        """Recording ``i`` from flat ``samples`` / ``labels`` / ``times`` buffers starting at its
+        own first value (views, no copy)."""
+        _, c, t, lo, to = (int(v) for v in self.layout[i])
+        header = dict(self.headers[i])
+        try:
+            header["device"] = self.devices[header["device"]]
+            header["classes"] = tuple(header.get("classes", ()))
+            return Recording(data=samples[:c * t].reshape(c, t),
+                             labels=None if lo < 0 else labels[:t],
+                             times=None if to < 0 else times[:t], **header)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise DataError(where, f"unreadable recording ({exc})") from None
+
+    def read(self, i: int, where: str) -> Recording:
+        """Recording ``i`` read on its own (one slice per array)."""
+        a, b = self.span(i)
+        _, _, t, lo, to = (int(v) for v in self.layout[i])
+        try:
+            return self.recording(i, self.samples[a:b], None if lo < 0 else self.labels[lo:lo + t],
+                                  None if to < 0 else self.times[to:to + t], where)
+        except OSError as exc:
+            raise DataError(where, f"unreadable recording ({exc})") from None
+
+    def read_run(self, positions: Sequence[int], where: str) -> list[Recording]:
+        """Recordings at ``positions`` (sorted) read with one call per array covering them all."""
+        lay = self.layout[np.asarray(positions, np.int64)]
+        lo_s = int(lay[:, 0].min())
+        hi_s = int((lay[:, 0] + lay[:, 1] * lay[:, 2]).max())
+        try:
+            samples = self.samples[lo_s:hi_s]
+            bufs = {}
+            for col, ds in ((3, self.labels), (4, self.times)):
+                have = lay[:, col] >= 0
+                if have.any():
+                    a = int(lay[have, col].min())
+                    b = int((lay[have, col] + lay[have, 2]).max())
+                    bufs[col] = (a, ds[a:b])
+        except OSError as exc:
+            raise DataError(where, f"unreadable shard ({exc})") from None
+        out = []
+        for i, row in zip(positions, lay):
+            lab = tim = None
+            if row[3] >= 0:
+                a, buf = bufs[3]
+                lab = buf[int(row[3]) - a:]
+            if row[4] >= 0:
+                a, buf = bufs[4]
+                tim = buf[int(row[4]) - a:]
+            out.append(self.recording(i, samples[int(row[0]) - lo_s:], lab, tim, f"{where}:{i:06d}"))
+        return out
+
+
+def read_shard(path: str | os.PathLike) -> list[Recording]:
+    """Every recording of a version-2 shard file, in order (inverse of :func:`write_shard`)."""
+    path = Path(path)
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DataError(path, f"unreadable shard ({exc})") from None
+    with f:
+        table = _ShardTable(f, str(path))
+        return table.read_run(list(range(len(table))), str(path)) if len(table) else []
+
+
 def read_group(grp: h5py.Group, where: str) -> Recording:
-    """The :class:`Recording` stored in one shard group (inverse of :func:`write_shard`)."""
+    """The :class:`Recording` stored in one group of a version-1 shard (one group per recording)."""
     try:
         header = json.loads(grp.attrs["header"])
         data = grp["samples"][()]
@@ -333,9 +470,10 @@ class Archive:
             manifest = _read_json(self.path / MANIFEST)
             if manifest.get("format") != FORMAT:
                 raise DataError(self.path / MANIFEST, f"not an aemg archive (format {manifest.get('format')!r})")
-            if manifest.get("version") != VERSION:
+            if manifest.get("version") not in READ_VERSIONS:
                 raise DataError(self.path / MANIFEST, f"archive format version {manifest.get('version')} "
-                                                       f"is not supported (this aemg reads version {VERSION})")
+                                                       f"is not supported (this aemg reads versions "
+                                                       f"{', '.join(map(str, READ_VERSIONS))})")
             state = _read_json(self.path / INDEX) if (self.path / INDEX).is_file() else \
                 {"complete": False, "sources": [], "recordings": []}
             _state = (manifest, state)
@@ -343,6 +481,7 @@ class Archive:
         self._rows = self._state["recordings"] if _rows is None else _rows
         self._by_key: dict[str, int] | None = None
         self._files: dict[str, h5py.File] = {}
+        self._tables: dict[str, _ShardTable] = {}
         self._pid = os.getpid()
 
     # -- metadata ----------------------------------------------------------------------------
@@ -415,8 +554,43 @@ class Archive:
         return self._load(self._rows[i])
 
     def __iter__(self) -> Iterator[Recording]:
-        for row in self._rows:
-            yield self._load(row)
+        """Recordings in index order, read a run of up to 256 rows at a time (see :meth:`read_many`)."""
+        for lo in range(0, len(self._rows), 256):
+            yield from self.read_many(range(lo, min(lo + 256, len(self._rows))))
+
+    def read_many(self, indices: Iterable[int]) -> list[Recording]:
+        """The recordings at ``indices`` (rows of this view), in the order given.
+
+        Recordings of one shard lying close together are read with one HDF5 call per array and
+        are views of that buffer (no per-recording HDF5 access or JSON parsing): much faster than
+        ``[archive[i] for i in indices]`` for many short recordings. Keeping one of them keeps its
+        buffer (at most a shard) alive; copy ``rec.data`` to hold a few recordings for long.
+        """
+        idx = [int(i) for i in indices]
+        out: list[Recording | None] = [None] * len(idx)
+        if self.manifest.get("version") == 1:
+            for k, i in enumerate(idx):
+                out[k] = self[i]
+            return out  # type: ignore[return-value]
+        by_shard: dict[str, list[tuple[int, int]]] = {}
+        for k, i in enumerate(idx):
+            row = self._rows[i]
+            by_shard.setdefault(row["shard"], []).append((self._position(row), k))
+        for shard, wanted in by_shard.items():
+            table = self._table(shard)
+            where = str(self.path / shard)
+            wanted.sort()
+            run: list[tuple[int, int]] = []
+            for pos, k in wanted + [(-1, -1)]:
+                if run and (pos < 0 or table.span(pos)[0] - table.span(run[-1][0])[1] > _MERGE_GAP_BYTES // 4):
+                    positions = sorted({p for p, _ in run})
+                    recs = dict(zip(positions, table.read_run(positions, where)))
+                    for p, kk in run:
+                        out[kk] = recs[p]
+                    run = []
+                if pos >= 0:
+                    run.append((pos, k))
+        return out  # type: ignore[return-value]
 
     def get(self, key: str) -> Recording:
         """The recording with ``key`` (``dataset/subject/session/trial``); KeyError if absent."""
@@ -426,26 +600,48 @@ class Archive:
             raise KeyError(key)
         return self._load(self._rows[self._by_key[key]])
 
-    def _load(self, row: dict[str, Any]) -> Recording:
+    def _file(self, shard: str) -> h5py.File:
         if os.getpid() != self._pid:  # h5py handles must not cross a fork
-            self._files, self._pid = {}, os.getpid()
-        f = self._files.get(row["shard"])
-        path = self.path / row["shard"]
+            self._files, self._tables, self._pid = {}, {}, os.getpid()
+        f = self._files.get(shard)
         if f is None:
+            path = self.path / shard
             try:
-                f = self._files[row["shard"]] = h5py.File(path, "r")
+                f = self._files[shard] = h5py.File(path, "r")
             except FileNotFoundError:
                 raise DataError(path, "shard missing from the archive") from None
             except OSError as exc:
                 raise DataError(path, f"unreadable shard ({exc})") from None
-        if row["group"] not in f:
-            raise DataError(path, f"recording {row['key']!r} (group {row['group']}) missing from the shard")
-        return read_group(f[row["group"]], f"{path}:{row['group']}")
+        return f
+
+    def _table(self, shard: str) -> _ShardTable:
+        f = self._file(shard)
+        table = self._tables.get(shard)
+        if table is None:
+            table = self._tables[shard] = _ShardTable(f, str(self.path / shard))
+        return table
+
+    def _position(self, row: dict[str, Any]) -> int:
+        pos = int(row["group"])
+        if pos >= len(self._table(row["shard"])):
+            raise DataError(self.path / row["shard"], f"recording {row['key']!r} (position {row['group']}) "
+                                                      "missing from the shard")
+        return pos
+
+    def _load(self, row: dict[str, Any]) -> Recording:
+        path = self.path / row["shard"]
+        if self.manifest.get("version") == 1:
+            f = self._file(row["shard"])
+            if row["group"] not in f:
+                raise DataError(path, f"recording {row['key']!r} (group {row['group']}) missing from the shard")
+            return read_group(f[row["group"]], f"{path}:{row['group']}")
+        pos = self._position(row)
+        return self._table(row["shard"]).read(pos, f"{path}:{row['group']}")
 
     def close(self) -> None:
         for f in self._files.values():
             f.close()
-        self._files = {}
+        self._files, self._tables = {}, {}
 
     def __enter__(self) -> "Archive":
         return self
