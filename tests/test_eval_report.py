@@ -72,6 +72,14 @@ class _ToyReader(Reader):
         return out
 
 
+@pytest.fixture(autouse=True)
+def only_evaluate_command(monkeypatch):
+    """Build the CLI with the evaluate command only (other commands are not under test here)."""
+    import aemg.cli
+
+    monkeypatch.setattr(aemg.cli, "COMMANDS", ["evaluate"])
+
+
 def test_cli_evaluate_end_to_end(tmp_path, capsys):
     code = main(["evaluate", "toy-eval", "--out", str(tmp_path / "r"), "--methods", "lda,lda-log-subjnorm",
                  "--protocols", "loso,fewshot,intra", "--shares", "0.1,0.5", "--seeds", "0,1", "--no-plots"])
