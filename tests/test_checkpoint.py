@@ -78,3 +78,48 @@ def test_checkpoint_of_another_preset(run):
         pretrain(c, out, other, resume=True, progress=False)
     with pytest.raises(DataError, match="do not fit"):
         load_weights(AEMG(preset("tiny").model), load_checkpoint(out).weights, "ck")
+
+
+def test_embed_corpus_and_vocab_plot(run, tmp_path):
+    import numpy as np
+
+    import aemg.embed as E
+    from aemg.cli.vocab import code_usage, plot_vocab
+
+    out, c = run
+    e = E.embed(out, c, device="cpu", batch_size=4)
+    assert e.sentence.shape == (c.n_sentences, 32) and len(e.tokens) == c.n_sentences
+    assert [len(t) for t in e.tokens] == [s["n_tokens"] for s in c.sentences]
+    assert np.allclose(e.sentence, np.stack([t.mean(0) for t in e.tokens]), atol=1e-5)
+    one = E.embed(out, c, device="cpu", batch_size=1)  # padding does not change embeddings
+    assert np.allclose(one.sentence, e.sentence, atol=1e-5)
+    p = e.save(tmp_path / "emb.npz")
+    z = np.load(p)
+    assert z["tokens"].shape[0] == z["token_offsets"][-1] == c.n_tokens
+    model, _ = load_model(out)
+    counts, groups = code_usage(model, c)
+    assert counts.sum() == c.n_tokens and groups == ["synthetic/ring:4"]
+    png = plot_vocab(model, c, tmp_path / "vocab.png", top=4)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_embed_raw_recording(tmp_path):
+    """A raw recording of a device never seen in pre-training (declared geometry and rate) is
+    rectified, tokenized with the run's settings and embedded."""
+    import numpy as np
+
+    import aemg
+    from aemg.data import Device, Recording
+
+    c = synthetic_corpus(6, n_channels=16, token_len=125, tokens=(2, 6))
+    pretrain(c, tmp_path / "run", MICRO, steps=1, progress=False)
+    rng = np.random.default_rng(0)
+    t = np.arange(3 * 1000) / 1000
+    burst = ((t > 1.0) & (t < 2.0)).astype(np.float32)
+    x = (rng.standard_normal((6, t.size)) * (0.05 + burst)).astype(np.float32)
+    dev = Device.from_positions("my6", np.linspace(0, 5, 6), rate=1000.0, units="mV")
+    rec = Recording(x, 1000.0, dev, units="mV", label=1, subject="u", trial="0", dataset="mine")
+    e = aemg.embed(tmp_path / "run", rec, device="cpu")
+    assert e.sentence.shape[0] == 1 and np.isfinite(e.sentence).all() and len(e.tokens[0]) >= 1
+    with pytest.raises(DataError, match="cannot embed"):
+        aemg.embed(tmp_path / "run", 3.5)

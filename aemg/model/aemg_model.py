@@ -113,6 +113,16 @@ class AEMG(nn.Module):
         return {"rec_sum": rec_sum, "energy_sum": energy_sum, "commit_sum": vq["commit_sum"],
                 "counts": vq["counts"], "n_tokens": real.sum()}
 
+    @torch.no_grad()
+    def prototypes(self, indices: torch.Tensor, angles, z) -> torch.Tensor:
+        """The decoder's reconstruction of codewords ``indices`` (K',) each alone in a sentence:
+        the learned contraction prototypes, (K', C, L) z-scored samples."""
+        codes = self.quantizer.codebook[indices][:, None, :]  # (K', 1, D)
+        kpm = torch.ones(codes.shape[0], 2, dtype=torch.bool, device=codes.device)
+        codes = torch.cat([torch.zeros_like(codes), codes], dim=1)
+        rec, _ = self.decoder(codes, kpm, angles, z)
+        return rec[:, 1]
+
     # -- stage 2 ------------------------------------------------------------------------------
     def stage2_parameters(self):
         return [p for m in (self.backbone, self.mtm_head) for p in m.parameters()]

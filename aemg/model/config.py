@@ -30,7 +30,8 @@ class ModelConfig:
     Attributes
     ----------
     token_len : int
-        Samples per token (L); payloads are (C, L) per token, any C.
+        Samples per token (L); payloads are (C, L) per token, any C. A new pre-training run takes
+        it from its corpus (default 125 = 0.25 s at the standard 500 Hz).
     d_model, depth, heads, mlp_dim : int
         Transformer width, number of blocks, attention heads, MLP hidden size.
     conv_channels, conv_kernel : int
@@ -61,7 +62,7 @@ class ModelConfig:
     """
 
     name: str = "custom"
-    token_len: int = 50
+    token_len: int = 125
     d_model: int = 64
     depth: int = 2
     heads: int = 4

@@ -167,6 +167,10 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
         raise ConfigError(f"batch_size={cfg.train.batch_size}: smaller than the {info.world} processes")
     corpus = mix_corpora(corpora if isinstance(corpora, (list, tuple)) else [corpora])
     where = getattr(corpus, "path", "corpus")
+    L = int(corpus.token_shape[1])
+    if not resume and not has_checkpoint(out) and L > 0 and cfg.model.token_len != L:
+        log.info("model.token_len %d -> %d (the corpus's token length)", cfg.model.token_len, L)
+        cfg = replace(cfg, model=replace(cfg.model, token_len=L))
     check_corpus(corpus, cfg.model.max_tokens, cfg.model.token_len, str(where))
     angles, z = geometry(corpus, dev)
 
@@ -194,7 +198,8 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / "config.json", cfg.to_dict())
     result = PretrainResult(run_dir, ck.path if ck else None, cfg)
-    state = dict(ck.state) if ck else {"stage": stages[0], "step": 0, "stage1_done": False, "seed": seed}
+    state = dict(ck.state) if ck else {"stage": stages[0], "step": 0, "stage1_done": False, "seed": seed,
+                                       "data": _data_info(corpus)}
     if ck is not None:
         seed = int(state.get("seed", seed))
         if ck.rng.get("rng.torch") is not None and resume:
@@ -325,3 +330,20 @@ def _save(run_dir, model, opt, state, cfg, info) -> Path | None:
         path = save_checkpoint(run_dir, model, opt, dict(state), cfg)
     ddp.barrier()
     return path if path is not None else run_dir
+
+
+def _data_info(corpus) -> dict:
+    """How the corpus's tokens were made (tokenizer settings, standard space, geometry), stored in
+    checkpoints so :func:`aemg.embed` prepares new recordings the same way."""
+    cfg = getattr(corpus, "config", None)
+    info = {"tokenizer": cfg.to_dict() if cfg is not None else None,
+            "token_shape": [int(v) for v in corpus.token_shape], "rate": float(getattr(corpus, "rate", 0.0)),
+            "channel_angles": [float(a) for a in corpus.channel_angles], "space": None}
+    first = corpus.parts[0] if hasattr(corpus, "parts") else corpus
+    try:
+        from ..data.archive import open_archive
+        with open_archive(first.meta["archive"]["path"]) as arch:
+            info["space"] = arch.manifest["space"]
+    except Exception:  # noqa: BLE001 - in-memory corpus or archive moved: embed falls back to defaults
+        pass
+    return info

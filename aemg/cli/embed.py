@@ -1,0 +1,27 @@
+"""``aemg embed RUN DATA --out emb.npz``: sentence and token embeddings from a checkpoint."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("embed", help="sentence and token embeddings of an archive or corpus",
+                              description="Embed every trial of an archive (`aemg rectify`) or token corpus "
+                                          "(`aemg tokenize`) with a pre-trained checkpoint; writes an .npz with "
+                                          "keys, labels, sentence, cls, tokens and token_offsets.")
+    p.add_argument("run", help="run folder or checkpoint folder")
+    p.add_argument("data", help="archive or token corpus folder")
+    p.add_argument("--out", required=True, help=".npz file to write")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..embed import embed
+
+    e = embed(args.run, args.data, device=args.device, batch_size=args.batch_size)
+    e.save(args.out)
+    print(f"wrote {args.out}: {len(e.keys)} sentences, {sum(len(t) for t in e.tokens)} tokens, "
+          f"dimension {e.sentence.shape[1]}")
+    return 0
