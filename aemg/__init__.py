@@ -8,4 +8,11 @@ from ._version import __version__
 from .data import Device, Recording, get_device
 from .errors import AemgError, DataError
 
-__all__ = ["__version__", "AemgError", "DataError", "Device", "Recording", "get_device"]
+
+def embed(*args, **kwargs):
+    """Sentence and token embeddings from a pre-trained checkpoint (see :func:`aemg.embed.embed`)."""
+    from .embed import embed as _embed
+    return _embed(*args, **kwargs)
+
+
+__all__ = ["__version__", "embed", "AemgError", "DataError", "Device", "Recording", "get_device"]

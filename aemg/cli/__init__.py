@@ -19,7 +19,8 @@ import sys
 from .._version import __version__
 from ..errors import AemgError
 
-COMMANDS: list[str] = ["datasets", "rectify", "demo", "evaluate", "tokenize", "plot_events"]
+COMMANDS: list[str] = ["datasets", "rectify", "demo", "evaluate", "tokenize", "plot_events",
+                       "pretrain", "vocab", "embed"]
 
 
 def build_parser() -> argparse.ArgumentParser:
