@@ -9,6 +9,7 @@ C-contiguous (C, T) arrays of float32, float64, int16 or int8; the Python driver
 """
 from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
+from libc.string cimport memmove
 
 import numpy as np
 
@@ -19,70 +20,104 @@ ctypedef fused sample_t:
     signed char
 
 cdef enum:
-    BLOCK = 512
+    BLOCK = 1024
+    MAX_BLOCK = 8192  # the driver's crossing buffer must hold at least this many
 
 
-cdef inline int64_t _block_energy(const sample_t[:, ::1] x, Py_ssize_t t, Py_ssize_t n,
-                                  double* e) noexcept nogil:
-    """e[:n] = sum_c x[c, t:t+n]**2 (float64, channel order, non-finite -> 0); returns #non-finite."""
+cdef inline void _block_energy(const sample_t[:, ::1] x, Py_ssize_t t, Py_ssize_t n,
+                               double* e) noexcept nogil:
+    """e[:n] = sum_c x[c, t:t+n]**2 in float64, channel order (vectorised over time).
+
+    A non-finite square makes e[j] non-finite (squares are >= 0: no inf - inf); the caller then
+    recomputes it with _careful_energy, which gives the same value when all squares are finite.
+    """
     cdef Py_ssize_t c, j
-    cdef double v, s
-    cdef int64_t bad = 0
+    cdef const sample_t* row
+    cdef double v
     for j in range(n):
         e[j] = 0.0
     for c in range(x.shape[0]):
+        row = &x[c, t]
         for j in range(n):
-            v = <double>x[c, t + j]
-            s = v * v
-            if s < INFINITY:
-                e[j] += s
-            else:
-                bad += 1
-    return bad
+            v = <double>row[j]
+            e[j] += v * v
+
+
+cdef inline double _careful_energy(const sample_t[:, ::1] x, Py_ssize_t t, int64_t* bad) noexcept nogil:
+    """sum_c x[c, t]**2 with non-finite squares counted as 0 (and counted in bad)."""
+    cdef Py_ssize_t c
+    cdef double v, s, acc = 0.0
+    for c in range(x.shape[0]):
+        v = <double>x[c, t]
+        s = v * v
+        if s < INFINITY:
+            acc += s
+        else:
+            bad[0] += 1
+    return acc
 
 
 def segment_chunk(const sample_t[:, ::1] x, Py_ssize_t start, double[::1] ring, double[::1] fstate,
                   int64_t[::1] istate, double on_sum, double off_sum, int64_t[::1] cross):
     """Process ``x[:, start:]`` until done or ``cross`` could overflow; returns (next t, #crossings).
 
-    ring/fstate/istate: ``KernelState`` arrays (updated in place); cross: int64 output buffer with
-    capacity >= 512.
+    ring/fstate/istate: ``KernelState`` arrays (updated in place; the ring is left in time order,
+    pos = 0); cross: int64 output buffer with capacity >= MAX_BLOCK. Same block scheme as the Numba
+    kernel: energies (vectorised), prefix sums (sequential) after the W previous ones, a
+    vectorised count of state flips, and the scalar hysteresis only for blocks that have one.
     """
     cdef Py_ssize_t T = x.shape[1], W = ring.shape[0], cap = cross.shape[0]
-    cdef Py_ssize_t t = start, n, j, k = 0
-    cdef double p = fstate[0], old, w
+    cdef Py_ssize_t blk = max(<Py_ssize_t>BLOCK, min(W, <Py_ssize_t>MAX_BLOCK))
+    cdef Py_ssize_t t = start, n, j, k = 0, flips
+    cdef double p = fstate[0], w, ej
     cdef Py_ssize_t pos = istate[0]
     cdef int64_t active = istate[1], t_abs = istate[2], bad = istate[3]
-    cdef double e[BLOCK]
+    cdef double[::1] e_buf = np.empty(blk, dtype=np.float64)
+    cdef double[::1] h_buf = np.empty(W + blk, dtype=np.float64)
+    cdef double* e = &e_buf[0]
+    cdef double* hist = &h_buf[0]
+    for j in range(W):  # time order: P[t-W] ... P[t-1]
+        hist[j] = ring[(pos + j) % W]
     with nogil:
         while t < T:
             n = T - t
-            if n > BLOCK:
-                n = BLOCK
+            if n > blk:
+                n = blk
             if cap - k < n:
                 break
-            bad += _block_energy(x, t, n, e)
+            _block_energy(x, t, n, e)
             for j in range(n):
-                p += e[j]
-                old = ring[pos]
-                ring[pos] = p
-                pos += 1
-                if pos == W:
-                    pos = 0
-                w = p - old
-                if active:
-                    if w <= off_sum:
-                        active = 0
+                ej = e[j]
+                if not ej < INFINITY:
+                    ej = _careful_energy(x, t + j, &bad)
+                p += ej
+                hist[W + j] = p
+            flips = 0
+            if active:
+                for j in range(n):
+                    flips += (hist[W + j] - hist[j]) <= off_sum
+            else:
+                for j in range(n):
+                    flips += (hist[W + j] - hist[j]) > on_sum
+            if flips:
+                for j in range(n):
+                    w = hist[W + j] - hist[j]
+                    if active:
+                        if w <= off_sum:
+                            active = 0
+                            cross[k] = t_abs + j
+                            k += 1
+                    elif w > on_sum:
+                        active = 1
                         cross[k] = t_abs + j
                         k += 1
-                elif w > on_sum:
-                    active = 1
-                    cross[k] = t_abs + j
-                    k += 1
+            memmove(hist, hist + n, W * sizeof(double))
             t += n
             t_abs += n
+    for j in range(W):
+        ring[j] = hist[j]
     fstate[0] = p
-    istate[0] = pos
+    istate[0] = 0
     istate[1] = active
     istate[2] = t_abs
     istate[3] = bad
@@ -90,26 +125,30 @@ def segment_chunk(const sample_t[:, ::1] x, Py_ssize_t start, double[::1] ring, 
 
 
 def _envelope_sum(const sample_t[:, ::1] x, Py_ssize_t W, double[::1] out):
-    cdef Py_ssize_t C = x.shape[0], T = x.shape[1], t = 0, n, j, pos = 0
-    cdef double p = 0.0, old
+    cdef Py_ssize_t C = x.shape[0], T = x.shape[1], t = 0, n, j
+    cdef Py_ssize_t blk = max(<Py_ssize_t>BLOCK, min(W, <Py_ssize_t>MAX_BLOCK))
+    cdef double p = 0.0, ej
     cdef double denom = <double>(C * W)
     cdef int64_t bad = 0
-    cdef double e[BLOCK]
-    cdef double[::1] ring = np.zeros(W, dtype=np.float64)
+    cdef double[::1] e_buf = np.empty(blk, dtype=np.float64)
+    cdef double[::1] h_buf = np.zeros(W + blk, dtype=np.float64)
+    cdef double* e = &e_buf[0]
+    cdef double* hist = &h_buf[0]
     with nogil:
         while t < T:
             n = T - t
-            if n > BLOCK:
-                n = BLOCK
-            bad += _block_energy(x, t, n, e)
+            if n > blk:
+                n = blk
+            _block_energy(x, t, n, e)
             for j in range(n):
-                p += e[j]
-                old = ring[pos]
-                ring[pos] = p
-                pos += 1
-                if pos == W:
-                    pos = 0
-                out[t + j] = (p - old) / denom
+                ej = e[j]
+                if not ej < INFINITY:
+                    ej = _careful_energy(x, t + j, &bad)
+                p += ej
+                hist[W + j] = p
+            for j in range(n):
+                out[t + j] = (hist[W + j] - hist[j]) / denom
+            memmove(hist, hist + n, W * sizeof(double))
             t += n
     return bad
 

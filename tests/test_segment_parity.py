@@ -60,7 +60,7 @@ signals = st.fixed_dictionaries({
 })
 params_st = st.builds(
     SegmentParams,
-    window_s=st.sampled_from([0.001, 0.01, 0.05, 0.2]),
+    window_s=st.sampled_from([0.001, 0.01, 0.05, 0.2, 1.5, 5.0]),  # W up to 10240 > kernel blocks
     on_factor=st.sampled_from([1.0, 1.5, 3.0, 8.0]),
     off_factor=st.sampled_from([0.5, 1.0]),
     min_event_s=st.sampled_from([0.0, 0.01, 0.1]),
