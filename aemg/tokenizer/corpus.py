@@ -40,8 +40,8 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import ConfigError, DataError
-from .tokens import (_DTYPES, _TOKEN_FIELDS, Sentence, TokenizerConfig, _cap, is_rest_class,
-                     tokenize_recording)
+from .tokens import (_DTYPES, _TOKEN_FIELDS, Sentence, TokenizerConfig, TokenPlan, cap_keep,
+                     extract_tokens, extract_tokens_into, is_rest_class, plan_tokens, token_times)
 
 FORMAT = "aemg-token-corpus"
 VERSION = 1
@@ -129,14 +129,16 @@ def _groups(rows: Sequence[dict[str, Any]]) -> list[list[int]]:
     return list(order.values())
 
 
+#: archives opened by :func:`tokenize_archive` (set before the pool forks, so workers inherit the
+#: parsed index; :class:`~aemg.data.archive.Archive` reopens its HDF5 files after a fork)
 _ARCHIVES: dict[str, Any] = {}
 
 
 def _open(path: str):
     from ..data.archive import open_archive
-    if path not in _ARCHIVES or _ARCHIVES[path][0] != os.getpid():
-        _ARCHIVES[path] = (os.getpid(), open_archive(path))
-    return _ARCHIVES[path][1]
+    if path not in _ARCHIVES:
+        _ARCHIVES[path] = open_archive(path)
+    return _ARCHIVES[path]
 
 
 def _trials(rec) -> list:
@@ -167,47 +169,65 @@ def _noise_levels(trials: list, config: TokenizerConfig) -> list[tuple[float | N
 
 def _tokenize_group(archive_path: str, rows: list[int], config_dict: dict, shard_dir: str,
                     backend: str | None) -> dict[str, Any]:
-    """Tokenize one group of archive rows into the shard ``shard_dir`` (atomically)."""
+    """Tokenize one group of archive rows into the shard ``shard_dir`` (atomically).
+
+    The recordings are read with one archive call (:meth:`~aemg.data.archive.Archive.read_many`);
+    token positions are planned per trial, then every token of the group is cut straight into the
+    shard's preallocated arrays (no per-sentence arrays, no concatenation) and each array is saved
+    with one write.
+    """
     config = TokenizerConfig.from_dict(config_dict)
     archive = _open(archive_path)
     trials, samples = [], 0
-    for i in rows:
-        rec = archive[i]
+    for rec in archive.read_many(rows):
         samples += rec.data.size
         trials.extend(_trials(rec))
     noises = _noise_levels(trials, config)
-    sentences: list[Sentence] = []
+    c = trials[0].n_channels if trials else archive.index[rows[0]]["n_channels"]
+    rate = trials[0].rate if trials else float(archive.index[rows[0]]["rate"])
+    L = config.token_len(rate)
+    plans: list[TokenPlan] = []
     meta = []
     offset = 0
     for trial, (noise, origin) in zip(trials, noises):
-        s = tokenize_recording(trial, config, noise=noise, backend=backend, cap=False)
-        n_before = s.n_tokens
+        plan = plan_tokens(trial.data, trial.rate, config, noise=noise, backend=backend)
+        n_before = plan.n_tokens
         if n_before > config.max_sentence_len:
-            s = _cap(s, config.max_sentence_len, config.cap)
-        sentences.append(s)
-        meta.append({"key": s.key, "dataset": s.dataset, "subject": s.subject, "session": s.session,
-                     "trial": s.trial, "label": s.label, "device": s.device, "offset": offset,
-                     "n_tokens": s.n_tokens, "n_tokens_uncapped": n_before, "n_events": s.n_events,
-                     "n_samples": int(trial.n_samples), "events": s.events.tolist(),
-                     "noise": noise, "calibration": origin,
+            energy = extract_tokens(trial.data, plan.starts, L)[1] if config.cap == "energy" else \
+                np.zeros((n_before, c), np.float32)
+            plan = plan.take(cap_keep(energy, config.max_sentence_len, config.cap))
+        plans.append(plan)
+        meta.append({"key": trial.key, "dataset": trial.dataset, "subject": trial.subject,
+                     "session": trial.session, "trial": trial.trial,
+                     "label": -1 if trial.label is None else int(trial.label), "device": trial.device.name,
+                     "offset": offset, "n_tokens": plan.n_tokens, "n_tokens_uncapped": n_before,
+                     "n_events": plan.n_events, "n_samples": int(trial.n_samples),
+                     "events": plan.events.tolist(), "noise": noise, "calibration": origin,
                      "classes": list(trial.classes)})
-        offset += s.n_tokens
+        offset += plan.n_tokens
+    arrays = {"payload": np.empty((offset, c, L), np.float32), "energy": np.empty((offset, c), np.float32),
+              "dominant_channel": np.empty(offset, np.int16)}
+    lo = 0
+    for trial, plan in zip(trials, plans):
+        hi = lo + plan.n_tokens
+        extract_tokens_into(trial.data, plan.starts, L, arrays["payload"][lo:hi], arrays["energy"][lo:hi],
+                            arrays["dominant_channel"][lo:hi])
+        lo = hi
+
+    def joined(part, dtype):
+        return np.concatenate([part(p) for p in plans]).astype(dtype, copy=False) if plans else np.zeros(0, dtype)
+
+    arrays["event_index"] = joined(lambda p: p.event, np.int32)
+    arrays.update(token_times(joined(lambda p: p.starts, np.int64),
+                              joined(lambda p: p.event_starts[p.event], np.int64),
+                              joined(lambda p: (p.event_ends - p.event_starts)[p.event], np.int64), rate))
     final = Path(shard_dir)
     tmp = final.with_name("." + final.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    c = trials[0].n_channels if trials else archive.index[rows[0]]["n_channels"]
-    rate = trials[0].rate if trials else float(archive.index[rows[0]]["rate"])
-    L = config.token_len(rate)
     for name in _TOKEN_FIELDS:
-        parts = [getattr(s, name) for s in sentences]
-        if parts:
-            arr = np.concatenate(parts)
-        else:
-            arr = np.zeros((0, c, L) if name == "payload" else (0, c) if name == "energy" else (0,),
-                           _DTYPES[name])
-        np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr, dtype=_DTYPES[name]))
+        np.save(tmp / f"{name}.npy", np.ascontiguousarray(arrays[name], dtype=_DTYPES[name]))
     (tmp / "sentences.json").write_text(_dumps(meta, separators=(",", ":")))
     os.replace(tmp, final)
     return {"samples": samples, "n_recordings": len(rows)}
@@ -241,6 +261,7 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
     """
     from ..data.archive import open_archive
     archive = open_archive(archive_path)
+    _ARCHIVES[str(archive.path)] = archive  # this run's workers read through it
     if not archive.complete:
         raise DataError(archive.path, "archive is incomplete (a rectify run is still writing or was "
                                       "interrupted); finish it first")
@@ -290,6 +311,7 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
         bar = tqdm(total=total, unit="sample", unit_scale=True, desc="tokenize", smoothing=0.1)
     samples = 0
     t0 = time.perf_counter()
+    extract_tokens(np.zeros((1, 1), np.float32), np.zeros(1, np.int64), 1)  # load the kernel before forking
     args = [(str(archive.path), groups[k], config.to_dict(), str(shard_dir / names[k]), backend) for k in todo]
     try:
         if workers == 1:

@@ -37,6 +37,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from .. import backends
 from ..errors import ConfigError, DataError
 from .segment import Events, SegmentParams, detect_events
 from .stream import StreamingSegmenter
@@ -278,18 +279,91 @@ def window_starts(n_samples: int, token_len: int, hop: int) -> np.ndarray:
     return np.arange(0, n_samples - token_len + 1, hop, dtype=np.int64)
 
 
-def extract_tokens(x: np.ndarray, token_starts: np.ndarray, token_len: int,
-                   offset: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def extract_tokens_reference(x: np.ndarray, rel_starts: np.ndarray, token_len: int, payload: np.ndarray,
+                             energy: np.ndarray, dominant: np.ndarray) -> None:
+    """NumPy reference of the ``"tokens"`` operation: fill preallocated token rows.
+
+    Parameters
+    ----------
+    x : np.ndarray, shape (C, T), float32
+    rel_starts : np.ndarray, shape (N,), int64
+        Token starts in samples of ``x``; each ``[s, s + L)`` inside ``x``.
+    token_len : int
+        ``L``.
+    payload : np.ndarray, shape (N, C, L), float32
+        Out: tokens z-scored per channel (flat channels: zeros).
+    energy : np.ndarray, shape (N, C), float32
+        Out: per-channel RMS before normalisation.
+    dominant : np.ndarray, shape (N,), int16
+        Out: argmax of ``energy``.
+    """
+    if rel_starts.size == 0:
+        return
+    windows = np.lib.stride_tricks.sliding_window_view(x, token_len, axis=1)  # (C, T-L+1, L)
+    tokens = windows.transpose(1, 0, 2)[rel_starts].astype(np.float64)  # (N, C, L), one gather
+    rms = np.sqrt(np.einsum("ncl,ncl->nc", tokens, tokens) / token_len)
+    mean = tokens.mean(axis=2, keepdims=True)
+    tokens -= mean
+    std = np.sqrt(np.einsum("ncl,ncl->nc", tokens, tokens) / token_len)
+    flat = std <= np.maximum(_FLAT_REL * rms, _TINY)
+    scale = np.where(flat, 0.0, 1.0 / np.where(flat, 1.0, std))
+    energy[...] = rms
+    payload[...] = (windows.transpose(1, 0, 2)[rel_starts] - mean.astype(np.float32)) * \
+        scale[:, :, None].astype(np.float32)
+    dominant[...] = np.argmax(energy, axis=1)
+
+
+def _load_numba_tokens():
+    from ._tokens_numba import extract_into
+
+    def extract(x, rel_starts, token_len, payload, energy, dominant):
+        extract_into(x, rel_starts, token_len, _FLAT_REL, _TINY, payload, energy, dominant)
+    return extract
+
+
+backends.register("tokens", "numpy", lambda: extract_tokens_reference, priority=0, reference=True)
+backends.register("tokens", "numba", _load_numba_tokens, priority=10)
+
+
+def extract_tokens_into(x: np.ndarray, token_starts: np.ndarray, token_len: int, payload: np.ndarray,
+                        energy: np.ndarray, dominant: np.ndarray, offset: int = 0, *,
+                        backend: str | None = None) -> None:
+    """Cut, measure and normalise tokens into preallocated rows (see :func:`extract_tokens`).
+
+    ``payload`` (N, C, L) float32, ``energy`` (N, C) float32 and ``dominant`` (N,) int16 must be
+    C-contiguous (e.g. row slices of a whole shard's arrays). ``backend``: ``"numpy"`` (reference)
+    or ``"numba"`` (default: the fastest available, env ``AEMG_BACKEND_TOKENS``).
+    """
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    rel = np.asarray(token_starts, np.int64) - offset
+    n = rel.size
+    c = x.shape[0]
+    if payload.shape != (n, c, token_len) or energy.shape != (n, c) or dominant.shape != (n,):
+        raise DataError("extract_tokens", f"output shapes {payload.shape}, {energy.shape}, {dominant.shape} "
+                                          f"do not fit {n} tokens of ({c}, {token_len})")
+    if n == 0:
+        return
+    if rel.min() < 0 or rel.max() + token_len > x.shape[1]:
+        raise DataError("extract_tokens", f"token range {rel.min()}..{rel.max() + token_len} outside "
+                                          f"the signal of {x.shape[1]} samples")
+    backends.get("tokens", backend)(x, rel, int(token_len), payload, energy, dominant)
+
+
+def extract_tokens(x: np.ndarray, token_starts: np.ndarray, token_len: int, offset: int = 0, *,
+                   backend: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cut, measure and normalise tokens.
 
     Parameters
     ----------
     x : np.ndarray, shape (C, T), float32
-        Signal; sample ``j`` of ``x`` is sample ``offset + j`` of the recording.
+        Signal (other real dtypes and strides are converted); sample ``j`` of ``x`` is sample
+        ``offset + j`` of the recording.
     token_starts : np.ndarray, shape (N,), int
         Token starts in recording samples; each token must lie inside ``x``.
     token_len : int
         ``L``.
+    backend : str, optional
+        ``"numpy"`` or ``"numba"`` (default: the fastest available).
 
     Returns
     -------
@@ -297,40 +371,29 @@ def extract_tokens(x: np.ndarray, token_starts: np.ndarray, token_len: int,
     energy : (N, C) float32, RMS before normalisation
     dominant : (N,) int16, argmax of ``energy``
     """
-    x = np.asarray(x, dtype=np.float32)
+    x = np.asarray(x)
     c = x.shape[0]
     n = int(np.asarray(token_starts).size)
-    if n == 0:
-        return (np.zeros((0, c, token_len), np.float32), np.zeros((0, c), np.float32),
-                np.zeros(0, np.int16))
-    rel = np.asarray(token_starts, np.int64) - offset
-    if rel.min() < 0 or rel.max() + token_len > x.shape[1]:
-        raise DataError("extract_tokens", f"token range {rel.min()}..{rel.max() + token_len} outside "
-                                          f"the signal of {x.shape[1]} samples")
-    windows = np.lib.stride_tricks.sliding_window_view(x, token_len, axis=1)  # (C, T-L+1, L)
-    payload = windows.transpose(1, 0, 2)[rel]  # (N, C, L), one gather
-    # float32 sums over L <= a few hundred samples: relative error ~1e-6, ample for z-scores
-    inv_len = np.float32(1.0 / token_len)
-    energy = np.sqrt(np.einsum("ncl,ncl->nc", payload, payload) * inv_len)
-    mean = payload.sum(axis=2, keepdims=True)
-    mean *= inv_len
-    payload -= mean
-    std = np.sqrt(np.einsum("ncl,ncl->nc", payload, payload) * inv_len)
-    flat = std <= np.maximum(_FLAT_REL * energy, _TINY)
-    scale = np.where(flat, np.float32(0.0), np.float32(1.0) / np.where(flat, np.float32(1.0), std))
-    payload *= scale[:, :, None]
-    dominant = np.argmax(energy, axis=1).astype(np.int16)
+    payload = np.empty((n, c, token_len), np.float32)
+    energy = np.empty((n, c), np.float32)
+    dominant = np.empty(n, np.int16)
+    extract_tokens_into(x, token_starts, token_len, payload, energy, dominant, offset, backend=backend)
     return payload, energy, dominant
+
+
+def cap_keep(energy: np.ndarray, max_len: int, cap: str) -> np.ndarray | slice:
+    """Which of a sentence's tokens the cap keeps: ``slice`` (``"first"``) or sorted indices
+    (``"energy"``: the ``max_len`` of largest total power ``sum_c energy**2``, in time order)."""
+    if energy.shape[0] <= max_len or cap == "first":
+        return slice(0, max_len)
+    power = np.einsum("nc,nc->n", energy, energy, dtype=np.float64)
+    return np.sort(np.argsort(-power, kind="stable")[:max_len])
 
 
 def _cap(sentence: Sentence, max_len: int, cap: str) -> Sentence:
     if sentence.n_tokens <= max_len:
         return sentence
-    if cap == "first":
-        return sentence.take(slice(0, max_len))
-    power = np.einsum("nc,nc->n", sentence.energy, sentence.energy, dtype=np.float64)
-    keep = np.sort(np.argsort(-power, kind="stable")[:max_len])
-    return sentence.take(keep)
+    return sentence.take(cap_keep(sentence.energy, max_len, cap))
 
 
 def _meta(rec) -> dict[str, Any]:
@@ -339,15 +402,23 @@ def _meta(rec) -> dict[str, Any]:
                 device=rec.device.name)
 
 
+def token_times(starts: np.ndarray, event_start: np.ndarray, event_len: np.ndarray,
+                rate: float) -> dict[str, np.ndarray]:
+    """Per-token time metadata, float32 seconds: ``onset_in_event_s``, ``onset_in_trial_s``,
+    ``duration_s``, from token ``starts``, the start and length of each token's event (samples,
+    all shape (N,))."""
+    ts = starts.astype(np.float64)
+    return {"onset_in_event_s": ((ts - event_start) / rate).astype(np.float32),
+            "onset_in_trial_s": (ts / rate).astype(np.float32),
+            "duration_s": (event_len / rate).astype(np.float32)}
+
+
 def _build(x: np.ndarray, rate: float, token_starts: np.ndarray, token_event: np.ndarray,
            ev_starts: np.ndarray, ev_ends: np.ndarray, token_len: int, offset: int = 0,
            **meta) -> Sentence:
     payload, energy, dominant = extract_tokens(x, token_starts, token_len, offset)
-    ts = token_starts.astype(np.float64)
     return Sentence(payload=payload, energy=energy,
-                    onset_in_event_s=((ts - ev_starts[token_event]) / rate).astype(np.float32),
-                    onset_in_trial_s=(ts / rate).astype(np.float32),
-                    duration_s=((ev_ends - ev_starts)[token_event] / rate).astype(np.float32),
+                    **token_times(token_starts, ev_starts[token_event], (ev_ends - ev_starts)[token_event], rate),
                     event_index=token_event.astype(np.int32), dominant_channel=dominant,
                     rate=float(rate), **meta)
 
@@ -358,6 +429,78 @@ def _windows(x: np.ndarray, rate: float, starts: np.ndarray, token_len: int, off
     # event is the onset in the trial, and the duration is the window's own length.
     return _build(x, rate, starts, np.zeros(starts.size, np.int64), np.zeros(1, np.int64),
                   np.array([token_len], np.int64), token_len, offset, **meta)
+
+
+@dataclass
+class TokenPlan:
+    """Where the tokens of one trial are (before cutting them).
+
+    Attributes
+    ----------
+    starts : np.ndarray, shape (N,), int64
+        Token start samples, in time order.
+    event : np.ndarray, shape (N,), int64
+        Index into ``event_starts``/``event_ends`` of each token's event (fixed windows: event 0 =
+        ``[0, L)``, so onset in event = onset in trial and duration = window length).
+    event_starts, event_ends : np.ndarray, shape (E,), int64
+    n_events : int
+        Events detected (0 for fixed windows and background tokens).
+    events : np.ndarray, shape (n_events, 2), int64
+        The detected ``[start, end)`` ranges.
+    """
+
+    starts: np.ndarray
+    event: np.ndarray
+    event_starts: np.ndarray
+    event_ends: np.ndarray
+    n_events: int = 0
+    events: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.starts.size)
+
+    def take(self, keep) -> "TokenPlan":
+        """Only the tokens ``keep`` (slice or index array)."""
+        return replace(self, starts=self.starts[keep], event=self.event[keep])
+
+
+_NO_TOKENS = np.zeros(0, np.int64)
+
+
+def _is_dead(x: np.ndarray) -> bool:
+    """Every channel a flat line (cheap test of a prefix first: live signals differ at once)."""
+    head = x[:, :64]
+    return not (head != head[:, :1]).any() and not (x != x[:, :1]).any()
+
+
+def plan_tokens(x: np.ndarray, rate: float, config: TokenizerConfig = TokenizerConfig(), *,
+                noise: float | None = None, calibration: np.ndarray | None = None,
+                backend: str | None = None) -> TokenPlan:
+    """Token positions of one finite trial ``x`` (C, T) (the rules of the module docstring, no cap).
+
+    Dead or shorter than one token: no token. Windows mode: fixed windows. Events mode: tokens of
+    the events of :func:`~aemg.tokenizer.segment.detect_events` (``noise``, ``calibration`` and
+    ``backend`` are passed on), else background windows or nothing (``config.no_event``).
+    """
+    c, t = x.shape
+    L, hop = config.token_len(rate), config.hop_len(rate)
+    window = (np.zeros(1, np.int64), np.array([L], np.int64))
+    if t < L or _is_dead(x):
+        return TokenPlan(_NO_TOKENS, _NO_TOKENS, *window)
+    if config.mode == "windows":
+        starts = window_starts(t, L, hop)
+        return TokenPlan(starts, np.zeros(starts.size, np.int64), *window)
+    ev: Events = detect_events(x, rate, config.segment, calibration=calibration, noise=noise,
+                               backend=backend)
+    ev_s, ev_e = np.asarray(ev.starts, np.int64), np.asarray(ev.ends, np.int64)
+    if ev_s.size:
+        starts, which = event_token_starts(ev_s, ev_e, L, hop, t)
+        return TokenPlan(starts, which, ev_s, ev_e, int(ev_s.size), np.stack([ev_s, ev_e], axis=1))
+    if config.no_event == "background":
+        starts = window_starts(t, L, L)
+        return TokenPlan(starts, np.zeros(starts.size, np.int64), *window)
+    return TokenPlan(_NO_TOKENS, _NO_TOKENS, *window)
 
 
 def tokenize_signal(x: np.ndarray, rate: float, config: TokenizerConfig = TokenizerConfig(), *,
@@ -384,28 +527,11 @@ def tokenize_signal(x: np.ndarray, rate: float, config: TokenizerConfig = Tokeni
         raise DataError("tokenize_signal: x", f"expected (channels, time), got shape {x.shape}")
     if x.size and not np.isfinite(x).all():
         raise DataError("tokenize_signal: x", "non-finite samples (NaN or inf); drop or repair them first")
-    c, t = x.shape
-    L, hop = config.token_len(rate), config.hop_len(rate)
     meta.pop("rate", None)
-    if t < L or not (x != x[:, :1]).any():
-        # shorter than one token, or every channel a flat line (dead sensor, all zeros): no token
-        return Sentence.empty(c, L, rate=float(rate), **meta)
-    if config.mode == "windows":
-        starts = window_starts(t, L, hop)
-        s = _windows(x, rate, starts, L, **meta)
-    else:
-        ev: Events = detect_events(x, rate, config.segment, calibration=calibration, noise=noise,
-                                   backend=backend)
-        ev_s, ev_e = np.asarray(ev.starts, np.int64), np.asarray(ev.ends, np.int64)
-        if ev_s.size:
-            starts, which = event_token_starts(ev_s, ev_e, L, hop, t)
-            s = _build(x, rate, starts, which, ev_s, ev_e, L, **meta)
-            s.n_events = int(ev_s.size)
-            s.events = np.stack([ev_s, ev_e], axis=1)
-        elif config.no_event == "background":
-            s = _windows(x, rate, window_starts(t, L, L), L, **meta)
-        else:
-            s = Sentence.empty(c, L, rate=float(rate), **meta)
+    plan = plan_tokens(x, rate, config, noise=noise, calibration=calibration, backend=backend)
+    s = _build(x, rate, plan.starts, plan.event, plan.event_starts, plan.event_ends,
+               config.token_len(rate), **meta)
+    s.n_events, s.events = plan.n_events, plan.events
     return _cap(s, config.max_sentence_len, config.cap) if cap else s
 
 
