@@ -230,7 +230,7 @@ def test_vq_lookup_cuda(dtype, quick):
 @pytest.mark.parametrize("length", [64, 128, 256])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
 def test_masked_attention_cuda(length, dtype, quick):
-    batch, heads, head_dim = (32, 8, 32) if not quick else (8, 8, 32)
+    batch, heads, head_dim = (64, 8, 32) if not quick else (8, 8, 32)  # base preset heads
     lengths = _lengths(batch, length)
     mask = (torch.arange(length)[None, :] < lengths[:, None]).cuda()
     q, k, v = _qkv(batch, heads, length, head_dim, dtype, "cuda")

@@ -4,12 +4,14 @@ Flash-attention style: each program owns ``BLOCK_M`` queries of one (batch, head
 blocks of ``BLOCK_N`` with an online softmax (fp32 running max, sum and accumulator), and never
 materialises the ``L x L`` score matrix. Padding is *skipped*, not just masked: with
 ``end[b]`` = 1 + index of the last real token of sentence ``b``, key blocks at or past ``end[b]`` are
-never loaded, and query blocks at or past ``end[b]`` do no work (their output rows are zero). Inside
+never loaded, and query blocks at or past ``end[b]`` do no work (their output rows are zero); each
+program finds ``end[b]`` itself with one vector load of the mask row, so no host-side preprocessing
+or extra launches are needed. Inside
 ``[0, end)`` the key-padding mask is applied element-wise, so any mask works (right padding, which
 sentences use, is the fast case: nothing is wasted beyond the last partial block).
 
-Backward recomputes the probabilities from the saved log-sum-exp (two kernels: one per key block
-for dK/dV, one per query block for dQ; no atomics, deterministic).
+Backward recomputes the probabilities from the saved log-sum-exp (a row-term kernel, then one
+kernel per key block for dK/dV and one per query block for dQ; no atomics, deterministic).
 
 Semantics are those of :func:`aemg.ops.masked_attention_reference`: softmax over real keys only,
 output rows of padded queries are zero, and no gradient flows through padded positions.
@@ -31,20 +33,28 @@ from aemg.errors import BackendUnavailable
 #: True when kernels run in Triton's CPU interpreter (decided when ``triton.jit`` decorates them).
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 _LOG2E = 1.4426950408889634
-_NEG_BIG = -1.0e30  # finite "minus infinity" for running maxima (exp2(-inf - -inf) would be NaN)
+_NEG_BIG = tl.constexpr(-1.0e30)  # finite "minus infinity" for running maxima (exp2(-inf - -inf) would be NaN)
 
 
 @triton.jit
-def _attn_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, mask_ptr, ends_ptr,
+def _sentence_end(mask_ptr, b, smb, sml, L, BLOCK_L: tl.constexpr):
+    """One past the last real token of sentence ``b`` (0 when it has none): one vector load."""
+    offs = tl.arange(0, BLOCK_L)
+    real = tl.load(mask_ptr + b * smb + offs * sml, mask=offs < L, other=0) != 0
+    return tl.max(tl.where(real, offs + 1, 0), axis=0)
+
+
+@triton.jit
+def _attn_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, mask_ptr,
                      sqb, sqh, sql, sqd, skb, skh, skl, skd, svb, svh, svl, svd,
                      sob, soh, sol, sod, smb, sml, H, L, Dh, qk_scale,
-                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr,
                      UPCAST: tl.constexpr, PRECISION: tl.constexpr):
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)
     b = pid_bh // H
     h = pid_bh % H
-    end = tl.load(ends_ptr + b)
+    end = _sentence_end(mask_ptr, b, smb, sml, L, BLOCK_L)
     n_end = tl.where(pid_m * BLOCK_M < end, end, 0)  # whole query block is padding: no work
 
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -88,17 +98,17 @@ def _attn_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, mask_ptr, ends_ptr,
 
 
 @triton.jit
-def _attn_bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, mask_ptr, ends_ptr,
+def _attn_bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, mask_ptr,
                           dk_ptr, dv_ptr,
                           sqb, sqh, sql, sqd, skb, skh, skl, skd, svb, svh, svl, svd,
                           sdob, sdoh, sdol, sdod, smb, sml, H, L, Dh, qk_scale, sm_scale,
-                          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+                          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr,
                           UPCAST: tl.constexpr, PRECISION: tl.constexpr):
     pid_n = tl.program_id(0)
     pid_bh = tl.program_id(1)
     b = pid_bh // H
     h = pid_bh % H
-    end = tl.load(ends_ptr + b)
+    end = _sentence_end(mask_ptr, b, smb, sml, L, BLOCK_L)
     m_end = tl.where(pid_n * BLOCK_N < end, end, 0)  # padded key block: zero gradient, no work
 
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -142,16 +152,16 @@ def _attn_bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, mask_
 
 
 @triton.jit
-def _attn_bwd_dq_kernel(q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, mask_ptr, ends_ptr, dq_ptr,
+def _attn_bwd_dq_kernel(q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, mask_ptr, dq_ptr,
                         sqb, sqh, sql, sqd, skb, skh, skl, skd, svb, svh, svl, svd,
                         sdob, sdoh, sdol, sdod, smb, sml, H, L, Dh, qk_scale, sm_scale,
-                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr,
                         UPCAST: tl.constexpr, PRECISION: tl.constexpr):
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)
     b = pid_bh // H
     h = pid_bh % H
-    end = tl.load(ends_ptr + b)
+    end = _sentence_end(mask_ptr, b, smb, sml, L, BLOCK_L)
     n_end = tl.where(pid_m * BLOCK_M < end, end, 0)
 
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -190,15 +200,41 @@ def _attn_bwd_dq_kernel(q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, mask_pt
              dq.to(dq_ptr.dtype.element_ty), mask=m_ok[:, None] & d_ok[None, :])
 
 
-def _config(length: int, head_dim: int) -> tuple[int, int, int, int, int]:
-    """(BLOCK_M, BLOCK_N, BLOCK_D, num_warps, num_stages) for sequences of ``length``."""
+@triton.jit
+def _attn_bwd_delta_kernel(o_ptr, do_ptr, delta_ptr, sob, soh, sol, sod, sdob, sdoh, sdol, sdod,
+                           H, L, Dh, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr):
+    """delta[b*H + h, l] = sum_d O * dO (fp32): the softmax-gradient row term."""
+    pid_m = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    b = pid_bh // H
+    h = pid_bh % H
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    ok = (offs_m[:, None] < L) & (offs_d[None, :] < Dh)
+    o = tl.load(o_ptr + b * sob + h * soh + offs_m[:, None] * sol + offs_d[None, :] * sod, mask=ok, other=0.0)
+    do = tl.load(do_ptr + b * sdob + h * sdoh + offs_m[:, None] * sdol + offs_d[None, :] * sdod,
+                 mask=ok, other=0.0)
+    delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), axis=1)
+    tl.store(delta_ptr + pid_bh * L + offs_m, delta, mask=offs_m < L)
+
+
+def _config(length: int, head_dim: int, dtype: torch.dtype) -> dict:
+    """Block sizes and launch options for sentences of ``length`` tokens and heads of ``head_dim``.
+
+    GPU choices were checked with ``ptxas -v`` for sm_90 (docs/notes/kernels.md): 16-bit inputs use
+    64x64 blocks (tensor cores); fp32 (IEEE FMA dots) spills at 64x64, so it uses 32x32.
+    """
     block_d = max(16, triton.next_power_of_2(head_dim))
     block = max(16, min(64, triton.next_power_of_2(length)))
+    meta = dict(BLOCK_M=block, BLOCK_N=block, BLOCK_D=block_d, BLOCK_L=triton.next_power_of_2(length),
+                UPCAST=INTERPRET, num_warps=4, num_stages=2)
     if INTERPRET:  # small blocks: tests on tiny shapes still cross key/query block boundaries
-        return min(block, 16), min(block, 16), block_d, 1, 1
-    if block_d > 64:
-        return min(block, 64), min(block, 32), block_d, 4, 2
-    return block, block, block_d, 4, 2
+        meta.update(BLOCK_M=min(block, 16), BLOCK_N=min(block, 16), num_warps=1, num_stages=1)
+    elif dtype == torch.float32:
+        meta.update(BLOCK_M=min(block, 32), BLOCK_N=min(block, 32))
+    elif block_d > 64:
+        meta.update(BLOCK_N=min(block, 32))
+    return meta
 
 
 def dot_precision(dtype: torch.dtype) -> str:
@@ -208,55 +244,44 @@ def dot_precision(dtype: torch.dtype) -> str:
     return "tf32"
 
 
-def _ends(mask: torch.Tensor) -> torch.Tensor:
-    """(B,) int32: one past the last real token of each row of ``mask`` (0 for all-padding rows)."""
-    length = mask.shape[1]
-    pos = torch.arange(1, length + 1, device=mask.device, dtype=torch.int32)
-    return (mask.to(torch.int32) * pos).amax(dim=1).to(torch.int32).contiguous()
+def attention_forward(q, k, v, mask_u8):
+    """Forward pass: (out (B, H, L, Dh) in q's dtype, lse (B*H, L) float32 in log2 units).
 
-
-def _strides(t: torch.Tensor) -> tuple[int, ...]:
-    return tuple(t.stride())
-
-
-def attention_forward(q, k, v, mask):
-    """Forward pass; returns (out (B,H,L,Dh), lse (B*H, L) float32 log2 units, ends (B,), mask_u8)."""
+    ``mask_u8`` is the (B, L) key-padding mask viewed as uint8 (1 = real token).
+    """
     if q.device.type != "cuda" and not INTERPRET:
         raise BackendUnavailable(f"triton masked_attention needs CUDA tensors or TRITON_INTERPRET=1 "
                                  f"(got {q.device})")
     bsz, heads, length, head_dim = q.shape
-    mask_u8 = mask.contiguous().view(torch.uint8)
-    ends = _ends(mask)
     out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
     lse = torch.empty((bsz * heads, length), dtype=torch.float32, device=q.device)
-    sm_scale = 1.0 / math.sqrt(head_dim)
-    bm, bn, bd, warps, stages = _config(length, head_dim)
-    grid = (triton.cdiv(length, bm), bsz * heads)
-    _attn_fwd_kernel[grid](q, k, v, out, lse, mask_u8, ends,
-                           *_strides(q), *_strides(k), *_strides(v), *_strides(out),
-                           *_strides(mask_u8), heads, length, head_dim, sm_scale * _LOG2E,
-                           BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=bd, UPCAST=INTERPRET,
-                           PRECISION=dot_precision(q.dtype), num_warps=warps, num_stages=stages)
-    return out, lse, ends, mask_u8
+    meta = _config(length, head_dim, q.dtype)
+    grid = (triton.cdiv(length, meta["BLOCK_M"]), bsz * heads)
+    _attn_fwd_kernel[grid](q, k, v, out, lse, mask_u8, *q.stride(), *k.stride(), *v.stride(), *out.stride(),
+                           *mask_u8.stride(), heads, length, head_dim, _LOG2E / math.sqrt(head_dim),
+                           PRECISION=dot_precision(q.dtype), **meta)
+    return out, lse
 
 
-def attention_backward(q, k, v, out, dout, lse, ends, mask_u8):
+def attention_backward(q, k, v, out, dout, lse, mask_u8):
     """Gradients (dq, dk, dv), each (B, H, L, Dh) contiguous in the dtype of q."""
     bsz, heads, length, head_dim = q.shape
-    delta = (dout.float() * out.float()).sum(-1).reshape(bsz * heads, length).contiguous()
+    meta = _config(length, head_dim, q.dtype)
+    delta = torch.empty((bsz * heads, length), dtype=torch.float32, device=q.device)
+    _attn_bwd_delta_kernel[(triton.cdiv(length, meta["BLOCK_M"]), bsz * heads)](
+        out, dout, delta, *out.stride(), *dout.stride(), heads, length, head_dim,
+        BLOCK_M=meta["BLOCK_M"], BLOCK_D=meta["BLOCK_D"], num_warps=meta["num_warps"])
     dq = torch.empty((bsz, heads, length, head_dim), dtype=q.dtype, device=q.device)
     dk = torch.empty_like(dq)
     dv = torch.empty_like(dq)
     sm_scale = 1.0 / math.sqrt(head_dim)
-    bm, bn, bd, warps, stages = _config(length, head_dim)
-    common = (*_strides(q), *_strides(k), *_strides(v), *_strides(dout), *_strides(mask_u8),
+    common = (*q.stride(), *k.stride(), *v.stride(), *dout.stride(), *mask_u8.stride(),
               heads, length, head_dim, sm_scale * _LOG2E, sm_scale)
-    meta = dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=bd, UPCAST=INTERPRET, PRECISION=dot_precision(q.dtype),
-                num_warps=warps, num_stages=stages)
-    _attn_bwd_dkdv_kernel[(triton.cdiv(length, bn), bsz * heads)](
-        q, k, v, dout, lse, delta, mask_u8, ends, dk, dv, *common, **meta)
-    _attn_bwd_dq_kernel[(triton.cdiv(length, bm), bsz * heads)](
-        q, k, v, dout, lse, delta, mask_u8, ends, dq, *common, **meta)
+    precision = dot_precision(q.dtype)
+    _attn_bwd_dkdv_kernel[(triton.cdiv(length, meta["BLOCK_N"]), bsz * heads)](
+        q, k, v, dout, lse, delta, mask_u8, dk, dv, *common, PRECISION=precision, **meta)
+    _attn_bwd_dq_kernel[(triton.cdiv(length, meta["BLOCK_M"]), bsz * heads)](
+        q, k, v, dout, lse, delta, mask_u8, dq, *common, PRECISION=precision, **meta)
     return dq, dk, dv
 
 
@@ -269,16 +294,17 @@ class TritonMaskedAttention(torch.autograd.Function):
             ctx.empty = True
             return torch.zeros_like(q)
         ctx.empty = False
-        out, lse, ends, mask_u8 = attention_forward(q, k, v, key_padding_mask)
-        ctx.save_for_backward(q, k, v, out, lse, ends, mask_u8)
+        mask_u8 = key_padding_mask.contiguous().view(torch.uint8)
+        out, lse = attention_forward(q, k, v, mask_u8)
+        ctx.save_for_backward(q, k, v, out, lse, mask_u8)
         return out
 
     @staticmethod
     def backward(ctx, dout):
         if ctx.empty:
             return torch.zeros_like(dout), torch.zeros_like(dout), torch.zeros_like(dout), None
-        q, k, v, out, lse, ends, mask_u8 = ctx.saved_tensors
-        dq, dk, dv = attention_backward(q, k, v, out, dout, lse, ends, mask_u8)
+        q, k, v, out, lse, mask_u8 = ctx.saved_tensors
+        dq, dk, dv = attention_backward(q, k, v, out, dout, lse, mask_u8)
         return dq, dk, dv, None
 
 
@@ -295,3 +321,31 @@ def masked_attention_triton(q, k, v, key_padding_mask):
     Tensor, shape (B, H, L, Dh), dtype of ``q``; rows of padded queries are zero.
     """
     return TritonMaskedAttention.apply(q, k, v, key_padding_mask)
+
+
+def aot_compile(arch: int = 90, dtypes=(torch.bfloat16, torch.float16, torch.float32), head_dims=(16, 32, 64),
+                length: int = 257):
+    """Compile every kernel for ``sm_<arch>`` at the launch configurations the wrapper uses (no GPU
+    needed; see :mod:`aemg.kernels._aot`). Returns ``[(label, CompiledKernel), ...]``."""
+    from aemg.kernels._aot import compile_kernel, triton_type
+
+    out = []
+    for dtype in dtypes:
+        t = triton_type(dtype)
+        for head_dim in head_dims:
+            meta = _config(length, head_dim, dtype)
+            meta["PRECISION"] = dot_precision(dtype)
+            strides = lambda p: {f"{p}{c}": "i32" for c in "bhld"}  # noqa: E731
+            sizes = dict(smb="i32", sml="i32", H="i32", L="i32", Dh="i32", qk_scale="fp32", sm_scale="fp32")
+            tensors = dict(q_ptr=f"*{t}", k_ptr=f"*{t}", v_ptr=f"*{t}", o_ptr=f"*{t}", do_ptr=f"*{t}",
+                           dq_ptr=f"*{t}", dk_ptr=f"*{t}", dv_ptr=f"*{t}", lse_ptr="*fp32", delta_ptr="*fp32",
+                           mask_ptr="*u8")
+            types = {**tensors, **sizes, **strides("sq"), **strides("sk"), **strides("sv"), **strides("so"),
+                     **strides("sdo")}
+            tag = f"{t} Dh={head_dim} {meta['BLOCK_M']}x{meta['BLOCK_N']} w{meta['num_warps']}"
+            for kernel in (_attn_fwd_kernel, _attn_bwd_dkdv_kernel, _attn_bwd_dq_kernel):
+                out.append((f"{kernel.fn.__name__} {tag}", compile_kernel(kernel, types, meta, arch=arch)))
+            delta_meta = {k: meta[k] for k in ("BLOCK_M", "BLOCK_D", "num_warps")}
+            out.append((f"_attn_bwd_delta_kernel {tag}",
+                        compile_kernel(_attn_bwd_delta_kernel, types, delta_meta, arch=arch)))
+    return out

@@ -68,8 +68,8 @@ def _vq_argmin_kernel(z_ptr, c_ptr, cnorm_ptr, idx_ptr, dist_ptr, N, K, D,
         # Selection key: NaN sorts first (torch.argmin), columns past K never win.
         key = tl.where(dist != dist, float("-inf"), dist)
         key = tl.where(col_ok[None, :], key, float("inf"))
-        m = tl.min(key, axis=1)
-        first = tl.min(tl.where(key == m[:, None], cols[None, :], 2147483647), axis=1)
+        m, first = tl.min(key, axis=1, return_indices=True, return_indices_tie_break_left=True)
+        first = first + n0
         better = m < best  # strict: an earlier block keeps a tie
         best = tl.where(better, m, best)
         best_idx = tl.where(better, first, best_idx)
@@ -79,13 +79,18 @@ def _vq_argmin_kernel(z_ptr, c_ptr, cnorm_ptr, idx_ptr, dist_ptr, N, K, D,
     tl.store(dist_ptr + rows, best, mask=row_ok)
 
 
-def _blocks(n: int, k: int, d: int) -> tuple[int, int, int, int, int]:
-    """(BLOCK_M, BLOCK_N, BLOCK_D, num_warps, num_stages) for this problem."""
-    block_d = max(16, min(64, triton.next_power_of_2(d)))
+def _blocks(n: int, k: int, d: int, dtype: torch.dtype) -> tuple[int, int, int, int, int]:
+    """(BLOCK_M, BLOCK_N, BLOCK_D, num_warps, num_stages) for this problem.
+
+    GPU choices were checked with ``ptxas -v`` for sm_90 (see docs/notes/kernels.md): no register
+    spills for 16-bit inputs at 128x128x64 (tensor-core dots) nor for fp32 at 128x128x32.
+    """
     if INTERPRET:  # small blocks: tests on tiny shapes still cross block boundaries in every loop
         return (max(16, min(32, triton.next_power_of_2(n))), max(16, min(32, triton.next_power_of_2(k))),
                 max(16, min(32, triton.next_power_of_2(d))), 1, 1)
-    return 128, 128, block_d, 8, 3
+    if dtype == torch.float32:
+        return 128, 128, max(16, min(32, triton.next_power_of_2(d))), 8, 2
+    return 128, 128, max(16, min(64, triton.next_power_of_2(d))), 8, 3
 
 
 def dot_precision(dtype: torch.dtype) -> str:
@@ -117,8 +122,9 @@ def vq_lookup_triton(z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Ten
     distances = torch.empty(n, dtype=torch.float32, device=z.device)
     if n == 0:
         return indices, distances
-    cnorm = codebook.float().pow(2).sum(1)
-    bm, bn, bd, warps, stages = _blocks(n, k, d)
+    # ||c||^2 in fp32 without an fp32 copy of the codebook (the upcast happens inside the reduction)
+    cnorm = torch.linalg.vector_norm(codebook, dim=1, dtype=torch.float32).square_()
+    bm, bn, bd, warps, stages = _blocks(n, k, d, z.dtype)
     grid = (triton.cdiv(n, bm),)
     _vq_argmin_kernel[grid](z, codebook, cnorm, indices, distances, n, k, d,
                             z.stride(0), z.stride(1), codebook.stride(0), codebook.stride(1),
@@ -126,3 +132,21 @@ def vq_lookup_triton(z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Ten
                             UPCAST=INTERPRET, PRECISION=dot_precision(z.dtype),
                             num_warps=warps, num_stages=stages)
     return indices, distances
+
+
+def aot_compile(arch: int = 90, dtypes=(torch.float16, torch.bfloat16, torch.float32), d: int = 256):
+    """Compile the kernel for ``sm_<arch>`` at the launch configuration of each dtype (no GPU needed;
+    see :mod:`aemg.kernels._aot`). Returns ``[(label, CompiledKernel), ...]``."""
+    from aemg.kernels._aot import compile_kernel, triton_type
+
+    out = []
+    for dtype in dtypes:
+        bm, bn, bd, warps, stages = _blocks(65536, 8192, d, dtype)
+        t = triton_type(dtype)
+        types = dict(z_ptr=f"*{t}", c_ptr=f"*{t}", cnorm_ptr="*fp32", idx_ptr="*i64", dist_ptr="*fp32",
+                     N="i32", K="i32", D="i32", stride_zn="i32", stride_zd="i32", stride_ck="i32", stride_cd="i32")
+        meta = dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=bd, UPCAST=False, PRECISION=dot_precision(dtype),
+                    num_warps=warps, num_stages=stages)
+        out.append((f"vq_argmin {t} {bm}x{bn}x{bd} w{warps} s{stages}",
+                    compile_kernel(_vq_argmin_kernel, types, meta, arch=arch)))
+    return out

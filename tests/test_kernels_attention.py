@@ -5,6 +5,10 @@ blocks, so L = 13 and L = 37 cover partial and multiple query/key blocks; CUDA r
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -183,3 +187,13 @@ def test_dispatch_on_cpu_prefers_a_torch_backend():
     assert backends.reference("masked_attention") == "torch"
     if torch.cuda.is_available():
         assert ops._pick("masked_attention", None, torch.device("cuda")) == "triton"
+
+
+def test_kernels_compile_for_gpu():
+    """The interpreter cannot see GPU-only compile errors: compile for sm_90 with Triton's ptxas."""
+    pytest.importorskip("triton.backends.nvidia")
+    code = ("import torch; from aemg.kernels import masked_attention; "
+            "print([n for n, _ in masked_attention.aot_compile(90, dtypes=(torch.bfloat16,))])")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-4000:]

@@ -5,6 +5,10 @@ shapes chosen so every loop of the kernel crosses a block boundary, and on CUDA 
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -165,3 +169,13 @@ def test_outputs_carry_no_gradient():
     z = torch.randn(6, 8, requires_grad=True)
     indices, distances = ops.vq_lookup(z, torch.randn(4, 8))
     assert not distances.requires_grad and not indices.requires_grad
+
+
+def test_kernels_compile_for_gpu():
+    """The interpreter cannot see GPU-only compile errors: compile for sm_90 with Triton's ptxas."""
+    pytest.importorskip("triton.backends.nvidia")
+    code = ("import torch; from aemg.kernels import vq_lookup; "
+            "print([n for n, _ in vq_lookup.aot_compile(90, dtypes=(torch.float16, torch.float32))])")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-4000:]
