@@ -2,31 +2,12 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ..ops import masked_attention
 from .config import ModelConfig
 from .encoder import TokenEncoder
 from .embeddings import SpatialEmbedding, TemporalEmbedding
-
-
-def masked_attention(q, k, v, key_padding_mask):
-    """Attention with padded keys ignored: aemg.ops.masked_attention when available.
-
-    Parameters
-    ----------
-    q, k, v : Tensor, shape (B, H, L, Dh)
-    key_padding_mask : Tensor, shape (B, L), bool, True = real token
-
-    Returns
-    -------
-    Tensor, shape (B, H, L, Dh)
-    """
-    try:
-        from .. import ops
-    except ImportError:  # aemg.ops not in this checkout yet: the PyTorch reference
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=key_padding_mask[:, None, None, :])
-    return ops.masked_attention(q, k, v, key_padding_mask)
 
 
 class Block(nn.Module):
@@ -45,7 +26,7 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor) -> torch.Tensor:
         B, L, D = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
-        a = masked_attention(q, k, v, key_padding_mask)  # (B, H, L, Dh)
+        a = masked_attention(q, k, v, key_padding_mask)  # (B, H, L, Dh); aemg.ops dispatch
         x = x + self.drop(self.proj(a.transpose(1, 2).reshape(B, L, D)))
         return x + self.drop(self.mlp(self.ln2(x)))
 

@@ -192,7 +192,7 @@ PRESETS: dict[str, PretrainConfig] = {
         ModelConfig(name="tiny", d_model=64, depth=2, heads=4, mlp_dim=128, conv_channels=8,
                     channel_dim=32, pool_heads=4, codebook_size=256, code_dim=32, vq_depth=2,
                     decoder_depth=1),
-        TrainConfig(stage1_steps=400, stage2_steps=400, batch_size=32, lr=1e-3, warmup_steps=20,
+        TrainConfig(stage1_steps=300, stage2_steps=300, batch_size=32, lr=1e-3, warmup_steps=20,
                     checkpoint_every=100)),
     "base": PretrainConfig(
         ModelConfig(name="base", d_model=256, depth=6, heads=8, mlp_dim=1024, conv_channels=16,

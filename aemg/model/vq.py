@@ -15,34 +15,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-
-def vq_lookup(z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Nearest codeword of each row of ``z`` (both l2-normalised): aemg.ops.vq_lookup when
-    available, else the chunked PyTorch reference.
-
-    Parameters
-    ----------
-    z : Tensor, shape (N, D)
-    codebook : Tensor, shape (K, D)
-
-    Returns
-    -------
-    indices : Tensor, shape (N,), int64
-    distances : Tensor, shape (N,), float32, squared euclidean distance (= 2 - 2 cos)
-    """
-    try:
-        from .. import ops
-    except ImportError:
-        idx, dist_ = [], []
-        for chunk in z.float().split(4096):
-            d = 2.0 - 2.0 * chunk @ codebook.float().t()
-            v, i = d.min(dim=1)
-            idx.append(i)
-            dist_.append(v)
-        if not idx:
-            return z.new_zeros(0, dtype=torch.long), z.new_zeros(0, dtype=torch.float32)
-        return torch.cat(idx), torch.cat(dist_)
-    return ops.vq_lookup(z.float().contiguous(), codebook.float().contiguous())
+from ..ops import vq_lookup  # noqa: F401 - (indices, squared distances) of unit vectors
 
 
 def _distributed() -> bool:

@@ -1,0 +1,88 @@
+"""A full pre-training step (forward, backward, AdamW; stage 1 and stage 2) in tokens/s.
+
+CPU always (one thread, so ratios measured on a shared machine stay meaningful), CUDA when a GPU
+is available (bfloat16 autocast, the trainer's setting). Each case asserts that the loss is
+finite and decreases over the timed steps.
+"""
+import time
+
+import pytest
+import torch
+
+import harness
+from aemg.model import AEMG, preset
+from aemg.train.data import geometry, synthetic_corpus, to_tensors
+
+SUITE = "pretrain_step"
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _setup(name, device, quick):
+    cfg = preset(name).model
+    torch.manual_seed(0)
+    corpus = synthetic_corpus(16 if quick else 32, n_channels=16, token_len=cfg.token_len, tokens=(10, 30))
+    model = AEMG(cfg).to(device)
+    batch = to_tensors(corpus.batch(range(corpus.n_sentences)), device)
+    angles, z = geometry(corpus, device)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        model.quantizer.initialise(model.encode_codes(batch, angles, z)[batch["mask"]], 3, g)
+    return model, batch, angles, z, g
+
+
+def _step_fn(model, stage, batch, angles, z, g, amp):
+    params = model.trainable(stage)
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    masked = model.sample_mask(batch["mask"], range(batch["mask"].shape[0]))
+    n = float(batch["mask"].sum())
+    losses = []
+
+    def step():
+        with torch.autocast(batch["mask"].device.type, dtype=torch.bfloat16, enabled=amp):
+            out = model(stage, batch, angles, z, g if stage == 1 else masked)
+        loss = (out["rec_sum"] + out["energy_sum"] + 0.25 * out["commit_sum"]) / n if stage == 1 \
+            else out["ce_sum"] / out["n_tokens"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return step, losses
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_pretrain_step_cpu(stage, quick, one_thread):
+    model, batch, angles, z, g = _setup("tiny", "cpu", quick)
+    step, losses = _step_fn(model, stage, batch, angles, z, g, amp=False)
+    t = harness.best_time(step, repeat=3, min_time=0.2)
+    tokens = int(batch["mask"].sum())
+    harness.record(SUITE, device="cpu (1 thread)", preset="tiny", stage=stage, tokens=tokens,
+                   ms_per_step=1e3 * t, tokens_per_s=tokens / t)
+    assert all(map(lambda v: v == v, losses)) and losses[-1] < losses[0]  # finite and learning
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("name,stage", [("tiny", 1), ("tiny", 2), ("base", 1), ("base", 2)])
+def test_pretrain_step_cuda(name, stage, quick):
+    model, batch, angles, z, g = _setup(name, "cuda", quick)
+    step, losses = _step_fn(model, stage, batch, angles, z, g, amp=True)
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize()
+    n = 5 if quick else 20
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step()
+    torch.cuda.synchronize()
+    t = (time.perf_counter() - t0) / n
+    tokens = int(batch["mask"].sum())
+    harness.record(SUITE, device=torch.cuda.get_device_name(), preset=name, stage=stage, tokens=tokens,
+                   ms_per_step=1e3 * t, tokens_per_s=tokens / t)
+    assert all(v == v for v in losses)
