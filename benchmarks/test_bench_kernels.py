@@ -258,7 +258,7 @@ def test_masked_attention_cuda(length, dtype, quick):
             harness.record(SUITE, op="masked_attention", device=gpu,
                            shape=f"B={batch} L<={length} H={heads} Dh={head_dim} {dtype}",
                            backend=name, phase=phase, ms=t,
-                           tflop_s=_attention_flops(lengths, heads, head_dim, phase != "fwd") / (t / 1e3) / 1e12,
+                           tflop_s=_attention_flops(lengths, heads, head_dim, phase != "fwd") / t / 1e9,
                            vs_sdpa=sdpa_t / t)
     if not quick:
         # Issue target: at least as fast as SDPA on variable-length sentences (padding skipped).

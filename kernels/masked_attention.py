@@ -33,7 +33,8 @@ from aemg.errors import BackendUnavailable
 #: True when kernels run in Triton's CPU interpreter (decided when ``triton.jit`` decorates them).
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 _LOG2E = 1.4426950408889634
-_NEG_BIG = tl.constexpr(-1.0e30)  # finite "minus infinity" for running maxima (exp2(-inf - -inf) would be NaN)
+# finite "minus infinity" for running maxima: exp2(-inf - -inf) would be NaN
+_NEG_BIG = tl.constexpr(-1.0e30)
 
 
 @triton.jit
@@ -48,8 +49,8 @@ def _sentence_end(mask_ptr, b, smb, sml, L, BLOCK_L: tl.constexpr):
 def _attn_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, mask_ptr,
                      sqb, sqh, sql, sqd, skb, skh, skl, skd, svb, svh, svl, svd,
                      sob, soh, sol, sod, smb, sml, H, L, Dh, qk_scale,
-                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr,
-                     UPCAST: tl.constexpr, PRECISION: tl.constexpr):
+                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+                     BLOCK_L: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr):
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)
     b = pid_bh // H
@@ -102,8 +103,8 @@ def _attn_bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, mask_
                           dk_ptr, dv_ptr,
                           sqb, sqh, sql, sqd, skb, skh, skl, skd, svb, svh, svl, svd,
                           sdob, sdoh, sdol, sdod, smb, sml, H, L, Dh, qk_scale, sm_scale,
-                          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr,
-                          UPCAST: tl.constexpr, PRECISION: tl.constexpr):
+                          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+                          BLOCK_L: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr):
     pid_n = tl.program_id(0)
     pid_bh = tl.program_id(1)
     b = pid_bh // H
@@ -155,8 +156,8 @@ def _attn_bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, mask_
 def _attn_bwd_dq_kernel(q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, mask_ptr, dq_ptr,
                         sqb, sqh, sql, sqd, skb, skh, skl, skd, svb, svh, svl, svd,
                         sdob, sdoh, sdol, sdod, smb, sml, H, L, Dh, qk_scale, sm_scale,
-                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr,
-                        UPCAST: tl.constexpr, PRECISION: tl.constexpr):
+                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+                        BLOCK_L: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr):
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)
     b = pid_bh // H

@@ -115,7 +115,8 @@ def vq_lookup_triton(z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Ten
     distances : Tensor, shape (N,), float32, squared euclidean distance to the chosen codeword
     """
     if z.device.type != "cuda" and not INTERPRET:
-        raise BackendUnavailable(f"triton vq_lookup needs CUDA tensors or TRITON_INTERPRET=1 (got {z.device})")
+        raise BackendUnavailable(f"triton vq_lookup needs CUDA tensors or TRITON_INTERPRET=1 "
+                                 f"(got {z.device})")
     n, d = z.shape
     k = codebook.shape[0]
     indices = torch.empty(n, dtype=torch.int64, device=z.device)
@@ -144,7 +145,8 @@ def aot_compile(arch: int = 90, dtypes=(torch.float16, torch.bfloat16, torch.flo
         bm, bn, bd, warps, stages = _blocks(65536, 8192, d, dtype)
         t = triton_type(dtype)
         types = dict(z_ptr=f"*{t}", c_ptr=f"*{t}", cnorm_ptr="*fp32", idx_ptr="*i64", dist_ptr="*fp32",
-                     N="i32", K="i32", D="i32", stride_zn="i32", stride_zd="i32", stride_ck="i32", stride_cd="i32")
+                     N="i32", K="i32", D="i32", stride_zn="i32", stride_zd="i32", stride_ck="i32",
+                     stride_cd="i32")
         meta = dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=bd, UPCAST=False, PRECISION=dot_precision(dtype),
                     num_warps=warps, num_stages=stages)
         out.append((f"vq_argmin {t} {bm}x{bn}x{bd} w{warps} s{stages}",

@@ -143,7 +143,8 @@ def test_reference_chunks_over_rows(monkeypatch):
     monkeypatch.setattr(ops, "VQ_REFERENCE_CHUNK_BYTES", 4 * 13 * 7)  # 7 rows per chunk
     chunked = ops.vq_lookup_reference(z, codebook)
     assert whole[0].tolist() == chunked[0].tolist()
-    assert_allclose_verbose(chunked[1], whole[1], rtol=1e-6, atol=1e-6, what="chunked distances")  # BLAS blocking
+    # BLAS blocks the products differently per chunk: equal up to rounding
+    assert_allclose_verbose(chunked[1], whole[1], rtol=1e-6, atol=1e-6, what="chunked distances")
 
 
 @pytest.mark.parametrize("z,codebook,where", [
