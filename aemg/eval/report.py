@@ -181,6 +181,7 @@ def _curve_png(few: list[dict], summary: list[dict]) -> bytes:
             ax.axhline(100 * loso[0]["trial_mean"], ls=":", color=line[0].get_color())
     ax.set_xlabel("share of the target subject's trials in training (%)")
     ax.set_ylabel("per-trial accuracy (%)")
+    ax.set_ylim(top=100.5)
     ax.set_title("few-shot (dotted: LOSO)")
     ax.legend(fontsize=7)
     return _fig_bytes(fig)
