@@ -4,10 +4,11 @@ import dataclasses
 import numpy as np
 import pytest
 
+from aemg import backends
 from aemg.data import Recording
 from aemg.errors import ConfigError, DataError
 from aemg.tokenizer.tokens import (Sentence, StreamingTokenizer, TokenizerConfig, event_token_starts,
-                                   extract_tokens, is_rest_class, tokenize_recording, tokenize_signal,
+                                   extract_tokens, extract_tokens_into, is_rest_class, tokenize_recording, tokenize_signal,
                                    window_starts)
 
 RATE = 500.0
@@ -93,6 +94,46 @@ def test_extract_tokens_normalises_and_keeps_raw_energy(rng):
     with pytest.raises(DataError, match="outside"):
         extract_tokens(x, np.array([295]), 20)
     assert extract_tokens(x, np.zeros(0, np.int64), 20)[0].shape == (0, 6, 20)
+
+
+TOKEN_BACKENDS = [b for b in ("numba", "cython") if b in backends.available("tokens")]
+
+
+@pytest.mark.parametrize("backend", TOKEN_BACKENDS)
+def test_compiled_token_kernels_match_the_reference(rng, backend):
+    """Edge cases: no token, one-sample tokens, odd lengths, flat / zero / offset / tiny / huge
+    channels, int16, non-contiguous, NaN and inf; the compiled kernels are also bit-identical."""
+    x = (rng.standard_normal((7, 400)) * np.array([1, 10, 0, 1, 1, 1e-20, 1e6])[:, None]).astype(np.float32)
+    x[3] = 2.5
+    x[4] += 1e4
+    cases = [(x, 125), (x, 1), (x, 2), (x, 5), (x, 7), (x[:, ::2], 13), ((x[:3] * 100).astype(np.int16), 9)]
+    bad = x.copy()
+    bad[1, 50] = np.nan
+    bad[6, 260] = np.inf
+    cases.append((bad, 31))
+    for signal, L in cases:
+        for starts in (np.zeros(0, np.int64), np.array([0]), rng.integers(0, signal.shape[1] - L + 1, 40)):
+            ref = extract_tokens(signal, starts, L, backend="numpy")
+            got = extract_tokens(signal, starts, L, backend=backend)
+            for a, b in zip(ref, got):
+                assert a.dtype == b.dtype and a.shape == b.shape
+                np.testing.assert_allclose(b, a, rtol=2e-6, atol=2e-6)
+                assert np.array_equal(np.isnan(a), np.isnan(b))
+            if len(TOKEN_BACKENDS) == 2:
+                other = extract_tokens(signal, starts, L, backend=({"numba", "cython"} - {backend}).pop())
+                assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(got, other))
+    nan_tokens = extract_tokens(bad, np.array([40, 250]), 31, backend=backend)
+    assert np.isnan(nan_tokens[0][0, 1]).all() and nan_tokens[2][0] == 1  # NaN energy is the argmax
+    assert np.isnan(nan_tokens[0][1, 6]).all() and np.isinf(nan_tokens[1][1, 6])
+
+
+def test_extract_tokens_into_checks_shapes(rng):
+    x = rng.standard_normal((2, 50)).astype(np.float32)
+    payload, energy, dominant = np.empty((3, 2, 10), np.float32), np.empty((3, 2), np.float32), np.empty(3, np.int16)
+    extract_tokens_into(x, np.array([0, 5, 40]), 10, payload, energy, dominant)
+    np.testing.assert_array_equal(payload, extract_tokens(x, np.array([0, 5, 40]), 10)[0])
+    with pytest.raises(DataError, match="output shapes"):
+        extract_tokens_into(x, np.array([0, 5]), 10, payload, energy, dominant)
 
 
 def test_sentence_metadata_follows_the_events(rng):

@@ -29,6 +29,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
+import resource
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -38,10 +39,11 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from .. import backends
 from .._version import __version__
 from ..errors import ConfigError, DataError
-from .tokens import (_DTYPES, _TOKEN_FIELDS, Sentence, TokenizerConfig, TokenPlan, cap_keep,
-                     extract_tokens, extract_tokens_into, is_rest_class, plan_tokens, token_times)
+from .tokens import (_DTYPES, _TOKEN_FIELDS, Sentence, TokenizerConfig, _extract_into, extract_tokens,
+                     is_rest_class, plan_sentences, token_times)
 
 FORMAT = "aemg-token-corpus"
 VERSION = 1
@@ -78,7 +80,10 @@ class TokenizeReport:
     """What :func:`tokenize_archive` did.
 
     ``samples`` counts channel-samples (C x T) read in this run; ``samples_per_s`` is over the wall
-    time of this run (all workers together).
+    time of this run (all workers together); ``cpu_seconds`` is the CPU time of this process and
+    its workers during the run (``samples_per_cpu_s``: throughput per busy core, which does not
+    depend on how loaded a shared machine is); ``parent_cpu_seconds`` the part spent in this
+    process (the serial part when ``workers > 1``).
     """
 
     out: str
@@ -96,14 +101,21 @@ class TokenizeReport:
     token_shape: tuple[int, int] = (0, 0)
     rate: float = 0.0
     per_dataset: dict[str, dict[str, float]] = field(default_factory=dict)
+    cpu_seconds: float = 0.0
+    parent_cpu_seconds: float = 0.0
 
     @property
     def samples_per_s(self) -> float:
         return self.samples / self.seconds if self.seconds > 0 else float("nan")
 
+    @property
+    def samples_per_cpu_s(self) -> float:
+        return self.samples / self.cpu_seconds if self.cpu_seconds > 0 else float("nan")
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["samples_per_s"] = self.samples_per_s
+        d["samples_per_cpu_s"] = self.samples_per_cpu_s
         return d
 
     def summary(self) -> str:
@@ -111,7 +123,14 @@ class TokenizeReport:
                 f"{self.events} events from {self.recordings} recordings "
                 f"({self.empty_sentences} empty, {self.capped_sentences} capped); "
                 f"{self.samples / 1e6:.1f} M samples in {self.seconds:.2f} s = "
-                f"{self.samples_per_s / 1e6:.1f} M samples/s with {self.workers} worker(s)")
+                f"{self.samples_per_s / 1e6:.1f} M samples/s with {self.workers} worker(s) "
+                f"({self.samples_per_cpu_s / 1e6:.1f} M samples per CPU second)")
+
+
+def _cpu_times() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process and of its finished (reaped) children."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
 
 
 def _archive_identity(archive) -> dict[str, Any]:
@@ -186,41 +205,25 @@ def _tokenize_group(archive_path: str, rows: list[int], config_dict: dict, shard
     c = trials[0].n_channels if trials else archive.index[rows[0]]["n_channels"]
     rate = trials[0].rate if trials else float(archive.index[rows[0]]["rate"])
     L = config.token_len(rate)
-    plans: list[TokenPlan] = []
+    plan = plan_sentences([t.data for t in trials], rate, config, noises=[n for n, _ in noises],
+                          backend=backend)
+    n = plan.starts.size
+    arrays = {"payload": np.empty((n, c, L), np.float32), "energy": np.empty((n, c), np.float32),
+              "dominant_channel": np.empty(n, np.int16), "event_index": plan.event_index,
+              **token_times(plan.starts, plan.event_start, plan.event_len, rate)}
+    kernel = backends.get("tokens")
     meta = []
-    offset = 0
-    for trial, (noise, origin) in zip(trials, noises):
-        plan = plan_tokens(trial.data, trial.rate, config, noise=noise, backend=backend)
-        n_before = plan.n_tokens
-        if n_before > config.max_sentence_len:
-            energy = extract_tokens(trial.data, plan.starts, L)[1] if config.cap == "energy" else \
-                np.zeros((n_before, c), np.float32)
-            plan = plan.take(cap_keep(energy, config.max_sentence_len, config.cap))
-        plans.append(plan)
+    for i, (trial, (noise, origin)) in enumerate(zip(trials, noises)):
+        rows_i = plan.tokens_of(i)
+        _extract_into(kernel, trial.data, plan.starts[rows_i], L, arrays["payload"][rows_i],
+                      arrays["energy"][rows_i], arrays["dominant_channel"][rows_i])
         meta.append({"key": trial.key, "dataset": trial.dataset, "subject": trial.subject,
                      "session": trial.session, "trial": trial.trial,
                      "label": -1 if trial.label is None else int(trial.label), "device": trial.device.name,
-                     "offset": offset, "n_tokens": plan.n_tokens, "n_tokens_uncapped": n_before,
-                     "n_events": plan.n_events, "n_samples": int(trial.n_samples),
-                     "events": plan.events.tolist(), "noise": noise, "calibration": origin,
-                     "classes": list(trial.classes)})
-        offset += plan.n_tokens
-    arrays = {"payload": np.empty((offset, c, L), np.float32), "energy": np.empty((offset, c), np.float32),
-              "dominant_channel": np.empty(offset, np.int16)}
-    lo = 0
-    for trial, plan in zip(trials, plans):
-        hi = lo + plan.n_tokens
-        extract_tokens_into(trial.data, plan.starts, L, arrays["payload"][lo:hi], arrays["energy"][lo:hi],
-                            arrays["dominant_channel"][lo:hi])
-        lo = hi
-
-    def joined(part, dtype):
-        return np.concatenate([part(p) for p in plans]).astype(dtype, copy=False) if plans else np.zeros(0, dtype)
-
-    arrays["event_index"] = joined(lambda p: p.event, np.int32)
-    arrays.update(token_times(joined(lambda p: p.starts, np.int64),
-                              joined(lambda p: p.event_starts[p.event], np.int64),
-                              joined(lambda p: (p.event_ends - p.event_starts)[p.event], np.int64), rate))
+                     "offset": rows_i.start, "n_tokens": plan.n_tokens(i),
+                     "n_tokens_uncapped": int(plan.n_uncapped[i]), "n_events": len(plan.events[i]),
+                     "n_samples": int(trial.n_samples), "events": plan.events[i].tolist(),
+                     "noise": noise, "calibration": origin, "classes": list(trial.classes)})
     final = Path(shard_dir)
     tmp = final.with_name("." + final.name + ".tmp")
     if tmp.exists():
@@ -310,7 +313,7 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
         from tqdm.auto import tqdm
         bar = tqdm(total=total, unit="sample", unit_scale=True, desc="tokenize", smoothing=0.1)
     samples = 0
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_times()
     extract_tokens(np.zeros((1, 1), np.float32), np.zeros(1, np.int64), 1)  # load the kernel before forking
     args = [(str(archive.path), groups[k], config.to_dict(), str(shard_dir / names[k]), backend) for k in todo]
     try:
@@ -383,12 +386,14 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
     _atomic_write(out / INDEX, "".join(line + "\n" for line in lines))
     _atomic_write(out / CORPUS, _dumps(corpus, indent=1) + "\n")
     seconds = time.perf_counter() - t0
+    parent_cpu, children_cpu = (b - a for a, b in zip(cpu0, _cpu_times()))
     return TokenizeReport(out=str(out), workers=workers, groups=len(groups),
                           groups_done_before=len(groups) - len(todo), recordings=len(rows),
                           sentences=counts["sentences"], tokens=counts["tokens"], events=counts["events"],
                           empty_sentences=counts["empty"], capped_sentences=counts["capped"],
                           samples=samples, seconds=seconds, token_shape=(int(n_channels), int(token_len)),
-                          rate=rate, per_dataset=per_dataset)
+                          rate=rate, per_dataset=per_dataset, cpu_seconds=parent_cpu + children_cpu,
+                          parent_cpu_seconds=parent_cpu)
 
 
 # -- reading -----------------------------------------------------------------------------------------

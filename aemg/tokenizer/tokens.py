@@ -30,6 +30,7 @@ Rules (also in docs/notes/tokens.md):
 """
 from __future__ import annotations
 
+import importlib
 import math
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -241,9 +242,10 @@ def event_token_starts(starts: np.ndarray, ends: np.ndarray, token_len: int, hop
         Event ranges ``[start, end)`` in samples.
     token_len, hop : int
         Token length and hop, samples.
-    n_samples : int or None
-        Recording length; tokens are shifted to lie inside ``[0, n_samples)``. None = unknown yet
-        (streaming): no shift to the right end.
+    n_samples : int, np.ndarray of shape (E,), or None
+        Recording length (or the length of each event's recording, to plan several trials in one
+        call); tokens are shifted to lie inside ``[0, n_samples)``. None = unknown yet (streaming):
+        no shift to the right end.
 
     Returns
     -------
@@ -267,7 +269,8 @@ def event_token_starts(starts: np.ndarray, ends: np.ndarray, token_len: int, hop
     is_extra = extra[ev] & (k == n_reg[ev])
     out[is_extra] = (ends[ev] - token_len)[is_extra]
     if n_samples is not None:
-        out = np.minimum(out, n_samples - token_len)
+        limit = np.asarray(n_samples, np.int64)
+        out = np.minimum(out, (limit[ev] if limit.ndim else limit) - token_len)
     out = np.maximum(out, 0)
     return out, ev
 
@@ -299,6 +302,11 @@ def extract_tokens_reference(x: np.ndarray, rel_starts: np.ndarray, token_len: i
     """
     if rel_starts.size == 0:
         return
+    with np.errstate(invalid="ignore"):  # NaN / inf in a token give a NaN row (no warning)
+        _extract_reference(x, rel_starts, token_len, payload, energy, dominant)
+
+
+def _extract_reference(x, rel_starts, token_len, payload, energy, dominant) -> None:
     windows = np.lib.stride_tricks.sliding_window_view(x, token_len, axis=1)  # (C, T-L+1, L)
     tokens = windows.transpose(1, 0, 2)[rel_starts].astype(np.float64)  # (N, C, L), one gather
     rms = np.sqrt(np.einsum("ncl,ncl->nc", tokens, tokens) / token_len)
@@ -313,16 +321,22 @@ def extract_tokens_reference(x: np.ndarray, rel_starts: np.ndarray, token_len: i
     dominant[...] = np.argmax(energy, axis=1)
 
 
-def _load_numba_tokens():
-    from ._tokens_numba import extract_into
+def _load_tokens_kernel(module: str):
+    def load():
+        extract_into = importlib.import_module(module).extract_into
 
-    def extract(x, rel_starts, token_len, payload, energy, dominant):
-        extract_into(x, rel_starts, token_len, _FLAT_REL, _TINY, payload, energy, dominant)
-    return extract
+        def extract(x, rel_starts, token_len, payload, energy, dominant):
+            extract_into(x, rel_starts, token_len, _FLAT_REL, _TINY, payload, energy, dominant)
+        return extract
+    return load
 
 
+# the compiled kernels are bit-identical to each other (same float64 operations in the same order)
+# and equal to the reference to float32 rounding; Cython first: it loads in milliseconds, Numba's
+# first call in a process costs about 0.5 s of JIT-cache loading
 backends.register("tokens", "numpy", lambda: extract_tokens_reference, priority=0, reference=True)
-backends.register("tokens", "numba", _load_numba_tokens, priority=10)
+backends.register("tokens", "numba", _load_tokens_kernel("aemg.tokenizer._tokens_numba"), priority=10)
+backends.register("tokens", "cython", _load_tokens_kernel("aemg._ext.tokens_cy"), priority=20)
 
 
 def extract_tokens_into(x: np.ndarray, token_starts: np.ndarray, token_len: int, payload: np.ndarray,
@@ -331,9 +345,15 @@ def extract_tokens_into(x: np.ndarray, token_starts: np.ndarray, token_len: int,
     """Cut, measure and normalise tokens into preallocated rows (see :func:`extract_tokens`).
 
     ``payload`` (N, C, L) float32, ``energy`` (N, C) float32 and ``dominant`` (N,) int16 must be
-    C-contiguous (e.g. row slices of a whole shard's arrays). ``backend``: ``"numpy"`` (reference)
-    or ``"numba"`` (default: the fastest available, env ``AEMG_BACKEND_TOKENS``).
+    C-contiguous (e.g. row slices of a whole shard's arrays). ``backend``: ``"numpy"`` (reference),
+    ``"numba"`` or ``"cython"`` (default: the fastest available; env ``AEMG_BACKEND_TOKENS``).
     """
+    _extract_into(backends.get("tokens", backend), x, token_starts, token_len, payload, energy, dominant,
+                  offset)
+
+
+def _extract_into(kernel, x, token_starts, token_len, payload, energy, dominant, offset=0) -> None:
+    """:func:`extract_tokens_into` with the kernel already chosen (``backends.get("tokens")``)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     rel = np.asarray(token_starts, np.int64) - offset
     n = rel.size
@@ -346,7 +366,7 @@ def extract_tokens_into(x: np.ndarray, token_starts: np.ndarray, token_len: int,
     if rel.min() < 0 or rel.max() + token_len > x.shape[1]:
         raise DataError("extract_tokens", f"token range {rel.min()}..{rel.max() + token_len} outside "
                                           f"the signal of {x.shape[1]} samples")
-    backends.get("tokens", backend)(x, rel, int(token_len), payload, energy, dominant)
+    kernel(x, rel, int(token_len), payload, energy, dominant)
 
 
 def extract_tokens(x: np.ndarray, token_starts: np.ndarray, token_len: int, offset: int = 0, *,
@@ -390,12 +410,6 @@ def cap_keep(energy: np.ndarray, max_len: int, cap: str) -> np.ndarray | slice:
     return np.sort(np.argsort(-power, kind="stable")[:max_len])
 
 
-def _cap(sentence: Sentence, max_len: int, cap: str) -> Sentence:
-    if sentence.n_tokens <= max_len:
-        return sentence
-    return sentence.take(cap_keep(sentence.energy, max_len, cap))
-
-
 def _meta(rec) -> dict[str, Any]:
     return dict(key=rec.key, dataset=rec.dataset, subject=rec.subject, session=rec.session,
                 trial=rec.trial, label=-1 if rec.label is None else int(rec.label),
@@ -432,75 +446,137 @@ def _windows(x: np.ndarray, rate: float, starts: np.ndarray, token_len: int, off
 
 
 @dataclass
-class TokenPlan:
-    """Where the tokens of one trial are (before cutting them).
+class SentencePlan:
+    """Where the tokens of a batch of trials are (before cutting them), trial after trial.
 
     Attributes
     ----------
     starts : np.ndarray, shape (N,), int64
-        Token start samples, in time order.
-    event : np.ndarray, shape (N,), int64
-        Index into ``event_starts``/``event_ends`` of each token's event (fixed windows: event 0 =
-        ``[0, L)``, so onset in event = onset in trial and duration = window length).
-    event_starts, event_ends : np.ndarray, shape (E,), int64
-    n_events : int
-        Events detected (0 for fixed windows and background tokens).
-    events : np.ndarray, shape (n_events, 2), int64
-        The detected ``[start, end)`` ranges.
+        Token start sample within its trial.
+    trial : np.ndarray, shape (N,), int64
+        Index of the token's trial in the batch.
+    event_index : np.ndarray, shape (N,), int32
+        Index of the token's event within its trial (fixed windows: 0).
+    event_start, event_len : np.ndarray, shape (N,), int64
+        Start and length of the token's event, samples (fixed windows: 0 and L, so the onset in the
+        event is the onset in the trial and the duration is the window length).
+    offsets : np.ndarray, shape (S + 1,), int64
+        Tokens of trial ``i`` are ``offsets[i]:offsets[i + 1]``.
+    n_uncapped : np.ndarray, shape (S,), int64
+        Tokens of each trial before the cap.
+    events : list of np.ndarray, shape (E_i, 2), int64
+        Detected ``[start, end)`` events of each trial (empty for fixed windows / background).
     """
 
     starts: np.ndarray
-    event: np.ndarray
-    event_starts: np.ndarray
-    event_ends: np.ndarray
-    n_events: int = 0
-    events: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    trial: np.ndarray
+    event_index: np.ndarray
+    event_start: np.ndarray
+    event_len: np.ndarray
+    offsets: np.ndarray
+    n_uncapped: np.ndarray
+    events: list
 
-    @property
-    def n_tokens(self) -> int:
-        return int(self.starts.size)
+    def tokens_of(self, i: int) -> slice:
+        return slice(int(self.offsets[i]), int(self.offsets[i + 1]))
 
-    def take(self, keep) -> "TokenPlan":
-        """Only the tokens ``keep`` (slice or index array)."""
-        return replace(self, starts=self.starts[keep], event=self.event[keep])
+    def n_tokens(self, i: int) -> int:
+        return int(self.offsets[i + 1] - self.offsets[i])
 
 
-_NO_TOKENS = np.zeros(0, np.int64)
+_NO_EVENTS = np.zeros((0, 2), np.int64)
 
 
 def _is_dead(x: np.ndarray) -> bool:
-    """Every channel a flat line (cheap test of a prefix first: live signals differ at once)."""
+    """Every channel a flat line (a prefix is tested first: live signals differ at once)."""
     head = x[:, :64]
     return not (head != head[:, :1]).any() and not (x != x[:, :1]).any()
 
 
-def plan_tokens(x: np.ndarray, rate: float, config: TokenizerConfig = TokenizerConfig(), *,
-                noise: float | None = None, calibration: np.ndarray | None = None,
-                backend: str | None = None) -> TokenPlan:
-    """Token positions of one finite trial ``x`` (C, T) (the rules of the module docstring, no cap).
+def plan_sentences(signals: list[np.ndarray], rate: float, config: TokenizerConfig = TokenizerConfig(), *,
+                   noises: list[float | None] | None = None, calibration: np.ndarray | None = None,
+                   backend: str | None = None, cap: bool = True) -> SentencePlan:
+    """Token positions of a batch of finite trials (the rules of the module docstring).
 
-    Dead or shorter than one token: no token. Windows mode: fixed windows. Events mode: tokens of
-    the events of :func:`~aemg.tokenizer.segment.detect_events` (``noise``, ``calibration`` and
-    ``backend`` are passed on), else background windows or nothing (``config.no_event``).
+    Per trial: dead or shorter than one token: no token; windows mode: fixed windows; events mode:
+    tokens of the events of :func:`~aemg.tokenizer.segment.detect_events` (``noises[i]``,
+    ``calibration`` and ``backend`` passed on), else background windows or nothing
+    (``config.no_event``). The token geometry of every event of the batch is computed at once.
+
+    Parameters
+    ----------
+    signals : list of np.ndarray, shape (C, T_i)
+    rate : float
+        Hz (the same for every trial).
+    noises : list of (float or None), optional
+        Noise level per trial; None = robust statistics of the trial (or of ``calibration``).
+    cap : bool
+        Keep at most ``config.max_sentence_len`` tokens per trial (``config.cap``).
     """
-    c, t = x.shape
     L, hop = config.token_len(rate), config.hop_len(rate)
-    window = (np.zeros(1, np.int64), np.array([L], np.int64))
-    if t < L or _is_dead(x):
-        return TokenPlan(_NO_TOKENS, _NO_TOKENS, *window)
-    if config.mode == "windows":
-        starts = window_starts(t, L, hop)
-        return TokenPlan(starts, np.zeros(starts.size, np.int64), *window)
-    ev: Events = detect_events(x, rate, config.segment, calibration=calibration, noise=noise,
-                               backend=backend)
-    ev_s, ev_e = np.asarray(ev.starts, np.int64), np.asarray(ev.ends, np.int64)
-    if ev_s.size:
-        starts, which = event_token_starts(ev_s, ev_e, L, hop, t)
-        return TokenPlan(starts, which, ev_s, ev_e, int(ev_s.size), np.stack([ev_s, ev_e], axis=1))
-    if config.no_event == "background":
-        starts = window_starts(t, L, L)
-        return TokenPlan(starts, np.zeros(starts.size, np.int64), *window)
-    return TokenPlan(_NO_TOKENS, _NO_TOKENS, *window)
+    n_trials = len(signals)
+    ev_s, ev_e, ev_trial, ev_len_rec = [], [], [], []   # events of the event trials
+    win_starts, win_trial = [], []                       # fixed windows
+    events = [_NO_EVENTS] * n_trials
+    for i, x in enumerate(signals):
+        t = x.shape[1]
+        if t < L or _is_dead(x):
+            continue
+        if config.mode == "windows":
+            win_starts.append(window_starts(t, L, hop))
+            win_trial.append(i)
+            continue
+        ev: Events = detect_events(x, rate, config.segment, calibration=calibration,
+                                   noise=None if noises is None else noises[i], backend=backend)
+        s = np.asarray(ev.starts, np.int64)
+        if s.size:
+            e = np.asarray(ev.ends, np.int64)
+            ev_s.append(s)
+            ev_e.append(e)
+            ev_trial.append(i)
+            ev_len_rec.append(t)
+            events[i] = np.stack([s, e], axis=1)
+        elif config.no_event == "background":
+            win_starts.append(window_starts(t, L, L))
+            win_trial.append(i)
+    parts = []
+    if ev_s:
+        sizes = np.array([a.size for a in ev_s], np.int64)
+        es, ee = np.concatenate(ev_s), np.concatenate(ev_e)
+        owner = np.repeat(np.asarray(ev_trial, np.int64), sizes)
+        in_trial = np.arange(es.size, dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        starts, ev = event_token_starts(es, ee, L, hop, np.repeat(np.asarray(ev_len_rec, np.int64), sizes))
+        parts.append((starts, owner[ev], in_trial[ev], es[ev], (ee - es)[ev]))
+    if win_starts:
+        sizes = np.array([a.size for a in win_starts], np.int64)
+        starts = np.concatenate(win_starts)
+        parts.append((starts, np.repeat(np.asarray(win_trial, np.int64), sizes), np.zeros(starts.size, np.int64),
+                      np.zeros(starts.size, np.int64), np.full(starts.size, L, np.int64)))
+    cols = [np.concatenate(c) if c else np.zeros(0, np.int64) for c in zip(*parts)] if parts else \
+        [np.zeros(0, np.int64)] * 5
+    if len(parts) > 1:
+        order = np.argsort(cols[1], kind="stable")  # trial after trial, time order within a trial
+        cols = [c[order] for c in cols]
+    starts, trial, event_index, event_start, event_len = cols
+    counts = np.bincount(trial, minlength=n_trials).astype(np.int64)
+    n_uncapped = counts.copy()
+    over = np.flatnonzero(counts > config.max_sentence_len) if cap else ()
+    if len(over):
+        first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        keep = np.ones(starts.size, bool)
+        for i in over:
+            lo, hi = first[i], first[i] + counts[i]
+            energy = extract_tokens(signals[i], starts[lo:hi], L)[1] if config.cap == "energy" else \
+                np.zeros((hi - lo, 1), np.float32)
+            mask = np.zeros(hi - lo, bool)
+            mask[cap_keep(energy, config.max_sentence_len, config.cap)] = True
+            keep[lo:hi] = mask
+        starts, trial, event_index, event_start, event_len = (c[keep] for c in
+                                                              (starts, trial, event_index, event_start, event_len))
+        counts = np.bincount(trial, minlength=n_trials).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return SentencePlan(starts, trial, event_index.astype(np.int32), event_start, event_len, offsets,
+                        n_uncapped, events)
 
 
 def tokenize_signal(x: np.ndarray, rate: float, config: TokenizerConfig = TokenizerConfig(), *,
@@ -528,11 +604,13 @@ def tokenize_signal(x: np.ndarray, rate: float, config: TokenizerConfig = Tokeni
     if x.size and not np.isfinite(x).all():
         raise DataError("tokenize_signal: x", "non-finite samples (NaN or inf); drop or repair them first")
     meta.pop("rate", None)
-    plan = plan_tokens(x, rate, config, noise=noise, calibration=calibration, backend=backend)
-    s = _build(x, rate, plan.starts, plan.event, plan.event_starts, plan.event_ends,
-               config.token_len(rate), **meta)
-    s.n_events, s.events = plan.n_events, plan.events
-    return _cap(s, config.max_sentence_len, config.cap) if cap else s
+    plan = plan_sentences([x], rate, config, noises=[noise], calibration=calibration, backend=backend,
+                          cap=cap)
+    payload, energy, dominant = extract_tokens(x, plan.starts, config.token_len(rate))
+    return Sentence(payload=payload, energy=energy,
+                    **token_times(plan.starts, plan.event_start, plan.event_len, rate),
+                    event_index=plan.event_index, dominant_channel=dominant, rate=float(rate),
+                    n_events=len(plan.events[0]), events=plan.events[0], **meta)
 
 
 def tokenize_recording(rec, config: TokenizerConfig = TokenizerConfig(), *, noise: float | None = None,
