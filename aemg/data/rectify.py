@@ -26,6 +26,7 @@ import math
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from functools import lru_cache
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -642,19 +643,16 @@ def power_above(recordings: Iterable[tuple[np.ndarray, float]], freqs: Sequence[
 
 
 def _load_3dc(root, limit: int) -> list[tuple[np.ndarray, float]]:
-    """Minimal 3DC loader for the measurement (the readers module has the full reader)."""
-    import gzip
-    from pathlib import Path
+    """``limit`` 3DC training-split recordings spread evenly over the sorted files, as
+    ``(data (C, T), rate)`` pairs, read with the ``3dc`` reader (folder ``<root>/3dc_armband``)."""
+    from .readers import get_reader
 
-    files = sorted(Path(root, "3dc_armband").glob("Participant*/train/EMG/*.txt.gz"))
-    if not files:
-        raise DataError(Path(root, "3dc_armband"), "no 3DC recordings found")
-    step = max(1, len(files) // limit)
-    out = []
-    for path in files[::step][:limit]:
-        with gzip.open(path, "rt") as fh:
-            out.append((np.loadtxt(fh, delimiter=",", ndmin=2).T, 1000.0))
-    return out
+    reader = get_reader("3dc", Path(root, "3dc_armband"))
+    sources = sorted(s for s in reader.sources() if s.split("/")[1] == "train")
+    if not sources:
+        raise DataError(reader.root, "no 3DC recordings found")
+    step = max(1, len(sources) // limit)
+    return [(rec.data, rec.rate) for source in sources[::step][:limit] for rec in reader.read(source)]
 
 
 def main(argv: list[str] | None = None) -> int:
