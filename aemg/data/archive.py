@@ -575,10 +575,13 @@ class Archive:
         by_shard: dict[str, list[tuple[int, int]]] = {}
         for k, i in enumerate(idx):
             row = self._rows[i]
-            by_shard.setdefault(row["shard"], []).append((self._position(row), k))
+            by_shard.setdefault(row["shard"], []).append((int(row["group"]), k))
         for shard, wanted in by_shard.items():
             table = self._table(shard)
             where = str(self.path / shard)
+            bad = [k for pos, k in wanted if pos >= len(table)]
+            if bad:
+                self._position(self._rows[idx[bad[0]]])  # raises the DataError naming the recording
             wanted.sort()
             run: list[tuple[int, int]] = []
             for pos, k in wanted + [(-1, -1)]:

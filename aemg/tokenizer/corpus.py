@@ -59,6 +59,10 @@ def _dumps(obj: Any, **kw) -> str:
     return json.dumps(obj, sort_keys=True, **kw)
 
 
+#: one compact JSON line (``_dumps(obj, separators=(",", ":"))`` without building an encoder per call)
+_LINE = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
@@ -176,14 +180,13 @@ def _noise_levels(trials: list, config: TokenizerConfig) -> list[tuple[float | N
     # a rest trial's noise level is its median envelope (noise_level with calibration=)
     levels = {i: float(noise_level(trials[i].data, trials[i].rate, config.segment,
                                    calibration=trials[i].data)) for i in rest}
-    out = []
-    for i in range(len(trials)):
-        others = [levels[j] for j in rest if j != i]  # a rest trial never calibrates itself
-        if others:
-            out.append((float(np.median(others)), "rest"))
-        else:
-            out.append((None, "robust"))
-    return out
+    if not rest:
+        return [(None, "robust")] * len(trials)
+    # a rest trial never calibrates itself: it uses the median of the other rest trials' levels
+    shared = (float(np.median(list(levels.values()))), "rest")
+    own = {i: (float(np.median([levels[j] for j in rest if j != i])), "rest") if len(rest) > 1 else
+           (None, "robust") for i in rest}
+    return [own.get(i, shared) for i in range(len(trials))]
 
 
 def _tokenize_group(archive_path: str, rows: list[int], config_dict: dict, shard_dir: str,
@@ -368,7 +371,7 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
             d["tokens"] += m["n_tokens"]
             row = {k: m[k] for k in _INDEX_FIELDS if k in m}
             row["shard"] = name
-            lines.append(_dumps(row, separators=(",", ":")))
+            lines.append(_LINE.encode(row))
     from ..data.devices import get_device
     device_name = rows[0]["device"]
     try:
