@@ -4,14 +4,13 @@ The envelope's stated tolerance is 0 (not just "close"): all backends perform th
 operations in the same order (see aemg/tokenizer/_reference.py), which is what makes integer event
 boundaries identical even when the envelope sits exactly on a threshold.
 """
-import gzip
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from aemg import backends
+from aemg.data.readers import get_reader
 from aemg.errors import DataError
 from aemg.tokenizer import _reference
 from aemg.tokenizer.segment import SegmentParams, detect_events, energy_envelope, noise_level
@@ -135,15 +134,19 @@ def test_compiled_kernel_resumes_like_reference(backend):
 
 # ------------------------------------------------------------------------------- real recordings
 
-def _load(path):
-    name = path.name
-    if name.endswith(".dat.gz"):  # Cote-Allard Myo: interleaved int16 -> a (C, T) strided view
-        return np.frombuffer(gzip.open(path).read(), dtype="<i2").reshape(-1, 8).T, 200.0
-    if name.startswith("3dc_"):
-        return np.loadtxt(gzip.open(path), delimiter=",", dtype=np.int16).T, 1000.0
-    if name.endswith(".csv"):
-        return np.loadtxt(path, delimiter=",").astype(np.float32).T, 200.0
-    return np.loadtxt(gzip.open(path), skiprows=1)[:, 1:9].T, 1000.0  # UCI rows, about 1 kHz
+# folder -> (reader, dtype of the file's samples); the kernels get them as the file lays them out:
+# row-major (T, C) seen as a (C, T) strided view, integer counts as int16.
+READERS = {"3dc_armband": ("3dc", np.int16), "coteallard_myoarmband": ("coteallard", np.int16),
+           "libemg_sdist_one_subject_myo": ("libemg_myo", np.float32),
+           "uci_emg_gestures_myo": ("uci_myo", np.float64)}
+
+
+def _load(data_root, dataset, source):
+    """One real recording as ``(x, rate)``: x (C, T) a non-contiguous view in the file's dtype."""
+    name, dtype = READERS[dataset]
+    (rec,) = get_reader(name, data_root / dataset).read(source)
+    rate = 1000.0 if name == "uci_myo" else rec.rate  # UCI rows come at about 1 kHz (nominal 200 Hz)
+    return np.ascontiguousarray(rec.data.T, dtype=dtype).T, rate
 
 
 REAL = {
@@ -164,7 +167,7 @@ def test_real_recordings_parity(data_root, dataset):
     params = SegmentParams(window_s=0.05, min_event_s=0.05, merge_gap_s=0.05, max_event_s=0.5)
     n_events = 0
     for rel in REAL[dataset]:
-        x, rate = _load(data_root / dataset / rel)
+        x, rate = _load(data_root, dataset, rel)
         rest = x[:, : x.shape[1] // 5]
         for noise in (None, noise_level(x, rate, params, calibration=rest)):
             ref = detect_events(x, rate, params, noise=noise, backend="numpy")

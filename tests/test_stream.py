@@ -1,5 +1,4 @@
 """Streaming segmentation emits exactly the offline events, whatever the chunk sizes."""
-import gzip
 
 import numpy as np
 import pytest
@@ -7,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aemg import backends
+from aemg.data.readers import get_reader
 from aemg.errors import DataError
 from aemg.tokenizer.segment import SegmentParams, detect_events, noise_level, postprocess_events
 from aemg.tokenizer.stream import EventAssembler, StreamingSegmenter
@@ -122,9 +122,9 @@ def test_stream_errors_and_calibration():
 
 @pytest.mark.realdata
 def test_stream_equals_offline_on_real_recordings(data_root):
-    folder = data_root / "3dc_armband" / "Participant2" / "train" / "EMG"
-    x = np.concatenate([np.loadtxt(gzip.open(folder / f"3dc_EMG_gesture_1_{c}.txt.gz"), delimiter=",",
-                                   dtype=np.int16).T for c in (0, 2, 7, 0, 9)], axis=1)
+    reader = get_reader("3dc", data_root / "3dc_armband")
+    files = [f"Participant2/train/EMG/3dc_EMG_gesture_1_{c}.txt.gz" for c in (0, 2, 7, 0, 9)]
+    x = np.concatenate([reader.read(f)[0].data.astype(np.int16) for f in files], axis=1)  # ADC counts
     params = SegmentParams()
     noise = noise_level(x, 1000.0, params, calibration=x[:, :4000])  # the first rest file
     offline = detect_events(x, 1000.0, params, noise=noise)
