@@ -65,7 +65,10 @@ def tree_digest(root: Path) -> dict:
 def test_tokenize_archive_is_deterministic_resumable_and_readable(archive, tmp_path):
     cfg = TokenizerConfig(token_s=0.2)
     r1 = tokenize_archive(archive, tmp_path / "c1", cfg, workers=1, progress=False)
-    r2 = tokenize_archive(archive, tmp_path / "c2", cfg, workers=2, progress=False)
+    r2 = tokenize_archive(archive, tmp_path / "c2", cfg, workers=2, progress=False, min_samples_per_worker=0)
+    assert r2.workers == 2 and r1.workers == 1
+    # a small job runs in one process whatever the workers asked for (the bytes are the same anyway)
+    assert tokenize_archive(archive, tmp_path / "c3", cfg, workers=2, progress=False).workers == 1
     assert tree_digest(tmp_path / "c1") == tree_digest(tmp_path / "c2")
     assert r1.tokens == r2.tokens > 0 and r1.groups == 7 and r1.groups_done_before == 0
     # 3 subjects x 6 trials + 3 series split into 4 trials each (+1 too short to tokenize)
@@ -116,7 +119,7 @@ def test_tokenize_archive_is_deterministic_resumable_and_readable(archive, tmp_p
     shutil.rmtree(tmp_path / "c1" / "shards" / "000003")
     (tmp_path / "c1" / "corpus.json").unlink()
     (tmp_path / "c1" / "shards" / ".000004.tmp").mkdir()
-    r3 = tokenize_archive(archive, tmp_path / "c1", cfg, workers=2, progress=False)
+    r3 = tokenize_archive(archive, tmp_path / "c1", cfg, workers=2, progress=False, min_samples_per_worker=0)
     assert r3.groups_done_before == 6 and tree_digest(tmp_path / "c1") == before
     with pytest.raises(ConfigError, match="other settings"):
         tokenize_archive(archive, tmp_path / "c1", TokenizerConfig(token_s=0.1), workers=1, progress=False)
@@ -168,3 +171,27 @@ def test_cli_tokenize_and_plot(archive, tmp_path, capsys):
                  "--out", str(tmp_path / "q.png")]) == 0
     assert main(["plot-events", str(archive), "--index", "999", "--out", str(tmp_path / "r.png")]) == 2
     assert main(["tokenize", str(tmp_path / "nothing"), str(tmp_path / "d"), "--no-progress"]) == 2
+
+
+@pytest.mark.parametrize("cap", ["first", "energy"])
+def test_corpus_sentences_equal_offline_sentences_when_capped(archive, tmp_path, cap):
+    """The batched group path (plan_sentences + tokens cut into the shard arrays) gives exactly the
+    sentences of tokenize_recording, also when the cap drops tokens."""
+    cfg = TokenizerConfig(token_s=0.1, max_sentence_len=3, cap=cap)
+    report = tokenize_archive(archive, tmp_path / "c", cfg, workers=1, progress=False)
+    assert report.capped_sentences > 0
+    c = open_corpus(tmp_path / "c")
+    from aemg.data.archive import open_archive
+    from aemg.data.trials import split_trials
+    arch = open_archive(archive)
+    trials = {t.key: t for rec in arch for t in split_trials(rec)}
+    metas = {m["key"]: m for name in json.loads((tmp_path / "c" / "corpus.json").read_text())["shards"]
+             for m in json.loads((tmp_path / "c" / "shards" / name / "sentences.json").read_text())}
+    for i, row in enumerate(c.sentences):
+        m = metas[row["key"]]
+        ref = tokenize_recording(trials[row["key"]], cfg, noise=m["noise"])
+        got = c.sentence(i)
+        assert got.n_tokens == ref.n_tokens <= 3 and m["n_events"] == ref.n_events
+        for name, want in ref.tokens().items():
+            np.testing.assert_array_equal(getattr(got, name), want, err_msg=name)
+        assert m["events"] == ref.events.tolist()

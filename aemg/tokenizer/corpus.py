@@ -25,6 +25,7 @@ of workers.
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import multiprocessing as mp
@@ -51,6 +52,8 @@ CORPUS = "corpus.json"
 PLAN = "plan.json"
 INDEX = "sentences.jsonl"
 SHARDS = "shards"
+#: default least channel-samples per worker process (see :func:`tokenize_archive`)
+MIN_SAMPLES_PER_WORKER = 16_000_000
 _INDEX_FIELDS = ("key", "dataset", "subject", "session", "trial", "label", "device", "n_tokens",
                  "n_events", "n_samples", "shard", "offset")
 
@@ -236,12 +239,25 @@ def _tokenize_group(archive_path: str, rows: list[int], config_dict: dict, shard
         np.save(tmp / f"{name}.npy", np.ascontiguousarray(arrays[name], dtype=_DTYPES[name]))
     (tmp / "sentences.json").write_text(_dumps(meta, separators=(",", ":")))
     os.replace(tmp, final)
-    return {"samples": samples, "n_recordings": len(rows)}
+    return {"samples": samples, "n_recordings": len(rows), "meta": meta,
+            "lines": _index_lines(meta, final.name)}
+
+
+def _index_lines(meta: list[dict[str, Any]], shard: str) -> list[str]:
+    """The ``sentences.jsonl`` lines of one shard's non-empty sentences."""
+    lines = []
+    for m in meta:
+        if m["n_tokens"]:
+            row = {k: m[k] for k in _INDEX_FIELDS if k in m}
+            row["shard"] = shard
+            lines.append(_LINE.encode(row))
+    return lines
 
 
 def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
                      config: TokenizerConfig = TokenizerConfig(), *, workers: int | None = None,
-                     progress: bool = True, backend: str | None = None) -> TokenizeReport:
+                     progress: bool = True, backend: str | None = None,
+                     min_samples_per_worker: int = MIN_SAMPLES_PER_WORKER) -> TokenizeReport:
     """Tokenize every recording of an archive into a token corpus at ``out``.
 
     Per-sample-labelled recordings are split into trials first (:func:`aemg.data.trials.split_trials`).
@@ -257,7 +273,11 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
         from the same archive, or empty).
     config : TokenizerConfig
     workers : int, optional
-        Processes; default: the CPU cores available. 1 = in this process.
+        Most processes; default: the CPU cores available. 1 = in this process.
+    min_samples_per_worker : int
+        Use fewer workers when the job is small: each gets at least this many channel-samples
+        (a forked worker costs ~15-20 ms to start and warm up, ~2 M samples of work; the default
+        keeps that under ~10 %). 0 = always ``workers`` (up to one per group).
     progress : bool
         Show a tqdm bar (channel-samples/s).
 
@@ -310,7 +330,10 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if int(workers) < 1:
         raise ConfigError(f"workers={workers!r}: must be >= 1")
-    workers = int(min(workers, max(1, len(todo))))
+    if int(min_samples_per_worker) < 0:
+        raise ConfigError(f"min_samples_per_worker={min_samples_per_worker!r}: must be >= 0")
+    by_work = total // int(min_samples_per_worker) if min_samples_per_worker else len(todo)
+    workers = int(max(1, min(workers, len(todo), by_work)))
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -318,24 +341,34 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
     samples = 0
     t0, cpu0 = time.perf_counter(), _cpu_times()
     extract_tokens(np.zeros((1, 1), np.float32), np.zeros(1, np.int64), 1)  # load the kernel before forking
-    args = [(str(archive.path), groups[k], config.to_dict(), str(shard_dir / names[k]), backend) for k in todo]
+    config_dict = config.to_dict()
+    # largest groups first, so the last ones to finish are small (balanced workers); the output
+    # does not depend on the order
+    todo_sizes = {k: sum(rows[i]["n_samples"] for i in groups[k]) for k in todo}
+    todo = sorted(todo, key=lambda k: (-todo_sizes[k], k))
+    args = [(str(archive.path), groups[k], config_dict, str(shard_dir / names[k]), backend) for k in todo]
+    results: dict[int, dict[str, Any]] = {}
     try:
         if workers == 1:
-            for a in args:
-                r = _tokenize_group(*a)
+            for k, a in zip(todo, args):
+                r = results[k] = _tokenize_group(*a)
                 samples += r["samples"]
                 if bar is not None:
                     bar.update(r["samples"])
         else:
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
             archive.close()
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                futures = [pool.submit(_tokenize_group, *a) for a in args]
-                for fut in as_completed(futures):
-                    r = fut.result()
-                    samples += r["samples"]
-                    if bar is not None:
-                        bar.update(r["samples"])
+            gc.freeze()  # forked workers then never copy the parent's objects to collect them
+            try:
+                with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                    futures = {pool.submit(_tokenize_group, *a): k for k, a in zip(todo, args)}
+                    for fut in as_completed(futures):
+                        r = results[futures[fut]] = fut.result()
+                        samples += r["samples"]
+                        if bar is not None:
+                            bar.update(r["samples"])
+            finally:
+                gc.unfreeze()
     finally:
         if bar is not None:
             bar.close()
@@ -343,8 +376,13 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
     lines, classes = [], {}
     counts = dict(sentences=0, tokens=0, events=0, empty=0, capped=0, trials=0)
     per_dataset: dict[str, dict[str, float]] = {}
-    for name in names:
-        meta = _read_json(shard_dir / name / "sentences.json")
+    for k, name in enumerate(names):
+        if k in results:  # written by this run: its workers sent the metadata and index lines
+            meta, shard_lines = results[k]["meta"], results[k]["lines"]
+        else:
+            meta = _read_json(shard_dir / name / "sentences.json")
+            shard_lines = _index_lines(meta, name)
+        lines.extend(shard_lines)
         for m in meta:
             counts["trials"] += 1
             d = per_dataset.setdefault(m["dataset"], dict(trials=0, sentences=0, tokens=0, events=0,
@@ -369,9 +407,6 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
             counts["tokens"] += m["n_tokens"]
             d["sentences"] += 1
             d["tokens"] += m["n_tokens"]
-            row = {k: m[k] for k in _INDEX_FIELDS if k in m}
-            row["shard"] = name
-            lines.append(_LINE.encode(row))
     from ..data.devices import get_device
     device_name = rows[0]["device"]
     try:
@@ -379,7 +414,7 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
     except ConfigError:
         device = None
     corpus = {"format": FORMAT, "version": VERSION, "aemg_version": __version__,
-              "config": config.to_dict(), "token_shape": [int(n_channels), int(token_len)],
+              "config": config_dict, "token_shape": [int(n_channels), int(token_len)],
               "rate": rate, "device": device,
               "channel_angles": device["angles"] if device and len(device["angles"]) == n_channels else
               (2 * np.pi * np.arange(n_channels) / n_channels).tolist(),
