@@ -21,11 +21,13 @@ RESULTS = Path(os.environ.get("AEMG_BENCH_RESULTS", Path(__file__).parent / "res
 _ROWS: dict[str, list[dict]] = {}
 
 
-def best_time(fn: Callable[[], object], *, repeat: int = 5, min_time: float = 0.05) -> float:
+def best_time(fn: Callable[[], object], *, repeat: int = 5, min_time: float = 0.05,
+              warmup: bool = True) -> float:
     """Best wall time of one call of ``fn`` in seconds: ``repeat`` rounds, each looping until
-    ``min_time`` has passed (so short calls are averaged over many loops). Call once first to warm up
-    caches and JIT compilers."""
-    fn()
+    ``min_time`` has passed (so short calls are averaged over many loops). Calls ``fn`` once first to
+    warm up caches and JIT compilers unless ``warmup`` is False."""
+    if warmup:
+        fn()
     best = float("inf")
     for _ in range(repeat):
         n, t0 = 0, time.perf_counter()
@@ -36,6 +38,19 @@ def best_time(fn: Callable[[], object], *, repeat: int = 5, min_time: float = 0.
             if dt >= min_time:
                 break
         best = min(best, dt / n)
+    return best
+
+
+def interleaved_best(fns: dict, *, repeat: int, min_time: float = 0.05) -> dict:
+    """Best seconds per call of each function of ``fns`` ({name: fn}), measured in interleaved
+    rounds (A, B, A, B, ...; one :func:`best_time` round each) so that load from other processes on a
+    shared machine hits every contender alike. Every function is called once first (warm-up)."""
+    for fn in fns.values():
+        fn()
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            best[name] = min(best[name], best_time(fn, repeat=1, min_time=min_time, warmup=False))
     return best
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 
 import pytest
 import torch
@@ -60,25 +59,6 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def _interleaved_best(fns: dict, *, repeat: int, min_time: float = 0.05) -> dict[str, float]:
-    """Best seconds per call of each function, measured in interleaved rounds (A, B, A, B, ...) so
-    that load from other processes on a shared machine hits every variant alike."""
-    for fn in fns.values():
-        fn()
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            n, t0 = 0, time.perf_counter()
-            while True:
-                fn()
-                n += 1
-                dt = time.perf_counter() - t0
-                if dt >= min_time:
-                    break
-            best[name] = min(best[name], dt / n)
-    return best
-
-
 # ----------------------------------------------------------------------------- CPU: VQ lookup
 
 
@@ -111,7 +91,7 @@ def test_vq_lookup_cpu(preset, k, d, quick, one_thread):
         agree = float((idx == ref_idx).double().mean())
         assert agree > 0.999, f"{name}: only {agree:.4f} of indices agree with the reference"
         assert torch.allclose(dist, ref_dist, atol=1e-4), name
-    times = _interleaved_best(variants, repeat=5 if quick else 7)
+    times = harness.interleaved_best(variants, repeat=5 if quick else 7)
     flops = 2.0 * n * k * d
     for name, t in times.items():
         harness.record(SUITE, op="vq_lookup", device="cpu", shape=f"{preset}: N={n} K={k} D={d}",
@@ -149,7 +129,7 @@ def test_masked_attention_cpu(preset, heads, head_dim, quick, one_thread):
             torch.autograd.grad(out, leaves, grad_out)
 
         fns[(name, "fwd")], fns[(name, "fwd+bwd")] = fwd, fwd_bwd
-    best = _interleaved_best(fns, repeat=5 if quick else 7)
+    best = harness.interleaved_best(fns, repeat=5 if quick else 7)
     times = {name: (best[(name, "fwd")], best[(name, "fwd+bwd")]) for name in names}
     real_tokens = int(lengths.sum())
     for name, (t_fwd, t_bwd) in times.items():

@@ -59,16 +59,8 @@ def signal(quick):
 
 
 def _best_times(fns: dict, quick: bool) -> dict:
-    """Best seconds per call of each function, measured in interleaved rounds so that a burst of
-    load from other processes hits every contender alike (the guard compares ratios)."""
-    rounds, min_time = (7, 0.03) if quick else (7, 0.3)
-    best = {name: float("inf") for name in fns}
-    for fn in fns.values():
-        fn()  # warm-up (JIT, caches)
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            best[name] = min(best[name], harness.best_time(fn, repeat=1, min_time=min_time))
-    return best
+    """Best seconds per call of each function, in interleaved rounds (the guard compares ratios)."""
+    return harness.interleaved_best(fns, repeat=7, min_time=0.03 if quick else 0.3)
 
 
 def _record(op, times, x, mem, base="numpy-vectorised", **extra):
