@@ -149,8 +149,11 @@ def test_windows_mode_concat_and_bad_corpora(archive, tmp_path):
     (tmp_path / "w" / "corpus.json").write_text("{bad")
     with pytest.raises(DataError, match="corrupt JSON"):
         open_corpus(tmp_path / "w")
-    np.save(tmp_path / "e" / "shards" / "000000" / "energy.npy", np.zeros((1, 16), np.float32))
+    np.save(tmp_path / "e" / "shards" / "000000" / "payload.npy", np.zeros((1, 16, 40), np.float32))
     with pytest.raises(DataError, match="inconsistent"):
+        open_corpus(tmp_path / "e").sentence(0)
+    np.save(tmp_path / "e" / "shards" / "000000" / "tokens.npy", np.zeros((1, 16), np.float32))
+    with pytest.raises(DataError, match="unexpected token table"):
         open_corpus(tmp_path / "e").sentence(0)
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "x.txt").write_text("x")
@@ -195,3 +198,24 @@ def test_corpus_sentences_equal_offline_sentences_when_capped(archive, tmp_path,
         for name, want in ref.tokens().items():
             np.testing.assert_array_equal(getattr(got, name), want, err_msg=name)
         assert m["events"] == ref.events.tolist()
+
+
+def test_reads_version_1_corpora(archive, tmp_path):
+    """Corpora written before tokens.npy (one .npy per token field) still read the same."""
+    tokenize_archive(archive, tmp_path / "c", TokenizerConfig(token_s=0.2), workers=1, progress=False)
+    new = open_corpus(tmp_path / "c")
+    picks = (0, 7, new.n_sentences - 1)
+    want = {i: {k: np.array(v) for k, v in new.sentence(i).tokens().items()} for i in picks}
+    meta = json.loads((tmp_path / "c" / "corpus.json").read_text())
+    for name in meta["shards"]:
+        folder = tmp_path / "c" / "shards" / name
+        table = np.load(folder / "tokens.npy")
+        for field in table.dtype.names:
+            np.save(folder / f"{field}.npy", np.ascontiguousarray(table[field]))
+        (folder / "tokens.npy").unlink()
+    meta["version"] = 1
+    (tmp_path / "c" / "corpus.json").write_text(json.dumps(meta))
+    old = open_corpus(tmp_path / "c")
+    for i in picks:
+        for field, arr in want[i].items():
+            np.testing.assert_array_equal(getattr(old.sentence(i), field), arr, err_msg=field)
