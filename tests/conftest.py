@@ -4,9 +4,13 @@
   run asked otherwise with ``AEMG_TEST_CUDA=1``.
 - ``data_root``: the shared real recordings, from ``AEMG_DATA_ROOT`` or ``../shared/data`` beside
   the repository; tests marked ``realdata`` skip when it is missing (outside CI).
+- This folder is on ``sys.path``, so test modules share helpers with ``from helpers import ...``.
 """
 import os
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 if os.environ.get("AEMG_TEST_CUDA") != "1":
     os.environ.setdefault("TRITON_INTERPRET", "1")

@@ -5,16 +5,12 @@ blocks, so L = 13 and L = 37 cover partial and multiple query/key blocks; CUDA r
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 
 from aemg import backends, ops
 from aemg.errors import DataError
-from test_kernels_vq import assert_allclose_verbose
+from helpers import assert_allclose_verbose, assert_compiles_for_gpu
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 BACKENDS = backends.available("masked_attention")
@@ -191,9 +187,5 @@ def test_dispatch_on_cpu_prefers_a_torch_backend():
 
 def test_kernels_compile_for_gpu():
     """The interpreter cannot see GPU-only compile errors: compile for sm_90 with Triton's ptxas."""
-    pytest.importorskip("triton.backends.nvidia")
-    code = ("import torch; from aemg.kernels import masked_attention; "
-            "print([n for n, _ in masked_attention.aot_compile(90, dtypes=(torch.bfloat16,))])")
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-4000:]
+    assert_compiles_for_gpu("import torch; from aemg.kernels import masked_attention; print([n for n, _ in "
+                            "masked_attention.aot_compile(90, dtypes=(torch.bfloat16,))])")

@@ -5,36 +5,18 @@ shapes chosen so every loop of the kernel crosses a block boundary, and on CUDA 
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 
 from aemg import backends, ops
 from aemg.errors import DataError
+from helpers import assert_allclose_verbose, assert_compiles_for_gpu
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 BACKENDS = backends.available("vq_lookup")
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 # Rounding of the fp32 distances (accumulation order differs between kernels), per input dtype.
 DIST_ATOL = {torch.float32: 1e-5, torch.float16: 1e-4, torch.bfloat16: 1e-4}
-
-
-def assert_allclose_verbose(actual: torch.Tensor, expected: torch.Tensor, *, rtol: float, atol: float,
-                            what: str = "") -> None:
-    """``torch.allclose`` (NaN equal to NaN) that reports the first mismatching index, both values and
-    the number of mismatches."""
-    actual, expected = actual.detach().double().cpu(), expected.detach().double().cpu()
-    assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
-    both_nan = actual.isnan() & expected.isnan()
-    bad = ~((actual - expected).abs() <= atol + rtol * expected.abs()) & ~both_nan
-    if bad.any():
-        first = tuple(int(i) for i in bad.nonzero()[0])
-        raise AssertionError(f"{what}: {int(bad.sum())}/{bad.numel()} elements differ (rtol={rtol}, "
-                             f"atol={atol}); first at {first}: got {actual[first].item()!r}, "
-                             f"expected {expected[first].item()!r}")
 
 
 def _exact_distances(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
@@ -174,9 +156,5 @@ def test_outputs_carry_no_gradient():
 
 def test_kernels_compile_for_gpu():
     """The interpreter cannot see GPU-only compile errors: compile for sm_90 with Triton's ptxas."""
-    pytest.importorskip("triton.backends.nvidia")
-    code = ("import torch; from aemg.kernels import vq_lookup; "
-            "print([n for n, _ in vq_lookup.aot_compile(90, dtypes=(torch.float16, torch.float32))])")
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-4000:]
+    assert_compiles_for_gpu("import torch; from aemg.kernels import vq_lookup; print([n for n, _ in "
+                            "vq_lookup.aot_compile(90, dtypes=(torch.float16, torch.float32))])")

@@ -1,0 +1,36 @@
+"""Helpers shared by several test modules (import as ``from helpers import ...``; tests/conftest.py
+puts this folder on ``sys.path``)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+
+def assert_allclose_verbose(actual: torch.Tensor, expected: torch.Tensor, *, rtol: float, atol: float,
+                            what: str = "") -> None:
+    """``torch.allclose`` (NaN equal to NaN) that reports the first mismatching index, both values and
+    the number of mismatches."""
+    actual, expected = actual.detach().double().cpu(), expected.detach().double().cpu()
+    assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    both_nan = actual.isnan() & expected.isnan()
+    bad = ~((actual - expected).abs() <= atol + rtol * expected.abs()) & ~both_nan
+    if bad.any():
+        first = tuple(int(i) for i in bad.nonzero()[0])
+        raise AssertionError(f"{what}: {int(bad.sum())}/{bad.numel()} elements differ (rtol={rtol}, "
+                             f"atol={atol}); first at {first}: got {actual[first].item()!r}, "
+                             f"expected {expected[first].item()!r}")
+
+
+def assert_compiles_for_gpu(code: str, timeout: float = 600) -> None:
+    """Run ``code`` (Python source that compiles kernels ahead of time) in a fresh interpreter with
+    ``TRITON_INTERPRET`` unset and assert it exits 0: the interpreter cannot see GPU-only compile
+    errors, Triton's ptxas can. Skips when Triton has no NVIDIA backend."""
+    pytest.importorskip("triton.backends.nvidia")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=timeout)
+    assert run.returncode == 0, run.stderr[-4000:]
