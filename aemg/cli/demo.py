@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ._common import add_common_options
+
 
 @dataclass
 class DemoState:
@@ -80,8 +82,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("demo", help="run the pipeline on generated data (CPU, seconds)",
                               description=__doc__.splitlines()[0])
     p.add_argument("--out", default="aemg-demo", help="output folder (default ./aemg-demo)")
-    p.add_argument("--workers", type=int, help="worker processes (default: all cores)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_common_options(p, workers=True, progress=True)
     p.set_defaults(func=run)
 
 

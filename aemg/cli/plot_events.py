@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConfigError
+from ._common import add_common_options
 
 
 def register(subparsers) -> None:
@@ -21,7 +22,7 @@ def register(subparsers) -> None:
     p.add_argument("--mode", choices=("events", "windows"), default="events")
     p.add_argument("--token-s", type=float, default=0.25, help="token length, seconds")
     p.add_argument("--tokens", type=int, default=6, help="example tokens to draw (default 6)")
-    p.add_argument("--backend", help="segmentation backend")
+    add_common_options(p, segment_backend=True)
     p.set_defaults(func=run)
 
 

@@ -7,6 +7,7 @@ import json
 import sys
 
 from ..errors import ConfigError
+from ._common import add_common_options
 
 
 def register(subparsers) -> None:
@@ -20,7 +21,6 @@ def register(subparsers) -> None:
     p.add_argument("out", help="archive folder to create or resume")
     p.add_argument("--rate", type=float, help="standard sampling rate, Hz (default: StandardSpace's)")
     p.add_argument("--channels", type=int, help="standard number of channels (default: StandardSpace's)")
-    p.add_argument("--workers", type=int, help="worker processes (default: all cores)")
     p.add_argument("--stop-on-error", action="store_true",
                    help="stop (exit 2) at the first bad file instead of skipping it")
     p.add_argument("--pattern", help="reader option: file glob (generic reader)")
@@ -31,7 +31,7 @@ def register(subparsers) -> None:
                    help="any reader option; VALUE is read as JSON when it parses (numbers, true, "
                         "lists), else as a string; repeatable")
     p.add_argument("--shard-mb", type=float, default=64.0, help="samples per shard, MiB (default 64)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_common_options(p, workers=True, progress=True)
     p.set_defaults(func=run)
 
 

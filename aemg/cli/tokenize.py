@@ -5,6 +5,8 @@ import argparse
 import dataclasses
 import json
 
+from ._common import add_common_options
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -13,7 +15,6 @@ def register(subparsers) -> None:
                     "and write a corpus of memory-mappable shards. Re-running the same command resumes.")
     p.add_argument("archive", help="archive folder written by `aemg rectify`")
     p.add_argument("out", help="corpus folder to create or resume")
-    p.add_argument("--workers", type=int, help="worker processes (default: all cores)")
     p.add_argument("--mode", choices=("events", "windows"), default="events",
                    help="contraction events (NCT, default) or fixed sliding windows (ablation)")
     p.add_argument("--token-s", type=float, default=0.25, help="token length, seconds (default 0.25)")
@@ -26,9 +27,8 @@ def register(subparsers) -> None:
                         "robust statistics of each trial")
     p.add_argument("--no-event", choices=("background", "empty"), default="background",
                    help="a trial without events gives background tokens (default) or nothing")
-    p.add_argument("--backend", help="segmentation backend (numpy, numba, cython; default: fastest)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_common_options(p, workers=True, progress=True, segment_backend=True)
     p.set_defaults(func=run)
 
 
