@@ -123,10 +123,13 @@ class Reader(abc.ABC):
         """Absolute path of a source."""
         return self.root / source
 
-    def glob(self, pattern: str) -> list[str]:
-        """Files under :attr:`root` matching a glob ``pattern``, as sorted relative POSIX paths."""
-        return sorted((p.relative_to(self.root).as_posix() for p in self.root.glob(pattern) if p.is_file()),
-                      key=natural_key)
+    def glob(self, pattern: str, name: re.Pattern | None = None) -> list[str]:
+        """Files under :attr:`root` matching a glob ``pattern`` (and, when given, whose file name
+        fully matches the regular expression ``name``), as naturally sorted relative POSIX paths."""
+        found = [p for p in self.root.glob(pattern) if p.is_file()]
+        if name is not None:
+            found = [p for p in found if name.fullmatch(p.name)]
+        return sorted((p.relative_to(self.root).as_posix() for p in found), key=natural_key)
 
     def recording(self, source: str, data: np.ndarray, **fields: Any) -> Recording:
         """Build a :class:`Recording` of this dataset; its validation errors name the full path.

@@ -55,10 +55,8 @@ class CoteAllardReader(Reader):
 
     def sources(self) -> list[str]:
         parts = PARTS if self.split == "both" else {self.split: PARTS[self.split]}
-        out = []
-        for folder, _ in parts.values():
-            out += [s for s in self.glob(f"{folder}/*/*/classe_*.dat*")
-                    if _NAME.fullmatch(s.rsplit("/", 1)[-1])]
+        out = [s for folder, _ in parts.values()
+               for s in self.glob(f"{folder}/*/*/classe_*.dat*", name=_NAME)]
         return sorted(out, key=natural_key)
 
     def read(self, source: str) -> list[Recording]:

@@ -45,7 +45,7 @@ class GrabMyoReader(Reader):
     download_hint = "physionet.org/content/grabmyo (WFDB .hea/.dat files)"
 
     def sources(self) -> list[str]:
-        return [s for s in self.glob("**/*.hea") if _NAME.fullmatch(s.rsplit("/", 1)[-1])]
+        return self.glob("**/*.hea", name=_NAME)
 
     def read(self, source: str) -> list[Recording]:
         path = self.path(source)

@@ -32,7 +32,7 @@ class LibEmgMyoReader(Reader):
     download_hint = "libemg==2.0.3 sdist, tests/data/myo_dataset"
 
     def sources(self) -> list[str]:
-        return [s for s in self.glob("**/R_*_C_*_EMG.csv*") if _NAME.fullmatch(s.rsplit("/", 1)[-1])]
+        return self.glob("**/R_*_C_*_EMG.csv*", name=_NAME)
 
     def read(self, source: str) -> list[Recording]:
         path = self.path(source)

@@ -122,7 +122,7 @@ class NinaproReader(Reader):
         return f"ninapro_db{self.db}"
 
     def sources(self) -> list[str]:
-        return [s for s in self.glob("**/*.mat") if _NAME.fullmatch(s.rsplit("/", 1)[-1])]
+        return self.glob("**/*.mat", name=_NAME)
 
     def read(self, source: str) -> list[Recording]:
         path = self.path(source)

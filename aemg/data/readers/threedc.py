@@ -38,8 +38,7 @@ class ThreeDCReader(Reader):
     download_hint = "github.com/LibEMG/3DCDataset"
 
     def sources(self) -> list[str]:
-        return [s for s in self.glob("Participant*/*/EMG/3dc_EMG_gesture_*.txt*")
-                if _NAME.fullmatch(s.rsplit("/", 1)[-1])]
+        return self.glob("Participant*/*/EMG/3dc_EMG_gesture_*.txt*", name=_NAME)
 
     def read(self, source: str) -> list[Recording]:
         path = self.path(source)

@@ -47,7 +47,7 @@ class UciMyoReader(Reader):
     download_hint = "UCI ML Repository dataset 481 'EMG data for gestures', one folder per subject"
 
     def sources(self) -> list[str]:
-        return [s for s in self.glob("*/*_raw_data_*.txt*") if _NAME.fullmatch(s.rsplit("/", 1)[-1])]
+        return self.glob("*/*_raw_data_*.txt*", name=_NAME)
 
     def read(self, source: str) -> list[Recording]:
         path = self.path(source)
