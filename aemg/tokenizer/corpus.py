@@ -177,24 +177,67 @@ def _trials(rec) -> list:
     return split_trials(rec)
 
 
-def _noise_levels(trials: list, config: TokenizerConfig) -> list[tuple[float | None, str]]:
-    """Noise level (or None = robust statistics of the trial) and its origin, per trial."""
+def noise_levels(signals: Sequence[np.ndarray], rates: Sequence[float], rest: Sequence[bool],
+                 config: TokenizerConfig, groups: Sequence[Any] | None = None) -> list[tuple[float | None, str]]:
+    """The noise level of each trial under ``aemg tokenize``'s calibration policy, and its origin.
+
+    Within a group (one user and session: ``(dataset, subject, session)``), each rest trial's level
+    is its median envelope; every non-rest trial uses the median of the group's rest levels, and a
+    rest trial the median of the *other* rest trials (alone: robust statistics). Groups without rest
+    trials, windows mode and ``config.calibration == "robust"`` give ``(None, "robust")``: robust
+    statistics of each trial alone.
+
+    Parameters
+    ----------
+    signals : sequence of np.ndarray, each (C, T_i) float32
+    rates : sequence of float
+        Hz, per trial.
+    rest : sequence of bool
+        Whether each trial is a rest-class trial (see :func:`~aemg.tokenizer.tokens.is_rest_class`).
+    config : TokenizerConfig
+    groups : sequence of hashable, optional
+        Group of each trial (default: all trials form one group).
+
+    Returns
+    -------
+    list of (float or None, str)
+        Per trial: the noise level (None = robust statistics of the trial) and ``"rest"``/``"robust"``.
+    """
+    n = len(signals)
     if config.mode != "events" or config.calibration != "rest":
-        return [(None, "robust")] * len(trials)
+        return [(None, "robust")] * n
     from .segment import noise_level
-    rest = [i for i, t in enumerate(trials)
-            if t.label is not None and t.classes and t.label < len(t.classes)
-            and is_rest_class(t.classes[t.label])]
-    # a rest trial's noise level is its median envelope (noise_level with calibration=)
-    levels = {i: float(noise_level(trials[i].data, trials[i].rate, config.segment,
-                                   calibration=trials[i].data)) for i in rest}
-    if not rest:
-        return [(None, "robust")] * len(trials)
-    # a rest trial never calibrates itself: it uses the median of the other rest trials' levels
-    shared = (float(np.median(list(levels.values()))), "rest")
-    own = {i: (float(np.median([levels[j] for j in rest if j != i])), "rest") if len(rest) > 1 else
-           (None, "robust") for i in rest}
-    return [own.get(i, shared) for i in range(len(trials))]
+    members: dict[Any, list[int]] = {}
+    for i, g in enumerate(groups if groups is not None else [0] * n):
+        members.setdefault(g, []).append(i)
+    out: list[tuple[float | None, str]] = [(None, "robust")] * n
+    for idx in members.values():
+        rest_i = [i for i in idx if rest[i]]
+        if not rest_i:
+            continue
+        # a rest trial's noise level is its median envelope (noise_level with calibration=)
+        levels = {i: float(noise_level(signals[i], rates[i], config.segment, calibration=signals[i]))
+                  for i in rest_i}
+        shared = (float(np.median(list(levels.values()))), "rest")
+        for i in idx:
+            out[i] = shared
+        # a rest trial never calibrates itself: it uses the median of the other rest trials' levels
+        for i in rest_i:
+            out[i] = (float(np.median([levels[j] for j in rest_i if j != i])), "rest") if len(rest_i) > 1 \
+                else (None, "robust")
+    return out
+
+
+def is_rest_trial(trial) -> bool:
+    """Whether a labelled trial Recording belongs to a rest class (by its class name)."""
+    return (trial.label is not None and bool(trial.classes) and 0 <= trial.label < len(trial.classes)
+            and is_rest_class(trial.classes[trial.label]))
+
+
+def _noise_levels(trials: list, config: TokenizerConfig) -> list[tuple[float | None, str]]:
+    """Noise level (or None = robust statistics of the trial) and its origin, per trial of one group."""
+    return noise_levels([t.data for t in trials], [t.rate for t in trials],
+                        [is_rest_trial(t) for t in trials], config)
 
 
 def _tokenize_group(archive_path: str, rows: list[int], config_dict: dict, shard_dir: str,
