@@ -77,6 +77,7 @@ def test_tokenize_end_to_end(tmp_path_factory, quick):
     # warm-up (kernel loading, page cache)
     tokenize_archive(archive, tmp / "warm", cfg, workers=1, progress=False)
     times, digests, report = {}, {}, None
+    load_before = os.getloadavg()[0]
     for workers in (1, 2):
         best, best_cpu, parent_cpu = float("inf"), float("inf"), float("nan")
         for r in range(3):
@@ -102,5 +103,7 @@ def test_tokenize_end_to_end(tmp_path_factory, quick):
     # correctness: the same corpus bytes for any worker count
     assert digests[1] == digests[2]
     assert report.tokens > 0
-    if cores >= 2:
+    # the ratio means something only when a second core is free: the 1-minute load average counts
+    # this run itself (~1), so above ~1.5 another process is competing (shared machines)
+    if cores >= 2 and load_before < 1.5:
         assert speedup > 0.9, f"2 workers slower than 1: {times}"
