@@ -146,6 +146,13 @@ class StreamingSegmenter:
         return self._state.position
 
     @property
+    def pending_start(self) -> int:
+        """Earliest sample index at which an event not yet returned can start: the first unemitted
+        piece of the open event, or :attr:`position` when no event is open."""
+        a = self._assembler
+        return self.position if a.start is None else int(a.next_piece)
+
+    @property
     def n_nonfinite(self) -> int:
         """Non-finite samples counted as zero energy so far (``nan_policy="zero"``)."""
         return int(self._state.istate[3])

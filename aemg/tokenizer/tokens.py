@@ -710,14 +710,7 @@ class StreamingTokenizer:
 
     def _open_event_start(self) -> int:
         """Earliest sample an event not yet emitted by the segmenter can start at."""
-        a = getattr(self._seg, "_assembler", None)
-        if a is not None and hasattr(a, "start"):
-            return self._n if a.start is None else int(a.next_piece)
-        # segmenter without an inspectable assembler: bound by the longest event it can hold
-        p = self.config.segment
-        if p.max_event_s is None:
-            return 0
-        return self._n - int(math.ceil((p.max_event_s + p.merge_gap_s + p.window_s) * self.rate)) - 1
+        return self._seg.pending_start
 
     def _empty(self) -> Sentence:
         return Sentence.empty(self.n_channels, self.L, rate=self.rate)
