@@ -62,20 +62,24 @@ class Embeddings:
 
 
 def _sentences_from_recordings(recordings, data_info: dict, rectified: bool) -> list:
+    """Rectify (unless ``rectified``), cut into trials and tokenize with the checkpoint's settings.
+
+    Noise levels follow ``aemg tokenize`` (:func:`aemg.tokenizer.corpus.noise_levels`): trials are
+    grouped by (dataset, subject, session) and calibrated on the group's rest trials, so an archive
+    gives the same sentences here as in its token corpus.
+    """
     from .data.rectify import StandardSpace, rectify
     from .data.trials import split_trials
+    from .tokenizer.corpus import is_rest_trial, noise_levels
     from .tokenizer.tokens import TokenizerConfig, tokenize_recording
 
     space = StandardSpace.from_dict(data_info["space"]) if data_info.get("space") else StandardSpace()
     tok = TokenizerConfig.from_dict(data_info["tokenizer"]) if data_info.get("tokenizer") else TokenizerConfig()
-    out = []
-    for rec in recordings:
-        std = rec if rectified else rectify(rec, space)
-        for trial in split_trials(std):
-            s = tokenize_recording(trial, tok)
-            if s.n_tokens:
-                out.append(s)
-    return out
+    trials = [t for rec in recordings for t in split_trials(rec if rectified else rectify(rec, space))]
+    noises = noise_levels([t.data for t in trials], [t.rate for t in trials], [is_rest_trial(t) for t in trials],
+                          tok, groups=[(t.dataset, t.subject, t.session) for t in trials])
+    sentences = (tokenize_recording(t, tok, noise=noise) for t, (noise, _) in zip(trials, noises))
+    return [s for s in sentences if s.n_tokens]
 
 
 def embed(checkpoint: str | os.PathLike, data: Any, *, device: str | None = None,

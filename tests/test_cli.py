@@ -81,19 +81,25 @@ def test_rectify_unknown_reader_and_bad_option(tmp_path, capsys):
 
 
 def test_demo_command_and_resume(tmp_path, capsys):
-    assert [s.name for s in STEPS][:2] == ["data", "rectify"]
+    """The whole demo in its reduced --fast configuration, then the CLI resumes it (every step skips)."""
+    assert [s.name for s in STEPS] == ["data", "rectify", "tokenize", "pretrain", "evaluate"]
     lines = []
-    state = run_demo(tmp_path, workers=1, progress=False, echo=lines.append,
-                     synthetic={"n_subjects": 2, "repetitions": 1})
-    assert lines[0].startswith("[1/2] data: synthetic dataset: 2 sources, 2 subjects")
-    assert "[2/2] rectify: archive" in lines[1] and "2 subjects" in lines[1] and "0 errors" in lines[1]
+    state = run_demo(tmp_path, workers=1, progress=False, echo=lines.append, fast=True)
+    assert lines[0].startswith("[1/5] data: synthetic dataset: 3 sources, 3 subjects")
+    assert "[2/5] rectify: archive" in lines[1] and "3 subjects" in lines[1] and "0 errors" in lines[1]
     archive = state.results["archive"]
-    assert len(archive) == 6 * 2 and archive.complete and archive.manifest["reader_options"] == {
-        "n_subjects": 2, "repetitions": 1}
-    again = []
-    run_demo(tmp_path, workers=1, progress=False, echo=again.append, synthetic={"n_subjects": 2, "repetitions": 1})
-    assert "0 sources read now, 2 already done" in again[1]
-    assert main(["demo", "--out", str(tmp_path / "cli"), "--workers", "1", "--no-progress"]) == 0
+    assert len(archive) == 3 * 3 * 2 and archive.complete and archive.manifest["reader_options"] == {
+        "n_subjects": 3, "n_gestures": 2, "repetitions": 2}
+    assert lines[2].startswith("[3/5] tokenize: corpus") and "x 125 samples" in lines[2]
+    assert lines[3].startswith("[4/5] pretrain: run") and "stage 2 4 steps" in lines[3]
+    assert lines[4].startswith("[5/5] evaluate: LOSO trial accuracy: lda ") and "aemg-probe" in lines[4]
+    report = tmp_path / "report"
+    assert lines[-1] == f"report: {report / 'results.md'}"
+    summary = json.loads((report / "results.json").read_text())["summary"]
+    assert {(r["method"], r["protocol"]) for r in summary} == {
+        (m, p) for m in state.methods for p in ("loso", "fewshot")}
+    assert main(["demo", "--out", str(tmp_path), "--fast", "--workers", "1", "--no-progress"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("[1/2] data: synthetic dataset: 6 sources")
-    assert out[-1].startswith("demo done in") and len(open_archive(tmp_path / "cli" / "archive")) > 0
+    assert "0 sources read now, 3 already done" in out[1]
+    assert all("already" in line for line in out[2:5]), out
+    assert out[-2].startswith("demo done in") and out[-1] == f"report: {report / 'results.md'}"

@@ -50,6 +50,10 @@ def register(subparsers) -> None:
                    help="reader option, e.g. split=evaluation (repeatable)")
     p.add_argument("--method-options", default=None,
                    help='JSON {"method": {"option": value}}, e.g. {"cnn": {"epochs": 5}}')
+    p.add_argument("--checkpoint", default=None, metavar="RUN",
+                   help="pre-training run (or checkpoint) folder for the AEMG methods (aemg-probe, "
+                        "aemg-finetune; architecture and tokenizer settings of aemg-scratch and "
+                        "window-transformer); same as the method option run")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.set_defaults(func=run)
 
@@ -62,8 +66,6 @@ def run(args) -> int:
     from ..eval.trials import load_trials
 
     methods = _names(args.methods)
-    for m in methods:
-        get_method(m)  # fail early on an unknown name
     protocols = _names(args.protocols)
     bad = [p for p in protocols if p not in PROTOCOLS]
     if bad or not protocols:
@@ -79,6 +81,14 @@ def run(args) -> int:
         method_options = json.loads(args.method_options) if args.method_options else {}
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--method-options: not valid JSON ({exc})") from exc
+    if not isinstance(method_options, dict):
+        raise ConfigError("--method-options: expected a JSON object {\"method\": {\"option\": value}}")
+    if args.checkpoint:
+        from ..eval.aemg_methods import AEMG_METHODS
+        for m in AEMG_METHODS:
+            method_options.setdefault(m, {}).setdefault("run", args.checkpoint)
+    for m in methods:
+        get_method(m, **method_options.get(m, {}))  # fail early on an unknown name or bad options
     subjects = _names(args.subjects) if args.subjects else None
     trials = load_trials(args.source, rate=args.rate, data_root=args.data_root,
                          sessions=_names(args.sessions) if args.sessions else None,

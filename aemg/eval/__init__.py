@@ -12,6 +12,7 @@ from .protocols import Fold, fewshot_folds, intra_folds, loso_folds, make_folds,
 from .report import results_markdown, write_report
 from .runner import Results, evaluate
 from .trials import TrialSet, load_trials
+from . import aemg_methods  # noqa: E402,F401  (registers aemg-probe, aemg-finetune, aemg-scratch, window-transformer)
 
 __all__ = ["DEFAULT_METHODS", "HudginsLDA", "LDA", "DannCNN", "Method", "Prediction", "WindowCNN",
            "get_method", "list_methods", "register_method", "vote", "sliding_windows", "td_features",

@@ -103,6 +103,11 @@ class Method(abc.ABC):
     def predict(self, test: TrialSet) -> Prediction:
         """Predict every trial of ``test`` (its labels are not used)."""
 
+    def prepare(self, trials: TrialSet) -> None:
+        """Called once by the runner with the whole trial set before any fold (default: nothing).
+        For per-trial data that folds share, e.g. AEMG's tokenizer noise calibration; a method
+        documents there what of the test subject it uses."""
+
 
 # ----------------------------------------------------------------------------------------------
 # LDA

@@ -107,6 +107,8 @@ def evaluate(trials: TrialSet, methods: Sequence[str], protocols: Sequence[str] 
                           "shares": list(shares), "subjects": list(subjects) if subjects else None,
                           "too_small": too_small, "rate": trials.rate, "n_trials": len(trials)})
     k = trials.n_classes
+    for name in methods:
+        get_method(name, **method_options.get(name, {})).prepare(trials)
     for protocol in protocols:
         usable = list(shares)
         if protocol == "fewshot" and too_small == "skip":

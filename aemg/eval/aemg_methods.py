@@ -1,0 +1,553 @@
+"""AEMG downstream methods: linear probe, fine-tuning, no pre-training, sliding-window Transformer.
+
+Registered in the method registry (:func:`aemg.eval.baselines.get_method`):
+
+- ``aemg-probe``: the frozen pre-trained backbone (stage 2) embeds each trial's sentence (mean of
+  its token outputs, or the CLS output with ``pooling="cls"``); the embeddings are standardised with
+  the training trials' mean/std and a multinomial logistic regression (or LDA) is fitted on them.
+- ``aemg-finetune``: the same backbone plus a fresh linear head; every weight is trained for a few
+  epochs. Every fold starts from a copy of the same pre-trained weights.
+- ``aemg-scratch``: the same architecture, randomly initialised (seeded), trained supervised per
+  fold ("AEMG without pre-training").
+- ``window-transformer``: the same architecture on fixed sliding-window tokens
+  (``TokenizerConfig(mode="windows")``), no pre-training: the tokenizer ablation.
+
+Trials become sentences with :func:`aemg.tokenizer.tokens.tokenize_signal` and the tokenizer
+settings of the checkpoint (defaults without one). **Noise calibration** (events mode) follows
+``aemg tokenize`` (:func:`aemg.tokenizer.corpus.noise_levels`): per (dataset, subject, session),
+from the group's rest-class trials. :meth:`AemgMethod.prepare` computes it once on the whole trial
+set before any fold (the runner calls it), so the test subject's trials are tokenized from its
+rest trials as a live system would from the rest recorded at donning: the rest *labels* of the test
+subject select calibration signal (its gesture labels are never seen). ``calibration="robust"`` is
+the strict alternative: each trial's own robust statistics, no label of the test subject used.
+Sentences are cached per trial in the trial set's shared cache, so folds never re-tokenize.
+
+Bad input: a checkpoint whose token settings (rate, channels, token length) differ from the trials
+raises ConfigError naming both; a trial without tokens (dead or too short) is predicted -1 (an
+error); training trials without tokens are skipped.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from .baselines import LDA, Method, Prediction, register_method
+from .trials import TrialSet
+
+log = logging.getLogger(__name__)
+
+POOLINGS = ("mean", "cls")
+CLASSIFIERS = ("logreg", "lda")
+#: method names registered here
+AEMG_METHODS = ("aemg-probe", "aemg-finetune", "aemg-scratch", "window-transformer")
+
+
+# ----------------------------------------------------------------------------------------------
+# pre-trained runs
+@dataclass(frozen=True)
+class PretrainedRun:
+    """What the downstream methods take from a pre-training run.
+
+    Attributes
+    ----------
+    path : Path
+        The checkpoint folder.
+    model : aemg.model.AEMG
+        The loaded model, eval mode, on CPU (never trained here: methods copy its backbone).
+    model_config : aemg.model.config.ModelConfig
+    tokenizer : aemg.tokenizer.tokens.TokenizerConfig
+        The settings the pre-training corpus was tokenized with.
+    token_shape : (int, int)
+        (C, L) of the pre-training tokens.
+    rate : float
+        Sampling rate of the pre-training tokens, Hz.
+    angles : np.ndarray, shape (C,), radians
+        Electrode angles of the pre-training corpus.
+    backbone_sha256 : str
+        Hash of the backbone weights (identifies the run in caches; fold-isolation checks).
+    """
+
+    path: Path
+    model: Any
+    model_config: Any
+    tokenizer: Any
+    token_shape: tuple
+    rate: float
+    angles: np.ndarray
+    backbone_sha256: str
+
+
+_RUNS: dict[tuple, PretrainedRun] = {}
+
+
+def state_sha256(module) -> str:
+    """SHA-256 of a module's state dict (names, shapes and float32 values), for identity checks."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def load_run(run: str | os.PathLike) -> PretrainedRun:
+    """Load (once per process and checkpoint) the pre-trained run ``run`` (run or checkpoint folder).
+
+    Raises
+    ------
+    DataError
+        No checkpoint there, or a corrupt one (from :func:`aemg.train.load_model`).
+    """
+    from ..tokenizer.tokens import TokenizerConfig
+    from ..train.checkpoint import MODEL_FILE, resolve
+    from ..train import load_model
+
+    ck_path = resolve(run)
+    weights = ck_path / MODEL_FILE
+    stamp = (str(ck_path.resolve()), weights.stat().st_mtime_ns if weights.is_file() else 0)
+    if stamp not in _RUNS:
+        model, ck = load_model(ck_path, "cpu")
+        info = ck.state.get("data", {}) or {}
+        tok = TokenizerConfig.from_dict(info["tokenizer"]) if info.get("tokenizer") else TokenizerConfig()
+        shape = tuple(int(v) for v in info.get("token_shape") or (len(info.get("channel_angles", [])),
+                                                                   ck.config.model.token_len))
+        angles = np.asarray(info.get("channel_angles") or [], dtype=np.float64)
+        if angles.size != shape[0]:
+            from ..data.rectify import standard_device
+            angles = np.asarray(standard_device(shape[0]).angles, dtype=np.float64)
+        _RUNS[stamp] = PretrainedRun(ck_path, model, ck.config.model, tok, shape, float(info.get("rate") or 0.0),
+                                     angles, state_sha256(model.backbone))
+    return _RUNS[stamp]
+
+
+def check_run_matches(run: PretrainedRun, trials: TrialSet) -> None:
+    """ConfigError when the run's token settings (rate, channels, token length) differ from what
+    the trials give, naming both."""
+    C, L = run.token_shape
+    have_L = run.tokenizer.token_len(trials.rate)
+    rate_ok = not run.rate or abs(run.rate - trials.rate) <= 1e-6 * run.rate
+    if trials.n_channels != C or have_L != L or have_L != run.model_config.token_len or not rate_ok:
+        raise ConfigError(
+            f"checkpoint {run.path} was pre-trained on tokens of {C} channels x {L} samples "
+            f"({run.tokenizer.token_s:g} s at {run.rate:g} Hz), but the trials of {trials.name or 'the data'} "
+            f"have {trials.n_channels} channels at {trials.rate:g} Hz (tokens of {have_L} samples): rectify "
+            "the data into the checkpoint's standard space (`aemg rectify`) or pre-train on matching tokens")
+
+
+# ----------------------------------------------------------------------------------------------
+# trials -> sentences
+def _dataset_of(key: str, default: str) -> str:
+    return key.split("/", 1)[0] if "/" in key else default
+
+
+def _rest_flags(trials: TrialSet) -> list[bool]:
+    from ..tokenizer.tokens import is_rest_class
+    names = trials.classes
+    return [bool(0 <= lab < len(names) and is_rest_class(names[lab])) for lab in trials.labels.tolist()]
+
+
+def _noise_key(config) -> tuple:
+    return ("aemg-noise", json.dumps(config.to_dict(), sort_keys=True))
+
+
+def calibrate(trials: TrialSet, config) -> list[float | None]:
+    """Noise levels of every trial under ``aemg tokenize``'s policy, grouped by (dataset, subject,
+    session), rest trials chosen by their labels (hidden labels: robust statistics per trial)."""
+    from ..tokenizer.corpus import noise_levels
+    groups = [(_dataset_of(k, trials.name), s, ss) for k, s, ss in
+              zip(trials.keys.tolist(), trials.subjects.tolist(), trials.sessions.tolist())]
+    levels = noise_levels(trials.data, [trials.rate] * len(trials), _rest_flags(trials), config, groups)
+    return [lvl for lvl, _ in levels]
+
+
+def prepare_calibration(trials: TrialSet, config) -> None:
+    """Compute :func:`calibrate` on the whole trial set once and store it in its shared cache, so
+    every subset (every fold, the label-hidden test sets too) tokenizes with these levels."""
+    what = _noise_key(config)
+    if all((k, what) in trials.cache for k in trials.keys.tolist()):
+        return
+    for key, level in zip(trials.keys.tolist(), calibrate(trials, config)):
+        trials.cache[(key, what)] = level
+
+
+def trial_sentences(trials: TrialSet, config) -> list:
+    """The sentence of every trial (:class:`~aemg.tokenizer.tokens.Sentence`, label -1), cached
+    per trial. Noise levels come from :func:`prepare_calibration` when it ran on a superset, else
+    from :func:`calibrate` on ``trials`` themselves."""
+    from ..tokenizer.tokens import tokenize_signal
+
+    what = _noise_key(config)
+    missing = [i for i, k in enumerate(trials.keys.tolist()) if (k, what) not in trials.cache]
+    fallback = {}
+    if missing:
+        sub = trials.subset(missing)
+        fallback = dict(zip(sub.keys.tolist(), calibrate(sub, config)))
+        if config.mode == "events" and config.calibration == "rest" and (sub.labels < 0).any():
+            log.warning("%d trials with hidden labels were not calibrated beforehand "
+                        "(AemgMethod.prepare): robust per-trial noise levels used", int((sub.labels < 0).sum()))
+    out = []
+    for i, key in enumerate(trials.keys.tolist()):
+        noise = trials.cache[(key, what)] if (key, what) in trials.cache else fallback[key]
+        tkey = (key, ("aemg-sentence", what[1], noise))
+        if tkey not in trials.cache:
+            trials.cache[tkey] = tokenize_signal(
+                trials.data[i], trials.rate, config, noise=noise, key=key,
+                dataset=_dataset_of(key, trials.name), subject=str(trials.subjects[i]),
+                session=str(trials.sessions[i]))
+        out.append(trials.cache[tkey])
+    return out
+
+
+def _pool(h, mask, pooling: str):
+    """(B, 1+N, d) backbone output -> (B, d): mean of real tokens or the CLS output."""
+    if pooling == "cls":
+        return h[:, 0]
+    real = mask[..., None].to(h.dtype)
+    return (h[:, 1:] * real).sum(dim=1) / real.sum(dim=1).clamp_min(1)
+
+
+# ----------------------------------------------------------------------------------------------
+# methods
+class AemgMethod(Method):
+    """Common part of the AEMG methods: tokenizer and architecture settings, sentences, batches.
+
+    Parameters
+    ----------
+    run : path or None
+        Pre-training run (or checkpoint) folder; gives the weights (probe, fine-tune), the
+        architecture and the tokenizer settings. Without it (scratch, window-transformer): the
+        ``preset`` architecture and default tokenizer settings.
+    pooling : {"mean", "cls"}
+        Sentence embedding: mean of the real tokens' outputs, or the CLS output.
+    calibration : {"rest", "robust"} or None
+        Noise calibration of the event tokenizer (None: the run's setting; see module docstring).
+    preset : str
+        Architecture without a run (``tiny``, ``base``, ``large``).
+    device : str
+        Torch device.
+    batch_size : int
+        Sentences per batch.
+    """
+
+    transductive = False
+    windowed = False
+    needs_run = False
+    pretrained = False
+    token_mode = "events"
+
+    def __init__(self, run: str | os.PathLike | None = None, pooling: str = "mean",
+                 calibration: str | None = None, preset: str = "tiny", device: str = "cpu",
+                 batch_size: int = 16):
+        if pooling not in POOLINGS:
+            raise ConfigError(f"{self.name}: pooling={pooling!r}; choose from {POOLINGS}")
+        if calibration not in (None, "rest", "robust"):
+            raise ConfigError(f"{self.name}: calibration={calibration!r}; choose rest or robust")
+        if int(batch_size) < 1:
+            raise ConfigError(f"{self.name}: batch_size={batch_size!r} must be >= 1")
+        if self.needs_run and not run:
+            raise ConfigError(f"{self.name} needs a pre-trained run: `aemg evaluate --checkpoint RUN` "
+                              'or --method-options \'{"<method>": {"run": "RUN"}}\'')
+        self.run, self.pooling, self.calibration = run, pooling, calibration
+        self.preset, self.device, self.batch_size = preset, device, int(batch_size)
+
+    # -- settings ---------------------------------------------------------------------------
+    def _run(self) -> PretrainedRun | None:
+        return load_run(self.run) if self.run else None
+
+    def tokenizer_config(self, trials: TrialSet | None = None):
+        """The tokenizer settings used for the trials (the run's, with ``mode`` and ``calibration``
+        of this method)."""
+        from ..tokenizer.tokens import TokenizerConfig
+        run = self._run()
+        cfg = run.tokenizer if run else TokenizerConfig()
+        changes = {"mode": self.token_mode}
+        if self.calibration:
+            changes["calibration"] = self.calibration
+        return dataclasses.replace(cfg, **changes)
+
+    def model_config(self, trials: TrialSet):
+        """The architecture: the run's, or ``preset``'s with the token length of the trials."""
+        from ..model.config import preset
+        run = self._run()
+        if run is not None:
+            return run.model_config
+        cfg = preset(self.preset).model
+        names = {f.name for f in dataclasses.fields(cfg)}
+        changes = {"token_len": self.tokenizer_config().token_len(trials.rate), "token_rate": float(trials.rate)}
+        return dataclasses.replace(cfg, **{k: v for k, v in changes.items() if k in names})
+
+    def geometry(self, trials: TrialSet):
+        """Electrode angles and z as tensors (C,): the run's, else the standard ring's."""
+        import torch
+        run = self._run()
+        if run is not None:
+            angles = run.angles
+        else:
+            from ..data.rectify import standard_device
+            angles = np.asarray(standard_device(trials.n_channels).angles, dtype=np.float64)
+        a = torch.tensor(np.asarray(angles, dtype=np.float32), device=self.device)
+        return a, torch.zeros_like(a)
+
+    def prepare(self, trials: TrialSet) -> None:
+        """Called once with the whole trial set before any fold: checks the run against the data
+        and computes the noise calibration (see module docstring)."""
+        run = self._run()
+        if run is not None and self.pretrained:
+            check_run_matches(run, trials)
+        prepare_calibration(trials, self.tokenizer_config())
+
+    def sentences(self, trials: TrialSet) -> list:
+        run = self._run()
+        if run is not None and self.pretrained:
+            check_run_matches(run, trials)
+        return trial_sentences(trials, self.tokenizer_config())
+
+    def _batches(self, sentences: list, order: np.ndarray, angles):
+        """Tensor batches of ``sentences[order]`` (each a dict of the corpus batch keys)."""
+        from ..train.data import ArrayCorpus, to_tensors
+        corpus = ArrayCorpus([sentences[i] for i in order], angles.cpu().numpy(), rate=sentences[0].rate
+                             if sentences else 0.0, where=self.name)
+        for lo in range(0, len(order), self.batch_size):
+            yield to_tensors(corpus.batch(range(lo, min(lo + self.batch_size, len(order)))), self.device)
+
+    @staticmethod
+    def _usable(sentences: list) -> np.ndarray:
+        return np.flatnonzero([s.n_tokens > 0 for s in sentences])
+
+
+class AemgProbe(AemgMethod):
+    """Linear probe on the frozen pre-trained backbone (``aemg-probe``).
+
+    Sentence embeddings (cached per trial) are standardised with the training trials' mean/std,
+    then ``classifier`` is fitted: ``"logreg"`` = multinomial logistic regression (L-BFGS, L2
+    penalty ``l2`` on the weights), ``"lda"`` = :class:`~aemg.eval.baselines.LDA` with
+    ``shrinkage``.
+    """
+
+    name = "aemg-probe"
+    needs_run = True
+    pretrained = True
+
+    def __init__(self, run=None, classifier: str = "logreg", l2: float = 1e-3, shrinkage: float = 0.1,
+                 max_iter: int = 200, **kw):
+        super().__init__(run, **kw)
+        if classifier not in CLASSIFIERS:
+            raise ConfigError(f"aemg-probe: classifier={classifier!r}; choose from {CLASSIFIERS}")
+        self.classifier, self.l2, self.shrinkage, self.max_iter = classifier, float(l2), shrinkage, int(max_iter)
+
+    def embeddings(self, trials: TrialSet) -> tuple[np.ndarray, np.ndarray]:
+        """(embeddings (n', d) float64 of the trials with tokens, their indices (n',))."""
+        import torch
+        run = self._run()
+        sents = self.sentences(trials)
+        what = ("aemg-embedding", run.backbone_sha256, self.pooling, json.dumps(self.tokenizer_config().to_dict(),
+                                                                               sort_keys=True))
+        todo = [i for i in self._usable(sents) if (trials.keys[i], what) not in trials.cache]
+        if todo:
+            angles, z = self.geometry(trials)
+            backbone = run.model.backbone.to(self.device).eval()
+            with torch.no_grad():
+                rows = []
+                for b in self._batches(sents, np.asarray(todo), angles):
+                    rows.append(_pool(backbone(b, angles, z), b["mask"], self.pooling).float().cpu().numpy())
+            for i, e in zip(todo, np.concatenate(rows)):
+                trials.cache[(trials.keys[i], what)] = e.astype(np.float64)
+        use = self._usable(sents)
+        d = run.model_config.d_model
+        feats = np.stack([trials.cache[(trials.keys[i], what)] for i in use]) if len(use) else np.zeros((0, d))
+        return feats, use
+
+    def fit(self, train, seed=0, target=None):
+        feats, use = self.embeddings(train)
+        if not len(use):
+            raise DataError(train.name or "trials", "no training trial has any token")
+        y = train.labels[use]
+        self.n_classes_ = train.n_classes
+        self.mean_ = feats.mean(axis=0)
+        std = feats.std(axis=0)
+        self.std_ = np.where(std > 0, std, 1.0)
+        z = (feats - self.mean_) / self.std_
+        if self.classifier == "lda":
+            self.lda_ = LDA(self.shrinkage).fit(z, y)
+        else:
+            self.weight_, self.bias_ = _logistic_regression(z, y, self.n_classes_, self.l2, self.max_iter, seed)
+        return self
+
+    def scores(self, test: TrialSet) -> tuple[np.ndarray, np.ndarray]:
+        """(class scores (n', K) of the test trials with tokens, their indices)."""
+        feats, use = self.embeddings(test)
+        z = (feats - self.mean_) / self.std_
+        if self.classifier == "lda":
+            s = np.full((len(z), self.n_classes_), -np.inf)
+            s[:, self.lda_.classes_] = self.lda_.decision_function(z)
+            return s, use
+        return z @ self.weight_.T + self.bias_, use
+
+    def predict(self, test):
+        scores, use = self.scores(test)
+        out = np.full(len(test), -1, dtype=np.int64)
+        out[use] = scores.argmax(axis=1)
+        return Prediction(out)
+
+
+def _logistic_regression(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float, max_iter: int,
+                         seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression, full-batch L-BFGS (float64, deterministic).
+
+    Minimises ``mean CE + l2 * ||W||^2`` (bias not penalised). Classes absent from ``y`` get
+    weights that the data push down only through the softmax (they are never predicted unless
+    nothing else fits). Returns (W (K, d), b (K,)).
+    """
+    import torch
+    g = torch.Generator().manual_seed(int(seed))
+    xt = torch.as_tensor(x, dtype=torch.float64)
+    yt = torch.as_tensor(y, dtype=torch.int64)
+    w = (0.01 * torch.randn(n_classes, x.shape[1], generator=g, dtype=torch.float64)).requires_grad_()
+    b = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-9, tolerance_change=1e-12)
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(xt @ w.T + b, yt) + l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach().numpy(), b.detach().numpy()
+
+
+class AemgSupervised(AemgMethod):
+    """Backbone + linear head trained supervised on each fold (base of fine-tune, scratch and the
+    window Transformer).
+
+    Parameters
+    ----------
+    epochs : int
+        Passes over the training sentences (the loop also stops after an epoch whose mean loss is
+        below ``stop_loss``).
+    lr : float
+        AdamW learning rate of the backbone (the head uses ``head_lr``), weight decay
+        ``weight_decay``; gradient norm clipped at 1.
+    """
+
+    lr_default = 1e-3
+
+    def __init__(self, run=None, epochs: int = 10, lr: float | None = None, head_lr: float = 1e-3,
+                 weight_decay: float = 0.01, stop_loss: float = 0.02, **kw):
+        super().__init__(run, **kw)
+        if int(epochs) < 1:
+            raise ConfigError(f"{self.name}: epochs={epochs!r} must be >= 1")
+        self.epochs, self.lr = int(epochs), float(lr if lr is not None else self.lr_default)
+        self.head_lr, self.weight_decay, self.stop_loss = float(head_lr), float(weight_decay), float(stop_loss)
+
+    def initial_backbone(self, trials: TrialSet, seed: int):
+        """A new backbone for one fold: a copy of the pre-trained one, or a seeded random one."""
+        import torch
+        from ..model.backbone import Backbone
+        if self.pretrained:
+            return copy.deepcopy(self._run().model.backbone)
+        torch.manual_seed(int(seed))
+        cfg = self.model_config(trials)
+        return Backbone(cfg, cfg.depth)
+
+    def fit(self, train, seed=0, target=None):
+        import torch
+        import torch.nn.functional as F
+
+        sents = self.sentences(train)
+        use = self._usable(sents)
+        if not len(use):
+            raise DataError(train.name or "trials", "no training trial has any token")
+        if self.pretrained:
+            check_run_matches(self._run(), train)
+        else:
+            L = self.tokenizer_config().token_len(train.rate)
+            if L != self.model_config(train).token_len:
+                raise ConfigError(f"{self.name}: the run's model takes tokens of {self.model_config(train).token_len} "
+                                  f"samples; the trials at {train.rate:g} Hz give {L}")
+        self.backbone_ = self.initial_backbone(train, seed).to(self.device)
+        self.initial_sha256_ = state_sha256(self.backbone_)
+        self.n_classes_ = train.n_classes
+        torch.manual_seed(int(seed))
+        d = self.backbone_.transformer.norm.normalized_shape[0]
+        self.head_ = torch.nn.Linear(d, self.n_classes_).to(self.device)
+        opt = torch.optim.AdamW([{"params": self.backbone_.parameters(), "lr": self.lr},
+                                 {"params": self.head_.parameters(), "lr": self.head_lr}],
+                                weight_decay=self.weight_decay)
+        angles, z = self.geometry(train)
+        y = torch.as_tensor(train.labels, device=self.device)
+        rng = np.random.default_rng([int(seed), 1])
+        self.backbone_.train()
+        self.epochs_run_ = 0
+        for _ in range(self.epochs):
+            order = use[rng.permutation(len(use))]
+            total, n = 0.0, 0
+            for lo, b in zip(range(0, len(order), self.batch_size), self._batches(sents, order, angles)):
+                idx = torch.as_tensor(order[lo:lo + self.batch_size], device=self.device)
+                logits = self.head_(_pool(self.backbone_(b, angles, z), b["mask"], self.pooling))
+                loss = F.cross_entropy(logits.float(), y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(list(self.backbone_.parameters()) + list(self.head_.parameters()), 1.0)
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+                n += len(idx)
+            self.epochs_run_ += 1
+            if total / n < self.stop_loss:
+                break
+        self.backbone_.eval()
+        return self
+
+    def predict(self, test):
+        import torch
+        sents = self.sentences(test)
+        use = self._usable(sents)
+        out = np.full(len(test), -1, dtype=np.int64)
+        if len(use):
+            angles, z = self.geometry(test)
+            with torch.no_grad():
+                rows = [self.head_(_pool(self.backbone_(b, angles, z), b["mask"], self.pooling)).float().cpu().numpy()
+                        for b in self._batches(sents, use, angles)]
+            out[use] = np.concatenate(rows).argmax(axis=1)
+        return Prediction(out)
+
+
+class AemgFinetune(AemgSupervised):
+    """Full fine-tuning of the pre-trained backbone with a fresh linear head (``aemg-finetune``);
+    backbone lr 3e-4 by default."""
+
+    name = "aemg-finetune"
+    needs_run = True
+    pretrained = True
+    lr_default = 3e-4
+
+
+class AemgScratch(AemgSupervised):
+    """The AEMG architecture, randomly initialised (seeded), trained supervised per fold
+    (``aemg-scratch``: AEMG without pre-training). A run, when given, only sets the architecture and
+    tokenizer settings."""
+
+    name = "aemg-scratch"
+
+
+class WindowTransformer(AemgSupervised):
+    """``aemg-scratch`` on fixed sliding-window tokens (``window-transformer``: the tokenizer
+    ablation; window = token length, no overlap, over the whole trial)."""
+
+    name = "window-transformer"
+    token_mode = "windows"
+
+
+for _name, _cls in zip(AEMG_METHODS, (AemgProbe, AemgFinetune, AemgScratch, WindowTransformer)):
+    register_method(_name, _cls)
