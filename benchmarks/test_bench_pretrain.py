@@ -33,6 +33,7 @@ def _setup(name, device, quick):
     angles, z = geometry(corpus, device)
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
+        model.init_target_stats([batch])
         model.quantizer.initialise(model.encode_codes(batch, angles, z)[batch["mask"]], 3, g)
     return model, batch, angles, z, g
 
@@ -47,7 +48,7 @@ def _step_fn(model, stage, batch, angles, z, g, amp):
     def step():
         with torch.autocast(batch["mask"].device.type, dtype=torch.bfloat16, enabled=amp):
             out = model(stage, batch, angles, z, g if stage == 1 else masked)
-        loss = (out["rec_sum"] + out["energy_sum"] + 0.25 * out["commit_sum"]) / n if stage == 1 \
+        loss = (out["rec_sum"] + model.cfg.commitment * out["commit_sum"]) / n if stage == 1 \
             else out["ce_sum"] / out["n_tokens"]
         opt.zero_grad(set_to_none=True)
         loss.backward()

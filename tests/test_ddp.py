@@ -14,7 +14,7 @@ from aemg.train import pretrain, synthetic_corpus
 CFG = PretrainConfig(
     ModelConfig(name="micro", token_len=20, d_model=32, depth=1, heads=2, mlp_dim=64, conv_channels=4,
                 channel_dim=16, pool_heads=2, codebook_size=16, code_dim=8, vq_depth=1, decoder_depth=1,
-                dead_code_threshold=0.3),
+                usage_window=2),
     TrainConfig(stage1_steps=5, stage2_steps=4, batch_size=6, warmup_steps=1, kmeans_iters=3, log_every=1,
                 checkpoint_every=100, amp=False))
 

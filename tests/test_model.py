@@ -108,7 +108,7 @@ def test_vq_ema_kmeans_and_dead_codes():
     z = F.normalize(centers.repeat(40, 1) + 0.05 * torch.randn(120, 8, generator=g), dim=1)
     c = spherical_kmeans(z, 3, 10, g)
     assert (c @ centers.t()).max(dim=0).values.min() > 0.99
-    vq = VectorQuantizer(6, 8, decay=0.5, dead_threshold=0.5)
+    vq = VectorQuantizer(6, 8, decay=0.5, window=2)
     vq.initialise(z, 10, g)
     assert bool(vq.initialised) and torch.allclose(vq.codebook.norm(dim=1), torch.ones(6), atol=1e-5)
     vq.train()
@@ -161,8 +161,9 @@ def test_stage_losses_finite_and_backprop():
     g = torch.Generator().manual_seed(0)
     m.quantizer.initialise(m.encode_codes(b, a, z)[b["mask"]].detach(), 3, g)
     params = m.trainable(1)
+    m.init_target_stats([b])
     out = m(1, b, a, z, g)
-    (out["rec_sum"] + out["energy_sum"] + out["commit_sum"]).backward()
+    (out["rec_sum"] + out["commit_sum"]).backward()
     assert all(p.grad is not None for p in params)
     assert all(p.grad is None for p in m.backbone.parameters())
     m.zero_grad(set_to_none=True)
@@ -171,3 +172,110 @@ def test_stage_losses_finite_and_backprop():
     out["ce_sum"].backward()
     assert all(p.grad is not None for p in params) and int(out["n_tokens"]) > 0
     assert all(p.grad is None for p in m.vq_encoder.encoder.parameters())
+
+
+# -- stage-1 targets ---------------------------------------------------------------------------
+from aemg.model.targets import standardise, token_targets  # noqa: E402
+
+EDGES = (10.0, 30.0, 60.0, 100.0, 150.0, 250.0)
+
+
+def _reference_targets(x, e, rate, windows, edges):
+    """Loop oracle of token_targets for one token x (C, L) float64, e (C,)."""
+    C, L = x.shape
+    loge = np.log(e + 1e-6)
+    b = [round(i * L / windows) for i in range(windows + 1)]
+    env = np.array([[0.5 * np.log((x[c, b[w]:b[w + 1]] ** 2).sum() / max(b[w + 1] - b[w], 1) + 1e-3)
+                     for w in range(windows)] for c in range(C)])
+    p = np.abs(np.fft.rfft(x, axis=-1)) ** 2 / L
+    f = np.arange(p.shape[-1]) * rate / L
+    spec = np.zeros((C, len(edges) - 1))
+    for j in range(len(edges) - 1):
+        sel = (f >= edges[j]) & ((f <= edges[j + 1]) if j == len(edges) - 2 else (f < edges[j + 1]))
+        spec[:, j] = np.log((p[:, sel].mean(-1) if sel.any() else 0.0) + 1e-4)
+    return loge - loge.mean(), loge.mean(), env, spec
+
+
+@pytest.mark.parametrize("L,windows", [(125, 5), (37, 4), (3, 5), (1, 1)])
+def test_token_targets_match_loop_reference(L, windows):
+    rng = np.random.default_rng(L)
+    x = rng.standard_normal((2, 3, 4, L)).astype(np.float32)
+    x[1, 2, 3] = 0.0  # a flat channel
+    e = rng.gamma(1.0, 2.0, (2, 3, 4)).astype(np.float32)
+    e[0, 0, 0] = 0.0
+    t = token_targets(torch.from_numpy(x), torch.from_numpy(e), rate=500.0, windows=windows, band_edges_hz=EDGES)
+    assert t["spatial"].shape == (2, 3, 4) and t["level"].shape == (2, 3, 1)
+    assert t["envelope"].shape == (2, 3, 4, windows) and t["spectrum"].shape == (2, 3, 4, 5)
+    assert t["valid"].sum() == 2 * 3 * 4 - 1 and not t["valid"][1, 2, 3]
+    for i in range(2):
+        for j in range(3):
+            sp, lv, env, spec = _reference_targets(x[i, j].astype(np.float64), e[i, j].astype(np.float64), 500.0,
+                                                   windows, EDGES)
+            np.testing.assert_allclose(t["spatial"][i, j].numpy(), sp, rtol=1e-5, atol=1e-4)
+            assert float(t["level"][i, j, 0]) == pytest.approx(lv, rel=1e-5, abs=1e-4)
+            np.testing.assert_allclose(t["envelope"][i, j].numpy(), env, rtol=1e-4, atol=1e-4)
+            np.testing.assert_allclose(t["spectrum"][i, j].numpy(), spec, rtol=1e-4, atol=1e-4)
+    assert all(torch.isfinite(v).all() for v in t.values() if v.is_floating_point())
+
+
+def test_token_targets_physiology():
+    """A burst in the second 50 ms shows in the envelope, a 45 Hz tone in the 30-60 Hz band, the
+    loud channel in the spatial pattern; the payload is a non-contiguous view."""
+    L, rate = 125, 500.0
+    t = np.arange(L) / rate
+    x = np.random.default_rng(0).standard_normal((3, L)) * 0.05
+    x[0, 25:50] += 3.0 * np.sign(np.sin(2 * np.pi * 120 * t[25:50]))
+    x[1] += np.sin(2 * np.pi * 45 * t)
+    x = (x - x.mean(-1, keepdims=True)) / x.std(-1, keepdims=True)
+    e = np.array([5.0, 1.0, 0.3])
+    big = np.zeros((3, 2 * L), np.float32)
+    big[:, ::2] = x  # non-contiguous view
+    out = token_targets(torch.from_numpy(big)[:, ::2], torch.tensor(e), rate=rate, windows=5, band_edges_hz=EDGES)
+    assert int(out["envelope"][0].argmax()) == 1
+    assert int(out["spectrum"][1].argmax()) == 1
+    assert int(out["spatial"].argmax()) == 0 and float(out["spatial"].sum()) == pytest.approx(0.0, abs=1e-5)
+    assert float(out["level"][0]) == pytest.approx(np.log(e + 1e-6).mean(), rel=1e-5)
+
+
+def test_target_stats_standardise_and_config_edges():
+    m = AEMG(MICRO)
+    c, b, a, z = _batch()
+    m.init_target_stats([b])
+    tgt = standardise(m.raw_targets(b), m.target_mean, m.target_std)
+    real = b["mask"]
+    assert abs(float(tgt["level"][real].mean())) < 1e-4 and float(tgt["level"][real].std(unbiased=False)) == \
+        pytest.approx(1.0, rel=1e-3)
+    env = tgt["envelope"][real][tgt["valid"][real]]  # (n valid channels, W)
+    assert env.mean(0).abs().max() < 1e-4 and torch.allclose(env.std(0, unbiased=False), torch.ones(5), atol=1e-3)
+    with pytest.raises(ConfigError, match="band_edges_hz"):
+        ModelConfig(band_edges_hz=(10.0, 5.0))
+    assert ModelConfig(band_edges_hz=[1, 2, 3]).band_edges_hz == (1.0, 2.0, 3.0)
+
+
+def test_stage1_baseline_is_the_batch_variance():
+    torch.manual_seed(0)
+    m = AEMG(MICRO)
+    c, b, a, z = _batch()
+    m.init_target_stats([b])
+    out = m.stage1_losses(b, a, z, quantize=False)
+    lv = standardise(m.raw_targets(b), m.target_mean, m.target_std)["level"][b["mask"]]
+    assert float(out["level_base_sum"]) == pytest.approx(float(((lv - lv.mean()) ** 2).sum()), rel=1e-4)
+    assert float(out["commit_sum"]) == 0.0 and float(out["counts"].sum()) == 0.0
+    assert not bool(m.quantizer.initialised)
+
+
+def test_vq_usage_window_counts_real_assignments_only():
+    vq = VectorQuantizer(4, 4, decay=0.9, window=3).train()
+    vq.codebook.copy_(torch.eye(4))
+    vq.initialised.fill_(True)
+    g = torch.Generator().manual_seed(0)
+    zq = F.normalize(torch.tensor([[1.0, 0.05, 0.0, 0.0], [1.0, -0.05, 0.02, 0.0]]), dim=1)
+    before = vq.codebook.clone()
+    for _ in range(3):  # codes 1..3 unused for 3 steps: not yet dead
+        vq(zq, g)
+    assert torch.allclose(vq.codebook[1:], before[1:])
+    assert vq.window_stats()[0] == 1 and vq.usage() == pytest.approx(0.25)
+    vq(zq, g)  # 4th step: unused for a whole window -> restarted at the batch encodings
+    assert ((vq.codebook[1:] @ zq.t()).max(dim=1).values > 0.99).all()
+    used, ppl = vq.window_stats()
+    assert used == 1 and ppl == pytest.approx(1.0)  # restarts are not counted as use

@@ -111,7 +111,8 @@ class _PoisonAfter:
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, corpus):
     with pytest.raises(NonFiniteLoss, match="stage 1 step 5.*last good checkpoint"):
-        pretrain(_PoisonAfter(corpus, 4), tmp_path / "run", MICRO, progress=False)
+        # 1 batch read for the target statistics, then 4 good steps
+        pretrain(_PoisonAfter(corpus, 5), tmp_path / "run", MICRO, progress=False)
     ck = load_checkpoint(tmp_path / "run")
     assert ck.state["stage"] == 1 and ck.state["step"] == 4
     assert all(np.isfinite(v.numpy()).all() for v in ck.weights.values() if v.is_floating_point())
@@ -123,3 +124,23 @@ def test_mixed_corpora(tmp_path, corpus):
     assert len(r.history) == 2
     with pytest.raises(DataError, match="token shape"):
         pretrain([corpus, synthetic_corpus(3, n_channels=5, token_len=20)], tmp_path / "x", MICRO, progress=False)
+
+
+WARM = PretrainConfig(MICRO.model, TrainConfig(**{**MICRO.train.__dict__, "vq_warmup_steps": 2, "kmeans_batches": 2}))
+
+
+def test_vq_warmup_then_kmeans_and_exact_resume(tmp_path, corpus):
+    full = pretrain(corpus, tmp_path / "full", WARM, stage=1, progress=False)
+    assert [h["quantized"] for h in full.history] == [0, 0, 1, 1, 1, 1]
+    assert all(h["codes_used"] == 0 and h["commit_loss"] == 0 for h in full.history[:2])
+    assert all(1 <= h["codes_used"] <= 16 and h["perplexity"] >= 1 for h in full.history[2:])
+    assert all(h["rec_base"] > 0 for h in full.history)
+
+    def interrupt(row):
+        if row["step"] == 2:  # stopped before the codebook is initialised
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(corpus, tmp_path / "cut", WARM, stage=1, progress=False, on_step=interrupt)
+    rest = pretrain(corpus, tmp_path / "cut", WARM, stage=1, progress=False, resume=True)
+    assert _losses(rest) == _losses(full)[2:]

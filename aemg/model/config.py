@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from ..errors import ConfigError
+from .targets import _check_edges
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,16 @@ class ModelConfig:
         Weight of the commitment loss ||z - sg(q)||^2 on unit vectors.
     ema_decay : float
         Decay of the EMA codebook updates.
-    dead_code_threshold : float
-        A code whose EMA usage (expected assignments per step) falls below this is restarted
-        from a random encoder output.
+    usage_window : int
+        Steps of the code-usage window: a code not chosen in the last ``usage_window`` steps is
+        restarted from an encoding of the current batch; "codes used" and the logged perplexity
+        are counted over the same window.
+    token_rate : float
+        Sampling rate of the tokens, Hz (a new run takes it from its corpus; 500 = standard).
+    envelope_windows : int
+        Sub-windows W of the stage-1 envelope target (see aemg.model.targets).
+    band_edges_hz : tuple of float
+        Band edges (Hz) of the stage-1 spectrum target, B + 1 values.
     vq_depth, decoder_depth : int
         Transformer blocks of the stage-1 encoder and of the reconstruction decoder.
     mask_ratio : float
@@ -77,7 +86,10 @@ class ModelConfig:
     code_dim: int = 32
     commitment: float = 0.25
     ema_decay: float = 0.99
-    dead_code_threshold: float = 0.05
+    usage_window: int = 50
+    token_rate: float = 500.0
+    envelope_windows: int = 5
+    band_edges_hz: tuple = (10.0, 30.0, 60.0, 100.0, 150.0, 250.0)
     vq_depth: int = 2
     decoder_depth: int = 2
     mask_ratio: float = 0.5
@@ -86,7 +98,7 @@ class ModelConfig:
     def __post_init__(self):
         for f in ("token_len", "d_model", "depth", "heads", "mlp_dim", "conv_channels", "conv_kernel",
                   "channel_dim", "pool_heads", "max_tokens", "codebook_size", "code_dim", "vq_depth",
-                  "decoder_depth"):
+                  "decoder_depth", "usage_window", "envelope_windows"):
             if int(getattr(self, f)) < 1:
                 raise ConfigError(f"model.{f}={getattr(self, f)!r}: must be a positive integer")
         if self.d_model % self.heads:
@@ -99,6 +111,12 @@ class ModelConfig:
             raise ConfigError(f"model.ema_decay={self.ema_decay}: must be in (0, 1)")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout={self.dropout}: must be in [0, 1)")
+        if not (math.isfinite(self.token_rate) and self.token_rate > 0):
+            raise ConfigError(f"model.token_rate={self.token_rate!r}: must be a positive rate in Hz")
+        try:
+            object.__setattr__(self, "band_edges_hz", _check_edges(self.band_edges_hz))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"model.band_edges_hz={self.band_edges_hz!r}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -115,7 +133,14 @@ class TrainConfig:
         AdamW learning rate (cosine decay to 10 % after linear warm-up), weight decay, warm-up
         steps, gradient-norm clip (0 = off).
     kmeans_iters : int
-        Spherical k-means iterations that initialise the codebook on the first batch.
+        Spherical k-means iterations that initialise the codebook.
+    vq_warmup_steps : int
+        Stage-1 steps trained without quantisation (the decoder reads the unit encodings), so the
+        k-means initialisation sees trained, not random, encoder outputs.
+    kmeans_batches : int
+        Batches whose encodings initialise the codebook (the last ones before quantisation starts,
+        re-encoded with the current weights) and whose targets set the standardisation statistics
+        (the first ones).
     log_every, checkpoint_every : int
         Steps between CSV log rows and between checkpoints.
     amp : bool
@@ -130,15 +155,17 @@ class TrainConfig:
     warmup_steps: int = 20
     grad_clip: float = 1.0
     kmeans_iters: int = 10
+    vq_warmup_steps: int = 0
+    kmeans_batches: int = 1
     log_every: int = 10
     checkpoint_every: int = 100
     amp: bool = True
 
     def __post_init__(self):
-        for f in ("stage1_steps", "stage2_steps", "warmup_steps", "kmeans_iters"):
+        for f in ("stage1_steps", "stage2_steps", "warmup_steps", "kmeans_iters", "vq_warmup_steps"):
             if int(getattr(self, f)) < 0:
                 raise ConfigError(f"train.{f}={getattr(self, f)!r}: must be >= 0")
-        for f in ("batch_size", "log_every", "checkpoint_every"):
+        for f in ("batch_size", "log_every", "checkpoint_every", "kmeans_batches"):
             if int(getattr(self, f)) < 1:
                 raise ConfigError(f"train.{f}={getattr(self, f)!r}: must be >= 1")
         if not self.lr > 0:
@@ -193,19 +220,19 @@ PRESETS: dict[str, PretrainConfig] = {
                     channel_dim=32, pool_heads=4, codebook_size=256, code_dim=32, vq_depth=2,
                     decoder_depth=1),
         TrainConfig(stage1_steps=300, stage2_steps=300, batch_size=32, lr=1e-3, warmup_steps=20,
-                    checkpoint_every=100)),
+                    checkpoint_every=100, vq_warmup_steps=30, kmeans_batches=8)),
     "base": PretrainConfig(
         ModelConfig(name="base", d_model=256, depth=6, heads=8, mlp_dim=1024, conv_channels=16,
                     channel_dim=64, pool_heads=4, codebook_size=8192, code_dim=64, vq_depth=4,
-                    decoder_depth=2, dropout=0.1),
+                    decoder_depth=2, dropout=0.1, usage_window=200),
         TrainConfig(stage1_steps=20000, stage2_steps=50000, batch_size=64, lr=5e-4, warmup_steps=1000,
-                    checkpoint_every=1000, log_every=50)),
+                    checkpoint_every=1000, log_every=50, vq_warmup_steps=500, kmeans_batches=16)),
     "large": PretrainConfig(
         ModelConfig(name="large", d_model=512, depth=12, heads=16, mlp_dim=2048, conv_channels=32,
                     channel_dim=128, pool_heads=8, codebook_size=8192, code_dim=64, vq_depth=6,
-                    decoder_depth=2, dropout=0.1),
+                    decoder_depth=2, dropout=0.1, usage_window=200),
         TrainConfig(stage1_steps=30000, stage2_steps=100000, batch_size=128, lr=3e-4, warmup_steps=2000,
-                    checkpoint_every=1000, log_every=50)),
+                    checkpoint_every=1000, log_every=50, vq_warmup_steps=1000, kmeans_batches=16)),
 }
 
 

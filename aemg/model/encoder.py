@@ -35,6 +35,10 @@ class TokenEncoder(nn.Module):
     feature maps to ``channel_dim``. The channel's spatial embedding (from its angle and z) and its log
     energy are added, so position on the forearm and amplitude are not lost. Learned queries then
     attend over the channels (``pool_heads`` heads) and the pooled vector is mapped to d_model.
+    A direct path carries the spatial energy pattern, which attention pooling (a weighted average)
+    blurs: ``sum_c (log e_c - mean_c log e) S(angle_c, z_c) / sqrt(C)`` with ``S`` a learned
+    spatial embedding (a learned "Fourier transform" of the energy map over the electrode
+    positions, any channel count), plus a linear map of the mean log energy.
 
     ``forward(payload (B, N, C, L), energy (B, N, C), angles (C,), z (C,)) -> (B, N, d_model)``.
     """
@@ -52,6 +56,8 @@ class TokenEncoder(nn.Module):
         self.key = nn.Linear(cfg.channel_dim, cfg.channel_dim)
         self.value = nn.Linear(cfg.channel_dim, cfg.channel_dim)
         self.out = nn.Linear(cfg.channel_dim, cfg.d_model)
+        self.energy_map = SpatialEmbedding(cfg.d_model, cfg.geometry_freqs)
+        self.level_proj = nn.Linear(1, cfg.d_model)
 
     def channel_features(self, payload, energy, angles, z) -> torch.Tensor:
         """Per-channel features, (B, N, C, channel_dim)."""
@@ -70,4 +76,7 @@ class TokenEncoder(nn.Module):
         scores = torch.einsum("bnchd,hd->bnhc", k, self.query) / (Dc // H) ** 0.5
         w = scores.softmax(dim=-1)  # (B, N, H, C)
         pooled = torch.einsum("bnhc,bnchd->bnhd", w, v).reshape(B, N, Dc)
-        return self.out(pooled)
+        loge = torch.log(energy.float().clamp_min(0) + 1e-6)  # (B, N, C)
+        level = loge.mean(dim=-1, keepdim=True)
+        pattern = torch.einsum("bnc,cd->bnd", (loge - level).to(h.dtype), self.energy_map(angles, z)) / C ** 0.5
+        return self.out(pooled) + pattern + self.level_proj(level.to(h.dtype))

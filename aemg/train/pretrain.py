@@ -21,6 +21,7 @@ import torch
 from ..errors import AemgError, ConfigError
 from ..model import AEMG
 from ..model.config import PretrainConfig, preset
+from ..model.targets import TARGET_PARTS
 from ..model.vq import perplexity
 from . import ddp
 from .checkpoint import (MODEL_FILE, check_compatible, has_checkpoint, load_checkpoint, load_weights,
@@ -29,8 +30,16 @@ from .data import batch_indices, check_corpus, geometry, local_share, mix_corpor
 
 log = logging.getLogger("aemg.train")
 
-LOG_COLUMNS = ("stage", "step", "loss", "rec_loss", "energy_loss", "commit_loss", "perplexity", "usage",
-               "accuracy", "lr", "tokens", "tokens_per_s", "elapsed_s")
+LOG_COLUMNS = ("stage", "step", "loss", "rec_loss", "rec_base", "spatial_loss", "spatial_base", "level_loss",
+               "level_base", "envelope_loss", "envelope_base", "spectrum_loss", "spectrum_base", "commit_loss",
+               "quantized", "codes_used", "usage", "perplexity", "batch_perplexity", "accuracy", "majority_acc",
+               "lr", "tokens", "tokens_per_s", "elapsed_s")
+#: Stage-1 columns: ``*_loss`` the standardised squared error of each target part (aemg.model.targets),
+#: ``*_base`` the same for predicting the batch mean; ``codes_used`` codes chosen in the last
+#: ``model.usage_window`` steps, ``usage`` = codes_used / K, ``perplexity`` over that window,
+#: ``batch_perplexity`` of this step's batch; ``quantized`` 0 during the VQ warm-up.
+#: Stage 2: ``accuracy`` masked-token accuracy, ``majority_acc`` the accuracy of predicting the
+#: batch's most frequent target code (a hindsight, hence generous, trivial baseline).
 
 
 class NonFiniteLoss(AemgError, RuntimeError):
@@ -171,6 +180,10 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
     if not resume and not has_checkpoint(out) and L > 0 and cfg.model.token_len != L:
         log.info("model.token_len %d -> %d (the corpus's token length)", cfg.model.token_len, L)
         cfg = replace(cfg, model=replace(cfg.model, token_len=L))
+    rate = float(getattr(corpus, "rate", 0.0) or 0.0)
+    if rate > 0 and cfg.model.token_rate != rate:  # always: a resumed run must see the same corpus rate
+        log.info("model.token_rate %g -> %g Hz (the corpus's rate)", cfg.model.token_rate, rate)
+        cfg = replace(cfg, model=replace(cfg.model, token_rate=rate))
     check_corpus(corpus, cfg.model.max_tokens, cfg.model.token_len, str(where))
     angles, z = geometry(corpus, dev)
 
@@ -235,6 +248,16 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
                 bar = tqdm(total=total, initial=start, desc=f"stage {s}", unit="step", dynamic_ncols=True)
             state.update(stage=s, step=start)
             last_ck = None
+
+            def local_batch(k: int) -> dict:
+                """This process's share of the global batch of step ``k`` of stage ``s``."""
+                return to_tensors(corpus.batch(local_share(
+                    batch_indices(corpus.n_sentences, cfg.train.batch_size, seed, s, k), info)), dev)
+
+            m_init = cfg.train.kmeans_batches
+            vq_start = min(cfg.train.vq_warmup_steps, max(total - 1, 0))  # quantise from this step on
+            if s == 1 and not bool(model.targets_ready):
+                model.init_target_stats([local_batch(k) for k in range(m_init)])
             for step in range(start, total):
                 t0 = time.perf_counter()
                 gidx = batch_indices(corpus.n_sentences, cfg.train.batch_size, seed, s, step)
@@ -245,9 +268,15 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
                 lr = _lr(cfg, step, total)
                 for g in opt.param_groups:
                     g["lr"] = lr
-                if s == 1 and not bool(model.quantizer.initialised):
+                quantize = s == 2 or step >= vq_start
+                if s == 1 and quantize and not bool(model.quantizer.initialised):
+                    # k-means on the current encoder's outputs of this and the previous batches
                     with torch.no_grad():
-                        zc = model.encode_codes(batch, angles, z)[batch["mask"]]
+                        was = model.vq_encoder.training
+                        model.vq_encoder.eval()
+                        pool = [batch] + [local_batch(k) for k in range(max(0, step - m_init + 1), step)]
+                        zc = torch.cat([model.encode_codes(b, angles, z)[b["mask"]] for b in pool])
+                        model.vq_encoder.train(was)
                     model.quantizer.initialise(zc, cfg.train.kmeans_iters, gen)
                 if s == 2:
                     masked = model.sample_mask(batch["mask"], [_step_seed(seed, s, step, i) for i in lidx])
@@ -255,10 +284,10 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
                 else:
                     extra = gen
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-                    out = net(s, batch, angles, z, extra)
+                    out = net(s, batch, angles, z, extra, quantize=quantize)
                 if s == 1:
                     n = max(n_real, 1.0)
-                    loss_sum = out["rec_sum"] + out["energy_sum"] + cfg.model.commitment * out["commit_sum"]
+                    loss_sum = out["rec_sum"] + cfg.model.commitment * out["commit_sum"]
                 else:
                     n = max(ddp.all_reduce_sum(out["n_tokens"].float()).item(), 1.0)
                     loss_sum = out["ce_sum"]
@@ -280,12 +309,17 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
                        "tokens_per_s": n_real / dt if dt > 0 else float("nan"),
                        "elapsed_s": time.perf_counter() - t_start}
                 if s == 1:
-                    row.update(rec_loss=ddp.all_reduce_sum(out["rec_sum"]).item() / n,
-                               energy_loss=ddp.all_reduce_sum(out["energy_sum"]).item() / n,
-                               commit_loss=ddp.all_reduce_sum(out["commit_sum"]).item() / n,
-                               perplexity=perplexity(out["counts"]), usage=model.quantizer.usage())
+                    sums = {k: ddp.all_reduce_sum(v.detach().float()).item() / n for k, v in out.items()
+                            if k.endswith("_sum")}
+                    used, ppl = model.quantizer.window_stats() if quantize else (0, 0.0)
+                    row.update({k[:-4] + ("" if k.endswith("_base_sum") else "_loss"): v for k, v in sums.items()})
+                    row.update(rec_base=sum(sums[p + "_base_sum"] for p in TARGET_PARTS), quantized=int(quantize),
+                               codes_used=used, usage=used / cfg.model.codebook_size, perplexity=ppl,
+                               batch_perplexity=perplexity(out["counts"]))
                 else:
-                    row.update(accuracy=ddp.all_reduce_sum(out["correct"].float()).item() / n)
+                    counts = ddp.all_reduce_sum(out["target_counts"].float())
+                    row.update(accuracy=ddp.all_reduce_sum(out["correct"].float()).item() / n,
+                               majority_acc=float(counts.max()) / n)
                 result.history.append(row)
                 state.update(step=step + 1, tokens=tokens_total)
                 if step + 1 == total and s == 1:
