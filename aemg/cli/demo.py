@@ -32,15 +32,18 @@ class DemoState:
     synthetic: dict[str, Any] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
     #: pre-training: steps of each stage and sentences per step (tiny preset otherwise)
-    pretrain_steps: int = 100
+    pretrain_steps: int = 150
     pretrain_batch: int = 16
+    #: torch intra-op threads while the demo runs (1: on a shared 2-core machine 2 threads made
+    #: pre-training and fine-tuning 4-5x slower than 1; see docs/notes/eval.md)
+    torch_threads: int = 1
     #: evaluation: methods, protocols, few-shot shares, per-method options, seed
     methods: tuple[str, ...] = ("lda", "lda-log-subjnorm", "aemg-probe", "aemg-finetune", "aemg-scratch",
                                 "window-transformer")
     protocols: tuple[str, ...] = ("loso", "fewshot")
     shares: tuple[float, ...] = (0.25, 0.5)
     method_options: dict[str, dict] = field(default_factory=lambda: {
-        m: {"epochs": 8} for m in ("aemg-finetune", "aemg-scratch", "window-transformer")})
+        m: {"epochs": 6} for m in ("aemg-finetune", "aemg-scratch", "window-transformer")})
     seed: int = 0
 
 
@@ -166,10 +169,16 @@ def run_demo(out: str | Path, *, workers: int | None = None, progress: bool = Tr
     state = DemoState(Path(out), workers=workers, progress=progress, **settings)
     state.out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
-    for i, step in enumerate(STEPS, 1):
-        t0 = time.perf_counter()
-        line = step.run(state)
-        echo(f"[{i}/{len(STEPS)}] {step.name}: {line} ({time.perf_counter() - t0:.1f} s)")
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(state.torch_threads)))
+    try:
+        for i, step in enumerate(STEPS, 1):
+            t0 = time.perf_counter()
+            line = step.run(state)
+            echo(f"[{i}/{len(STEPS)}] {step.name}: {line} ({time.perf_counter() - t0:.1f} s)")
+    finally:
+        torch.set_num_threads(threads)
     echo(f"demo done in {time.perf_counter() - t_all:.1f} s; outputs in {state.out}")
     if "report" in state.results:
         echo(f"report: {state.results['report'] / 'results.md'}")

@@ -1,0 +1,217 @@
+"""AEMG downstream methods (aemg.eval.aemg_methods): probe, fine-tune, scratch, window Transformer.
+
+One tiny synthetic archive (3 subjects, rest + 2 gestures x 2 repetitions) is rectified, tokenized
+and pre-trained for a few steps once per module; every test reuses it.
+"""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from aemg.cli import main
+from aemg.data.pipeline import rectify_dataset
+from aemg.embed import _sentences_from_recordings
+from aemg.errors import ConfigError, DataError
+from aemg.eval import evaluate, get_method, load_trials, loso_folds
+from aemg.eval.aemg_methods import (AEMG_METHODS, calibrate, load_run, prepare_calibration, state_sha256,
+                                    trial_sentences)
+from aemg.tokenizer.corpus import open_corpus, tokenize_archive
+from aemg.tokenizer.tokens import TokenizerConfig
+from aemg.train import load_checkpoint, pretrain
+
+SYNTHETIC = {"n_subjects": 3, "n_gestures": 2, "repetitions": 2}
+FAST = {"aemg-finetune": {"epochs": 1}, "aemg-scratch": {"epochs": 1}, "window-transformer": {"epochs": 1}}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small models on a shared 2-core machine: 1 torch thread is 4x faster than 2 here."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, one_thread):
+    root = tmp_path_factory.mktemp("aemg_eval")
+    rectify_dataset("synthetic", root / "archive", reader_options=SYNTHETIC, workers=1, progress=False)
+    tokenize_archive(root / "archive", root / "corpus", workers=1, progress=False)
+    torch.manual_seed(0)
+    pretrain(open_corpus(root / "corpus"), root / "run", "tiny", steps=2, batch_size=8, progress=False,
+             device="cpu")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trials(setup):
+    """Shared by the tests (so is its cache of sentences and embeddings); tests only take subsets."""
+    return load_trials(setup / "archive")
+
+
+def options(run, **extra):
+    out = {m: {"run": str(run), **FAST.get(m, {})} for m in AEMG_METHODS}
+    for m, kw in extra.items():
+        out[m].update(kw)
+    return out
+
+
+def test_every_method_runs_loso_and_fewshot(setup, trials):
+    res = evaluate(trials, list(AEMG_METHODS), ["loso", "fewshot"], shares=[0.5], subjects=["s00", "s02"],
+                   method_options=options(setup / "run"))
+    rows = {(r["method"], r["protocol"], r["subject"]) for r in res.folds}
+    assert rows == {(m, p, s) for m in AEMG_METHODS for p in ("loso", "fewshot") for s in ("s00", "s02")}
+    for r in res.folds:
+        assert r["n_test"] == (6 if r["protocol"] == "loso" else 3)
+    for (name, protocol, share), conf in res.confusion.items():  # every test trial has tokens here,
+        assert conf.shape == (3, 3)                                # so every one got a class
+        assert conf.sum() == sum(r["n_test"] for r in res.folds if (r["method"], r["protocol"]) == (name, protocol))
+    assert {r["method"] for r in res.summary()} == set(AEMG_METHODS)
+
+
+def test_probe_options_and_training_only_statistics(setup, trials):
+    fold = loso_folds(trials)[0]
+    train, test = trials.subset(fold.train), trials.subset(fold.test)
+    for kw in ({"pooling": "cls"}, {"classifier": "lda"}, {}):
+        probe = get_method("aemg-probe", run=str(setup / "run"), **kw)
+        probe.prepare(trials)
+        probe.fit(train)
+        feats, _ = probe.embeddings(train)
+        np.testing.assert_allclose(probe.mean_, feats.mean(axis=0))  # training subjects only
+        pred = probe.predict(test.without_labels()).trial
+        assert pred.shape == (len(test),) and set(pred.tolist()) <= {0, 1, 2}
+    mean_tokens, cls_tokens = (get_method("aemg-probe", run=str(setup / "run"), pooling=p).embeddings(train)[0]
+                               for p in ("mean", "cls"))
+    assert not np.allclose(mean_tokens, cls_tokens)
+
+
+@pytest.mark.parametrize("name", ["aemg-finetune", "aemg-scratch", "window-transformer"])
+def test_supervised_methods_are_seeded(setup, trials, name):
+    fold = loso_folds(trials)[1]
+    train, test = trials.subset(fold.train), trials.subset(fold.test).without_labels()
+    opts = options(setup / "run")[name]
+    if name != "aemg-finetune":
+        opts.pop("run")  # no run: tiny preset, default tokenizer settings
+    a, b, c = (get_method(name, **opts).fit(train, seed=s) for s in (3, 3, 4))
+    assert state_sha256(a.backbone_) == state_sha256(b.backbone_)
+    np.testing.assert_array_equal(a.head_.weight.detach().numpy(), b.head_.weight.detach().numpy())
+    np.testing.assert_array_equal(a.predict(test).trial, b.predict(test).trial)
+    assert state_sha256(a.head_) != state_sha256(c.head_)
+    if name == "aemg-finetune":  # every seed starts from the same pre-trained weights
+        assert a.initial_sha256_ == c.initial_sha256_
+    else:
+        assert a.initial_sha256_ != c.initial_sha256_
+
+
+def test_folds_start_from_the_same_pretrained_weights(setup, trials):
+    run = load_run(setup / "run")
+    before = state_sha256(run.model.backbone)
+    assert before == run.backbone_sha256
+    starts, ends = [], []
+    for fold in loso_folds(trials):
+        m = get_method("aemg-finetune", run=str(setup / "run"), epochs=1).fit(trials.subset(fold.train))
+        starts.append(m.initial_sha256_)
+        ends.append(state_sha256(m.backbone_))
+    assert starts == [before] * 3  # a fresh copy each fold...
+    assert len(set(ends)) == 3 and before not in ends  # ...trained apart,
+    assert state_sha256(run.model.backbone) == before  # and the loaded run is never touched
+    saved = load_checkpoint(setup / "run").weights
+    assert all(torch.equal(saved[f"backbone.{k}"], v) for k, v in run.model.backbone.state_dict().items())
+
+
+def test_eval_tokens_equal_the_pretraining_corpus_and_embed(setup, trials):
+    """Rest calibration prepared on the whole set gives the corpus's sentences exactly (also for the
+    test subject whose labels are hidden in a fold); aemg.embed on the archive agrees too."""
+    corpus = open_corpus(setup / "corpus")
+    want = {s["key"]: corpus.sentence(i) for i, s in enumerate(corpus.sentences)}
+    config = TokenizerConfig()
+    prepare_calibration(trials, config)
+    test = trials.subset(loso_folds(trials)[0].test).without_labels()
+    info = load_checkpoint(setup / "run").state["data"]
+    from aemg.data.archive import open_archive
+    embedded = {s.key: s for s in _sentences_from_recordings(open_archive(setup / "archive"), info, rectified=True)}
+    for got in (trial_sentences(trials, config), trial_sentences(test, config), list(embedded.values())):
+        assert got
+        for s in got:
+            ref = want[s.key]
+            np.testing.assert_array_equal(s.onset_in_trial_s, ref.onset_in_trial_s)
+            np.testing.assert_allclose(s.payload, ref.payload, atol=1e-6)
+    assert sum(s.n_tokens for s in embedded.values()) == corpus.n_tokens
+    # the strict option uses no label: robust levels, and other events than the corpus's here
+    robust = dataclasses.replace(config, calibration="robust")
+    assert calibrate(trials, robust) == [None] * len(trials)
+    assert all(isinstance(v, float) for v in calibrate(trials, config))
+    strict = trial_sentences(trials, robust)
+    assert any(not np.array_equal(s.onset_in_trial_s, want[s.key].onset_in_trial_s) for s in strict)
+    hidden = calibrate(trials.without_labels(), config)  # without labels nothing selects rest trials
+    assert hidden == [None] * len(trials)
+
+
+def test_window_transformer_uses_fixed_windows(setup, trials):
+    m = get_method("window-transformer", epochs=1)
+    sents = m.sentences(trials)
+    L = 125
+    for x, s in zip(trials.data, sents):
+        assert s.n_tokens == x.shape[1] // L and not s.events.size
+        np.testing.assert_allclose(s.onset_in_trial_s, np.arange(s.n_tokens) * L / trials.rate)
+
+
+# -- bad input ---------------------------------------------------------------------------------
+def test_one_subject_loso_is_refused(setup, trials):
+    one = trials.subset(np.flatnonzero(trials.subjects == "s00"))
+    with pytest.raises(DataError, match="LOSO needs at least 2 subjects, found 1"):
+        evaluate(one, ["aemg-probe"], ["loso"], method_options=options(setup / "run"))
+
+
+def test_class_missing_from_training_is_noted_and_counted_as_error(setup, trials):
+    # only s00 keeps class 2: its LOSO fold has test trials of a class no training subject shows
+    keep = np.flatnonzero((trials.labels != 2) | (trials.subjects == "s00"))
+    sub = trials.subset(keep)
+    res = evaluate(sub, ["aemg-probe", "aemg-scratch"], ["loso"], subjects=["s00"],
+                   method_options=options(setup / "run"))
+    assert any("gesture2" in n and "absent from training" in n for n in res.notes)
+    for name in ("aemg-probe", "aemg-scratch"):
+        row = next(r for r in res.folds if r["method"] == name)
+        assert "absent from training" in row["notes"] and row["n_test"] == 6
+        conf = res.confusion[(name, "loso", None)]
+        assert conf[2, 2] == 0 and conf[2].sum() == 2  # never predicted, counted as errors
+
+
+def test_fewshot_share_below_one_trial_per_class(setup, trials):
+    opts = options(setup / "run")
+    with pytest.raises(ConfigError, match="smallest usable share for this subject is 0.25"):
+        evaluate(trials, ["aemg-probe"], ["fewshot"], shares=[0.1], too_small="error", method_options=opts)
+    skipped = evaluate(trials, ["aemg-probe"], ["fewshot"], shares=[0.1, 0.5], method_options=opts)
+    assert any("0.1 skipped" in n for n in skipped.notes) and {r["share"] for r in skipped.folds} == {0.5}
+    one = evaluate(trials, ["aemg-probe"], ["fewshot"], shares=[0.1], too_small="one", method_options=opts)
+    assert {r["actual_share"] for r in one.folds} == {0.5} and len(one.folds) == 3
+
+
+def test_checkpoint_token_settings_differ_from_the_data(setup, trials):
+    run = str(setup / "run")
+    slow = load_trials(setup / "archive", rate=250)
+    for name in ("aemg-probe", "aemg-finetune"):
+        with pytest.raises(ConfigError, match=r"16 channels x 125 samples \(0.25 s at 500 Hz\).*16 channels "
+                                              r"at 250 Hz \(tokens of 62 samples\)"):
+            evaluate(slow, [name], ["loso"], method_options=options(setup / "run"))
+    half = dataclasses.replace(trials, data=[x[:8] for x in trials.data], cache={})
+    with pytest.raises(ConfigError, match="16 channels x 125 samples.*have 8 channels at 500 Hz"):
+        get_method("aemg-probe", run=run).prepare(half)
+    with pytest.raises(ConfigError, match="aemg-probe needs a pre-trained run"):
+        get_method("aemg-probe")
+    with pytest.raises(DataError, match="no such run"):
+        get_method("aemg-probe", run=str(setup / "nowhere")).prepare(trials)
+    # without pre-training the architecture follows the data: no mismatch
+    assert get_method("aemg-scratch", epochs=1).fit(slow.subset(np.arange(12))).backbone_ is not None
+
+
+def test_evaluate_cli_with_checkpoint(setup, tmp_path, capsys):
+    code = main(["evaluate", str(setup / "archive"), "--out", str(tmp_path / "rep"), "--methods",
+                 "lda,aemg-probe,aemg-finetune", "--checkpoint", str(setup / "run"), "--method-options",
+                 '{"aemg-finetune": {"epochs": 1}}', "--subjects", "s01", "--no-plots"])
+    out = capsys.readouterr().out
+    assert code == 0 and "aemg-probe" in out and "aemg-finetune" in out
+    assert (tmp_path / "rep" / "confusion_aemg-probe_loso.csv").is_file()
+    assert main(["evaluate", str(setup / "archive"), "--out", str(tmp_path / "r2"), "--methods", "aemg-probe"]) == 2
+    assert "needs a pre-trained run" in capsys.readouterr().err
