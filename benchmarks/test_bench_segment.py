@@ -60,7 +60,7 @@ def signal(quick):
 
 def _best_times(fns: dict, quick: bool) -> dict:
     """Best seconds per call of each function, in interleaved rounds (the guard compares ratios)."""
-    return harness.interleaved_best(fns, repeat=7, min_time=0.03 if quick else 0.3)
+    return harness.interleaved_best(fns, repeat=15 if quick else 7, min_time=0.03 if quick else 0.3)
 
 
 def _record(op, times, x, mem, base="numpy-vectorised", **extra):
