@@ -41,7 +41,7 @@ def code_usage(model, corpus, device="cpu", batch_size=64) -> tuple[np.ndarray, 
 
 
 def plot_vocab(model, corpus, out, *, top: int = 24, device="cpu") -> Path:
-    """Write a PNG: the ``top`` most used prototypes (channels x samples) with their share per
+    """Write a PNG: the ``top`` most used prototypes (channels x 50 ms windows of log RMS) with their share per
     group, and a usage heat map of every code per dataset/device (atomically)."""
     import os
     import tempfile
