@@ -11,6 +11,7 @@
 #   JOBS      heavy processes at once (default 2: the shared box has 2 cores)
 #   SUBJECTS_COTEALLARD / SUBJECTS_3DC / SUBJECTS_UCI   test subjects of the slow methods
 #             (aemg-finetune, aemg-scratch, window-transformer); default: a documented subset
+#   ONLY      evaluation datasets to process (default "coteallard 3dc uci_myo")
 #   EPOCHS    epochs of the slow methods (default 10 = the methods' default)
 # Every process runs under `nice` with one torch / BLAS thread (OMP_NUM_THREADS=1: torch reads
 # it at start-up for its intra-op pool); wall / CPU times land in $RES/logs/<name>.time.
@@ -36,7 +37,8 @@ REPORTS=$RES/reports    # evaluation reports
 LOGS=$RES/logs
 mkdir -p "$ARCH" "$CORPUS" "$RUNS" "$REPORTS" "$LOGS"
 
-DATASETS=(coteallard 3dc uci_myo)          # evaluated
+# shellcheck disable=SC2206
+DATASETS=(${ONLY:-coteallard 3dc uci_myo})  # evaluated (ONLY="3dc uci_myo" restricts every step)
 CORPORA=(coteallard 3dc uci_myo libemg_myo) # pre-training material
 # Cote-Allard: first session of all 40 subjects (1,120 trials, as the issue's baselines).
 declare -A SESSIONS=([coteallard]="--sessions training0" [3dc]="" [uci_myo]="")
@@ -73,11 +75,13 @@ step_corpora() {
 }
 
 step_pretrain() {
-    local d
+    local d resume
     for d in "${DATASETS[@]}"; do
+        resume=()
+        [[ -e $RUNS/for_$d/latest.json ]] && resume=(--resume)   # continue an interrupted run
         # shellcheck disable=SC2046
         run "pretrain_for_$d" "$AEMG" pretrain $(others "$d") --out "$RUNS/for_$d" --preset tiny \
-            --seed 0 --device cpu --no-progress --resume
+            --seed 0 --device cpu --no-progress "${resume[@]}"
     done
     wait
 }

@@ -61,7 +61,22 @@ def tables(reports: Path) -> str:
             out.append(f"| {label} ({n}) | " + " | ".join(_cell(cells[h], scale) if h in cells else ""
                                                        for h in head) + " |")
         out.append("")
+        out.append(_seconds(reports, dataset))
     return "\n".join(out)
+
+
+def _seconds(reports: Path, dataset: str) -> str:
+    """Summed fold seconds (fit + predict, from folds.csv) per report, method and protocol."""
+    parts = []
+    for path in sorted(reports.glob(f"{dataset}_*/folds.csv")):
+        totals: dict[tuple, list] = {}
+        for r in csv.DictReader(path.open()):
+            t = totals.setdefault((r["method"], r["protocol"]), [0.0, 0])
+            t[0] += float(r["seconds"] or 0)
+            t[1] += 1
+        parts += [f"{m} {p} [{path.parent.name[len(dataset) + 1:]}]: {t:.0f} s / {n} folds"
+                  for (m, p), (t, n) in totals.items()]
+    return "Fold seconds (fit + predict, summed): " + "; ".join(parts) + ".\n"
 
 
 if __name__ == "__main__":
