@@ -52,6 +52,7 @@ import h5py
 import numpy as np
 
 from .._version import __version__
+from .._io import atomic_write, check_format, fsync_dir, fsync_file, read_json
 from ..errors import ConfigError, DataError
 from .devices import device_from_dict
 from .recording import Recording
@@ -97,47 +98,9 @@ def _dumps(obj: Any, **kw) -> str:
     return json.dumps(obj, default=_json_default, **kw)
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file, fsync and rename: readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(path, "missing (not an aemg archive, or created by an interrupted run "
-                              "before its first commit)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(path, f"corrupt JSON ({exc})") from None
+    return read_json(path, missing="missing (not an aemg archive, or created by an interrupted run "
+                                   "before its first commit)")
 
 
 def index_row(rec: Recording, shard: str, group: str) -> dict[str, Any]:
@@ -202,9 +165,9 @@ def write_shard(path: Path, recordings: Sequence[Recording], *, compression: str
                              compression=compression if chunked else None)
         f.create_dataset("layout", data=layout)
         f.create_dataset("headers", data=meta)
-    _fsync_file(tmp)
+    fsync_file(tmp)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 class _ShardTable:
@@ -351,7 +314,7 @@ class ArchiveWriter:
             self.shard_dir.mkdir(parents=True, exist_ok=True)
             manifest.setdefault("created", datetime.datetime.now(datetime.timezone.utc)
                                 .isoformat(timespec="seconds"))
-            atomic_write_text(manifest_path, _dumps(manifest, indent=1) + "\n")
+            atomic_write(manifest_path, _dumps(manifest, indent=1) + "\n")
             self.manifest = manifest
             self.resumed = False
         self.shard_dir.mkdir(exist_ok=True)
@@ -444,10 +407,10 @@ class ArchiveWriter:
     def _write_index(self) -> None:
         state = {"format": FORMAT, "version": VERSION, "complete": self.complete,
                  "sources": self.sources, "recordings": self.rows}
-        atomic_write_text(self.path / INDEX, _dumps(state, separators=(",", ":")) + "\n")
+        atomic_write(self.path / INDEX, _dumps(state, separators=(",", ":")) + "\n")
         errors = "".join(_dumps({"source": s["source"], "problem": s["error"]}) + "\n"
                          for s in self.sources if s["error"] is not None)
-        atomic_write_text(self.path / ERRORS, errors)
+        atomic_write(self.path / ERRORS, errors)
 
 
 # -- reading -----------------------------------------------------------------------------------------
@@ -468,12 +431,7 @@ class Archive:
                 raise DataError(where, "not an aemg archive (no manifest.json)" if self.path.is_dir()
                                 else "archive folder not found")
             manifest = _read_json(self.path / MANIFEST)
-            if manifest.get("format") != FORMAT:
-                raise DataError(self.path / MANIFEST, f"not an aemg archive (format {manifest.get('format')!r})")
-            if manifest.get("version") not in READ_VERSIONS:
-                raise DataError(self.path / MANIFEST, f"archive format version {manifest.get('version')} "
-                                                       f"is not supported (this aemg reads versions "
-                                                       f"{', '.join(map(str, READ_VERSIONS))})")
+            check_format(manifest, self.path / MANIFEST, FORMAT, READ_VERSIONS, "archive")
             state = _read_json(self.path / INDEX) if (self.path / INDEX).is_file() else \
                 {"complete": False, "sources": [], "recordings": []}
             _state = (manifest, state)

@@ -18,25 +18,13 @@ import csv
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_write
 from ..errors import DataError
 from .runner import Results
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _csv_bytes(rows: list[dict], columns: list[str]) -> bytes:
@@ -91,16 +79,16 @@ def write_report(res: Results, out: str | os.PathLike, plots: bool = True) -> Pa
     out.mkdir(parents=True, exist_ok=True)
     summary = res.summary()
     per_subject = res.per_subject()
-    _atomic_write(out / "results.md", results_markdown(res).encode())
-    _atomic_write(out / "results.csv", _csv_bytes(summary, ["method", "protocol", "share", "subjects",
+    atomic_write(out / "results.md", results_markdown(res).encode())
+    atomic_write(out / "results.csv", _csv_bytes(summary, ["method", "protocol", "share", "subjects",
                                                           "trial_mean", "trial_std", "window_mean",
                                                           "window_std"]))
-    _atomic_write(out / "results.json", json.dumps(
+    atomic_write(out / "results.json", json.dumps(
         {"dataset": res.dataset, "classes": list(res.classes), "config": res.config,
          "notes": res.notes, "summary": summary}, indent=2).encode())
-    _atomic_write(out / "per_subject.csv", _csv_bytes(per_subject, ["method", "protocol", "share", "subject",
+    atomic_write(out / "per_subject.csv", _csv_bytes(per_subject, ["method", "protocol", "share", "subject",
                                                                   "trial_acc", "window_acc", "seeds"]))
-    _atomic_write(out / "folds.csv", _csv_bytes(res.folds, list(res.folds[0]) if res.folds else ["method"]))
+    atomic_write(out / "folds.csv", _csv_bytes(res.folds, list(res.folds[0]) if res.folds else ["method"]))
     names = list(res.classes) or [str(i) for i in range(max((c.shape[0] for c in res.confusion.values()),
                                                              default=0))]
     for (method, protocol, share), conf in res.confusion.items():
@@ -108,18 +96,18 @@ def write_report(res: Results, out: str | os.PathLike, plots: bool = True) -> Pa
         labels = names + [str(i) for i in range(len(names), conf.shape[0])]
         rows = [{"true": labels[i], **{labels[j]: int(conf[i, j]) for j in range(conf.shape[1])}}
                 for i in range(conf.shape[0])]
-        _atomic_write(out / f"confusion_{tag}.csv", _csv_bytes(rows, ["true"] + labels[:conf.shape[1]]))
+        atomic_write(out / f"confusion_{tag}.csv", _csv_bytes(rows, ["true"] + labels[:conf.shape[1]]))
         if plots:
-            _atomic_write(out / f"confusion_{tag}.png", _confusion_png(conf, labels, tag))
+            atomic_write(out / f"confusion_{tag}.png", _confusion_png(conf, labels, tag))
     if plots:
         for protocol in dict.fromkeys(r["protocol"] for r in per_subject):
             rows = [r for r in per_subject if r["protocol"] == protocol]
             share = max((r["share"] for r in rows if r["share"] is not None), default=None)
             rows = [r for r in rows if r["share"] == share]
-            _atomic_write(out / f"per_subject_{protocol}.png", _bars_png(rows, protocol, share))
+            atomic_write(out / f"per_subject_{protocol}.png", _bars_png(rows, protocol, share))
         few = [r for r in summary if r["protocol"] == "fewshot"]
         if few:
-            _atomic_write(out / "fewshot_curve.png", _curve_png(few, summary))
+            atomic_write(out / "fewshot_curve.png", _curve_png(few, summary))
     return out
 
 

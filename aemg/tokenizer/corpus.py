@@ -45,6 +45,7 @@ import numpy as np
 
 from .. import backends
 from .._version import __version__
+from .._io import atomic_write, check_format, read_json
 from ..errors import ConfigError, DataError
 from .tokens import (_DTYPES, _TOKEN_FIELDS, Sentence, TokenizerConfig, _extract_into, extract_tokens,
                      is_rest_class, plan_sentences, token_times)
@@ -69,21 +70,6 @@ def _dumps(obj: Any, **kw) -> str:
 
 #: one compact JSON line (``_dumps(obj, separators=(",", ":"))`` without building an encoder per call)
 _LINE = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(path, "missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(path, f"corrupt JSON ({exc})") from None
 
 
 # -- writing -----------------------------------------------------------------------------------------
@@ -375,7 +361,7 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
                        for g in groups]}
     plan_text = _dumps(plan, indent=1) + "\n"
     if (out / PLAN).is_file():
-        stored = _read_json(out / PLAN)
+        stored = read_json(out / PLAN)
         if _dumps(stored.get("config")) != _dumps(plan["config"]) or \
                 _dumps(stored.get("archive")) != _dumps(identity) or stored.get("version") != VERSION:
             raise ConfigError(f"{out}: already holds a corpus made with other settings or from another "
@@ -384,7 +370,7 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise ConfigError(f"{out}: exists and is not a token corpus (no {PLAN}); refusing to write into it")
         out.mkdir(parents=True, exist_ok=True)
-        _atomic_write(out / PLAN, plan_text)
+        atomic_write(out / PLAN, plan_text)
     shard_dir = out / SHARDS
     shard_dir.mkdir(exist_ok=True)
     for p in shard_dir.iterdir():
@@ -447,7 +433,7 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
         if k in results:  # written by this run: its workers sent the metadata and index lines
             meta, shard_lines = results[k]["meta"], results[k]["lines"]
         else:
-            meta = _read_json(shard_dir / name / "sentences.json")
+            meta = read_json(shard_dir / name / "sentences.json")
             shard_lines = _index_lines(meta, name)
         lines.extend(shard_lines)
         for m in meta:
@@ -488,8 +474,8 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
               "space": archive.manifest.get("space"), "archive": identity, "counts": counts,
               "per_dataset": per_dataset, "classes": classes, "shards": names,
               "dtypes": {k: np.dtype(v).str for k, v in _DTYPES.items()}}
-    _atomic_write(out / INDEX, "".join(line + "\n" for line in lines))
-    _atomic_write(out / CORPUS, _dumps(corpus, indent=1) + "\n")
+    atomic_write(out / INDEX, "".join(line + "\n" for line in lines))
+    atomic_write(out / CORPUS, _dumps(corpus, indent=1) + "\n")
     seconds = time.perf_counter() - t0
     parent_cpu, children_cpu = (b - a for a, b in zip(cpu0, _cpu_times()))
     return TokenizeReport(out=str(out), workers=workers, groups=len(groups),
@@ -632,13 +618,8 @@ class TokenCorpus(_CorpusBase):
         if not (self.path / CORPUS).is_file():
             raise DataError(self.path, f"not a complete token corpus (no {CORPUS}; "
                                        "re-run `aemg tokenize` to finish it)")
-        meta = _read_json(self.path / CORPUS)
-        if meta.get("format") != FORMAT:
-            raise DataError(self.path / CORPUS, f"not a token corpus (format {meta.get('format')!r})")
-        if meta.get("version") not in READ_VERSIONS:
-            raise DataError(self.path / CORPUS, f"corpus format version {meta.get('version')} is not "
-                                                f"supported (this aemg reads versions "
-                                                f"{', '.join(map(str, READ_VERSIONS))})")
+        meta = read_json(self.path / CORPUS)
+        check_format(meta, self.path / CORPUS, FORMAT, READ_VERSIONS, "token corpus")
         self.meta = meta
         try:
             self.config = TokenizerConfig.from_dict(meta["config"])

@@ -1,0 +1,80 @@
+"""Small file helpers shared by every writer of aemg: atomic writes and checked JSON reads.
+
+A reader (or a crash) never sees half a file: data go to a temporary file in the same folder
+(``.<name>.<random>.tmp``, which the archive and corpus writers delete on resume), are flushed to
+disk, and replace the target with :func:`os.replace`; the folder entry is then synced.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import DataError
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Make a rename inside ``path`` durable (no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: str | os.PathLike) -> None:
+    """Flush a closed file's data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike, data: str | bytes, *, durable: bool = True) -> None:
+    """Write ``data`` (text as UTF-8) to ``path`` through a temporary file and a rename.
+
+    ``durable=True`` also fsyncs the file and its folder, so the new content survives a power cut.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def read_json(path: str | os.PathLike, *, missing: str = "missing") -> Any:
+    """Parse the JSON file ``path``; DataError naming the file when it is ``missing`` or corrupt."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(path, missing) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"corrupt JSON ({exc})") from None
+
+
+def check_format(meta: dict, where: str | os.PathLike, fmt: str, versions: Iterable[int], what: str) -> None:
+    """DataError unless ``meta`` declares format ``fmt`` in one of the readable ``versions``."""
+    versions = tuple(versions)
+    if meta.get("format") != fmt:
+        raise DataError(where, f"not an aemg {what} (format {meta.get('format')!r})")
+    if meta.get("version") not in versions:
+        raise DataError(where, f"{what} format version {meta.get('version')} is not supported "
+                               f"(this aemg reads versions {', '.join(map(str, versions))})")
