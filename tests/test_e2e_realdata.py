@@ -11,24 +11,15 @@ import json
 import shutil
 
 import pytest
-import torch
 
 from aemg.cli import main
 
 SUBJECTS = ("Female0", "Male0", "Male1")
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.realdata
 @pytest.mark.slow
-def test_rectify_tokenize_pretrain_evaluate_on_coteallard_subset(data_root, tmp_path, one_thread, capsys):
+def test_rectify_tokenize_pretrain_evaluate_on_coteallard_subset(data_root, tmp_path, one_torch_thread):
     src = data_root / "coteallard_myoarmband" / "PreTrainingDataset"
     if not all((src / s).is_dir() for s in SUBJECTS):
         pytest.skip("Cote-Allard pre-training subjects not found")

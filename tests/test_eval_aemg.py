@@ -24,17 +24,11 @@ SYNTHETIC = {"n_subjects": 3, "n_gestures": 2, "repetitions": 2}
 FAST = {"aemg-finetune": {"epochs": 1}, "aemg-scratch": {"epochs": 1}, "window-transformer": {"epochs": 1}}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small models on a shared 2-core machine: 1 torch thread is 4x faster than 2 here."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, one_thread):
+def setup(tmp_path_factory, one_torch_thread):
     root = tmp_path_factory.mktemp("aemg_eval")
     rectify_dataset("synthetic", root / "archive", reader_options=SYNTHETIC, workers=1, progress=False)
     tokenize_archive(root / "archive", root / "corpus", workers=1, progress=False)
