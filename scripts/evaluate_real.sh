@@ -4,13 +4,14 @@
 # on the OTHER shared corpora (leave-one-dataset-out pre-training), seed 0 everywhere.
 #
 # Usage:  scripts/evaluate_real.sh [STEP ...]
-#   STEP: archives corpora pretrain baselines probe heavy table   (default: all of them, in order)
+#   STEP: archives corpora pretrain baselines probe diagnostics heavy table   (default: all of them, in order)
 # Environment:
 #   RES       work folder (default /tmp/res); never inside the repository
 #   AEMG      the aemg command (default: aemg on PATH, else .venv/bin/aemg of this checkout)
 #   JOBS      heavy processes at once (default 2: the shared box has 2 cores)
 #   SUBJECTS_COTEALLARD / SUBJECTS_3DC / SUBJECTS_UCI   test subjects of the slow methods
-#             (aemg-finetune, aemg-scratch, window-transformer); default: a documented subset
+#             (aemg-finetune, aemg-scratch, window-transformer); default: 4 subjects each, every
+#             10th / 6th / 8th of the sorted subject names; set to "" for all subjects
 #   ONLY      evaluation datasets to process (default "coteallard 3dc uci_myo")
 #   EPOCHS    epochs of the slow methods (default 10 = the methods' default)
 # Every process runs under `nice` with one torch / BLAS thread (OMP_NUM_THREADS=1: torch reads
@@ -25,9 +26,9 @@ fi
 PY=${PY:-$(dirname "$(command -v "$AEMG" || echo "$AEMG")")/python}
 JOBS=${JOBS:-2}
 EPOCHS=${EPOCHS:-10}
-SUBJECTS_COTEALLARD=${SUBJECTS_COTEALLARD:-}
-SUBJECTS_3DC=${SUBJECTS_3DC:-}
-SUBJECTS_UCI=${SUBJECTS_UCI:-}
+SUBJECTS_COTEALLARD=${SUBJECTS_COTEALLARD-eval-Female0,eval-Male2,pre-Female2,pre-Male10}  # every 10th (sorted)
+SUBJECTS_3DC=${SUBJECTS_3DC-1,15,20,6}  # every 6th of the sorted names
+SUBJECTS_UCI=${SUBJECTS_UCI-01,09,19,27}  # every 8th (sorted)
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1
 
 ARCH=$RES/arch          # standard-space archives (aemg rectify)
@@ -118,6 +119,17 @@ step_probe() {  # linear probe on the frozen pre-trained backbone, and on the sa
     wait
 }
 
+step_diagnostics() {  # probe features: pre-trained / untrained backbone / token energies, two standardisations
+    local d
+    mkdir -p "$REPORTS/diagnostics"
+    for d in "${DATASETS[@]}"; do
+        # shellcheck disable=SC2086
+        run "diagnostics_$d" "$PY" "$here/scripts/probe_diagnostics.py" "$ARCH/$d" "$RUNS/for_$d" \
+            "$REPORTS/diagnostics/$d.json" ${SESSIONS[$d]}
+    done
+    wait
+}
+
 subjects_of() {
     case $1 in
         coteallard) echo "$SUBJECTS_COTEALLARD" ;;
@@ -146,10 +158,10 @@ step_table() {
 }
 
 steps=("$@")
-(( ${#steps[@]} )) || steps=(archives corpora pretrain baselines probe heavy table)
+(( ${#steps[@]} )) || steps=(archives corpora pretrain baselines probe diagnostics heavy table)
 for s in "${steps[@]}"; do
     case $s in
-        archives|corpora|pretrain|baselines|probe|heavy|table) "step_$s" ;;
-        *) echo "unknown step $s (archives corpora pretrain baselines probe heavy table)" >&2; exit 2 ;;
+        archives|corpora|pretrain|baselines|probe|diagnostics|heavy|table) "step_$s" ;;
+        *) echo "unknown step $s (archives corpora pretrain baselines probe diagnostics heavy table)" >&2; exit 2 ;;
     esac
 done
