@@ -11,6 +11,9 @@ Features (one vector per trial; trials without tokens count as errors):
 Each is standardised either with the training subjects' statistics (inductive, as
 ``aemg-probe``) or per subject with that subject's own statistics (transductive, as
 ``lda-log-subjnorm``; for the test subject from its unlabelled trials).
+Rotation sensitivity (``--rotations 1,2``): the test subject's tokens are rolled by k channels of the
+16-channel standard ring (k x 22.5 degrees; 2 = one Myo electrode) while training is unrotated, as
+if the armband had been donned rotated; inductive standardisation.
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ import json
 import os
 import tempfile
 import time
+
+import dataclasses
 
 import numpy as np
 import torch
@@ -37,11 +42,51 @@ def _subject_standardise(x: np.ndarray, subjects: np.ndarray) -> np.ndarray:
     return out
 
 
+def rotate(sentence, k: int):
+    """The sentence with every token's channels rolled by ``k`` ring positions."""
+    if k == 0 or not len(sentence.energy):
+        return sentence
+    c = sentence.energy.shape[1]
+    return dataclasses.replace(sentence, payload=np.roll(sentence.payload, k, axis=1),
+                               energy=np.roll(sentence.energy, k, axis=1),
+                               dominant_channel=((sentence.dominant_channel.astype(np.int64) + k) % c)
+                               .astype(sentence.dominant_channel.dtype))
+
+
+def embed(probe, sentences: list) -> np.ndarray:
+    """(n, d) mean-pooled backbone outputs of the run's backbone (zeros for empty sentences)."""
+    from aemg.eval.aemg_methods import _pool
+    run = probe._run()
+    use = probe._usable(sentences)
+    out = np.zeros((len(sentences), run.model_config.d_model))
+    angles, z = probe.geometry(None)
+    rows = []
+    with torch.no_grad():
+        for b in probe._batches(sentences, use, angles):
+            rows.append(_pool(run.model.backbone(b, angles, z), b["mask"], "mean").double().numpy())
+    if len(use):
+        out[use] = np.concatenate(rows)
+    return out
+
+
+def energy_features(sentences: list, n_channels: int) -> np.ndarray:
+    """(n, 2 C): mean and std over a trial's tokens of log per-channel RMS (zeros if no token)."""
+    out = np.zeros((len(sentences), 2 * n_channels))
+    for i, s in enumerate(sentences):
+        if len(s.energy):
+            le = np.log(s.energy.astype(np.float64) + 1e-6)
+            out[i] = np.concatenate([le.mean(axis=0), le.std(axis=0)])
+    return out
+
+
 def loso(x: np.ndarray, y: np.ndarray, subjects: np.ndarray, ok: np.ndarray, n_classes: int,
-         per_subject: bool, seed: int) -> tuple[float, float]:
-    """(mean, std over subjects) of LOSO trial accuracy, %, logistic regression (L2 1e-3)."""
+         per_subject: bool, seed: int, x_test: np.ndarray | None = None) -> tuple[float, float]:
+    """(mean, std over subjects) of LOSO trial accuracy, %, logistic regression (L2 1e-3);
+    ``x_test`` (default ``x``): the features the test subject is scored on."""
+    x_test = x if x_test is None else x_test
     if per_subject:
         x = _subject_standardise(x, subjects)
+        x_test = _subject_standardise(x_test, subjects)
     accs = []
     for s in np.unique(subjects):
         test, train = subjects == s, (subjects != s) & ok
@@ -49,7 +94,7 @@ def loso(x: np.ndarray, y: np.ndarray, subjects: np.ndarray, ok: np.ndarray, n_c
         mu, sd = xt.mean(axis=0), xt.std(axis=0)
         sd = np.where(sd > 0, sd, 1.0)
         w, b = _logistic_regression((xt - mu) / sd, y[train], n_classes, 1e-3, 200, seed)
-        pred = (((x[test] - mu) / sd) @ w.T + b).argmax(axis=1)
+        pred = (((x_test[test] - mu) / sd) @ w.T + b).argmax(axis=1)
         accs.append(np.mean((pred == y[test]) & ok[test]))
     accs = 100 * np.asarray(accs)
     return float(accs.mean()), float(accs.std())
@@ -62,6 +107,7 @@ def main() -> None:
     p.add_argument("out")
     p.add_argument("--sessions", default=None)
     p.add_argument("--subjects", default=None, help="comma-separated subjects to keep (default all)")
+    p.add_argument("--rotations", default="1,2", help="ring positions to roll the test tokens by")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -92,12 +138,7 @@ def main() -> None:
     full = np.zeros_like(feats["embedding"])
     full[use_r] = emb_r
     feats["embedding-random"] = full
-    energy = np.zeros((len(trials), 2 * trials.n_channels))
-    for i, s in enumerate(sents):
-        if len(s.energy):
-            le = np.log(s.energy.astype(np.float64) + 1e-6)
-            energy[i] = np.concatenate([le.mean(axis=0), le.std(axis=0)])
-    feats["token-energy"] = energy
+    feats["token-energy"] = energy_features(sents, trials.n_channels)
     y, subjects = trials.labels, np.asarray(trials.subjects)
     n_tokens = np.array([len(s.energy) for s in sents])
     result = {"archive": args.archive, "run": args.run, "trials": len(trials),
@@ -109,6 +150,13 @@ def main() -> None:
         for per_subject in (False, True):
             key = f"{name} ({'per-subject standardised' if per_subject else 'train-standardised'})"
             result["loso_trial_acc"][key] = loso(x, y, subjects, ok, trials.n_classes, per_subject, args.seed)
+            print(key, "%.1f +- %.1f" % result["loso_trial_acc"][key], flush=True)
+    for k in [int(v) for v in args.rotations.split(",") if v.strip()]:
+        rolled = [rotate(s, k) for s in sents]
+        for name, x, xr in (("embedding", feats["embedding"], embed(probe, rolled)),
+                            ("token-energy", feats["token-energy"], energy_features(rolled, trials.n_channels))):
+            key = f"{name} (train-standardised), test rotated by {k} x {360 / trials.n_channels:g} deg"
+            result["loso_trial_acc"][key] = loso(x, y, subjects, ok, trials.n_classes, False, args.seed, xr)
             print(key, "%.1f +- %.1f" % result["loso_trial_acc"][key], flush=True)
     result["seconds"] = time.perf_counter() - t0
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.out)) or ".")
