@@ -29,6 +29,7 @@ COMPILED = [b for b in backends.available("segment") if b != "numpy"]
 # several passes: 2.9-4.0x measured), so --quick tiles its 2 M real samples to 16 M (64 MB).
 GUARD = 4.0
 GUARD_F32 = 1.5  # vs the float32-energy variant (faster, slightly different boundaries)
+CONFIRM = 3  # measurements before a failed guard counts (see test_segmentation)
 
 
 @pytest.fixture(scope="module")
@@ -132,13 +133,19 @@ def test_segmentation(signal, quick, memory_read_rate):
         assert ev.pairs() == ref.pairs(), b
         fns[b] = lambda b=b: detect_events(x, RATE, PARAMS, noise=noise, backend=b)
         extra[b] = {"events": len(ev)}
-    rates = _record("segmentation", _best_times(fns, quick), x, memory_read_rate, **extra)
-    base, base32 = rates["numpy-vectorised"], rates["numpy-vectorised-f32"]
-    for b in COMPILED:  # the CI guards: ratios measured in this run only
-        assert rates[b] >= GUARD * base, \
-            f"{b}: {rates[b] / base:.2f}x the vectorised NumPy version (< {GUARD}x)"
-        assert rates[b] >= GUARD_F32 * base32, \
-            f"{b}: {rates[b] / base32:.2f}x the float32 vectorised NumPy version (< {GUARD_F32}x)"
+    # The CI guards: ratios measured in this run only. A burst of load from another process can
+    # hit one contender harder than another (all of them are memory-bound), so a guard that fails
+    # is measured again, at most CONFIRM times in all: a real regression fails every attempt.
+    for attempt in range(1, CONFIRM + 1):
+        rates = _record("segmentation", _best_times(fns, quick), x, memory_read_rate, attempt=attempt, **extra)
+        base, base32 = rates["numpy-vectorised"], rates["numpy-vectorised-f32"]
+        failures = [f"{b}: {rates[b] / base:.2f}x the vectorised NumPy version (< {GUARD}x)"
+                    for b in COMPILED if rates[b] < GUARD * base]
+        failures += [f"{b}: {rates[b] / base32:.2f}x the float32 vectorised NumPy version (< {GUARD_F32}x)"
+                     for b in COMPILED if rates[b] < GUARD_F32 * base32]
+        if not failures:
+            break
+    assert not failures, f"after {CONFIRM} measurements: " + "; ".join(failures)
 
 
 @pytest.mark.realdata
