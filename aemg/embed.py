@@ -6,9 +6,9 @@ model was pre-trained with, then encoded by the stage-2 backbone.
 """
 from __future__ import annotations
 
+import io
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._io import atomic_write
 from .errors import DataError
 
 
@@ -43,21 +44,21 @@ class Embeddings:
     cls: np.ndarray
     tokens: list[np.ndarray]
 
+    def __repr__(self) -> str:
+        n = sum(len(t) for t in self.tokens)
+        return (f"Embeddings({len(self.keys)} sentences, {n} tokens, d={self.sentence.shape[-1]}; "
+                f"fields keys, labels, sentence {self.sentence.shape}, cls {self.cls.shape}, tokens)")
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write an .npz (keys, labels, sentence, cls, tokens concatenated + token_offsets), atomically."""
         path = Path(path)
         offsets = np.cumsum([0] + [len(t) for t in self.tokens]).astype(np.int64)
         d = self.sentence.shape[1] if self.sentence.ndim == 2 else 0
         tokens = np.concatenate(self.tokens) if self.tokens else np.zeros((0, d), np.float32)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-        os.close(fd)
-        try:
-            np.savez(tmp, keys=np.array(self.keys), labels=self.labels, sentence=self.sentence, cls=self.cls,
-                     tokens=tokens, token_offsets=offsets)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buf = io.BytesIO()
+        np.savez(buf, keys=np.array(self.keys), labels=self.labels, sentence=self.sentence, cls=self.cls,
+                 tokens=tokens, token_offsets=offsets)
+        atomic_write(path, buf.getvalue())
         return path
 
 
