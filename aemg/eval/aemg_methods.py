@@ -208,14 +208,6 @@ def trial_sentences(trials: TrialSet, config) -> list:
     return out
 
 
-def _pool(h, mask, pooling: str):
-    """(B, 1+N, d) backbone output -> (B, d): mean of real tokens or the CLS output."""
-    if pooling == "cls":
-        return h[:, 0]
-    real = mask[..., None].to(h.dtype)
-    return (h[:, 1:] * real).sum(dim=1) / real.sum(dim=1).clamp_min(1)
-
-
 # ----------------------------------------------------------------------------------------------
 # methods
 class AemgMethod(Method):
@@ -348,6 +340,8 @@ class AemgProbe(AemgMethod):
     def embeddings(self, trials: TrialSet) -> tuple[np.ndarray, np.ndarray]:
         """(embeddings (n', d) float64 of the trials with tokens, their indices (n',))."""
         import torch
+
+        from ..model.aemg_model import pool
         run = self._run()
         sents = self.sentences(trials)
         what = ("aemg-embedding", run.backbone_sha256, self.pooling, json.dumps(self.tokenizer_config().to_dict(),
@@ -359,7 +353,7 @@ class AemgProbe(AemgMethod):
             with torch.no_grad():
                 rows = []
                 for b in self._batches(sents, np.asarray(todo), angles):
-                    rows.append(_pool(backbone(b, angles, z), b["mask"], self.pooling).float().cpu().numpy())
+                    rows.append(pool(backbone(b, angles, z), b["mask"], self.pooling).float().cpu().numpy())
             for i, e in zip(todo, np.concatenate(rows)):
                 trials.cache[(trials.keys[i], what)] = e.astype(np.float64)
         use = self._usable(sents)
@@ -463,6 +457,8 @@ class AemgSupervised(AemgMethod):
 
     def fit(self, train, seed=0, target=None):
         import torch
+
+        from ..model.aemg_model import pool
         import torch.nn.functional as F
 
         sents = self.sentences(train)
@@ -495,7 +491,7 @@ class AemgSupervised(AemgMethod):
             total, n = 0.0, 0
             for lo, b in zip(range(0, len(order), self.batch_size), self._batches(sents, order, angles)):
                 idx = torch.as_tensor(order[lo:lo + self.batch_size], device=self.device)
-                logits = self.head_(_pool(self.backbone_(b, angles, z), b["mask"], self.pooling))
+                logits = self.head_(pool(self.backbone_(b, angles, z), b["mask"], self.pooling))
                 loss = F.cross_entropy(logits.float(), y[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -511,13 +507,15 @@ class AemgSupervised(AemgMethod):
 
     def predict(self, test):
         import torch
+
+        from ..model.aemg_model import pool
         sents = self.sentences(test)
         use = self._usable(sents)
         out = np.full(len(test), -1, dtype=np.int64)
         if len(use):
             angles, z = self.geometry(test)
             with torch.no_grad():
-                rows = [self.head_(_pool(self.backbone_(b, angles, z), b["mask"], self.pooling)).float().cpu().numpy()
+                rows = [self.head_(pool(self.backbone_(b, angles, z), b["mask"], self.pooling)).float().cpu().numpy()
                         for b in self._batches(sents, use, angles)]
             out[use] = np.concatenate(rows).argmax(axis=1)
         return Prediction(out)

@@ -255,7 +255,17 @@ class AEMG(nn.Module):
         """Embeddings of a batch: ``cls`` (B, d), ``sentence`` (B, d) mean of real tokens,
         ``tokens`` (B, N, d) (zeros at padding)."""
         h = self.backbone(batch, angles, z)
-        real = batch["mask"]
-        tok = h[:, 1:] * real[..., None]
-        sent = tok.sum(dim=1) / real.sum(dim=1, keepdim=True).clamp_min(1)
-        return {"cls": h[:, 0], "sentence": sent, "tokens": tok}
+        tok = h[:, 1:] * batch["mask"][..., None]
+        return {"cls": pool(h, batch["mask"], "cls"), "sentence": pool(h, batch["mask"], "mean"), "tokens": tok}
+
+
+def pool(h, mask, pooling: str = "mean"):
+    """Sentence embedding from a backbone output: (B, 1+N, d) with the CLS output first -> (B, d).
+
+    ``"mean"``: mean of the real tokens (``mask`` (B, N) True = real; zero for an empty sentence);
+    ``"cls"``: the CLS output. Differentiable (used for fine-tuning too).
+    """
+    if pooling == "cls":
+        return h[:, 0]
+    real = mask[..., None].to(h.dtype)
+    return (h[:, 1:] * real).sum(dim=1) / real.sum(dim=1).clamp_min(1)
