@@ -457,9 +457,9 @@ class AemgSupervised(AemgMethod):
 
     def fit(self, train, seed=0, target=None):
         import torch
+        import torch.nn.functional as F
 
         from ..model.aemg_model import pool
-        import torch.nn.functional as F
 
         sents = self.sentences(train)
         use = self._usable(sents)
