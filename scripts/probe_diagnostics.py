@@ -55,7 +55,7 @@ def rotate(sentence, k: int):
 
 def embed(probe, sentences: list) -> np.ndarray:
     """(n, d) mean-pooled backbone outputs of the run's backbone (zeros for empty sentences)."""
-    from aemg.eval.aemg_methods import _pool
+    from aemg.model.aemg_model import pool
     run = probe._run()
     use = probe._usable(sentences)
     out = np.zeros((len(sentences), run.model_config.d_model))
@@ -63,7 +63,7 @@ def embed(probe, sentences: list) -> np.ndarray:
     rows = []
     with torch.no_grad():
         for b in probe._batches(sentences, use, angles):
-            rows.append(_pool(run.model.backbone(b, angles, z), b["mask"], "mean").double().numpy())
+            rows.append(pool(run.model.backbone(b, angles, z), b["mask"], "mean").double().numpy())
     if len(use):
         out[use] = np.concatenate(rows)
     return out
