@@ -287,8 +287,8 @@ def test_generic_template(tmp_path, rng):
     assert sources == ["P01/day1/gesturefist_rep0.csv.gz", "P01/day2/gestureopen_rep1.csv.gz",
                        "P02/day1/gesturerest_rep0.csv.gz"]
     recs = [r for s in sources for r in reader.read(s)]
-    assert [(r.subject, r.session, r.trial, r.label) for r in recs] == [
-        ("01", "1", "0", 1), ("01", "2", "1", 2), ("02", "1", "0", 0)]
+    assert [(r.subject, r.session, r.trial, r.label, r.meta["repetition"]) for r in recs] == [
+        ("01", "1", "fist.0", 1, 0), ("01", "2", "open.1", 2, 1), ("02", "1", "rest.0", 0, 0)]
     np.testing.assert_array_equal(recs[0].data, data.T)
     assert recs[0].rate == 1000.0 and recs[0].dataset == "generic" and recs[0].units == "a.u."
     strict = get_reader("generic", tmp_path, pattern="P{subject}/day{session}/gesture{label}_rep{trial}.csv.gz",
@@ -307,6 +307,17 @@ def test_generic_template(tmp_path, rng):
                        rate=1000, device="ring:4", skip_rows=1, classes=["rest", "fist", "open"])
     with pytest.raises(DataError, match="gesturefist_rep0.csv.gz: 3 channels but device 'ring:4' has 4"):
         wrong.read(sources[0])
+
+
+def test_generic_keys_stay_unique_when_repetitions_repeat_across_gestures(tmp_path, rng):
+    """'gesture{label}_rep{trial}': rep 0 of two gestures are two trials, not one key twice."""
+    for label in ("fist", "open"):
+        np.save(tmp_path / f"gesture{label}_rep0.npy", rng.normal(size=(50, 2)))
+    reader = get_reader("generic", tmp_path, pattern="gesture{label}_rep{trial}.npy", rate=500,
+                        device="ring:2", classes=["fist", "open"])
+    recs = [r for s in reader.sources() for r in reader.read(s)]
+    assert len({r.key for r in recs}) == 2
+    assert [r.meta["repetition"] for r in recs] == [0, 0]
 
 
 def test_generic_columns_time_labels_npy(tmp_path, rng):

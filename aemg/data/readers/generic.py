@@ -210,8 +210,15 @@ class GenericReader(Reader):
         for ext in (".gz", ".csv", ".txt", ".tsv", ".npy", ".dat"):
             stem = stem[: -len(ext)] if stem.lower().endswith(ext) else stem
         meta = {k: v for k, v in fields.items() if k not in _STANDARD}
+        trial = fields.get("trial", stem.replace("/", "_"))
+        if "trial" in fields and "label" in fields:
+            # 'gesture{label}_rep{trial}': the repetition number repeats across gestures, so the
+            # trial id names both (recording keys stay unique) and the repetition is kept in meta
+            trial = f"{fields['label']}.{fields['trial']}"
+            if str(fields["trial"]).isdigit():
+                meta.setdefault("repetition", int(fields["trial"]))
         return [self.recording(source, data.T.astype(np.float32), rate=self.rate, device=self.device,
                                units=self.units, dataset=self.name, subject=fields.get("subject", "0"),
                                session=fields.get("session", "0"),
-                               trial=fields.get("trial", stem.replace("/", "_")),
+                               trial=trial,
                                label=label, labels=labels, classes=self.classes, times=times, meta=meta)]
