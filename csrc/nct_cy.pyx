@@ -57,6 +57,23 @@ cdef inline double _careful_energy(const sample_t[:, ::1] x, Py_ssize_t t, int64
     return acc
 
 
+cdef inline double _block_prefix(const sample_t[:, ::1] x, Py_ssize_t t, Py_ssize_t n, double* e,
+                                 double* hist, Py_ssize_t W, double p, int64_t* bad) noexcept nogil:
+    """Append the prefix sums P[t..t+n-1] (from ``p`` = P[t-1]) to hist[W:W+n], energies summed in
+    float64 in time order; returns P[t+n-1]. The one definition of the envelope's arithmetic here
+    (segmentation and envelope share it)."""
+    cdef Py_ssize_t j
+    cdef double ej
+    _block_energy(x, t, n, e)
+    for j in range(n):
+        ej = e[j]
+        if not ej < INFINITY:
+            ej = _careful_energy(x, t + j, bad)
+        p += ej
+        hist[W + j] = p
+    return p
+
+
 def segment_chunk(const sample_t[:, ::1] x, Py_ssize_t start, double[::1] ring, double[::1] fstate,
                   int64_t[::1] istate, double on_sum, double off_sum, int64_t[::1] cross):
     """Process ``x[:, start:]`` until done or ``cross`` could overflow; returns (next t, #crossings).
@@ -69,7 +86,7 @@ def segment_chunk(const sample_t[:, ::1] x, Py_ssize_t start, double[::1] ring, 
     cdef Py_ssize_t T = x.shape[1], W = ring.shape[0], cap = cross.shape[0]
     cdef Py_ssize_t blk = max(<Py_ssize_t>BLOCK, min(W, <Py_ssize_t>MAX_BLOCK))
     cdef Py_ssize_t t = start, n, j, k = 0, flips
-    cdef double p = fstate[0], w, ej
+    cdef double p = fstate[0], w
     cdef Py_ssize_t pos = istate[0]
     cdef int64_t active = istate[1], t_abs = istate[2], bad = istate[3]
     cdef double[::1] e_buf = np.empty(blk, dtype=np.float64)
@@ -85,13 +102,7 @@ def segment_chunk(const sample_t[:, ::1] x, Py_ssize_t start, double[::1] ring, 
                 n = blk
             if cap - k < n:
                 break
-            _block_energy(x, t, n, e)
-            for j in range(n):
-                ej = e[j]
-                if not ej < INFINITY:
-                    ej = _careful_energy(x, t + j, &bad)
-                p += ej
-                hist[W + j] = p
+            p = _block_prefix(x, t, n, e, hist, W, p, &bad)
             flips = 0
             if active:
                 for j in range(n):
@@ -127,7 +138,7 @@ def segment_chunk(const sample_t[:, ::1] x, Py_ssize_t start, double[::1] ring, 
 def _envelope_sum(const sample_t[:, ::1] x, Py_ssize_t W, double[::1] out):
     cdef Py_ssize_t C = x.shape[0], T = x.shape[1], t = 0, n, j
     cdef Py_ssize_t blk = max(<Py_ssize_t>BLOCK, min(W, <Py_ssize_t>MAX_BLOCK))
-    cdef double p = 0.0, ej
+    cdef double p = 0.0
     cdef double denom = <double>(C * W)
     cdef int64_t bad = 0
     cdef double[::1] e_buf = np.empty(blk, dtype=np.float64)
@@ -139,13 +150,7 @@ def _envelope_sum(const sample_t[:, ::1] x, Py_ssize_t W, double[::1] out):
             n = T - t
             if n > blk:
                 n = blk
-            _block_energy(x, t, n, e)
-            for j in range(n):
-                ej = e[j]
-                if not ej < INFINITY:
-                    ej = _careful_energy(x, t + j, &bad)
-                p += ej
-                hist[W + j] = p
+            p = _block_prefix(x, t, n, e, hist, W, p, &bad)
             for j in range(n):
                 out[t + j] = (hist[W + j] - hist[j]) / denom
             memmove(hist, hist + n, W * sizeof(double))

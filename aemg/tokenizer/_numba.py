@@ -49,6 +49,23 @@ def _careful_energy(x, t):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True, nogil=True)
+def _block_prefix(x, t, n, e, hist, W, p):  # pragma: no cover - compiled
+    """Append the prefix sums P[t..t+n-1] (starting from ``p`` = P[t-1]) to ``hist[W:W+n]``, the
+    energies summed in float64 in time order; returns (P[t+n-1], #non-finite squares). The one
+    definition of the envelope's arithmetic in this backend (segmentation and envelope share it)."""
+    _block_energy(x, t, n, e)
+    bad = 0
+    for j in range(n):
+        ej = e[j]
+        if not ej < _INF:
+            ej, b = _careful_energy(x, t + j)
+            bad += b
+        p += ej
+        hist[W + j] = p
+    return p, bad
+
+
+@nb.njit(cache=True, nogil=True)
 def segment_chunk(x, start, ring, fstate, istate, on_sum, off_sum, cross):  # pragma: no cover
     """Process ``x[:, start:]`` until done or ``cross`` could overflow; returns (next t, #crossings).
 
@@ -80,14 +97,8 @@ def segment_chunk(x, start, ring, fstate, istate, on_sum, off_sum, cross):  # pr
         n = min(blk, T - t)
         if cap - k < n:
             break
-        _block_energy(x, t, n, e)
-        for j in range(n):
-            ej = e[j]
-            if not ej < _INF:
-                ej, b = _careful_energy(x, t + j)
-                bad += b
-            p += ej
-            hist[W + j] = p
+        p, b = _block_prefix(x, t, n, e, hist, W, p)
+        bad += b
         flips = 0
         if active:
             for j in range(n):
@@ -134,14 +145,8 @@ def envelope_sum(x, W, out):  # pragma: no cover - compiled
     t = 0
     while t < T:
         n = min(blk, T - t)
-        _block_energy(x, t, n, e)
-        for j in range(n):
-            ej = e[j]
-            if not ej < _INF:
-                ej, b = _careful_energy(x, t + j)
-                bad += b
-            p += ej
-            hist[W + j] = p
+        p, b = _block_prefix(x, t, n, e, hist, W, p)
+        bad += b
         for j in range(n):
             out[t + j] = (hist[W + j] - hist[j]) / denom
         for i in range(W):
