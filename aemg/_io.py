@@ -78,3 +78,24 @@ def check_format(meta: dict, where: str | os.PathLike, fmt: str, versions: Itera
     if meta.get("version") not in versions:
         raise DataError(where, f"{what} format version {meta.get('version')} is not supported "
                                f"(this aemg reads versions {', '.join(map(str, versions))})")
+
+
+def figure_png(fig, *, dpi: int = 110, **savefig_kw) -> bytes:
+    """Render a matplotlib figure to PNG bytes and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi, **savefig_kw)
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def save_figure(fig, path: str | os.PathLike, **kw) -> Path:
+    """Write a matplotlib figure as PNG to ``path`` atomically (``kw`` as :func:`figure_png`)."""
+    path = Path(path)
+    atomic_write(path, figure_png(fig, **kw))
+    return path

@@ -43,14 +43,12 @@ def code_usage(model, corpus, device="cpu", batch_size=64) -> tuple[np.ndarray, 
 def plot_vocab(model, corpus, out, *, top: int = 24, device="cpu") -> Path:
     """Write a PNG: the ``top`` most used prototypes (channels x 50 ms windows of log RMS) with their share per
     group, and a usage heat map of every code per dataset/device (atomically)."""
-    import os
-    import tempfile
-
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import torch
 
+    from .._io import save_figure
     from ..train.data import geometry
 
     counts, groups = code_usage(model, corpus, device)
@@ -78,17 +76,7 @@ def plot_vocab(model, corpus, out, *, top: int = 24, device="cpu") -> Path:
     ax.set_title(f"code usage share per dataset/device ({int((total > 0).sum())}/{len(total)} codes used)", fontsize=8)
     fig.colorbar(im, ax=ax, fraction=0.02)
     fig.tight_layout()
-    out = Path(out)
-    fd, tmp = tempfile.mkstemp(dir=out.parent if str(out.parent) else ".", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        plt.close(fig)
+    out = save_figure(fig, out)
     return out
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write
+from .._io import atomic_write, figure_png
 from ..errors import DataError
 from .runner import Results
 
@@ -37,12 +37,7 @@ def _csv_bytes(rows: list[dict], columns: list[str]) -> bytes:
 
 
 def _fig_bytes(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig, bbox_inches="tight")
 
 
 def _pct(x) -> str:

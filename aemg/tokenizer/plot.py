@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import save_figure
 from ..errors import DataError
 from .tokens import TokenizerConfig, tokenize_recording
 
@@ -85,9 +86,4 @@ def plot_events(rec, out: str | os.PathLike, config: TokenizerConfig = Tokenizer
         a.axhline(sentence.dominant_channel[i], color="k", lw=0.5)
         a.set_xticks([])
         a.set_yticks([])
-    out = Path(out)
-    tmp = out.with_name("." + out.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, out)
-    return out
+    return save_figure(fig, out)
