@@ -7,6 +7,7 @@ is checkpointed. A resumed run therefore repeats an uninterrupted one exactly (o
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 import os
@@ -18,6 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from .._io import atomic_write
 from ..errors import AemgError, ConfigError
 from ..model import AEMG
 from ..model.config import PretrainConfig, preset
@@ -86,12 +88,11 @@ class _CsvLog:
         if keep_until is not None and path.is_file():
             with open(path, newline="") as f:
                 rows = [r for r in csv.DictReader(f) if (int(r["stage"]), int(r["step"])) <= keep_until]
-        tmp = path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, LOG_COLUMNS)
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, path)
+        buf = io.StringIO(newline="")
+        w = csv.DictWriter(buf, LOG_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write(path, buf.getvalue())
         self.f = open(path, "a", newline="")
         self.w = csv.DictWriter(self.f, LOG_COLUMNS)
 
