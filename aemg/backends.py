@@ -39,6 +39,8 @@ class _Backend:
 
 
 _REGISTRY: dict[str, dict[str, _Backend]] = {}
+#: get()'s answers by (op, backend, AEMG_BACKEND_<OP>, AEMG_BACKEND, strict); cleared by register()
+_CHOSEN: dict[tuple, "_Backend"] = {}
 _REFERENCE: dict[str, str] = {}
 _WARNED: set[tuple[str, str]] = set()
 
@@ -62,6 +64,7 @@ def register(op: str, name: str, loader: Callable[[], Callable[..., Any]], *,
         Marks the readable reference implementation (the oracle and the last fallback).
     """
     _REGISTRY.setdefault(op, {})[name] = _Backend(name, loader, priority)
+    _CHOSEN.clear()
     if reference:
         _REFERENCE[op] = name
 
@@ -137,8 +140,13 @@ def _fallback(op: str, wanted: str, got: str) -> None:
 
 
 def get(op: str, backend: str | None = None) -> Callable[..., Any]:
-    """The implementation of ``op`` chosen by :func:`choose`."""
-    name = choose(op, backend)
-    impl = _REGISTRY[op][name].impl
-    assert impl is not None
-    return impl
+    """The implementation of ``op`` chosen by :func:`choose` (remembered per argument and
+    environment: kernels are looked up once per trial in hot loops)."""
+    key = (op, backend, os.environ.get(f"AEMG_BACKEND_{op.upper()}"), os.environ.get("AEMG_BACKEND"), strict())
+    hit = _CHOSEN.get(key)
+    if hit is not None and _REGISTRY[op].get(hit.name) is hit:  # still the registered entry
+        return hit.impl
+    b = _REGISTRY[op][choose(op, backend)]
+    assert b.impl is not None
+    _CHOSEN[key] = b
+    return b.impl

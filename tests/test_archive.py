@@ -297,7 +297,42 @@ def test_read_many_equals_single_reads(tmp_path):
     assert [r.key for r in view.read_many([1, 0])] == [view.keys()[1], view.keys()[0]]
     with pytest.raises(IndexError):
         archive.read_many([99])
+    # through a reused buffer: the same recordings; the next read overwrites the buffer; only the
+    # first run of neighbours goes through it (the big recording's gap makes a second run)
+    from aemg.data.archive import ReadBuffer
+    buf = ReadBuffer()
+    fbig = [i for i, r in enumerate(archive.index) if r["subject"] == "b" or r["trial"] == "big"]
+    for rows in ([0], [3, 4], fbig, list(range(len(archive)))):
+        got = archive.read_many(rows, buffer=buf)
+        for i, rec in zip(rows, got):
+            assert_same(rec, archive[i])
+    first = archive.read_many([fbig[0]], buffer=buf)[0]
+    second = archive.read_many([fbig[-1]], buffer=buf)[0]
+    assert np.shares_memory(first.data, second.data)  # the second read reused (overwrote) it
     archive.close()
+
+
+def test_read_buffer_with_compressed_and_empty_shards(tmp_path):
+    from aemg.data.archive import ReadBuffer, _ShardTable
+    recs = edge_recordings()
+    for compression in (None, "lzf"):
+        path = tmp_path / f"{compression}.h5"
+        write_shard(path, recs, compression=compression)
+        with h5py.File(path, "r") as f:
+            table = _ShardTable(f, str(path))
+            assert (table._samples_at is None) == (compression is not None)  # compressed: h5py path
+            got = table.read_run(list(range(len(recs))), str(path), ReadBuffer())
+            table.close()
+        for g, ref in zip(got, recs):
+            assert_same(g, ref)
+    path = tmp_path / "short.h5"
+    write_shard(path, recs[1:2])
+    with h5py.File(path, "r") as f:
+        table = _ShardTable(f, str(path))
+    os.truncate(path, table._samples_at + 100)  # the file ends inside the samples
+    with pytest.raises(DataError, match="ends early"):
+        table.read_run([0], str(path), ReadBuffer())
+    table.close()
 
 
 def test_reads_version_1_archives(tmp_path):

@@ -18,6 +18,12 @@ def test_recording_converts_to_float32_and_validates():
     bad = np.zeros((8, 10)); bad[2, 5] = np.nan
     with pytest.raises(DataError, match="channel 2, sample 5"):
         Recording(bad, 200, "myo", source="x.csv")
+    # finite samples whose float32 sum overflows are fine; an inf is found where it is
+    huge = np.full((8, 10), 3e38, np.float32)
+    assert Recording(huge, 200, "myo").data.max() == np.float32(3e38)
+    huge[7, 9] = -np.inf
+    with pytest.raises(DataError, match="channel 7, sample 9"):
+        Recording(huge, 200, "myo")
     with pytest.raises(DataError, match="positive"):
         Recording(np.zeros((8, 10)), 0, "myo")
     with pytest.raises(DataError, match="one per sample"):
@@ -69,6 +75,13 @@ def test_backend_dispatch(monkeypatch):
     monkeypatch.setenv("AEMG_BACKEND", "ref")
     assert backends.get("_demo")() == "ref"
     monkeypatch.delenv("AEMG_BACKEND")
+    monkeypatch.setenv("AEMG_BACKEND__DEMO", "ref")                 # per operation, after a cached answer
+    assert backends.get("_demo")() == "ref"
+    monkeypatch.delenv("AEMG_BACKEND__DEMO")
+    backends.register("_demo", "faster", lambda: (lambda: "faster"), priority=15)
+    assert backends.get("_demo")() == "faster"                   # a new registration is seen
+    monkeypatch.setitem(backends._REGISTRY["_demo"], "faster", backends._REGISTRY["_demo"]["fast"])
+    assert backends.get("_demo")() == "fast"                     # so is a replaced entry
     monkeypatch.setenv("AEMG_STRICT", "1")
     with pytest.raises(BackendUnavailable, match="AEMG_STRICT"):
         backends.get("_demo")

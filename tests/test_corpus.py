@@ -125,6 +125,22 @@ def test_tokenize_archive_is_deterministic_resumable_and_readable(archive, tmp_p
         tokenize_archive(archive, tmp_path / "c1", TokenizerConfig(token_s=0.1), workers=1, progress=False)
 
 
+def test_batch_size_and_calibration_rules_do_not_change_the_corpus(archive, tmp_path, monkeypatch):
+    """Groups are tokenized in batches of recordings (corpus.BATCH_BYTES) read into one reused
+    buffer: one recording per batch, and one batch per group, give the same bytes."""
+    from aemg.tokenizer import corpus
+    cfg = TokenizerConfig(token_s=0.2)
+    tokenize_archive(archive, tmp_path / "big", cfg, workers=1, progress=False)
+    monkeypatch.setattr(corpus, "BATCH_BYTES", 1)
+    tokenize_archive(archive, tmp_path / "small", cfg, workers=1, progress=False)
+    assert tree_digest(tmp_path / "big") == tree_digest(tmp_path / "small")
+    # the calibration rules the shards were made with (see noise_levels)
+    assert corpus.group_noise([], None) == (None, "robust")
+    assert corpus.group_noise([2.0], 0) == (None, "robust")          # a lone rest trial: robust
+    assert corpus.group_noise([1.0, 3.0, 8.0], None) == (3.0, "rest")  # other trials: median of all
+    assert corpus.group_noise([1.0, 3.0, 8.0], 1) == (4.5, "rest")     # a rest trial: the others
+
+
 def test_windows_mode_concat_and_bad_corpora(archive, tmp_path):
     tokenize_archive(archive, tmp_path / "w", TokenizerConfig(token_s=0.2, mode="windows"), workers=1,
                      progress=False)

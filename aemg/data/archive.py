@@ -170,16 +170,51 @@ def write_shard(path: Path, recordings: Sequence[Recording], *, compression: str
     fsync_dir(path.parent)
 
 
+class ReadBuffer:
+    """A reusable buffer for :meth:`Archive.read_many` (``buffer=``).
+
+    Reading many groups of recordings into fresh arrays costs page faults and kernel page zeroing
+    on every read (h5py into a new array: ~1.3 GB/s here); reading into one warm buffer with
+    ``pread`` runs at ~4 GB/s and keeps a group's samples in the CPU cache for what follows.
+    Recordings read through a buffer are views of it: the next read through the same buffer
+    overwrites them.
+    """
+
+    def __init__(self) -> None:
+        self._bytes = np.empty(0, np.uint8)
+
+    def take(self, nbytes: int) -> np.ndarray:
+        """``nbytes`` of the buffer (uint8, aligned), grown by half again when too small."""
+        if self._bytes.nbytes < nbytes:
+            self._bytes = np.empty(max(int(nbytes), self._bytes.nbytes * 3 // 2), np.uint8)
+        return self._bytes[:nbytes]
+
+
+def _pread_exact(fd: int, out: np.ndarray, offset: int, where: str) -> None:
+    """Fill ``out`` (a contiguous array) from file ``fd`` at byte ``offset``."""
+    view, done = memoryview(out).cast("B"), 0
+    while done < view.nbytes:
+        n = os.preadv(fd, [view[done:]], offset + done)
+        if n <= 0:
+            raise DataError(where, f"shard ends early: {done} of {view.nbytes} bytes at offset {offset}")
+        done += n
+
+
 class _ShardTable:
     """The layout and parsed headers of one version-2 shard (read once per open shard)."""
 
     def __init__(self, f: h5py.File, where: str):
+        self.where, self._fd = where, -1
         try:
             self.layout = f["layout"][()]
             meta = json.loads(f["headers"][()].tobytes().decode("utf-8"))
             self.devices = [device_from_dict(d) for d in meta["devices"]]
             self.headers = meta["headers"]
             self.samples, self.labels, self.times = f["samples"], f["labels"], f["times"]
+            # byte offset of the samples when stored contiguous, unfiltered, little-endian float32
+            # (what write_shard makes without compression): then read_run can pread them directly
+            self._samples_at = self.samples.id.get_offset() if self.samples.chunks is None and \
+                self.samples.dtype == np.dtype("<f4") else None
         except (KeyError, OSError, ValueError, TypeError) as exc:
             raise DataError(where, f"unreadable shard ({exc})") from None
         if self.layout.ndim != 2 or self.layout.shape != (len(self.headers), len(LAYOUT)):
@@ -219,13 +254,30 @@ class _ShardTable:
         except OSError as exc:
             raise DataError(where, f"unreadable recording ({exc})") from None
 
-    def read_run(self, positions: Sequence[int], where: str) -> list[Recording]:
-        """Recordings at ``positions`` (sorted) read with one call per array covering them all."""
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _read_samples(self, lo: int, hi: int, buffer: ReadBuffer | None) -> np.ndarray:
+        """Flat samples [lo, hi): with ``pread`` into ``buffer`` when the layout allows, else h5py."""
+        if buffer is None or self._samples_at is None or hi <= lo:
+            return self.samples[lo:hi]
+        if self._fd < 0:
+            self._fd = os.open(self.where, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        out = buffer.take((hi - lo) * 4).view(np.float32)
+        _pread_exact(self._fd, out, self._samples_at + lo * 4, self.where)
+        return out
+
+    def read_run(self, positions: Sequence[int], where: str,
+                 buffer: ReadBuffer | None = None) -> list[Recording]:
+        """Recordings at ``positions`` (sorted) read with one call per array covering them all
+        (the samples into ``buffer`` when given, see :class:`ReadBuffer`)."""
         lay = self.layout[np.asarray(positions, np.int64)]
         lo_s = int(lay[:, 0].min())
         hi_s = int((lay[:, 0] + lay[:, 1] * lay[:, 2]).max())
         try:
-            samples = self.samples[lo_s:hi_s]
+            samples = self._read_samples(lo_s, hi_s, buffer)
             bufs = {}
             for col, ds in ((3, self.labels), (4, self.times)):
                 have = lay[:, col] >= 0
@@ -516,13 +568,16 @@ class Archive:
         for lo in range(0, len(self._rows), 256):
             yield from self.read_many(range(lo, min(lo + 256, len(self._rows))))
 
-    def read_many(self, indices: Iterable[int]) -> list[Recording]:
+    def read_many(self, indices: Iterable[int], buffer: ReadBuffer | None = None) -> list[Recording]:
         """The recordings at ``indices`` (rows of this view), in the order given.
 
         Recordings of one shard lying close together are read with one HDF5 call per array and
         are views of that buffer (no per-recording HDF5 access or JSON parsing): much faster than
         ``[archive[i] for i in indices]`` for many short recordings. Keeping one of them keeps its
         buffer (at most a shard) alive; copy ``rec.data`` to hold a few recordings for long.
+        With ``buffer`` (a :class:`ReadBuffer`), samples are read into it instead: faster for a
+        loop over groups, but valid only until the next read through that buffer (only the first
+        run of neighbouring recordings goes through it; others are read as without it).
         """
         idx = [int(i) for i in indices]
         out: list[Recording | None] = [None] * len(idx)
@@ -534,6 +589,7 @@ class Archive:
         for k, i in enumerate(idx):
             row = self._rows[i]
             by_shard.setdefault(row["shard"], []).append((int(row["group"]), k))
+        used = 0
         for shard, wanted in by_shard.items():
             table = self._table(shard)
             where = str(self.path / shard)
@@ -545,7 +601,8 @@ class Archive:
             for pos, k in wanted + [(-1, -1)]:
                 if run and (pos < 0 or table.span(pos)[0] - table.span(run[-1][0])[1] > _MERGE_GAP_BYTES // 4):
                     positions = sorted({p for p, _ in run})
-                    recs = dict(zip(positions, table.read_run(positions, where)))
+                    used += 1  # only the first run goes to the buffer: two runs would share it
+                    recs = dict(zip(positions, table.read_run(positions, where, buffer if used == 1 else None)))
                     for p, kk in run:
                         out[kk] = recs[p]
                     run = []
@@ -600,6 +657,8 @@ class Archive:
         return self._table(row["shard"]).read(pos, f"{path}:{row['group']}")
 
     def close(self) -> None:
+        for t in self._tables.values():
+            t.close()
         for f in self._files.values():
             f.close()
         self._files, self._tables = {}, {}

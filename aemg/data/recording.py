@@ -81,7 +81,11 @@ class Recording:
         if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
             raise DataError(where, f"samples must be real numbers, got dtype {data.dtype}")
         data = np.ascontiguousarray(data, dtype=np.float32)
-        if data.size and not np.all(np.isfinite(data)):
+        # a finite sum proves every sample finite (NaN and inf propagate) in one read without a
+        # temporary; only when it is not (a bad sample, or float32 overflow) is each one checked
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite = not data.size or np.isfinite(data.sum()) or bool(np.all(np.isfinite(data)))
+        if not finite:
             bad = np.argwhere(~np.isfinite(data))[0]
             raise DataError(where, f"non-finite sample (NaN or inf) at channel {bad[0]}, "
                                    f"sample {bad[1]} (t = {bad[1] / float(self.rate):.3f} s)"

@@ -149,6 +149,17 @@ def _groups(rows: Sequence[dict[str, Any]]) -> list[list[int]]:
 #: archives opened by :func:`tokenize_archive` (set before the pool forks, so workers inherit the
 #: parsed index; :class:`~aemg.data.archive.Archive` reopens its HDF5 files after a fork)
 _ARCHIVES: dict[str, Any] = {}
+#: each process reads its groups' samples into one warm buffer (see aemg.data.archive.ReadBuffer):
+#: a group's recordings are dropped before the next group is read
+_READ_BUFFER = None
+
+
+def _read_buffer():
+    global _READ_BUFFER
+    if _READ_BUFFER is None:
+        from ..data.archive import ReadBuffer
+        _READ_BUFFER = ReadBuffer()
+    return _READ_BUFFER
 
 
 def _open(path: str):
@@ -190,28 +201,40 @@ def noise_levels(signals: Sequence[np.ndarray], rates: Sequence[float], rest: Se
         Per trial: the noise level (None = robust statistics of the trial) and ``"rest"``/``"robust"``.
     """
     n = len(signals)
-    if config.mode != "events" or config.calibration != "rest":
+    if not _calibrates(config):
         return [(None, "robust")] * n
-    from .segment import noise_level
     members: dict[Any, list[int]] = {}
     for i, g in enumerate(groups if groups is not None else [0] * n):
         members.setdefault(g, []).append(i)
     out: list[tuple[float | None, str]] = [(None, "robust")] * n
     for idx in members.values():
         rest_i = [i for i in idx if rest[i]]
-        if not rest_i:
-            continue
-        # a rest trial's noise level is its median envelope (noise_level with calibration=)
-        levels = {i: float(noise_level(signals[i], rates[i], config.segment, calibration=signals[i]))
-                  for i in rest_i}
-        shared = (float(np.median(list(levels.values()))), "rest")
+        levels = [_rest_level(signals[i], rates[i], config) for i in rest_i]
         for i in idx:
-            out[i] = shared
-        # a rest trial never calibrates itself: it uses the median of the other rest trials' levels
-        for i in rest_i:
-            out[i] = (float(np.median([levels[j] for j in rest_i if j != i])), "rest") if len(rest_i) > 1 \
-                else (None, "robust")
+            out[i] = group_noise(levels, rest_i.index(i) if rest[i] else None)
     return out
+
+
+def _calibrates(config: TokenizerConfig) -> bool:
+    """Whether ``config`` takes noise levels from rest trials (events mode, ``calibration="rest"``)."""
+    return config.mode == "events" and config.calibration == "rest"
+
+
+def _rest_level(x: np.ndarray, rate: float, config: TokenizerConfig) -> float:
+    """A rest trial's own level: its median envelope (noise_level with itself as calibration)."""
+    from .segment import noise_level
+    return float(noise_level(x, rate, config.segment, calibration=x))
+
+
+def group_noise(rest_levels: Sequence[float], own: int | None = None) -> tuple[float | None, str]:
+    """The noise level of one trial from the rest-trial levels of its group, and its origin.
+
+    A non-rest trial (``own`` None) uses the median of all levels; a rest trial (``own``: the index
+    of its level) the median of the *other* ones, so it never calibrates itself; no level left:
+    ``(None, "robust")`` (robust statistics of the trial alone).
+    """
+    others = list(rest_levels) if own is None else [v for j, v in enumerate(rest_levels) if j != own]
+    return (float(np.median(others)), "rest") if others else (None, "robust")
 
 
 def is_rest_trial(trial) -> bool:
@@ -220,74 +243,189 @@ def is_rest_trial(trial) -> bool:
             and is_rest_class(trial.classes[trial.label]))
 
 
-def _noise_levels(trials: list, config: TokenizerConfig) -> list[tuple[float | None, str]]:
-    """Noise level (or None = robust statistics of the trial) and its origin, per trial of one group."""
-    return noise_levels([t.data for t in trials], [t.rate for t in trials],
-                        [is_rest_trial(t) for t in trials], config)
+#: bytes of samples read and tokenized at a time within a group: small enough that a batch and its
+#: tokens stay in one core's L2 cache (2 MiB here) from the read to the payload write, so the
+#: signal crosses the memory bus once; two workers otherwise contend for it (see docs/notes/tokens.md)
+BATCH_BYTES = 1 << 21
+
+
+def _batches(archive, rows: Sequence[int], limit: int = BATCH_BYTES) -> list[list[int]]:
+    """Consecutive runs of ``rows`` holding at most ``limit`` bytes of samples (at least one row)."""
+    out: list[list[int]] = []
+    size = 0
+    for r in rows:
+        row = archive.index[r]
+        nbytes = 4 * int(row["n_channels"]) * int(row["n_samples"])
+        if not out or size + nbytes > limit:
+            out.append([])
+            size = 0
+        out[-1].append(r)
+        size += nbytes
+    return out
+
+
+def _may_hold_rest(row: dict[str, Any]) -> bool:
+    """Whether an archive row can contain rest trials (a per-sample-labelled or unlabelled
+    recording: only its samples tell)."""
+    label, classes = row.get("label"), row.get("classes") or ()
+    return label is None or (0 <= int(label) < len(classes) and is_rest_class(classes[int(label)]))
+
+
+def _read_trials(archive, batch: Sequence[int]) -> list[list]:
+    """The trials of each recording of ``batch`` (views of this process's read buffer)."""
+    return [_trials(rec) for rec in archive.read_many(batch, buffer=_read_buffer())]
+
+
+def _group_rest_levels(archive, rows: Sequence[int], config: TokenizerConfig) -> dict[tuple[int, int], float]:
+    """Level of every rest trial of a group, keyed by (row, trial number within the row)."""
+    levels: dict[tuple[int, int], float] = {}
+    if not _calibrates(config):
+        return levels
+    for batch in _batches(archive, [r for r in rows if _may_hold_rest(archive.index[r])]):
+        for r, trials in zip(batch, _read_trials(archive, batch)):
+            for j, t in enumerate(trials):
+                if is_rest_trial(t):
+                    levels[(r, j)] = _rest_level(t.data, t.rate, config)
+    return levels
+
+
+class _NpyStream:
+    """``payload.npy`` written batch by batch, its shape (N, C, L) filled in when N is known;
+    byte-identical to ``np.save`` of the whole array."""
+
+    def __init__(self, path: Path, c: int, length: int):
+        self.fh, self.c, self.length, self.n = open(path, "wb"), c, length, 0
+        self.header_len = len(self._header(0))
+        self.fh.write(self._header(0))
+
+    def _header(self, n: int) -> bytes:
+        import io
+        b = io.BytesIO()
+        np.lib.format.write_array_header_1_0(b, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                                                 "fortran_order": False, "shape": (n, self.c, self.length)})
+        return b.getvalue()
+
+    def write(self, rows: np.ndarray) -> None:
+        if rows.shape[0]:
+            self.fh.write(memoryview(rows).cast("B"))
+            self.n += rows.shape[0]
+
+    def close(self) -> None:
+        header = self._header(self.n)
+        if len(header) != self.header_len:  # never with numpy's growth padding; kept correct anyway
+            self.fh.close()
+            path = Path(self.fh.name)
+            body = np.fromfile(path, np.float32, offset=self.header_len)
+            np.save(path, body.reshape(self.n, self.c, self.length))
+            return
+        self.fh.seek(0)
+        self.fh.write(header)
+        self.fh.close()
+
+
+def _warm_up(config: TokenizerConfig, rate: float, n_channels: int, backend: str | None) -> None:
+    """Run the per-group code path once on a small noise signal: loads the kernels and what NumPy
+    imports lazily on first use (``np.percentile``: ~20 ms), so forked workers start warm."""
+    x = np.random.default_rng(0).standard_normal((n_channels, 4 * config.token_len(rate) + 64)).astype(np.float32)
+    x[:, x.shape[1] // 3:] *= 20  # an event, so every step runs
+    noise = _rest_level(x[:, : x.shape[1] // 3], rate, config) if _calibrates(config) else None
+    plan = plan_sentences([x], rate, config, noises=[noise], backend=backend)
+    extract_tokens(x, plan.starts, config.token_len(rate))
 
 
 def _tokenize_group(archive_path: str, rows: list[int], config_dict: dict, shard_dir: str,
                     backend: str | None) -> dict[str, Any]:
     """Tokenize one group of archive rows into the shard ``shard_dir`` (atomically).
 
-    The recordings are read with one archive call (:meth:`~aemg.data.archive.Archive.read_many`);
-    token positions are planned per trial, then every token of the group is cut straight into the
-    shard's preallocated arrays (no per-sentence arrays, no concatenation) and each array is saved
-    with one write.
+    Two passes over small batches of recordings (:data:`BATCH_BYTES`, read into one warm buffer):
+    the first measures the rest trials that calibrate the group's noise level (only rows that can
+    hold rest trials are read), the second plans, cuts and writes the tokens of each batch while
+    it is still in the CPU cache.
     """
     config = TokenizerConfig.from_dict(config_dict)
     archive = _open(archive_path)
-    trials, samples = [], 0
-    for rec in archive.read_many(rows):
-        samples += rec.data.size
-        trials.extend(_trials(rec))
-    noises = _noise_levels(trials, config)
-    c = trials[0].n_channels if trials else archive.index[rows[0]]["n_channels"]
-    rate = trials[0].rate if trials else float(archive.index[rows[0]]["rate"])
+    kernel = backends.get("tokens")
+    rest_levels = _group_rest_levels(archive, rows, config)
+    levels = list(rest_levels.values())
+    # per trial: its own level's index among the rest levels (rest trials), else the shared level
+    own = {key: group_noise(levels, j) for j, key in enumerate(rest_levels)}
+    shared = group_noise(levels) if _calibrates(config) else (None, "robust")
+    first = archive.index[rows[0]]
+    c, rate = int(first["n_channels"]), float(first["rate"])
     L = config.token_len(rate)
-    plan = plan_sentences([t.data for t in trials], rate, config, noises=[n for n, _ in noises],
-                          backend=backend)
-    n = plan.starts.size
-    arrays = {"energy": np.empty((n, c), np.float32), "dominant_channel": np.empty(n, np.int16),
-              "event_index": plan.event_index, **token_times(plan.starts, plan.event_start, plan.event_len, rate)}
     final = Path(shard_dir)
     tmp = final.with_name("." + final.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    kernel = backends.get("tokens")
-    meta = []
-    # the payload is streamed: each trial's tokens are cut into a small buffer that is still in the
-    # CPU cache when it is written, instead of filling a whole-shard array in memory first and
-    # reading it back for np.save (one memory round trip of the largest array less); the file is
-    # byte-identical to np.save of the whole array
-    most = int(np.diff(plan.offsets).max(initial=0))
-    buf = np.empty((most, c, L), np.float32)
-    with open(tmp / "payload.npy", "wb") as fh:
-        np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(buf.dtype),
-                                                  "fortran_order": False, "shape": (n, c, L)})
-        for i, (trial, (noise, origin)) in enumerate(zip(trials, noises)):
-            rows_i = plan.tokens_of(i)
-            k = plan.n_tokens(i)
-            _extract_into(kernel, trial.data, plan.starts[rows_i], L, buf[:k], arrays["energy"][rows_i],
-                          arrays["dominant_channel"][rows_i])
-            if k:
-                fh.write(memoryview(buf[:k]).cast("B"))
-            meta.append({"key": trial.key, "dataset": trial.dataset, "subject": trial.subject,
-                         "session": trial.session, "trial": trial.trial,
-                         "label": -1 if trial.label is None else int(trial.label), "device": trial.device.name,
-                         "offset": rows_i.start, "n_tokens": k,
-                         "n_tokens_uncapped": int(plan.n_uncapped[i]), "n_events": len(plan.events[i]),
-                         "n_samples": int(trial.n_samples), "events": plan.events[i].tolist(),
-                         "noise": noise, "calibration": origin, "classes": list(trial.classes)})
+    buf = np.empty((0, c, L), np.float32)
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in _TOKEN_FIELDS[1:]}
+    meta, samples = [], 0
+    payload = _NpyStream(tmp / "payload.npy", c, L)
+    try:
+        for batch in _batches(archive, rows):
+            trials, noises = [], []
+            for r, row_trials in zip(batch, _read_trials(archive, batch)):
+                for j, t in enumerate(row_trials):
+                    trials.append(t)
+                    noises.append(own.get((r, j), shared))
+            samples += sum(int(archive.index[r]["n_channels"]) * int(archive.index[r]["n_samples"]) for r in batch)
+            plan = plan_sentences([t.data for t in trials], rate, config, noises=[n for n, _ in noises],
+                                  backend=backend)
+            n = plan.starts.size
+            if buf.shape[0] < n:
+                buf = np.empty((max(n, buf.shape[0] * 3 // 2), c, L), np.float32)
+            energy, dominant = np.empty((n, c), np.float32), np.empty(n, np.int16)
+            base = payload.n
+            for i, (trial, (noise, origin)) in enumerate(zip(trials, noises)):
+                rows_i = plan.tokens_of(i)
+                _extract_into(kernel, trial.data, plan.starts[rows_i], L, buf[rows_i], energy[rows_i],
+                              dominant[rows_i])
+                meta.append({"key": trial.key, "dataset": trial.dataset, "subject": trial.subject,
+                             "session": trial.session, "trial": trial.trial,
+                             "label": -1 if trial.label is None else int(trial.label),
+                             "device": trial.device.name, "offset": base + rows_i.start,
+                             "n_tokens": plan.n_tokens(i), "n_tokens_uncapped": int(plan.n_uncapped[i]),
+                             "n_events": len(plan.events[i]), "n_samples": int(trial.n_samples),
+                             "events": plan.events[i].tolist(), "noise": noise, "calibration": origin,
+                             "classes": list(trial.classes)})
+            payload.write(buf[:n])
+            for k, v in {"energy": energy, "dominant_channel": dominant, "event_index": plan.event_index,
+                         **token_times(plan.starts, plan.event_start, plan.event_len, rate)}.items():
+                parts[k].append(v)
+    finally:
+        payload.close()
+    n = payload.n
     table = np.empty(n, _token_table_dtype(c))
     for name in _TOKEN_FIELDS[1:]:
-        table[name] = arrays[name]
+        table[name] = np.concatenate(parts[name])  # one part per batch, at least one batch
     np.save(tmp / "tokens.npy", table)
     (tmp / "sentences.json").write_text(_dumps(meta, separators=(",", ":")))
     os.replace(tmp, final)
-    return {"samples": samples, "n_recordings": len(rows), "meta": meta,
-            "lines": _index_lines(meta, final.name)}
+    # the parent gets the index lines and counts, not the metadata (less to pickle in its thread)
+    return {"samples": samples, "n_recordings": len(rows), "lines": _index_lines(meta, final.name),
+            "summary": _shard_summary(meta, final)}
+
+
+def _shard_summary(meta: list[dict[str, Any]], where) -> dict[str, Any]:
+    """Per-dataset counts (trials, sentences, tokens, events, empty, capped, samples) and class
+    lists of one shard's sentence metadata."""
+    per_dataset: dict[str, dict[str, int]] = {}
+    classes: dict[str, list[str]] = {}
+    for m in meta:
+        d = per_dataset.setdefault(m["dataset"], dict(trials=0, sentences=0, tokens=0, events=0, empty=0,
+                                                      capped=0, samples=0))
+        d["trials"] += 1
+        d["samples"] += m["n_samples"]
+        d["events"] += m["n_events"]
+        d["capped"] += m["n_tokens_uncapped"] > m["n_tokens"]
+        d["empty"] += m["n_tokens"] == 0
+        d["sentences"] += m["n_tokens"] > 0
+        d["tokens"] += m["n_tokens"]
+        if m["classes"] and classes.setdefault(m["dataset"], m["classes"]) != m["classes"]:
+            raise DataError(where, f"dataset {m['dataset']!r} has two class lists: "
+                                   f"{classes[m['dataset']]} and {m['classes']}")
+    return {"per_dataset": per_dataset, "classes": classes}
 
 
 def _token_table_dtype(n_channels: int) -> np.dtype:
@@ -393,7 +531,7 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
         bar = tqdm(total=total, unit="sample", unit_scale=True, desc="tokenize", smoothing=0.1)
     samples = 0
     t0, cpu0 = time.perf_counter(), _cpu_times()
-    extract_tokens(np.zeros((1, 1), np.float32), np.zeros(1, np.int64), 1)  # load the kernel before forking
+    _warm_up(config, float(rate), int(n_channels), backend)  # forked workers inherit what it loads
     config_dict = config.to_dict()
     # largest groups first, so the last ones to finish are small (balanced workers); the output
     # does not depend on the order
@@ -426,40 +564,25 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
         if bar is not None:
             bar.close()
     # the index and corpus.json, from every shard (also those of earlier runs)
-    lines, classes = [], {}
-    counts = dict(sentences=0, tokens=0, events=0, empty=0, capped=0, trials=0)
-    per_dataset: dict[str, dict[str, float]] = {}
+    lines: list[str] = []
+    per_dataset: dict[str, dict[str, int]] = {}
+    classes: dict[str, list[str]] = {}
     for k, name in enumerate(names):
-        if k in results:  # written by this run: its workers sent the metadata and index lines
-            meta, shard_lines = results[k]["meta"], results[k]["lines"]
+        if k in results:  # written by this run: its worker sent the index lines and a summary
+            shard_lines, summary = results[k]["lines"], results[k]["summary"]
         else:
             meta = read_json(shard_dir / name / "sentences.json")
-            shard_lines = _index_lines(meta, name)
+            shard_lines, summary = _index_lines(meta, name), _shard_summary(meta, shard_dir / name)
         lines.extend(shard_lines)
-        for m in meta:
-            counts["trials"] += 1
-            d = per_dataset.setdefault(m["dataset"], dict(trials=0, sentences=0, tokens=0, events=0,
-                                                          empty=0, capped=0, samples=0))
-            d["trials"] += 1
-            d["samples"] += m["n_samples"]
-            if m["classes"]:
-                prev = classes.setdefault(m["dataset"], m["classes"])
-                if prev != m["classes"]:
-                    raise DataError(archive.path, f"dataset {m['dataset']!r} has two class lists: "
-                                                  f"{prev} and {m['classes']}")
-            counts["events"] += m["n_events"]
-            d["events"] += m["n_events"]
-            if m["n_tokens_uncapped"] > m["n_tokens"]:
-                counts["capped"] += 1
-                d["capped"] += 1
-            if m["n_tokens"] == 0:
-                counts["empty"] += 1
-                d["empty"] += 1
-                continue
-            counts["sentences"] += 1
-            counts["tokens"] += m["n_tokens"]
-            d["sentences"] += 1
-            d["tokens"] += m["n_tokens"]
+        for ds, names_ in summary["classes"].items():
+            if classes.setdefault(ds, names_) != names_:
+                raise DataError(archive.path, f"dataset {ds!r} has two class lists: {classes[ds]} and {names_}")
+        for ds, d in summary["per_dataset"].items():
+            total = per_dataset.setdefault(ds, dict.fromkeys(d, 0))
+            for key, v in d.items():
+                total[key] += v
+    counts = {key: sum(d[key] for d in per_dataset.values())
+              for key in ("sentences", "tokens", "events", "empty", "capped", "trials")}
     from ..data.devices import get_device
     device_name = rows[0]["device"]
     try:
