@@ -4,7 +4,7 @@
 # on the OTHER shared corpora (leave-one-dataset-out pre-training), seed 0 everywhere.
 #
 # Usage:  scripts/evaluate_real.sh [STEP ...]
-#   STEP: archives corpora pretrain baselines probe diagnostics heavy table   (default: all of them, in order)
+#   STEP: archives corpora pretrain baselines probe subjnorm diagnostics heavy table   (default: all, in order)
 # Environment:
 #   RES       work folder (default /tmp/res); never inside the repository
 #   AEMG      the aemg command (default: aemg on PATH, else .venv/bin/aemg of this checkout)
@@ -119,6 +119,20 @@ step_probe() {  # linear probe on the frozen pre-trained backbone, and on the sa
     wait
 }
 
+step_subjnorm() {  # the probe with per-subject standardisation of the embeddings (two variants)
+    local d
+    for d in "${DATASETS[@]}"; do
+        # calibnorm: a subject's own labelled training trials (few-shot: the target's calibration
+        # trials; LOSO: pooled statistics, = aemg-probe); subjnorm: all of a subject's trials, the
+        # test subject's unlabelled ones included (transductive, like lda-log-subjnorm)
+        # shellcheck disable=SC2086
+        run "probe_norm_$d" "$AEMG" evaluate "$ARCH/$d" ${SESSIONS[$d]} --out "$REPORTS/${d}_probe_norm" \
+            --methods aemg-probe-calibnorm,aemg-probe-subjnorm --checkpoint "$RUNS/for_$d" \
+            --protocols loso,fewshot,intra "${FEWSHOT[@]}" --seeds 0 --no-plots
+    done
+    wait
+}
+
 step_diagnostics() {  # probe features: pre-trained / untrained backbone / token energies, two standardisations
     local d
     mkdir -p "$REPORTS/diagnostics"
@@ -158,10 +172,10 @@ step_table() {
 }
 
 steps=("$@")
-(( ${#steps[@]} )) || steps=(archives corpora pretrain baselines probe diagnostics heavy table)
+(( ${#steps[@]} )) || steps=(archives corpora pretrain baselines probe subjnorm diagnostics heavy table)
 for s in "${steps[@]}"; do
     case $s in
-        archives|corpora|pretrain|baselines|probe|diagnostics|heavy|table) "step_$s" ;;
-        *) echo "unknown step $s (archives corpora pretrain baselines probe diagnostics heavy table)" >&2; exit 2 ;;
+        archives|corpora|pretrain|baselines|probe|subjnorm|diagnostics|heavy|table) "step_$s" ;;
+        *) echo "unknown step $s (archives corpora pretrain baselines probe subjnorm diagnostics heavy table)" >&2; exit 2 ;;
     esac
 done

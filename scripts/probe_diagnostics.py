@@ -23,8 +23,6 @@ import os
 import tempfile
 import time
 
-import dataclasses
-
 import numpy as np
 import torch
 
@@ -40,17 +38,6 @@ def _subject_standardise(x: np.ndarray, subjects: np.ndarray) -> np.ndarray:
         sd = x[m].std(axis=0)
         out[m] = (x[m] - x[m].mean(axis=0)) / np.where(sd > 0, sd, 1.0)
     return out
-
-
-def rotate(sentence, k: int):
-    """The sentence with every token's channels rolled by ``k`` ring positions."""
-    if k == 0 or not len(sentence.energy):
-        return sentence
-    c = sentence.energy.shape[1]
-    return dataclasses.replace(sentence, payload=np.roll(sentence.payload, k, axis=1),
-                               energy=np.roll(sentence.energy, k, axis=1),
-                               dominant_channel=((sentence.dominant_channel.astype(np.int64) + k) % c)
-                               .astype(sentence.dominant_channel.dtype))
 
 
 def embed(probe, sentences: list) -> np.ndarray:
@@ -152,7 +139,7 @@ def main() -> None:
             result["loso_trial_acc"][key] = loso(x, y, subjects, ok, trials.n_classes, per_subject, args.seed)
             print(key, "%.1f +- %.1f" % result["loso_trial_acc"][key], flush=True)
     for k in [int(v) for v in args.rotations.split(",") if v.strip()]:
-        rolled = [rotate(s, k) for s in sents]
+        rolled = [s.rolled(k) for s in sents]
         for name, x, xr in (("embedding", feats["embedding"], embed(probe, rolled)),
                             ("token-energy", feats["token-energy"], energy_features(rolled, trials.n_channels))):
             key = f"{name} (train-standardised), test rotated by {k} x {360 / trials.n_channels:g} deg"

@@ -80,6 +80,68 @@ def test_probe_options_and_training_only_statistics(setup, trials):
     assert not np.allclose(mean_tokens, cls_tokens)
 
 
+def test_probe_subject_normalisation_uses_only_what_its_mode_allows(setup, trials):
+    from aemg.eval import fewshot_folds
+    fold = loso_folds(trials)[0]
+    train, test = trials.subset(fold.train), trials.subset(fold.test)
+    run = str(setup / "run")
+    with pytest.raises(ConfigError, match="subject_norm"):
+        get_method("aemg-probe", run=run, subject_norm="everything")
+    assert get_method("aemg-probe-subjnorm", run=run).transductive
+    assert not get_method("aemg-probe-calibnorm", run=run).transductive
+    # LOSO, labelled: the test subject has no training trial, so it gets the pooled statistics
+    # (the same scores as the plain probe would give a standardised input of its own)
+    calib = get_method("aemg-probe-calibnorm", run=run)
+    calib.prepare(trials)
+    calib.fit(train)
+    feats, _ = calib.embeddings(train)
+    for s in np.unique(train.subjects):  # each training subject standardised with its own trials
+        rows = train.subjects[calib.embeddings(train)[1]] == s
+        np.testing.assert_allclose(calib.stats_[s][0], feats[rows].mean(axis=0))
+    assert set(calib.stats_) == set(np.unique(train.subjects))
+    hidden = test.without_labels()
+    scores, use = calib.scores(hidden)
+    tf, _ = calib.embeddings(hidden)
+    np.testing.assert_allclose(scores, ((tf - calib.mean_) / calib.std_) @ calib.weight_.T + calib.bias_)
+    # transductive: the target's unlabelled trials give its statistics, and labels are not needed
+    sub = get_method("aemg-probe-subjnorm", run=run)
+    sub.prepare(trials)
+    sub.fit(train, target=hidden)
+    test_subject = np.unique(test.subjects)[0]
+    np.testing.assert_allclose(sub.stats_[test_subject][0], tf.mean(axis=0))
+    assert sub.predict(hidden).trial.shape == (len(test),)
+    # few-shot, labelled: the target's calibration trials (in the training set) give its statistics
+    few = fewshot_folds(trials, 0.5, seeds=[0])[0]
+    ftrain = trials.subset(few.train)
+    calib.fit(ftrain)
+    target = np.unique(trials.subjects[few.test])[0]
+    fe, fuse = calib.embeddings(ftrain)
+    rows = ftrain.subjects[fuse] == target
+    assert 0 < rows.sum() < len(fuse)
+    np.testing.assert_allclose(calib.stats_[target][0], fe[rows].mean(axis=0))
+
+
+def test_probe_rotation_augmentation(setup, trials):
+    fold = loso_folds(trials)[0]
+    train = trials.subset(fold.train)
+    run = str(setup / "run")
+    with pytest.raises(ConfigError, match="rotations"):
+        get_method("aemg-probe", run=run, rotations=-1)
+    probe = get_method("aemg-probe", run=run, rotations=1, subject_norm="labelled")
+    probe.prepare(trials)
+    probe.fit(train)
+    plain, use = probe.embeddings(train)
+    rolled = [probe.embeddings(train, k)[0] for k in (1, -1)]
+    assert not np.allclose(rolled[0], plain)  # the backbone sees where the energy is
+    stacked = np.concatenate([plain] + rolled)
+    np.testing.assert_allclose(probe.mean_, stacked.mean(axis=0))  # fitted on 3 x the trials
+    s = probe.sentences(train)[int(use[0])]
+    back = s.rolled(5).rolled(-5)
+    np.testing.assert_array_equal(back.payload, s.payload)
+    np.testing.assert_array_equal(s.rolled(3).dominant_channel, np.argmax(s.rolled(3).energy, axis=1))
+    assert s.rolled(16) is s and s.rolled(0) is s
+
+
 @pytest.mark.parametrize("name", ["aemg-finetune", "aemg-scratch", "window-transformer"])
 def test_supervised_methods_are_seeded(setup, trials, name):
     fold = loso_folds(trials)[1]

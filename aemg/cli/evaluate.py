@@ -84,8 +84,8 @@ def run(args) -> int:
     if not isinstance(method_options, dict):
         raise ConfigError("--method-options: expected a JSON object {\"method\": {\"option\": value}}")
     if args.checkpoint:
-        from ..eval.aemg_methods import AEMG_METHODS
-        for m in AEMG_METHODS:
+        from ..eval.aemg_methods import AEMG_METHODS, PROBE_VARIANTS
+        for m in (*AEMG_METHODS, *PROBE_VARIANTS):
             method_options.setdefault(m, {}).setdefault("run", args.checkpoint)
     for m in methods:
         get_method(m, **method_options.get(m, {}))  # fail early on an unknown name or bad options

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -41,15 +42,23 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .baselines import LDA, Method, Prediction, register_method
+from .baselines import LDA, Method, Prediction, _subject_standardise, _subject_stats, register_method
 from .trials import TrialSet
 
 log = logging.getLogger(__name__)
 
 POOLINGS = ("mean", "cls")
 CLASSIFIERS = ("logreg", "lda")
+#: how the probe standardises embeddings: "none" = with the training trials' statistics;
+#: "labelled" = per subject with that subject's *training* trials (few-shot: the target's labelled
+#: calibration trials; a subject without training trials, as in LOSO, gets the pooled statistics);
+#: "all" = per subject with all of that subject's trials, the test subject's unlabelled ones
+#: included (transductive, as the lda-log-subjnorm baseline)
+SUBJECT_NORMS = ("none", "labelled", "all")
 #: method names registered here
 AEMG_METHODS = ("aemg-probe", "aemg-finetune", "aemg-scratch", "window-transformer")
+#: probe variants registered here: name -> subject_norm
+PROBE_VARIANTS = {"aemg-probe-calibnorm": "labelled", "aemg-probe-subjnorm": "all"}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -320,10 +329,11 @@ class AemgMethod(Method):
 class AemgProbe(AemgMethod):
     """Linear probe on the frozen pre-trained backbone (``aemg-probe``).
 
-    Sentence embeddings (cached per trial) are standardised with the training trials' mean/std,
-    then ``classifier`` is fitted: ``"logreg"`` = multinomial logistic regression (L-BFGS, L2
-    penalty ``l2`` on the weights), ``"lda"`` = :class:`~aemg.eval.baselines.LDA` with
-    ``shrinkage``.
+    Sentence embeddings (cached per trial) are standardised with the training trials' mean/std
+    (or per subject: ``subject_norm``, see :data:`SUBJECT_NORMS`), then ``classifier`` is fitted:
+    ``"logreg"`` = multinomial logistic regression (L-BFGS, L2 penalty ``l2`` on the weights),
+    ``"lda"`` = :class:`~aemg.eval.baselines.LDA` with ``shrinkage``. ``rotations = r`` adds the
+    training trials rolled by +-1..+-r positions of the standard channel ring (armband rotation).
     """
 
     name = "aemg-probe"
@@ -331,21 +341,29 @@ class AemgProbe(AemgMethod):
     pretrained = True
 
     def __init__(self, run=None, classifier: str = "logreg", l2: float = 1e-3, shrinkage: float = 0.1,
-                 max_iter: int = 200, **kw):
+                 max_iter: int = 200, subject_norm: str = "none", rotations: int = 0, **kw):
         super().__init__(run, **kw)
         if classifier not in CLASSIFIERS:
             raise ConfigError(f"aemg-probe: classifier={classifier!r}; choose from {CLASSIFIERS}")
+        if subject_norm not in SUBJECT_NORMS:
+            raise ConfigError(f"aemg-probe: subject_norm={subject_norm!r}; choose from {SUBJECT_NORMS}")
         self.classifier, self.l2, self.shrinkage, self.max_iter = classifier, float(l2), shrinkage, int(max_iter)
+        self.subject_norm = subject_norm
+        self.transductive = subject_norm == "all"
+        if int(rotations) < 0:
+            raise ConfigError(f"aemg-probe: rotations={rotations!r} must be >= 0")
+        self.rotations = int(rotations)
 
-    def embeddings(self, trials: TrialSet) -> tuple[np.ndarray, np.ndarray]:
-        """(embeddings (n', d) float64 of the trials with tokens, their indices (n',))."""
+    def embeddings(self, trials: TrialSet, roll: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(embeddings (n', d) float64 of the trials with tokens, their indices (n',)); ``roll``:
+        of the sentences with channels rolled by that many ring positions (:meth:`Sentence.rolled`)."""
         import torch
 
         from ..model.aemg_model import pool
         run = self._run()
-        sents = self.sentences(trials)
+        sents = [s.rolled(roll) for s in self.sentences(trials)] if roll else self.sentences(trials)
         what = ("aemg-embedding", run.backbone_sha256, self.pooling, json.dumps(self.tokenizer_config().to_dict(),
-                                                                               sort_keys=True))
+                                                                               sort_keys=True), roll)
         todo = [i for i in self._usable(sents) if (trials.keys[i], what) not in trials.cache]
         if todo:
             angles, z = self.geometry(trials)
@@ -365,12 +383,25 @@ class AemgProbe(AemgMethod):
         feats, use = self.embeddings(train)
         if not len(use):
             raise DataError(train.name or "trials", "no training trial has any token")
+        if self.rotations:  # armband-rotation augmentation: the training trials rolled by +-1..+-r
+            feats = np.concatenate([feats] + [self.embeddings(train, k)[0] for r in range(1, self.rotations + 1)
+                                              for k in (r, -r)])
+            use = np.tile(use, 2 * self.rotations + 1)
         y = train.labels[use]
         self.n_classes_ = train.n_classes
         self.mean_ = feats.mean(axis=0)
         std = feats.std(axis=0)
         self.std_ = np.where(std > 0, std, 1.0)
-        z = (feats - self.mean_) / self.std_
+        if self.subject_norm == "none":
+            z = (feats - self.mean_) / self.std_
+        else:
+            subjects = train.subjects[use]
+            allf, alls = feats, subjects
+            if self.subject_norm == "all" and target is not None and len(target):
+                tf, tuse = self.embeddings(target)
+                allf, alls = np.concatenate([feats, tf]), np.concatenate([subjects, target.subjects[tuse]])
+            self.stats_ = _subject_stats(allf, alls)
+            z = _subject_standardise(feats, subjects, self.stats_)
         if self.classifier == "lda":
             self.lda_ = LDA(self.shrinkage).fit(z, y)
         else:
@@ -380,7 +411,16 @@ class AemgProbe(AemgMethod):
     def scores(self, test: TrialSet) -> tuple[np.ndarray, np.ndarray]:
         """(class scores (n', K) of the test trials with tokens, their indices)."""
         feats, use = self.embeddings(test)
-        z = (feats - self.mean_) / self.std_
+        if self.subject_norm == "none":
+            z = (feats - self.mean_) / self.std_
+        else:
+            subjects = test.subjects[use]
+            stats = dict(self.stats_)
+            unseen = ~np.isin(subjects, list(stats))
+            if unseen.any():  # a subject never seen in fit: its own statistics (all) or the pooled ones
+                stats.update(_subject_stats(feats[unseen], subjects[unseen]) if self.subject_norm == "all"
+                             else {s: (self.mean_, self.std_) for s in np.unique(subjects[unseen])})
+            z = _subject_standardise(feats, subjects, stats)
         if self.classifier == "lda":
             s = np.full((len(z), self.n_classes_), -np.inf)
             s[:, self.lda_.classes_] = self.lda_.decision_function(z)
@@ -549,3 +589,5 @@ class WindowTransformer(AemgSupervised):
 
 for _name, _cls in zip(AEMG_METHODS, (AemgProbe, AemgFinetune, AemgScratch, WindowTransformer)):
     register_method(_name, _cls)
+for _name, _norm in PROBE_VARIANTS.items():
+    register_method(_name, functools.partial(AemgProbe, subject_norm=_norm))

@@ -208,6 +208,17 @@ class Sentence:
         """A sentence with only the tokens ``index`` (slice or integer array), same provenance."""
         return replace(self, **{k: np.ascontiguousarray(getattr(self, k)[index]) for k in _TOKEN_FIELDS})
 
+    def rolled(self, k: int) -> "Sentence":
+        """The sentence with every token's channels rolled by ``k`` positions of a channel ring
+        (payload, energy and dominant channel; as if a ring armband had been donned rotated by
+        ``k`` x 360/C degrees). ``k = 0`` returns ``self``."""
+        c = self.payload.shape[1]
+        if k % max(c, 1) == 0 or not self.n_tokens:
+            return self
+        return replace(self, payload=np.roll(self.payload, k, axis=1), energy=np.roll(self.energy, k, axis=1),
+                       dominant_channel=((self.dominant_channel.astype(np.int64) + k) % c)
+                       .astype(self.dominant_channel.dtype))
+
     @classmethod
     def empty(cls, n_channels: int, token_len: int, **meta) -> "Sentence":
         arrays = {k: np.zeros((0,), _DTYPES[k]) for k in _TOKEN_FIELDS}
