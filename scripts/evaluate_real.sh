@@ -4,7 +4,7 @@
 # on the OTHER shared corpora (leave-one-dataset-out pre-training), seed 0 everywhere.
 #
 # Usage:  scripts/evaluate_real.sh [STEP ...]
-#   STEP: archives corpora pretrain baselines probe subjnorm diagnostics heavy table   (default: all, in order)
+#   STEP: archives corpora pretrain baselines probe subjnorm rotation diagnostics heavy table   (default: all, in order)
 # Environment:
 #   RES       work folder (default /tmp/res); never inside the repository
 #   AEMG      the aemg command (default: aemg on PATH, else .venv/bin/aemg of this checkout)
@@ -133,6 +133,18 @@ step_subjnorm() {  # the probe with per-subject standardisation of the embedding
     wait
 }
 
+step_rotation() {  # armband-rotation augmentation of the probe's training trials (+-1, +-2 ring positions)
+    local d
+    for d in "${DATASETS[@]}"; do
+        # shellcheck disable=SC2086
+        run "probe_rot_$d" "$AEMG" evaluate "$ARCH/$d" ${SESSIONS[$d]} --out "$REPORTS/${d}_probe_rot" \
+            --methods aemg-probe,aemg-probe-calibnorm,aemg-probe-subjnorm --checkpoint "$RUNS/for_$d" \
+            --protocols loso,fewshot "${FEWSHOT[@]}" --seeds 0 --no-plots --method-options \
+            '{"aemg-probe": {"rotations": 2}, "aemg-probe-calibnorm": {"rotations": 2}, "aemg-probe-subjnorm": {"rotations": 2}}'
+    done
+    wait
+}
+
 step_diagnostics() {  # probe features: pre-trained / untrained backbone / token energies, two standardisations
     local d
     mkdir -p "$REPORTS/diagnostics"
@@ -172,10 +184,10 @@ step_table() {
 }
 
 steps=("$@")
-(( ${#steps[@]} )) || steps=(archives corpora pretrain baselines probe subjnorm diagnostics heavy table)
+(( ${#steps[@]} )) || steps=(archives corpora pretrain baselines probe subjnorm rotation diagnostics heavy table)
 for s in "${steps[@]}"; do
     case $s in
-        archives|corpora|pretrain|baselines|probe|subjnorm|diagnostics|heavy|table) "step_$s" ;;
-        *) echo "unknown step $s (archives corpora pretrain baselines probe subjnorm diagnostics heavy table)" >&2; exit 2 ;;
+        archives|corpora|pretrain|baselines|probe|subjnorm|rotation|diagnostics|heavy|table) "step_$s" ;;
+        *) echo "unknown step $s (archives corpora pretrain baselines probe subjnorm rotation diagnostics heavy table)" >&2; exit 2 ;;
     esac
 done

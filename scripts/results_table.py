@@ -12,7 +12,7 @@ import csv
 import sys
 from pathlib import Path
 
-PLAIN_TAGS = {"lda", "probe"}          # full-set reports: rows named by the method alone
+PLAIN_TAGS = {"lda", "probe", "probe_norm"}        # full-set reports: rows named by the method alone
 PROTOCOL_ORDER = ["loso", "fewshot", "intra"]
 DATASETS = ["coteallard", "3dc", "uci_myo"]
 
