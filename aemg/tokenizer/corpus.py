@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import io
 import json
 import multiprocessing as mp
 import os
@@ -208,10 +209,10 @@ def noise_levels(signals: Sequence[np.ndarray], rates: Sequence[float], rest: Se
         members.setdefault(g, []).append(i)
     out: list[tuple[float | None, str]] = [(None, "robust")] * n
     for idx in members.values():
-        rest_i = [i for i in idx if rest[i]]
+        rest_i = {i: j for j, i in enumerate(i for i in idx if rest[i])}  # trial -> its level's index
         levels = [_rest_level(signals[i], rates[i], config) for i in rest_i]
         for i in idx:
-            out[i] = group_noise(levels, rest_i.index(i) if rest[i] else None)
+            out[i] = group_noise(levels, rest_i.get(i))
     return out
 
 
@@ -243,9 +244,9 @@ def is_rest_trial(trial) -> bool:
             and is_rest_class(trial.classes[trial.label]))
 
 
-#: bytes of samples read and tokenized at a time within a group: small enough that a batch and its
-#: tokens stay in one core's L2 cache (2 MiB here) from the read to the payload write, so the
-#: signal crosses the memory bus once; two workers otherwise contend for it (see docs/notes/tokens.md)
+#: bytes of samples read and tokenized at a time within a group, so that a batch and its tokens
+#: are still in the CPU caches from the read to the payload write; measured: 512 KiB batches are
+#: slower (per-batch Python work), 2-8 MiB the same (docs/notes/tokens.md)
 BATCH_BYTES = 1 << 21
 
 
@@ -299,7 +300,6 @@ class _NpyStream:
         self.fh.write(self._header(0))
 
     def _header(self, n: int) -> bytes:
-        import io
         b = io.BytesIO()
         np.lib.format.write_array_header_1_0(b, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
                                                  "fortran_order": False, "shape": (n, self.c, self.length)})
@@ -347,7 +347,7 @@ def _tokenize_group(archive_path: str, rows: list[int], config_dict: dict, shard
     kernel = backends.get("tokens")
     rest_levels = _group_rest_levels(archive, rows, config)
     levels = list(rest_levels.values())
-    # per trial: its own level's index among the rest levels (rest trials), else the shared level
+    # (noise, origin) of each rest trial (the median of the others' levels); other trials: shared
     own = {key: group_noise(levels, j) for j, key in enumerate(rest_levels)}
     shared = group_noise(levels) if _calibrates(config) else (None, "robust")
     first = archive.index[rows[0]]
