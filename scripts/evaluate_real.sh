@@ -4,7 +4,7 @@
 # on the OTHER shared corpora (leave-one-dataset-out pre-training), seed 0 everywhere.
 #
 # Usage:  scripts/evaluate_real.sh [STEP ...]
-#   STEP: archives corpora pretrain baselines probe subjnorm rotation curve diagnostics heavy table   (default: all, in order)
+#   STEP: archives corpora pretrain baselines probe subjnorm rotation seeds diagnostics heavy table   (default: all, in order)
 # Environment:
 #   RES       work folder (default /tmp/res); never inside the repository
 #   AEMG      the aemg command (default: aemg on PATH, else .venv/bin/aemg of this checkout)
@@ -145,14 +145,13 @@ step_rotation() {  # armband-rotation augmentation of the probe's training trial
     wait
 }
 
-step_curve() {  # few-shot curve, 3 seeds: the adaptation methods that use the target's data
+step_seeds() {  # the few-shot target share (one trial per class) over 3 seeds, adaptation methods
     local d
     for d in "${DATASETS[@]}"; do
         # shellcheck disable=SC2086
-        run "curve_$d" "$AEMG" evaluate "$ARCH/$d" ${SESSIONS[$d]} --out "$REPORTS/${d}_curve" \
-            --methods lda-log,lda-log-subjnorm,aemg-probe,aemg-probe-calibnorm,aemg-probe-subjnorm \
-            --checkpoint "$RUNS/for_$d" --protocols fewshot --shares 0.01,0.05,0.2,0.4,0.8 \
-            --small-share one --seeds 0,1,2
+        run "seeds_$d" "$AEMG" evaluate "$ARCH/$d" ${SESSIONS[$d]} --out "$REPORTS/${d}_seeds" \
+            --methods lda-log-subjnorm,aemg-probe-calibnorm,aemg-probe-subjnorm \
+            --checkpoint "$RUNS/for_$d" --protocols fewshot "${FEWSHOT[@]}" --seeds 0,1,2
     done
     wait
 }
@@ -196,10 +195,10 @@ step_table() {
 }
 
 steps=("$@")
-(( ${#steps[@]} )) || steps=(archives corpora pretrain baselines probe subjnorm rotation curve diagnostics heavy table)
+(( ${#steps[@]} )) || steps=(archives corpora pretrain baselines probe subjnorm rotation seeds diagnostics heavy table)
 for s in "${steps[@]}"; do
     case $s in
-        archives|corpora|pretrain|baselines|probe|subjnorm|rotation|curve|diagnostics|heavy|table) "step_$s" ;;
-        *) echo "unknown step $s (archives corpora pretrain baselines probe subjnorm rotation curve diagnostics heavy table)" >&2; exit 2 ;;
+        archives|corpora|pretrain|baselines|probe|subjnorm|rotation|seeds|diagnostics|heavy|table) "step_$s" ;;
+        *) echo "unknown step $s (archives corpora pretrain baselines probe subjnorm rotation seeds diagnostics heavy table)" >&2; exit 2 ;;
     esac
 done
