@@ -141,6 +141,23 @@ def test_batch_size_and_calibration_rules_do_not_change_the_corpus(archive, tmp_
     assert corpus.group_noise([1.0, 3.0, 8.0], 1) == (4.5, "rest")     # a rest trial: the others
 
 
+def test_work_chunks_cover_every_group_once_in_archive_order():
+    from aemg.tokenizer.corpus import work_chunks
+    todo = [7, 3, 11, 5, 0, 9, 2]
+    sizes = [10, 10, 10, 10, 10, 10, 1000]
+    for workers in (1, 2, 3):
+        chunks = work_chunks(todo, sizes, workers)
+        flat = [k for c in chunks for k in c]
+        assert flat == sorted(todo) and all(chunks)          # each once, neighbours together
+    assert work_chunks(todo, sizes, 1) == [[k] for k in sorted(todo)]
+    even = work_chunks(list(range(100)), [1] * 100, 2)
+    lengths = [len(c) for c in even]
+    assert lengths == sorted(lengths, reverse=True) and lengths[0] == 25 and lengths[-1] == 1
+    capped = work_chunks(list(range(100)), [1] * 100, 2, max_task=5)
+    assert max(len(c) for c in capped) == 5
+    assert work_chunks([], [], 2) == []
+
+
 def test_windows_mode_concat_and_bad_corpora(archive, tmp_path):
     tokenize_archive(archive, tmp_path / "w", TokenizerConfig(token_s=0.2, mode="windows"), workers=1,
                      progress=False)

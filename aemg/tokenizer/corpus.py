@@ -333,6 +333,47 @@ def _warm_up(config: TokenizerConfig, rate: float, n_channels: int, backend: str
     extract_tokens(x, plan.starts, config.token_len(rate))
 
 
+#: most channel-samples in one pool task (~0.5 s of work here), so that progress keeps moving
+MAX_TASK_SAMPLES = 64_000_000
+
+
+def work_chunks(todo: Sequence[int], sizes: Sequence[int], workers: int,
+                max_task: int = MAX_TASK_SAMPLES) -> list[list[int]]:
+    """Groups ``todo`` (with ``sizes`` in channel-samples) cut into pool tasks, in archive order.
+
+    Guided scheduling: each task takes about 1/(2 ``workers``) of the work still unassigned (at
+    most ``max_task``, at least one group), so the first tasks are large and the last ones single
+    groups (workers finish together). Large tasks of neighbouring groups mean fewer tasks for the
+    parent to hand out and collect, and each worker opens, and parses the headers of, mostly its own
+    HDF5 shards instead of every shard. One worker: one group per task (no pool). The output does
+    not depend on the chunking.
+    """
+    order = sorted(range(len(todo)), key=lambda j: todo[j])
+    if workers <= 1:
+        return [[todo[j]] for j in order]
+    left = float(sum(sizes))
+    chunks: list[list[int]] = []
+    chunk, filled, want = [], 0.0, 0.0
+    for j in order:
+        if not chunk:
+            want = min(left / (2 * workers), max_task)
+        chunk.append(todo[j])
+        filled += sizes[j]
+        if filled >= want:
+            chunks.append(chunk)
+            left -= filled
+            chunk, filled = [], 0.0
+    if chunk:
+        chunks.append(chunk)
+    return chunks
+
+
+def _tokenize_groups(archive_path: str, task: list[tuple[int, list[int], str]], config_dict: dict,
+                     backend: str | None) -> list[tuple[int, dict[str, Any]]]:
+    """:func:`_tokenize_group` for each ``(group number, rows, shard folder)`` of ``task``."""
+    return [(k, _tokenize_group(archive_path, rows, config_dict, shard, backend)) for k, rows, shard in task]
+
+
 def _tokenize_group(archive_path: str, rows: list[int], config_dict: dict, shard_dir: str,
                     backend: str | None) -> dict[str, Any]:
     """Tokenize one group of archive rows into the shard ``shard_dir`` (atomically).
@@ -533,31 +574,32 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
     t0, cpu0 = time.perf_counter(), _cpu_times()
     _warm_up(config, float(rate), int(n_channels), backend)  # forked workers inherit what it loads
     config_dict = config.to_dict()
-    # largest groups first, so the last ones to finish are small (balanced workers); the output
-    # does not depend on the order
-    todo_sizes = {k: sum(rows[i]["n_samples"] for i in groups[k]) for k in todo}
-    todo = sorted(todo, key=lambda k: (-todo_sizes[k], k))
-    args = [(str(archive.path), groups[k], config_dict, str(shard_dir / names[k]), backend) for k in todo]
+    todo_sizes = [sum(rows[i]["n_samples"] * rows[i]["n_channels"] for i in groups[k]) for k in todo]
+    tasks = [[(k, groups[k], str(shard_dir / names[k])) for k in chunk]
+             for chunk in work_chunks(todo, todo_sizes, workers)]
     results: dict[int, dict[str, Any]] = {}
     try:
         if workers == 1:
-            for k, a in zip(todo, args):
-                r = results[k] = _tokenize_group(*a)
-                samples += r["samples"]
-                if bar is not None:
-                    bar.update(r["samples"])
+            for task in tasks:
+                for k, r in _tokenize_groups(str(archive.path), task, config_dict, backend):
+                    results[k] = r
+                    samples += r["samples"]
+                    if bar is not None:
+                        bar.update(r["samples"])
         else:
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
             archive.close()
             gc.freeze()  # forked workers then never copy the parent's objects to collect them
             try:
                 with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                    futures = {pool.submit(_tokenize_group, *a): k for k, a in zip(todo, args)}
+                    futures = [pool.submit(_tokenize_groups, str(archive.path), task, config_dict, backend)
+                               for task in tasks]
                     for fut in as_completed(futures):
-                        r = results[futures[fut]] = fut.result()
-                        samples += r["samples"]
-                        if bar is not None:
-                            bar.update(r["samples"])
+                        for k, r in fut.result():
+                            results[k] = r
+                            samples += r["samples"]
+                            if bar is not None:
+                                bar.update(r["samples"])
             finally:
                 gc.unfreeze()
     finally:
