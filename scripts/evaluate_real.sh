@@ -4,7 +4,7 @@
 # on the OTHER shared corpora (leave-one-dataset-out pre-training), seed 0 everywhere.
 #
 # Usage:  scripts/evaluate_real.sh [STEP ...]
-#   STEP: archives corpora pretrain baselines probe subjnorm rotation seeds diagnostics heavy table   (default: all, in order)
+#   STEP: archives corpora pretrain baselines probe subjnorm rotation seeds curve diagnostics heavy table   (default: all, in order)
 # Environment:
 #   RES       work folder (default /tmp/res); never inside the repository
 #   AEMG      the aemg command (default: aemg on PATH, else .venv/bin/aemg of this checkout)
@@ -156,6 +156,18 @@ step_seeds() {  # the few-shot target share (one trial per class) over 3 seeds, 
     wait
 }
 
+step_curve() {  # the few-shot curve (1/5/20/40/80 %: 1, 1, 1, 2, 3 trials per class here), seed 0
+    local d
+    for d in "${DATASETS[@]}"; do
+        # shellcheck disable=SC2086
+        run "curve_$d" "$AEMG" evaluate "$ARCH/$d" ${SESSIONS[$d]} --out "$REPORTS/${d}_curve" \
+            --methods lda-log-subjnorm,aemg-probe-calibnorm,aemg-probe-subjnorm \
+            --checkpoint "$RUNS/for_$d" --protocols fewshot --shares 0.01,0.05,0.2,0.4,0.8 \
+            --small-share one --seeds 0
+    done
+    wait
+}
+
 step_diagnostics() {  # probe features: pre-trained / untrained backbone / token energies, two standardisations
     local d
     mkdir -p "$REPORTS/diagnostics"
@@ -195,10 +207,10 @@ step_table() {
 }
 
 steps=("$@")
-(( ${#steps[@]} )) || steps=(archives corpora pretrain baselines probe subjnorm rotation seeds diagnostics heavy table)
+(( ${#steps[@]} )) || steps=(archives corpora pretrain baselines probe subjnorm rotation seeds curve diagnostics heavy table)
 for s in "${steps[@]}"; do
     case $s in
-        archives|corpora|pretrain|baselines|probe|subjnorm|rotation|seeds|diagnostics|heavy|table) "step_$s" ;;
-        *) echo "unknown step $s (archives corpora pretrain baselines probe subjnorm rotation seeds diagnostics heavy table)" >&2; exit 2 ;;
+        archives|corpora|pretrain|baselines|probe|subjnorm|rotation|seeds|curve|diagnostics|heavy|table) "step_$s" ;;
+        *) echo "unknown step $s (archives corpora pretrain baselines probe subjnorm rotation seeds curve diagnostics heavy table)" >&2; exit 2 ;;
     esac
 done
