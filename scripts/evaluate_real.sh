@@ -14,6 +14,9 @@
 #             10th / 6th / 8th of the sorted subject names; set to "" for all subjects
 #   ONLY      evaluation datasets to process (default "coteallard 3dc uci_myo")
 #   EPOCHS    epochs of the slow methods (default 10 = the methods' default)
+#   PRETRAIN_STEPS  steps per pre-training stage (default: the tiny preset's 300)
+#   TAG       suffix for the runs and reports folders, e.g. TAG=_long PRETRAIN_STEPS=2000
+#             scripts/evaluate_real.sh pretrain probe subjnorm seeds curve table
 # Every process runs under `nice` with one torch / BLAS thread (OMP_NUM_THREADS=1: torch reads
 # it at start-up for its intra-op pool); wall / CPU times land in $RES/logs/<name>.time.
 set -euo pipefail
@@ -33,8 +36,9 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THRE
 
 ARCH=$RES/arch          # standard-space archives (aemg rectify)
 CORPUS=$RES/corpus      # token corpora (aemg tokenize)
-RUNS=$RES/runs          # pre-training runs
-REPORTS=$RES/reports    # evaluation reports
+TAG=${TAG:-}            # suffix of the runs / reports folders (e.g. _long), to keep several settings
+RUNS=$RES/runs$TAG      # pre-training runs
+REPORTS=$RES/reports$TAG # evaluation reports
 LOGS=$RES/logs
 mkdir -p "$ARCH" "$CORPUS" "$RUNS" "$REPORTS" "$LOGS"
 
@@ -81,7 +85,7 @@ step_pretrain() {
         resume=()
         [[ -e $RUNS/for_$d/latest.json ]] && resume=(--resume)   # continue an interrupted run
         # shellcheck disable=SC2046
-        run "pretrain_for_$d" "$AEMG" pretrain $(others "$d") --out "$RUNS/for_$d" --preset tiny \
+        run "pretrain_for_$d" "$AEMG" pretrain $(others "$d") --out "$RUNS/for_$d" --preset tiny ${PRETRAIN_STEPS:+--steps $PRETRAIN_STEPS} \
             --seed 0 --device cpu --no-progress "${resume[@]}"
     done
     wait
