@@ -102,7 +102,7 @@ def write_report(res: Results, out: str | os.PathLike, plots: bool = True) -> Pa
             atomic_write(out / f"per_subject_{protocol}.png", _bars_png(rows, protocol, share))
         few = [r for r in summary if r["protocol"] == "fewshot"]
         if few:
-            atomic_write(out / "fewshot_curve.png", _curve_png(few, summary))
+            atomic_write(out / "fewshot_curve.png", _curve_png(few, summary, drawn_shares(res.folds)))
     return out
 
 
@@ -149,7 +149,18 @@ def _bars_png(rows: list[dict], protocol: str, share) -> bytes:
     return _fig_bytes(fig)
 
 
-def _curve_png(few: list[dict], summary: list[dict]) -> bytes:
+def drawn_shares(folds: list[dict]) -> dict:
+    """Mean share of the target's trials actually drawn into training per (method, requested
+    share) of the few-shot folds: it differs from the requested share when that was rounded to
+    whole trials per class (e.g. ``--small-share one``). The few-shot curve's x values."""
+    drawn: dict = {}
+    for f in folds:
+        if f["protocol"] == "fewshot" and f.get("actual_share") is not None:
+            drawn.setdefault((f["method"], f["share"]), []).append(float(f["actual_share"]))
+    return {k: float(np.mean(v)) for k, v in drawn.items()}
+
+
+def _curve_png(few: list[dict], summary: list[dict], actual: dict | None = None) -> bytes:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -157,12 +168,13 @@ def _curve_png(few: list[dict], summary: list[dict]) -> bytes:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for m in dict.fromkeys(r["method"] for r in few):
         rows = sorted((r for r in few if r["method"] == m), key=lambda r: r["share"])
-        line = ax.errorbar([100 * r["share"] for r in rows], [100 * r["trial_mean"] for r in rows],
+        x = [100 * (actual or {}).get((m, r["share"]), r["share"]) for r in rows]
+        line = ax.errorbar(x, [100 * r["trial_mean"] for r in rows],
                            yerr=[100 * r["trial_std"] for r in rows], marker="o", capsize=3, label=m)
         loso = [r for r in summary if r["method"] == m and r["protocol"] == "loso"]
         if loso:
             ax.axhline(100 * loso[0]["trial_mean"], ls=":", color=line[0].get_color())
-    ax.set_xlabel("share of the target subject's trials in training (%)")
+    ax.set_xlabel("share of the target subject's trials in training (%, as drawn)")
     ax.set_ylabel("per-trial accuracy (%)")
     ax.set_ylim(top=100.5)
     ax.set_title("few-shot (dotted: LOSO)")
