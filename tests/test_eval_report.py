@@ -43,14 +43,6 @@ def test_report_files_and_statistics(tmp_path):
                                                                              ("B", "loso", "1.0")}
     conf = list(csv.DictReader(open(out / "confusion_m_loso.csv")))
     assert conf[0] == {"true": "rest", "rest": "6", "fist": "2"}
-
-
-def test_fewshot_curve_uses_the_shares_actually_drawn():
-    from aemg.eval.report import drawn_shares
-    folds = [{"method": "m", "protocol": "fewshot", "share": 0.05, "actual_share": a} for a in (0.25, 0.35)]
-    folds += [{"method": "m", "protocol": "loso", "share": None, "actual_share": None},
-              {"method": "m", "protocol": "fewshot", "share": 0.4, "actual_share": None}]
-    assert drawn_shares(folds) == {("m", 0.05): pytest.approx(0.30)}  # requested 5 %, drawn 30 %
     assert "| m | loso |  | 2 | 75.0 +- 25.0 | 75.0 +- 25.0 |" in (out / "results.md").read_text()
 
 
@@ -86,6 +78,13 @@ def only_evaluate_command(monkeypatch):
     import aemg.cli
 
     monkeypatch.setattr(aemg.cli, "COMMANDS", ["evaluate"])
+
+def test_fewshot_curve_uses_the_shares_actually_drawn():
+    from aemg.eval.report import drawn_shares
+    folds = [{"method": "m", "protocol": "fewshot", "share": 0.05, "actual_share": a} for a in (0.25, 0.35)]
+    folds += [{"method": "m", "protocol": "loso", "share": None, "actual_share": None},
+              {"method": "m", "protocol": "fewshot", "share": 0.4, "actual_share": None}]
+    assert drawn_shares(folds) == {("m", 0.05): pytest.approx(0.30)}  # requested 5 %, drawn 30 %
 
 
 def test_cli_evaluate_end_to_end(tmp_path, capsys):
