@@ -24,11 +24,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from probe_diagnostics import energy_features, loso  # noqa: E402
+from probe_diagnostics import embed, energy_features, loso  # noqa: E402
 
-from aemg.eval.aemg_methods import AemgProbe, _logistic_regression  # noqa: E402
+from aemg.eval.aemg_methods import AemgProbe  # noqa: E402
 from aemg.eval.trials import load_trials  # noqa: E402
-from aemg.model.aemg_model import pool  # noqa: E402
 from aemg.tokenizer.tokens import is_rest_class  # noqa: E402
 
 
@@ -52,21 +51,8 @@ def main() -> None:
     probe.prepare(trials)
     sents = probe.sentences(trials)
     y, subjects = trials.labels, np.asarray(trials.subjects)
-    angles, z = probe.geometry(trials)
-    backbone = probe._run().model.backbone.eval()
-
-    def embed(sentences):
-        use = np.flatnonzero([s.n_tokens > 0 for s in sentences])
-        with torch.no_grad():
-            rows = [pool(backbone(b, angles, z), b["mask"], "mean").float().numpy()
-                    for b in probe._batches(sentences, use, angles)]
-        out = np.zeros((len(sentences), rows[0].shape[1]))
-        out[use] = np.concatenate(rows)
-        ok = np.zeros(len(sentences), bool)
-        ok[use] = True
-        return out, ok
-
-    emb, ok = embed(sents)
+    emb = embed(probe, sents)
+    ok = np.array([s.n_tokens > 0 for s in sents])
     energy = energy_features(sents, trials.n_channels)
 
     def report(name, x):
@@ -75,7 +61,7 @@ def main() -> None:
         print(f"{name:45s} inductive {a:5.1f}   per-user (transductive) {b:5.1f}", flush=True)
 
     report("embedding", emb)
-    report("embedding, trial-level-normalised input", embed([level_normalised(s) for s in sents])[0])
+    report("embedding, trial-level-normalised input", embed(probe, [level_normalised(s) for s in sents]))
     report("embedding + token-energy", np.concatenate([emb, energy], 1))
     report("embedding z-scored per trial", (emb - emb.mean(1, keepdims=True)) / (emb.std(1, keepdims=True) + 1e-9))
     rest = [i for i, c in enumerate(trials.classes) if is_rest_class(c)]
@@ -83,15 +69,8 @@ def main() -> None:
     for s in np.unique(subjects):
         m = subjects == s
         centred[m] -= emb[m & np.isin(y, rest) & ok].mean(0)
-    accs = []
-    for s in np.unique(subjects):
-        test, train = subjects == s, (subjects != s) & ok
-        mu, sd = centred[train].mean(0), centred[train].std(0)
-        sd = np.where(sd > 0, sd, 1.0)
-        w, b = _logistic_regression((centred[train] - mu) / sd, y[train], trials.n_classes, 1e-3, 200, 0)
-        pred = (((centred[test] - mu) / sd) @ w.T + b).argmax(1)
-        accs.append(np.mean((pred == y[test]) & ok[test]))
-    print(f"{'rest-centred embedding':45s} inductive {100 * np.mean(accs):5.1f}")
+    acc = loso(centred, y, subjects, ok, trials.n_classes, False, 0)[0]
+    print(f"{'rest-centred embedding':45s} inductive {acc:5.1f}")
 
 
 if __name__ == "__main__":
