@@ -42,7 +42,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .baselines import LDA, Method, Prediction, _subject_standardise, _subject_stats, register_method
+from .baselines import (LDA, Method, Prediction, _standardise_per_subject, _subject_standardise, _subject_stats,
+                        register_method)
 from .trials import TrialSet
 
 log = logging.getLogger(__name__)
@@ -414,13 +415,9 @@ class AemgProbe(AemgMethod):
         if self.subject_norm == "none":
             z = (feats - self.mean_) / self.std_
         else:
-            subjects = test.subjects[use]
-            stats = dict(self.stats_)
-            unseen = ~np.isin(subjects, list(stats))
-            if unseen.any():  # a subject never seen in fit: its own statistics (all) or the pooled ones
-                stats.update(_subject_stats(feats[unseen], subjects[unseen]) if self.subject_norm == "all"
-                             else {s: (self.mean_, self.std_) for s in np.unique(subjects[unseen])})
-            z = _subject_standardise(feats, subjects, stats)
+            # a subject never seen in fit: its own statistics (all) or the pooled ones (labelled)
+            z = _standardise_per_subject(feats, test.subjects[use], self.stats_,
+                                         None if self.subject_norm == "all" else (self.mean_, self.std_))
         if self.classifier == "lda":
             s = np.full((len(z), self.n_classes_), -np.inf)
             s[:, self.lda_.classes_] = self.lda_.decision_function(z)

@@ -174,6 +174,18 @@ def _subject_standardise(feats: np.ndarray, subjects: np.ndarray, stats: dict) -
     return out
 
 
+def _standardise_per_subject(feats: np.ndarray, subjects: np.ndarray, stats: dict,
+                             fallback: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Per-subject standardisation with ``stats``; a subject without statistics there gets its own
+    (from ``feats``: transductive) or, when given, ``fallback`` = (mean, std)."""
+    stats = dict(stats)
+    unseen = ~np.isin(subjects, list(stats))
+    if unseen.any():
+        stats.update(_subject_stats(feats[unseen], subjects[unseen]) if fallback is None
+                     else {s: fallback for s in np.unique(subjects[unseen])})
+    return _subject_standardise(feats, subjects, stats)
+
+
 def _subject_stats(feats: np.ndarray, subjects: np.ndarray) -> dict:
     stats = {}
     for s in np.unique(subjects):
@@ -239,12 +251,7 @@ class HudginsLDA(Method):
     def predict(self, test):
         feats, owner = self._features(test)
         if self.per_subject:
-            subj = test.subjects[owner]
-            stats = dict(self.stats_)
-            unseen = ~np.isin(subj, list(stats))
-            if unseen.any():
-                stats.update(_subject_stats(feats[unseen], subj[unseen]))
-            feats = _subject_standardise(feats, subj, stats)
+            feats = _standardise_per_subject(feats, test.subjects[owner], self.stats_)
         scores = self.lda_.decision_function(feats)
         full = np.full((len(feats), self.n_classes_), -np.inf)
         full[:, self.lda_.classes_] = scores
