@@ -34,3 +34,23 @@ def assert_compiles_for_gpu(code: str, timeout: float = 600) -> None:
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=timeout)
     assert run.returncode == 0, run.stderr[-4000:]
+
+
+def tree_digest(root) -> dict:
+    """``{relative path: sha256}`` of every file under ``root`` (two folders with equal digests hold
+    the same bytes)."""
+    import hashlib
+    from pathlib import Path
+
+    root = Path(root)
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def synthetic_archive(out, n_subjects: int = 3, trial_s: float = 2.0, **options):
+    """A small archive of the synthetic reader at ``out`` (one process, no progress bar)."""
+    from aemg.data.pipeline import rectify_dataset
+
+    rectify_dataset("synthetic", out, reader_options={"n_subjects": n_subjects, "trial_s": trial_s, **options},
+                    workers=1, progress=False)
+    return out

@@ -1,5 +1,4 @@
 """Token corpus on disk: tokenize_archive (pool, resume, determinism), reading API, CLI."""
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -13,6 +12,7 @@ from aemg.data.archive import ArchiveWriter
 from aemg.errors import ConfigError, DataError
 from aemg.tokenizer.corpus import ConcatCorpus, TokenCorpus, open_corpus, tokenize_archive
 from aemg.tokenizer.tokens import TokenizerConfig, tokenize_recording
+from helpers import tree_digest
 
 RATE = 500.0
 CLASSES = ("neutral", "fist", "open")
@@ -55,11 +55,6 @@ def make_archive(path, rng, subjects=(1, 2, 3)):
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
     return make_archive(tmp_path_factory.mktemp("arch") / "a", np.random.default_rng(1))
-
-
-def tree_digest(root: Path) -> dict:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_tokenize_archive_is_deterministic_resumable_and_readable(archive, tmp_path):

@@ -683,12 +683,22 @@ def _matcher(value: Any) -> Callable[[Any], bool]:
     return lambda v: v == value or (isinstance(v, str) and not isinstance(value, str) and v == str(value))
 
 
-def open_archive(path: str | os.PathLike) -> Archive:
+def open_archive(path: str | os.PathLike, *, allow_partial: bool = False) -> Archive:
     """Open an archive folder written by :func:`aemg.data.pipeline.rectify_dataset` for reading.
+
+    ``allow_partial=True`` also opens an incomplete archive (a rectify run still writing or
+    interrupted): its view holds the recordings committed so far.
 
     Raises
     ------
     DataError
-        The folder is missing, is not an archive, or has an unsupported format version.
+        The folder is missing, is not an archive, has an unsupported format version, or is
+        incomplete (without ``allow_partial``).
     """
-    return Archive(path)
+    archive = Archive(path)
+    if not archive.complete and not allow_partial:
+        raise DataError(archive.path, f"archive is incomplete ({len(archive.sources)} sources done so far: a "
+                                      "rectify run is still writing or was interrupted); re-run the same "
+                                      "`aemg rectify` command to finish it, or pass --allow-partial "
+                                      "(allow_partial=True) to read what it holds")
+    return archive

@@ -8,12 +8,8 @@ already committed are skipped. See :mod:`aemg.data.archive` for the format and c
 """
 from __future__ import annotations
 
-import collections
-import concurrent.futures
 import logging
-import multiprocessing
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,6 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from .._pool import WorkerPool, submit_bounded
 from ..errors import AemgError, ConfigError, DataError
 from .archive import DEFAULT_SHARD_BYTES, MANIFEST, ArchiveWriter, _read_json
 from .recording import Recording
@@ -95,9 +92,7 @@ class RectifyReport:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(reader, space, scale, in_pool: bool) -> None:
-    if in_pool:  # the parent handles Ctrl-C and shuts the pool down
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _init_worker(reader, space, scale) -> None:
     _WORKER.update(reader=reader, space=space, scale=scale)
 
 
@@ -137,21 +132,19 @@ def _rectify_source(source: str) -> tuple[str, list[Recording] | None, str | Non
 
 
 class _Runner:
-    """Runs worker tasks in order, in-process (``workers == 1``) or in a bounded process pool."""
+    """Runs worker tasks in order, in-process (``workers == 1``) or in a bounded process pool
+    (:class:`aemg._pool.WorkerPool`: workers ignore Ctrl-C, the parent stops and joins them)."""
 
     def __init__(self, workers: int, initargs: tuple):
         self.workers = workers
         self.initargs = initargs
-        self.pool = None
+        self.pool: WorkerPool | None = None
 
     def __enter__(self) -> "_Runner":
         if self.workers > 1:
-            methods = multiprocessing.get_all_start_methods()
-            ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
-            self.pool = concurrent.futures.ProcessPoolExecutor(
-                self.workers, mp_context=ctx, initializer=_init_worker, initargs=(*self.initargs, True))
+            self.pool = WorkerPool(self.workers, _init_worker, self.initargs, what="rectify")
         else:
-            _init_worker(*self.initargs, False)
+            _init_worker(*self.initargs)
         return self
 
     def imap(self, fn: Callable, items: Sequence) -> Iterator:
@@ -159,23 +152,13 @@ class _Runner:
         if self.pool is None:
             yield from map(fn, items)
             return
-        pending: collections.deque = collections.deque()
-        it = iter(items)
-        for item in it:
-            pending.append(self.pool.submit(fn, item))
-            if len(pending) >= 2 * self.workers:
-                break
-        while pending:
-            result = pending.popleft().result()
-            for item in it:
-                pending.append(self.pool.submit(fn, item))
-                break
-            yield result
+        yield from submit_bounded(self.pool.executor, fn, items, 2 * self.workers)
 
-    def __exit__(self, *exc) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-        _WORKER.clear()
+    def __exit__(self, *exc) -> bool:
+        try:
+            return bool(self.pool.__exit__(*exc)) if self.pool is not None else False
+        finally:
+            _WORKER.clear()
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -316,8 +299,11 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
                     bar.update(1)
                     bar.set_postfix_str(f"{report.samples_in / (time.perf_counter() - t0):,.0f} samples/s",
                                         refresh=False)
-    except KeyboardInterrupt:
-        writer.commit()  # everything buffered is complete: keep it
+    except BaseException:
+        try:
+            writer.commit()  # everything buffered is complete: keep it (Ctrl-C, a dead worker...)
+        except Exception as exc:  # noqa: BLE001 - e.g. the disk is full: the first error is the one to report
+            logger.warning("could not commit the last recordings read: %s", exc)
         raise
     finally:
         if bar is not None:

@@ -32,12 +32,11 @@ import gc
 import hashlib
 import io
 import json
-import multiprocessing as mp
 import os
 import resource
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -45,6 +44,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .. import backends
+from .._pool import WorkerPool
 from .._version import __version__
 from .._io import atomic_write, check_format, read_json
 from ..errors import ConfigError, DataError
@@ -518,11 +518,8 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
     TokenizeReport
     """
     from ..data.archive import open_archive
-    archive = open_archive(archive_path)
+    archive = open_archive(archive_path)  # refuses an incomplete archive
     _ARCHIVES[str(archive.path)] = archive  # this run's workers read through it
-    if not archive.complete:
-        raise DataError(archive.path, "archive is incomplete (a rectify run is still writing or was "
-                                      "interrupted); finish it first")
     rows = archive.index
     if not rows:
         raise DataError(archive.path, "archive holds no recordings")
@@ -587,11 +584,10 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
                     if bar is not None:
                         bar.update(r["samples"])
         else:
-            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
             archive.close()
             gc.freeze()  # forked workers then never copy the parent's objects to collect them
             try:
-                with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                with WorkerPool(workers, what="tokenize") as pool:
                     futures = [pool.submit(_tokenize_groups, str(archive.path), task, config_dict, backend)
                                for task in tasks]
                     for fut in as_completed(futures):
