@@ -35,3 +35,16 @@ class BackendUnavailable(AemgError, RuntimeError):
 
 class ConfigError(AemgError, ValueError):
     """A configuration value or command-line argument is invalid."""
+
+
+#: longest text of one value (a file's field, a path) quoted in a message
+SHORT_CHARS = 80
+
+
+def shorten(text: str, limit: int = 4 * SHORT_CHARS) -> str:
+    """``text`` cut to ``limit`` characters with the number of characters left out (a 50 KB
+    field of a broken file must not flood a warning or errors.jsonl)."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"

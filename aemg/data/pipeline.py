@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from .._pool import WorkerPool, submit_bounded
-from ..errors import AemgError, ConfigError, DataError
+from ..errors import AemgError, ConfigError, DataError, shorten
 from .archive import DEFAULT_SHARD_BYTES, MANIFEST, ArchiveWriter, _read_json
 from .recording import Recording
 
@@ -97,12 +97,15 @@ def _init_worker(reader, space, scale) -> None:
 
 
 def _problem(exc: BaseException, path: str) -> str:
-    """The problem text of ``exc``, without repeating ``path`` when the error names it already."""
+    """The problem text of ``exc``, without repeating ``path`` when the error names it already
+    (an error that is not aemg's own is named by its type: a bug or an unexpected file)."""
     if isinstance(exc, DataError) and os.path.normpath(exc.where) == os.path.normpath(path):
-        return exc.problem
+        return shorten(exc.problem)
     if isinstance(exc, AemgError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+        return shorten(str(exc))
+    if isinstance(exc, MemoryError):
+        return f"out of memory while reading or rectifying it ({shorten(str(exc))})"
+    return shorten(f"{type(exc).__name__}: {exc}")
 
 
 def _source_path(reader, source: str) -> str:
@@ -110,24 +113,66 @@ def _source_path(reader, source: str) -> str:
     return str(Path(root) / source) if root is not None else source
 
 
-def _read_source(source: str) -> tuple[str, list[Recording] | None, str | None]:
-    """Worker task: the raw recordings of ``source``, or the problem that stopped reading it."""
-    reader = _WORKER["reader"]
+#: a time column may span at most this many times the duration its samples have at the nominal
+#: rate (plus :data:`TIME_SLACK_S`); beyond, resampling it would allocate for the gaps
+MAX_TIME_STRETCH = 4.0
+TIME_SLACK_S = 10.0
+
+
+def check_time_span(rec: Recording, where: str | os.PathLike) -> None:
+    """DataError unless ``rec.times`` (if any) spans a plausible time for its samples.
+
+    A time column in the wrong unit or with one huge jump (a clock reset, a corrupt row) would
+    make :func:`~aemg.data.rectify.rectify` resample over the whole span: a +1e6 s jump in a
+    1 kHz file asks for 30 GiB. Checked before any allocation: the span ``times[-1] - times[0]``
+    must be at most ``MAX_TIME_STRETCH * n_samples / rate + TIME_SLACK_S`` seconds.
+    """
+    t = rec.times
+    if t is None or t.size < 2:
+        return
+    span, nominal = float(t[-1] - t[0]), rec.n_samples / float(rec.rate)
+    if not span <= MAX_TIME_STRETCH * nominal + TIME_SLACK_S:
+        steps = np.diff(t)
+        j = int(np.argmax(steps))
+        raise DataError(where, f"time column spans {span:.6g} s, but its {rec.n_samples} samples at "
+                               f"{float(rec.rate):g} Hz last {nominal:.4g} s (largest jump +{steps[j]:.6g} s "
+                               f"from sample {j + 1} to {j + 2}); refusing implausible timestamps "
+                               "(check the time column and its time_scale)")
+
+
+def _read_checked(reader, source: str, space, scale: float | None) -> tuple[list[Recording], list[Recording], int]:
+    """The raw and rectified recordings of ``source`` and its raw samples per channel; raises what
+    any step raises (the caller reports it as this source's problem)."""
+    from .rectify import rectify
+    path = _source_path(reader, source)
+    raw = list(reader.read(source))
+    for rec in raw:
+        check_time_span(rec, path)
+    return raw, [rectify(rec, space, amplitude_scale=scale) for rec in raw], sum(r.n_samples for r in raw)
+
+
+def _scale_source(source: str) -> tuple[str, list[Recording] | None, str | None]:
+    """Worker task: the raw recordings of ``source`` if the whole file passes (reads, rectifies,
+    is not silent), else the problem; only passing files estimate the amplitude scale."""
+    from .rectify import estimate_amplitude_scale
+    reader, space = _WORKER["reader"], _WORKER["space"]
     try:
-        return source, list(reader.read(source)), None
-    except (AemgError, OSError) as exc:
+        raw, _, _ = _read_checked(reader, source, space, 1.0)
+        if raw:
+            estimate_amplitude_scale(raw, space)
+        return source, raw, None
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
         return source, None, _problem(exc, _source_path(reader, source))
 
 
 def _rectify_source(source: str) -> tuple[str, list[Recording] | None, str | None, int]:
-    """Worker task: read and rectify ``source``; returns (source, recordings, problem, raw samples)."""
-    from .rectify import rectify
+    """Worker task: read and rectify ``source``; returns (source, recordings, problem, raw samples).
+    Any exception is this source's problem: the run goes on with the next source."""
     reader, space, scale = _WORKER["reader"], _WORKER["space"], _WORKER["scale"]
     try:
-        raw = list(reader.read(source))
-        n_in = sum(rec.n_samples for rec in raw)
-        return source, [rectify(rec, space, amplitude_scale=scale) for rec in raw], None, n_in
-    except (AemgError, OSError) as exc:
+        _, recs, n_in = _read_checked(reader, source, space, scale)
+        return source, recs, None, n_in
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
         return source, None, _problem(exc, _source_path(reader, source)), 0
 
 
@@ -316,18 +361,21 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
 
 
 def _estimate_scale(rdr, sources: list[str], space, workers: int, estimate: Callable) -> float:
-    """The amplitude scale of the dataset from the raw recordings of :func:`scale_sample`."""
+    """The amplitude scale of the dataset from the raw recordings of :func:`scale_sample` that
+    pass (a sampled file that fails is logged and left out; it is reported again when its turn
+    comes in the run)."""
     sample = scale_sample(sources)
     if not sample:
         raise DataError(getattr(rdr, "root", None) or rdr.info.name, "the reader lists no sources")
     recordings: list[Recording] = []
     problems = []
-    with _Runner(workers, (rdr, None, None)) as runner:
-        for source, recs, problem in runner.imap(_read_source, sample):
+    with _Runner(workers, (rdr, space, None)) as runner:
+        for source, recs, problem in runner.imap(_scale_source, sample):
             if problem is None:
                 recordings.extend(recs)
             else:
                 problems.append(f"{_source_path(rdr, source)}: {problem}")
+                logger.warning("not used for the amplitude scale: %s", problems[-1])
     if not recordings:
         where = getattr(rdr, "root", None) or rdr.info.name
         raise DataError(where, f"none of the {len(sample)} sources sampled to estimate the amplitude scale "
