@@ -32,6 +32,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from scipy import signal
 
+from .. import backends
 from ..errors import ConfigError, DataError
 from .devices import Device, known_devices
 from .recording import Recording
@@ -158,15 +159,92 @@ def _check_rate(rate, where: str = "rate") -> float:
     return rate
 
 
-def _filtfilt(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Zero-phase filtering along time; recordings shorter than the default padding get a shorter
-    pad (``T - 1`` samples), with the edge transients that implies, instead of an error."""
-    if x.shape[1] == 0 or sos.shape[0] == 0:
-        return x
-    sos = np.array(sos, dtype=np.float64)  # writable copy: the designs are cached read-only
+def _padlen(sos: np.ndarray, n: int) -> int:
+    """SciPy's default ``sosfiltfilt`` padding (3 x the taps), at most ``n - 1`` samples."""
     ntaps = 2 * sos.shape[0] + 1 - min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum()))
-    padlen = min(3 * ntaps, x.shape[1] - 1)
-    return signal.sosfiltfilt(sos, x, axis=-1, padlen=padlen)
+    return max(0, min(3 * ntaps, n - 1))
+
+
+def sosfiltfilt_reference(sos: np.ndarray, x: np.ndarray, padlen: int, zi: np.ndarray | None = None,
+                          dtype=np.float64) -> np.ndarray:
+    """Readable reference of the ``"sosfiltfilt"`` op: SciPy's float64 ``sosfiltfilt`` along time.
+
+    Parameters
+    ----------
+    sos : array, shape (S, 6)
+        Second-order sections (a0 = 1).
+    x : array, shape (C, T)
+        Samples, any real dtype and layout (converted to float64).
+    padlen : int
+        Odd-extension length at both ends, in [0, T - 1].
+    zi : ignored
+        The compiled backends take ``sosfilt_zi(sos).ravel()`` precomputed; SciPy computes its own.
+    dtype : np.float64 or np.float32
+        Output dtype (the computation is float64 either way).
+
+    Returns
+    -------
+    np.ndarray, shape (C, T), ``dtype``
+    """
+    y = signal.sosfiltfilt(np.array(sos, dtype=np.float64), np.asarray(x, dtype=np.float64), axis=-1,
+                           padlen=padlen)
+    return y.astype(dtype, copy=False)
+
+
+def _load_sosfiltfilt_cython():
+    from .._ext.filt_cy import sosfiltfilt_into
+
+    def sosfiltfilt_cython(sos, x, padlen, zi=None, dtype=np.float64):
+        sos = np.ascontiguousarray(sos, dtype=np.float64)
+        zi = _sos_zi(sos) if zi is None else np.ascontiguousarray(zi, dtype=np.float64)
+        if x.dtype not in (np.int16, np.float32, np.float64):
+            x = x.astype(np.float64)
+        out = np.empty(x.shape, dtype=dtype)
+        sosfiltfilt_into(x, sos, zi, int(padlen), out)
+        return out
+
+    return sosfiltfilt_cython
+
+
+backends.register("sosfiltfilt", "scipy", lambda: sosfiltfilt_reference, priority=0, reference=True)
+backends.register("sosfiltfilt", "cython", _load_sosfiltfilt_cython, priority=20)
+
+
+def _sos_zi(sos: np.ndarray) -> np.ndarray:
+    """``sosfilt_zi(sos).ravel()`` (the step-response initial state of each section), cached."""
+    return _sos_zi_cached(np.ascontiguousarray(sos, dtype=np.float64).tobytes())
+
+
+@lru_cache(maxsize=256)
+def _sos_zi_cached(key: bytes) -> np.ndarray:
+    zi = signal.sosfilt_zi(np.frombuffer(key, dtype=np.float64).reshape(-1, 6)).ravel()
+    zi.setflags(write=False)
+    return zi
+
+
+def zero_phase(sos: np.ndarray, x, *, dtype=np.float64, backend: str | None = None) -> np.ndarray:
+    """Zero-phase filtering of ``x`` (C, T) along time by the cascade ``sos`` (S, 6), as SciPy's
+    ``sosfiltfilt`` with its default padding; recordings shorter than that padding get a shorter pad
+    (``T - 1`` samples), with the edge transients that implies, instead of an error.
+
+    The ``"sosfiltfilt"`` op of :mod:`aemg.backends`: ``"scipy"`` (reference) or ``"cython"``
+    (bit-identical in float64; reads int16/float32/float64 of any layout without a copy).
+    ``dtype=np.float32`` rounds the float64 result once (within 0.5 float32 ulp of the reference).
+
+    Returns (C, T) ``dtype``; NaN/inf propagate as in SciPy (callers reject them first).
+    """
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise DataError("x", f"expected a 2-D array (channels, time), got shape {x.shape}")
+    if x.shape[1] == 0 or sos.shape[0] == 0:
+        return x.astype(dtype)
+    impl = backends.get("sosfiltfilt", backend)
+    return impl(sos, x, _padlen(sos, x.shape[1]), _sos_zi(sos), dtype)
+
+
+def _filtfilt(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """:func:`zero_phase` in float64 (the pipeline's internal precision)."""
+    return zero_phase(sos, x)
 
 
 @lru_cache(maxsize=128)
@@ -254,6 +332,42 @@ def line_harmonics(fundamental: float, limit: float) -> list[float]:
     return [fundamental * k for k in range(1, int(limit / fundamental) + 1) if fundamental * k < limit]
 
 
+@lru_cache(maxsize=32)
+def _hann(n: int) -> np.ndarray:
+    w = signal.get_window("hann", n)
+    w.setflags(write=False)
+    return w
+
+
+def welch_channel_sum(x: np.ndarray, rate: float, nper: int) -> tuple[np.ndarray, np.ndarray]:
+    """Welch PSD summed over channels: ``signal.welch(x, rate, nperseg=nper)`` (periodic Hann,
+    half-overlapping segments, per-segment mean removed, density scaling, one-sided) then
+    ``.sum(axis=0)``, without SciPy's per-call set-up (equal to it within float64 rounding).
+
+    Parameters
+    ----------
+    x : np.ndarray, shape (C, T), float64, T >= nper
+    rate : float
+        Hz.
+    nper : int
+        Segment length, samples.
+
+    Returns
+    -------
+    f : np.ndarray, shape (nper // 2 + 1,), Hz
+    p : np.ndarray, same shape, power density summed over channels
+    """
+    win = _hann(nper)
+    step = nper - nper // 2
+    n_seg = (x.shape[1] - nper) // step + 1
+    seg = np.lib.stride_tricks.sliding_window_view(x, nper, axis=-1)[:, ::step][:, :n_seg]
+    seg = (seg - seg.mean(axis=-1, keepdims=True)) * win
+    spec = np.fft.rfft(seg, axis=-1)
+    p = (spec.real ** 2 + spec.imag ** 2).mean(axis=1).sum(axis=0) / (rate * float(win @ win))
+    p[1: (nper + 1) // 2] *= 2.0  # one-sided: every bin but DC (and Nyquist for even nper)
+    return np.fft.rfftfreq(nper, 1.0 / rate), p
+
+
 def detect_line_frequency(x, rate: float, candidates: Sequence[float] = (50.0, 60.0), *,
                           min_ratio: float = 4.0, max_seconds: float = 10.0) -> float | None:
     """Which power-line fundamental shows in ``x``, if any.
@@ -264,13 +378,11 @@ def detect_line_frequency(x, rate: float, candidates: Sequence[float] = (50.0, 6
     ``min_ratio``, else None.
     """
     rate = _check_rate(rate)
-    x = _as_float64(x)
-    x = x[:, : int(max_seconds * rate)]
+    x = _as_float64(x[:, : int(max_seconds * rate)] if np.ndim(x) == 2 else x)
     nper = min(x.shape[1], int(2 * rate))
     if nper < 16:
         return None
-    f, p = signal.welch(x, fs=rate, nperseg=nper, axis=-1)
-    p = p.sum(axis=0)
+    f, p = welch_channel_sum(x, rate, nper)
     best, best_ratio = None, min_ratio
     for f0 in candidates:
         if f0 + 8 >= rate / 2:

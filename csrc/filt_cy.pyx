@@ -1,0 +1,87 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+# distutils: extra_compile_args = -ffp-contract=off
+"""Cython kernel of the zero-phase SOS cascade (-> ``aemg._ext.filt_cy``): band-pass and notches in
+one forward-backward pass, ``scipy.signal.sosfiltfilt`` with odd padding, fused.
+
+Bit-identical to SciPy's float64 ``sosfiltfilt(sos, x, padlen=padlen)`` (same float64 operations
+in the same order as SciPy's ``_sosfilt``: direct form II transposed, no FMA), for int16, float32
+and float64 input of any strides; the output is float64 or float32 (then rounded once at the end).
+Four channels are filtered together (interleaved lanes) so the recursions of several channels and
+sections overlap. Reference: ``aemg.data.rectify.sosfiltfilt_reference``.
+"""
+from libc.stdlib cimport free
+
+cdef extern from "stdlib.h" nogil:
+    int posix_memalign(void** ptr, size_t alignment, size_t size)
+
+ctypedef fused sample_t:
+    short
+    float
+    double
+
+ctypedef fused out_t:
+    float
+    double
+
+cdef extern from "filt_kernel.h" nogil:
+    int aemg_sos_cascade4(double* buf, Py_ssize_t n, int step, const double* sos, const double* zi,
+                          Py_ssize_t n_sec)
+    int AEMG_MAX_SECTIONS
+
+cdef enum:
+    LANES = 4
+
+
+def sosfiltfilt_into(const sample_t[:, :] x, const double[:, ::1] sos, const double[::1] zi,
+                     Py_ssize_t padlen, out_t[:, ::1] out):
+    """Write the zero-phase SOS cascade of ``x`` (C, T) into ``out`` (C, T).
+
+    ``sos`` (S, 6) normalised sections (a0 = 1); ``zi`` (2 S,) = ``sosfilt_zi(sos).ravel()``;
+    ``padlen`` in [0, T - 1]: odd extension at both ends, as SciPy's ``padtype="odd"``.
+    """
+    cdef Py_ssize_t C = x.shape[0], T = x.shape[1], n_sec = sos.shape[0]
+    cdef Py_ssize_t n = T + 2 * padlen, c0, j, t, c
+    cdef double* buf
+    cdef double first, last
+    if out.shape[0] != C or out.shape[1] != T:
+        raise ValueError(f"out has shape ({out.shape[0]}, {out.shape[1]}), expected ({C}, {T})")
+    if T == 0:
+        return
+    if padlen < 0 or padlen > T - 1:
+        raise ValueError(f"padlen {padlen} outside [0, {T - 1}]")
+    if zi.shape[0] != 2 * n_sec or sos.shape[1] != 6:
+        raise ValueError("sos must be (S, 6) and zi (2 S,)")
+    if n_sec > AEMG_MAX_SECTIONS:
+        raise ValueError(f"{n_sec} sections: at most {AEMG_MAX_SECTIONS}")
+    if n_sec == 0:
+        for c in range(C):
+            for t in range(T):
+                out[c, t] = <out_t>x[c, t]
+        return
+    if posix_memalign(<void**>&buf, 32, n * LANES * sizeof(double)) != 0:
+        raise MemoryError()
+    with nogil:
+        for c0 in range(0, C, 4):  # LANES
+            for j in range(LANES):
+                c = c0 + j
+                if c >= C:
+                    for t in range(n):
+                        buf[t * LANES + j] = 0.0
+                    continue
+                first = <double>x[c, 0]
+                last = <double>x[c, T - 1]
+                for t in range(padlen):
+                    buf[t * LANES + j] = 2 * first - <double>x[c, padlen - t]
+                for t in range(T):
+                    buf[(padlen + t) * LANES + j] = <double>x[c, t]
+                for t in range(padlen):
+                    buf[(padlen + T + t) * LANES + j] = 2 * last - <double>x[c, T - 2 - t]
+            aemg_sos_cascade4(buf, n, 1, &sos[0, 0], &zi[0], n_sec)
+            aemg_sos_cascade4(buf, n, -1, &sos[0, 0], &zi[0], n_sec)
+            for j in range(LANES):
+                c = c0 + j
+                if c >= C:
+                    break
+                for t in range(T):
+                    out[c, t] = <out_t>buf[(padlen + t) * LANES + j]
+    free(buf)
