@@ -195,6 +195,11 @@ def _builtin() -> None:
                            description="GRABMyo: 16 forearm (2 rings of 8) + 12 wrist (2 rings of 6)"))
     register_device(hd_grid(8, 8, pitch=0.01, name="hdgrid8x8", rate=2048.0, units="mV",
                             description="High-density 8x8 grid, 10 mm pitch"))
+    # MultiDay (Kaufmann et al.): a 4-channel MindMedia amplifier; the electrode placement is not
+    # documented, so the default is 4 electrodes equally spaced around one forearm ring (ring:4).
+    register_device(Device.ring(4, name="mindmedia4", rate=2048.0, units="a.u.",
+                                description="MindMedia 4-channel amplifier (MultiDay); placement undocumented, "
+                                            "modelled as ring:4"))
     register_device(Device.ring(16, name="standard16",
                                 description="aemg standard space: 16 virtual electrodes around the forearm"))
 

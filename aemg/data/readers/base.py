@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import gzip
 import io
+import json
 import os
 import re
 import warnings
@@ -59,6 +60,15 @@ class DatasetInfo:
     units: str
     description: str
     citation: str = ""
+
+    @property
+    def rest_class(self) -> int | None:
+        """Id of the rest class: the first name that :func:`aemg.tokenizer.tokens.is_rest_class`
+        takes for "no movement" (what tokenize calibration and the evaluation use), or None
+        when no class is at rest (e.g. ``multiday_4ch``)."""
+        from ...tokenizer.tokens import is_rest_class
+
+        return next((i for i, name in enumerate(self.classes) if is_rest_class(name)), None)
 
 
 class Reader(abc.ABC):
@@ -252,12 +262,37 @@ def check_finite(path: str | os.PathLike, table: np.ndarray, what: str = "sample
         raise DataError(path, f"non-finite {what} (NaN or inf) at row {row + 1}, column {col + 1}")
 
 
+def read_json(path: str | os.PathLike) -> Any:
+    """The JSON document in a (possibly gzipped) file; DataError naming the file when it is not JSON."""
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as exc:
+        raise DataError(path, f"invalid or truncated JSON ({exc})") from None
+
+
+def match_source(source: str, path: str | os.PathLike, folder: re.Pattern, name: re.Pattern,
+                 layout: str) -> tuple[re.Match, re.Match]:
+    """Match a source's folder part and file name; DataError ``expected <layout>`` otherwise."""
+    parent, _, file_name = source.rpartition("/")
+    where = folder.fullmatch(parent)
+    if where is None:
+        raise DataError(path, f"expected {layout}")
+    return where, match_name(name, file_name, path)
+
+
 def match_name(pattern: re.Pattern, name: str, path: str | os.PathLike) -> re.Match:
     """Match ``pattern`` against a file ``name`` or raise DataError saying the name is unexpected."""
     match = pattern.fullmatch(name)
     if match is None:
         raise DataError(path, f"unexpected file name {name!r} (expected {pattern.pattern})")
     return match
+
+
+def check_class(path: str | os.PathLike, index: int, classes: Sequence[str]) -> int:
+    """Raise DataError unless ``index`` is a class id of ``classes`` (0-based); return it."""
+    if not 0 <= index < len(classes):
+        raise DataError(path, f"unknown class {index} (expected 0..{len(classes) - 1})")
+    return index
 
 
 def check_choice(option: str, value: Any, choices: Sequence[Any]) -> Any:

@@ -19,7 +19,6 @@ Decisions
 """
 from __future__ import annotations
 
-import json
 import re
 
 import numpy as np
@@ -27,7 +26,7 @@ import numpy as np
 from ...errors import DataError
 from ..recording import Recording
 from . import register_reader
-from .base import DatasetInfo, Reader, read_text
+from .base import DatasetInfo, Reader, read_json
 
 CLASSES = ("noGesture", "fist", "waveIn", "waveOut", "open", "pinch")
 _NAME = re.compile(r"(?P<split>[A-Za-z]+)JSON/user(?P<n>\d+)/user(?P=n)\.json")
@@ -70,10 +69,7 @@ class Epn612Reader(Reader):
         m = _NAME.fullmatch(source)
         if m is None:
             raise DataError(path, "expected <split>JSON/user<n>/user<n>.json")
-        try:
-            doc = json.loads(read_text(path))
-        except json.JSONDecodeError as exc:
-            raise DataError(path, f"invalid or truncated JSON ({exc})") from None
+        doc = read_json(path)
         if not isinstance(doc, dict):
             raise DataError(path, "expected a JSON object with trainingSamples/testingSamples")
         info = doc.get("generalInfo") or {}

@@ -9,10 +9,9 @@ import re
 
 import numpy as np
 
-from ...errors import DataError
 from ..recording import Recording
 from . import register_reader
-from .base import DatasetInfo, Reader, check_finite, match_name, parse_table, read_text
+from .base import DatasetInfo, Reader, check_class, check_finite, match_name, parse_table, read_text
 
 CLASSES = ("hand close", "hand open", "rest", "wrist flexion", "wrist extension")
 _NAME = re.compile(r"R_(?P<rep>\d+)_C_(?P<cls>\d+)_EMG\.csv(\.gz)?")
@@ -37,9 +36,7 @@ class LibEmgMyoReader(Reader):
     def read(self, source: str) -> list[Recording]:
         path = self.path(source)
         m = match_name(_NAME, source.rsplit("/", 1)[-1], path)
-        rep, cls = int(m["rep"]), int(m["cls"])
-        if cls >= len(CLASSES):
-            raise DataError(path, f"unknown class {cls} (expected 0..{len(CLASSES) - 1})")
+        rep, cls = int(m["rep"]), check_class(path, int(m["cls"]), CLASSES)
         table = parse_table(read_text(path), path, delimiter=",", n_columns=8)
         check_finite(path, table)
         return [self.recording(source, table.T.astype(np.float32), rate=200.0, device="myo", units="int8",

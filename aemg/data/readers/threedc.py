@@ -15,7 +15,7 @@ import numpy as np
 from ...errors import DataError
 from ..recording import Recording
 from . import register_reader
-from .base import DatasetInfo, Reader, check_finite, match_name, parse_table, read_text
+from .base import DatasetInfo, Reader, check_class, check_finite, match_name, parse_table, read_text
 
 CLASSES = ("neutral", "radial deviation", "wrist flexion", "ulnar deviation", "wrist extension",
            "supination", "pronation", "power grip", "open hand", "chuck grip", "pinch grip")
@@ -47,9 +47,7 @@ class ThreeDCReader(Reader):
         if subject is None:
             raise DataError(path, "expected Participant<n>/<split>/EMG/3dc_EMG_gesture_<rep>_<class>.txt")
         m = match_name(_NAME, parts[-1], path)
-        rep, cls = int(m["rep"]), int(m["cls"])
-        if cls >= len(CLASSES):
-            raise DataError(path, f"unknown class {cls} (expected 0..{len(CLASSES) - 1})")
+        rep, cls = int(m["rep"]), check_class(path, int(m["cls"]), CLASSES)
         table = parse_table(read_text(path), path, delimiter=",", n_columns=10)
         check_finite(path, table)
         return [self.recording(source, table.T.astype(np.float32), rate=1000.0, device="3dc", units="adc",
