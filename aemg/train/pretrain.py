@@ -26,6 +26,7 @@ from ..model.config import PretrainConfig, preset
 from ..model.targets import TARGET_PARTS
 from ..model.vq import perplexity
 from . import ddp
+from .allocator import keep_freed_memory
 from .checkpoint import (MODEL_FILE, check_compatible, has_checkpoint, load_checkpoint, load_weights,
                          save_checkpoint, write_json_atomic)
 from .data import batch_indices, check_corpus, geometry, local_share, mix_corpora, to_tensors
@@ -173,6 +174,8 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
     dev = torch.device(device or (f"cuda:{info.local_rank}" if torch.cuda.is_available() else "cpu"))
     if info.world > 1 and dev.type == "cuda":
         dev = torch.device(f"cuda:{info.local_rank}")
+    if dev.type == "cpu":
+        keep_freed_memory()  # no mmap/munmap churn per step (aemg.train.allocator)
     if cfg.train.batch_size < info.world:
         raise ConfigError(f"batch_size={cfg.train.batch_size}: smaller than the {info.world} processes")
     corpus = mix_corpora(corpora if isinstance(corpora, (list, tuple)) else [corpora])
