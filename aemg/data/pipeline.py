@@ -247,7 +247,8 @@ def _stored_manifest(out: Path) -> dict | None:
 def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | os.PathLike | None = None,
                     reader_options: dict[str, Any] | None = None, workers: int | None = None,
                     on_error: str = "skip", progress: bool = True,
-                    shard_bytes: int = DEFAULT_SHARD_BYTES, compression: str | None = None) -> RectifyReport:
+                    shard_bytes: int = DEFAULT_SHARD_BYTES, compression: str | None = None,
+                    on_source: Callable[[str, list[Recording]], None] | None = None) -> RectifyReport:
     """Read every source of a dataset, rectify it into ``space`` and write an archive at ``out``.
 
     Parameters
@@ -275,6 +276,9 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
         Bound on the float32 samples per shard, bytes (a shard may exceed it by one source).
     compression : str or None
         HDF5 filter for the samples (None, ``"lzf"`` or ``"gzip"``); see docs/notes/archive.md.
+    on_source : callable or None
+        Called in this process as ``on_source(source, recordings)`` with the rectified recordings
+        of each source added to the archive, in archive order (``aemg prepare`` tokenizes them).
 
     Returns
     -------
@@ -340,6 +344,8 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
                     report.recordings += len(recs)
                     report.samples_in += n_in
                     report.samples_out += sum(rec.n_samples for rec in recs)
+                    if on_source is not None:
+                        on_source(source, recs)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix_str(f"{report.samples_in / (time.perf_counter() - t0):,.0f} samples/s",

@@ -489,7 +489,8 @@ def _index_lines(meta: list[dict[str, Any]], shard: str) -> list[str]:
 def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
                      config: TokenizerConfig = TokenizerConfig(), *, workers: int | None = None,
                      progress: bool = True, backend: str | None = None,
-                     min_samples_per_worker: int = MIN_SAMPLES_PER_WORKER) -> TokenizeReport:
+                     min_samples_per_worker: int = MIN_SAMPLES_PER_WORKER,
+                     staged: str | os.PathLike | None = None) -> TokenizeReport:
     """Tokenize every recording of an archive into a token corpus at ``out``.
 
     Per-sample-labelled recordings are split into trials first (:func:`aemg.data.trials.split_trials`).
@@ -512,6 +513,9 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
         keeps that under ~10 %). 0 = always ``workers`` (up to one per group).
     progress : bool
         Show a tqdm bar (channel-samples/s).
+    staged : path, optional
+        A folder of complete shards named like this corpus's (``000000``...), written from memory by
+        :func:`aemg.data.prepare.prepare_dataset`; they are moved into place and not redone.
 
     Returns
     -------
@@ -553,6 +557,9 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
         if p.name.startswith(".") and p.name.endswith(".tmp"):
             shutil.rmtree(p)
     names = [f"{k:06d}" for k in range(len(groups))]
+    for name in names if staged is not None else ():
+        if (Path(staged) / name).is_dir() and not (shard_dir / name).exists():
+            os.replace(Path(staged) / name, shard_dir / name)
     todo = [k for k in range(len(groups)) if not (shard_dir / names[k]).is_dir()]
     total = sum(rows[i]["n_samples"] * rows[i]["n_channels"] for k in todo for i in groups[k])
     if workers is None:
