@@ -154,7 +154,8 @@ class AEMG(nn.Module):
         ``commit_sum`` is 0.
         """
         real = batch["mask"]
-        zc = self.encode_codes(batch, angles, z)  # (B, N, D)
+        view = batch.get("view")  # nuisance-augmented input (aemg.train.augment); targets stay clean
+        zc = self.encode_codes(view if view is not None else batch, angles, z)  # (B, N, D)
         codes = torch.zeros_like(zc)
         if quantize:
             vq = self.quantizer(zc[real], generator)
@@ -184,6 +185,9 @@ class AEMG(nn.Module):
                     per_tok = err.mean(dim=-1)
                 out[name + "_sum"] = per_tok.sum() if name == part else per_tok.sum().detach()
         out["rec_sum"] = sum(out[p + "_sum"] for p in TARGET_PARTS)
+        if view is not None:  # consistency: the augmented token's code vector -> the clean one's
+            clean = self.encode_codes(batch, angles, z).detach()
+            out["inv_sum"] = (1 - (zc[real] * clean[real]).sum(dim=-1)).sum()
         out.update(commit_sum=commit_sum, counts=counts, n_tokens=real.sum())
         return out
 
@@ -242,7 +246,8 @@ class AEMG(nn.Module):
             zc = self.encode_codes(batch, angles, z)
             self.vq_encoder.train(was)
         target, _ = vq_lookup(zc[masked], self.quantizer.codebook)
-        h = self.backbone(batch, angles, z, masked=masked)[:, 1:]
+        view = batch.get("view")  # augmented context, clean targets (aemg.train.augment)
+        h = self.backbone(view if view is not None else batch, angles, z, masked=masked)[:, 1:]
         logits = self.mtm_head(h[masked]).float()
         ce_sum = F.cross_entropy(logits, target, reduction="sum")
         correct = (logits.argmax(dim=1) == target).sum()

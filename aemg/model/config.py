@@ -120,6 +120,54 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    """Nuisance augmentation of pre-training (:mod:`aemg.train.augment`); ranges, 0 = off.
+
+    Attributes
+    ----------
+    channel_gain_db : float
+        Std of an independent per-channel gain, dB (20 log10).
+    global_gain_db : float
+        Std of one gain for all channels, dB.
+    rotation : float
+        Largest armband rotation, in positions of the standard ring (fractional: uniform in
+        [-rotation, rotation], linear interpolation between neighbouring channels around the ring).
+    noise : float
+        RMS of additive white noise, standard units (rest sits near 1).
+    rate_jitter : float
+        Largest relative change of the time scale (uniform in [1 - j, 1 + j]; linear resampling).
+    consistency : float
+        Weight of the consistency term (1 - cosine between the augmented and clean code vectors).
+    """
+
+    channel_gain_db: float = 0.0
+    global_gain_db: float = 0.0
+    rotation: float = 0.0
+    noise: float = 0.0
+    rate_jitter: float = 0.0
+    consistency: float = 0.0
+
+    def __post_init__(self):
+        for f in ("channel_gain_db", "global_gain_db", "rotation", "noise", "rate_jitter", "consistency"):
+            v = getattr(self, f)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ConfigError(f"augment.{f}={v!r}: must be a finite number >= 0")
+        if self.rate_jitter >= 0.5:
+            raise ConfigError(f"augment.rate_jitter={self.rate_jitter!r}: must be < 0.5")
+
+    @property
+    def active(self) -> bool:
+        return any((self.channel_gain_db, self.global_gain_db, self.rotation, self.noise, self.rate_jitter))
+
+    @classmethod
+    def from_train(cls, train) -> "AugmentConfig":
+        """The augmentation fields of a :class:`~aemg.model.config.TrainConfig` (``aug_*``)."""
+        return cls(channel_gain_db=train.aug_channel_gain_db, global_gain_db=train.aug_global_gain_db,
+                   rotation=train.aug_rotation, noise=train.aug_noise, rate_jitter=train.aug_rate_jitter,
+                   consistency=train.aug_consistency)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Optimisation and schedule of :func:`aemg.train.pretrain`.
 
@@ -145,6 +193,9 @@ class TrainConfig:
         Steps between CSV log rows and between checkpoints.
     amp : bool
         bfloat16 autocast on CUDA (ignored on CPU).
+    aug_channel_gain_db, aug_global_gain_db, aug_rotation, aug_noise, aug_rate_jitter, aug_consistency : float
+        Nuisance augmentation of the encoder's input and the weight of the two-view consistency
+        term (:class:`aemg.train.augment.AugmentConfig`; all 0 = off, the default).
     """
 
     stage1_steps: int = 300
@@ -160,8 +211,15 @@ class TrainConfig:
     log_every: int = 10
     checkpoint_every: int = 100
     amp: bool = True
+    aug_channel_gain_db: float = 0.0
+    aug_global_gain_db: float = 0.0
+    aug_rotation: float = 0.0
+    aug_noise: float = 0.0
+    aug_rate_jitter: float = 0.0
+    aug_consistency: float = 0.0
 
     def __post_init__(self):
+        AugmentConfig.from_train(self)  # validates the aug_* ranges
         for f in ("stage1_steps", "stage2_steps", "warmup_steps", "kmeans_iters", "vq_warmup_steps"):
             if int(getattr(self, f)) < 0:
                 raise ConfigError(f"train.{f}={getattr(self, f)!r}: must be >= 0")

@@ -11,6 +11,7 @@ import io
 import logging
 import math
 import os
+import signal
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,14 +28,15 @@ from ..model.targets import TARGET_PARTS
 from ..model.vq import perplexity
 from . import ddp
 from .allocator import keep_freed_memory
-from .checkpoint import (MODEL_FILE, check_compatible, has_checkpoint, load_checkpoint, load_weights,
-                         save_checkpoint, write_json_atomic)
+from .augment import AUGMENT_STREAM, AugmentConfig, augment_batch
+from .checkpoint import (MODEL_FILE, check_compatible, check_same_run, corpus_identities, has_checkpoint,
+                         load_checkpoint, load_weights, resume_arguments, save_checkpoint, write_json_atomic)
 from .data import batch_indices, check_corpus, geometry, local_share, mix_corpora, to_tensors
 
 log = logging.getLogger("aemg.train")
 
 LOG_COLUMNS = ("stage", "step", "loss", "rec_loss", "rec_base", "spatial_loss", "spatial_base", "level_loss",
-               "level_base", "envelope_loss", "envelope_base", "spectrum_loss", "spectrum_base", "commit_loss",
+               "level_base", "envelope_loss", "envelope_base", "spectrum_loss", "spectrum_base", "commit_loss", "inv_loss",
                "quantized", "codes_used", "usage", "perplexity", "batch_perplexity", "accuracy", "majority_acc",
                "lr", "tokens", "tokens_per_s", "elapsed_s")
 #: Stage-1 columns: ``*_loss`` the standardised squared error of each target part (aemg.model.targets),
@@ -114,9 +116,9 @@ def _tensorboard(run_dir: Path):
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
-def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str = "tiny", *,
-             stage: str | int = "both", steps: int | None = None, batch_size: int | None = None,
-             seed: int = 0, resume: bool = False, device: str | None = None, progress: bool = True,
+def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str | None = "tiny", *,
+             stage: str | int | None = "both", steps: int | None = None, batch_size: int | None = None,
+             seed: int | None = 0, resume: bool = False, device: str | None = None, progress: bool = True,
              tensorboard: bool = False, on_step: Callable[[dict], None] | None = None) -> PretrainResult:
     """Pre-train AEMG on token corpora.
 
@@ -127,16 +129,22 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
         several are mixed.
     out : path
         Run folder: config.json, log.csv, checkpoints (see :mod:`aemg.train.checkpoint`).
-    config : PretrainConfig or preset name
-    stage : 1, 2 or "both"
-        Stage 2 alone needs a run folder whose stage 1 is done (it continues from it).
+    config : PretrainConfig, preset name, or None
+        None: the tiny preset, or with ``resume`` the run's own config.
+    stage : 1, 2, "both" or None
+        Stage 2 alone needs a run folder whose stage 1 is done (it continues from it). None: both,
+        or with ``resume`` the run's.
     steps : int, optional
-        Override the steps of every stage run.
+        Override the steps of every stage run (>= 1).
     batch_size : int, optional
-        Override the global batch (sentences per step, split across processes).
-    seed : int
+        Override the global batch (sentences per step, split across processes; >= 1).
+    seed : int or None
+        None: 0, or with ``resume`` the run's.
     resume : bool
-        Continue from the run folder's latest checkpoint (same config required).
+        Continue from the run folder's latest checkpoint. Every argument given must be the run's
+        (config, steps, batch size, seed, stage, corpora), else ConfigError naming each that differs;
+        those left None are the run's. A run folder whose run stopped before its first checkpoint
+        starts again from step 0.
     device : str, optional
         ``"cpu"``, ``"cuda"``...; default CUDA when available. bfloat16 autocast on CUDA when
         ``config.train.amp``.
@@ -148,6 +156,9 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
         Called with each step's log row after the step (a KeyboardInterrupt raised there is handled
         like Ctrl-C: a checkpoint is written and the run can be resumed).
 
+    Ctrl-C (SIGINT, in the main thread) finishes the current step, writes a checkpoint and raises
+    :class:`Interrupted` (a KeyboardInterrupt naming the checkpoint); a second Ctrl-C stops at once.
+
     Returns
     -------
     PretrainResult
@@ -157,19 +168,49 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
     DataError
         Empty corpus, sentences longer than ``model.max_tokens``, wrong token length, bad checkpoint.
     ConfigError
-        Existing run without ``resume``, a checkpoint of another model, stage 2 without stage 1.
+        Existing run without ``resume``, ``resume`` with other arguments than the run's, a
+        checkpoint of another model, stage 2 without stage 1, ``steps`` or ``batch_size`` < 1.
     NonFiniteLoss
         The loss became NaN/inf: the run stops, the last good checkpoint stays.
     """
     t_start = time.perf_counter()
-    cfg = preset(config) if isinstance(config, str) else config
-    tr = cfg.train
+    run_dir = Path(out)
+    for name, value in (("steps", steps), ("batch_size", batch_size)):
+        if value is not None and int(value) < 1:
+            raise ConfigError(f"{name}={value} (--{name.replace('_', '-')}): must be >= 1")
+    corpus_ids = corpus_identities(corpora if isinstance(corpora, (list, tuple)) else [corpora])
+    ck = None
+    if has_checkpoint(run_dir):
+        if not resume and _stages(stage or "both") != [2]:
+            raise ConfigError(f"{run_dir}: already holds a run; pass resume=True (--resume) to continue it "
+                              "or choose another output folder")
+        ck = load_checkpoint(run_dir)
+    elif resume and not (run_dir / "config.json").is_file():
+        raise ConfigError(f"{run_dir}: nothing to resume (no checkpoint)")
+    elif resume:
+        log.info("%s: the run stopped before its first checkpoint; starting it again from step 0", run_dir)
+        resume = False
+    elif run_dir.is_dir() and any(run_dir.iterdir()):
+        raise ConfigError(f"{run_dir}: exists and holds no checkpoint (a run that stopped before its first "
+                          "one, or other files); pass --resume to start that run again from step 0, or "
+                          "choose another output folder")
+    base = ck.config if resume and ck is not None and config is None else \
+        preset(config or "tiny") if config is None or isinstance(config, str) else config
+    tr = base.train
     if steps is not None:
         tr = replace(tr, stage1_steps=int(steps), stage2_steps=int(steps))
     if batch_size is not None:
         tr = replace(tr, batch_size=int(batch_size))
-    cfg = replace(cfg, train=tr)
+    cfg = replace(base, train=tr)
+    run_args = {"stage": str(stage) if stage is not None else None, "seed": seed, "corpora": corpus_ids}
+    arg_diffs: list[str] = []
+    if resume and ck is not None:
+        run_args, arg_diffs = resume_arguments(ck, run_args)
+    run_args["stage"] = run_args["stage"] or "both"
+    run_args["seed"] = 0 if run_args["seed"] is None else int(run_args["seed"])
+    stage, seed = run_args["stage"], run_args["seed"]
     stages = _stages(stage)
+    aug = AugmentConfig.from_train(cfg.train)
     info = ddp.setup(device)
     dev = torch.device(device or (f"cuda:{info.local_rank}" if torch.cuda.is_available() else "cpu"))
     if info.world > 1 and dev.type == "cuda":
@@ -181,7 +222,7 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
     corpus = mix_corpora(corpora if isinstance(corpora, (list, tuple)) else [corpora])
     where = getattr(corpus, "path", "corpus")
     L = int(corpus.token_shape[1])
-    if not resume and not has_checkpoint(out) and L > 0 and cfg.model.token_len != L:
+    if not (resume and config is None) and L > 0 and cfg.model.token_len != L:
         log.info("model.token_len %d -> %d (the corpus's token length)", cfg.model.token_len, L)
         cfg = replace(cfg, model=replace(cfg.model, token_len=L))
     rate = float(getattr(corpus, "rate", 0.0) or 0.0)
@@ -191,23 +232,17 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
     check_corpus(corpus, cfg.model.max_tokens, cfg.model.token_len, str(where))
     angles, z = geometry(corpus, dev)
 
-    run_dir = Path(out)
     torch.manual_seed(seed)
     model = AEMG(cfg.model)
-    ck = None
-    if has_checkpoint(run_dir):
-        if not resume and stages != [2]:
-            raise ConfigError(f"{run_dir}: already holds a run; pass resume=True (--resume) to continue it "
-                              "or choose another output folder")
-        ck = load_checkpoint(run_dir)
+    if ck is not None:
+        if resume:
+            check_same_run(run_dir, ck.config, cfg, arg_diffs)
         check_compatible(ck.config, cfg, ck.path)
         load_weights(model, ck.weights, ck.path / MODEL_FILE)
         if not resume:  # stage 2 from a finished stage 1: weights only
             if not ck.state.get("stage1_done"):
                 raise ConfigError(f"{ck.path}: stage 1 of this run is not finished; resume it first")
             ck = replace(ck, optimizer=None, state={**ck.state, "stage": 2, "step": 0})
-    elif resume:
-        raise ConfigError(f"{run_dir}: nothing to resume (no checkpoint)")
     elif stages == [2]:
         raise ConfigError(f"{run_dir}: stage 2 needs a finished stage 1 in this run folder; run stage 1 first")
     model.to(dev)
@@ -222,11 +257,13 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
         if ck.rng.get("rng.torch") is not None and resume:
             torch.set_rng_state(ck.rng["rng.torch"])
     state["seed"] = seed
+    state["args"] = run_args  # what a resumed run must repeat (checked by resume_arguments)
     csv_log = _CsvLog(run_dir / "log.csv", (int(state["stage"]), int(state["step"])) if ck else None) \
         if info.main else None
     tb = _tensorboard(run_dir) if tensorboard and info.main else None
     use_amp = dev.type == "cuda" and cfg.train.amp
     tokens_total = int(state.get("tokens", 0))
+    stop = _StopRequest()  # Ctrl-C: finish the step, checkpoint, raise Interrupted
     try:
         for s in stages:
             if s < int(state["stage"]):
@@ -267,6 +304,9 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
                 gidx = batch_indices(corpus.n_sentences, cfg.train.batch_size, seed, s, step)
                 lidx = local_share(gidx, info)
                 batch = to_tensors(corpus.batch(lidx), dev)
+                if aug.active:  # nuisance view of every sentence (own generator: clean runs unchanged)
+                    batch["view"] = augment_batch(batch, aug, torch.Generator().manual_seed(
+                        _step_seed(seed, s, step, AUGMENT_STREAM)))
                 n_real = ddp.all_reduce_sum(batch["mask"].sum().float()).item()
                 gen = torch.Generator().manual_seed(_step_seed(seed, s, step))
                 lr = _lr(cfg, step, total)
@@ -292,6 +332,8 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
                 if s == 1:
                     n = max(n_real, 1.0)
                     loss_sum = out["rec_sum"] + cfg.model.commitment * out["commit_sum"]
+                    if "inv_sum" in out:
+                        loss_sum = loss_sum + aug.consistency * out["inv_sum"]
                 else:
                     n = max(ddp.all_reduce_sum(out["n_tokens"].float()).item(), 1.0)
                     loss_sum = out["ce_sum"]
@@ -344,9 +386,11 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
                     try:
                         on_step(row)
                     except KeyboardInterrupt:
-                        if last_ck is None or not last_ck.name.endswith(f"{step + 1:07d}"):
-                            result.checkpoint = _save(run_dir, model, opt, state, cfg, info)
-                        raise
+                        stop.requested = True
+                if ddp.any_true(stop.requested):
+                    if last_ck is None or not last_ck.name.endswith(f"{step + 1:07d}"):
+                        result.checkpoint = _save(run_dir, model, opt, state, cfg, info)
+                    raise Interrupted(result.checkpoint, s, step + 1)
             if bar is not None:
                 bar.close()
             if result.history and result.history[-1]["stage"] == s:
@@ -354,12 +398,46 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
             if s == 1 and 2 in stages:
                 state.update(stage=2, step=0)
     finally:
+        stop.restore()
         if csv_log is not None:
             csv_log.close()
         if tb is not None:
             tb.close()
     result.wall_s = time.perf_counter() - t_start
     return result
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`pretrain`: the step finished and ``checkpoint`` (stage ``stage``,
+    ``step`` steps done) was written; ``--resume`` continues exactly from there."""
+
+    def __init__(self, checkpoint: Path | None, stage: int, step: int):
+        super().__init__(f"interrupted after stage {stage} step {step}; checkpoint {checkpoint}")
+        self.checkpoint, self.stage, self.step = checkpoint, stage, step
+
+
+class _StopRequest:
+    """SIGINT handler for the training loop: the first Ctrl-C sets :attr:`requested` (the loop
+    checkpoints at the end of the step and stops), a second one interrupts at once. Outside the
+    main thread (no signal handlers there) Ctrl-C keeps its default behaviour."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        try:
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread
+            self._old = None
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("interrupted: finishing this step and writing a checkpoint (Ctrl-C again to stop at once)")
+
+    def restore(self) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
 
 
 def _save(run_dir, model, opt, state, cfg, info) -> Path | None:
