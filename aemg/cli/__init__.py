@@ -20,7 +20,7 @@ from .._version import __version__
 from ..errors import AemgError
 
 COMMANDS: list[str] = ["datasets", "rectify", "demo", "evaluate", "tokenize", "plot_events",
-                       "pretrain", "vocab", "embed"]
+                       "pretrain", "vocab", "embed", "prepare"]
 
 
 def build_parser() -> argparse.ArgumentParser:

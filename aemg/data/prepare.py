@@ -1,0 +1,239 @@
+"""Raw dataset -> token corpus in one pass: :func:`prepare_dataset` (``aemg prepare``).
+
+:func:`~aemg.data.pipeline.rectify_dataset` reads and rectifies every source (process pool, source
+order) and commits it to the archive; each source's rectified recordings are also handed, in this
+process, to a group stream that tokenizes a (dataset, subject, session) group from memory as soon
+as the stream moves on to another group (sources are listed sorted, so a group's files are
+neighbours). Nothing is read back from the archive, except on a resumed run (groups that began in an
+earlier run) and for a group whose sources are not neighbours: those are tokenized from the finished
+archive at the end by :func:`~aemg.tokenizer.corpus.tokenize_archive`, which also writes the plan,
+the index and ``corpus.json`` and moves the shards made from memory into place.
+
+The corpus is the one ``aemg rectify`` then ``aemg tokenize`` make: the shards and
+``sentences.jsonl`` byte for byte; ``plan.json`` and ``corpus.json`` name the archive they came from
+(path, manifest and index digests), so they differ exactly as two rectify runs' archives do (the
+manifest holds its creation time). The archive (default: ``OUT.archive`` beside the corpus) is the
+resume checkpoint; ``keep_archive=False`` deletes it at the end.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .archive import INDEX, MANIFEST, _read_json, index_row
+from .pipeline import RectifyReport, rectify_dataset
+from .recording import Recording
+
+#: folder inside the archive holding the shards tokenized from memory until they are moved into
+#: the corpus (the archive writer leaves other folders alone)
+STAGING = ".prepare-shards"
+
+
+@dataclass
+class PrepareReport:
+    """What one :func:`prepare_dataset` run did: both stages' reports and where groups came from.
+
+    Attributes
+    ----------
+    rectify : RectifyReport
+    tokenize : TokenizeReport
+    groups_from_memory : int
+        Groups tokenized from the rectified recordings in memory in this run.
+    groups_from_archive : int
+        Groups tokenized by reading the archive (resumed, or sources not neighbours).
+    seconds : float
+        Wall time of the whole run.
+    archive : Path or None
+        The archive folder (None when deleted at the end).
+    """
+
+    rectify: RectifyReport
+    tokenize: Any
+    groups_from_memory: int
+    groups_from_archive: int
+    seconds: float
+    archive: Path | None
+
+    @property
+    def samples_per_s(self) -> float:
+        """Raw channel-samples read per second of wall time (both stages)."""
+        return self.rectify.samples_in / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        """Two lines for the end of ``aemg prepare``."""
+        return (f"{self.rectify.summary()}\n{self.tokenize.summary()}\n"
+                f"prepare: {self.groups_from_memory} group(s) tokenized from memory, "
+                f"{self.groups_from_archive} from the archive; {self.seconds:.1f} s "
+                f"({self.samples_per_s:,.0f} raw samples/s)")
+
+
+class _MemoryArchive:
+    """The part of :class:`~aemg.data.archive.Archive` that the tokenizer's group worker uses
+    (``index`` rows and ``read_many``), over rectified recordings held in memory."""
+
+    def __init__(self, recordings: list[Recording]):
+        self.path = "<memory>"
+        self.recordings = recordings
+        self.index = [index_row(rec, "", "") for rec in recordings]
+
+    def read_many(self, indices, buffer=None) -> list[Recording]:
+        return [self.recordings[i] for i in indices]
+
+
+def _group_key(dataset, subject, session) -> tuple[str, str, str]:
+    return (dataset, str(subject), str(session))  # as aemg.tokenizer.corpus._groups
+
+
+class _GroupStream:
+    """Numbers groups in archive order and tokenizes each complete one from memory.
+
+    Parameters
+    ----------
+    earlier : list of dict
+        Index rows already in the archive (resumed run); their groups are left to the archive pass.
+    staging : Path
+        Where the shards go (``NNNNNN`` = the group's number in the corpus).
+    config : TokenizerConfig
+    backend : str or None
+        Segmentation backend.
+    """
+
+    def __init__(self, earlier: list[dict[str, Any]], staging: Path, config, backend: str | None):
+        self.numbers: dict[tuple[str, str, str], int] = {}
+        for r in earlier:
+            self.numbers.setdefault(_group_key(r["dataset"], r["subject"], r["session"]), len(self.numbers))
+        self.deferred = set(self.numbers.values())  # -> tokenized from the archive at the end
+        self.staging, self.config, self.backend = staging, config, backend
+        self.open: tuple[str, str, str] | None = None
+        self.recordings: list[Recording] = []
+        self.from_memory: set[int] = set()
+
+    def add(self, source: str, recordings: list[Recording]) -> None:
+        """The rectified recordings of one source, in archive order."""
+        for rec in recordings:
+            key = _group_key(rec.dataset, rec.subject, rec.session)
+            if key != self.open:
+                self._close()
+                if key in self.numbers:  # seen before this point: not neighbours, or resumed
+                    number = self.numbers[key]
+                    self.deferred.add(number)
+                    self.from_memory.discard(number)
+                    shutil.rmtree(self.staging / f"{number:06d}", ignore_errors=True)
+                else:
+                    self.numbers[key] = len(self.numbers)
+                self.open = key
+            if self.numbers[key] not in self.deferred:
+                self.recordings.append(rec)
+
+    def _close(self) -> None:
+        if self.open is None or not self.recordings:
+            self.open, self.recordings = None, []
+            return
+        from ..tokenizer import corpus
+
+        number = self.numbers[self.open]
+        shard = self.staging / f"{number:06d}"
+        shutil.rmtree(shard, ignore_errors=True)  # left by an interrupted run: redone
+        memory = _MemoryArchive(self.recordings)
+        key = f"<prepare:{id(memory)}>"
+        corpus._ARCHIVES[key] = memory  # the group worker looks archives up by path
+        try:
+            corpus._tokenize_group(key, list(range(len(self.recordings))), self.config.to_dict(),
+                                   str(shard), self.backend)
+        finally:
+            del corpus._ARCHIVES[key]
+        self.from_memory.add(number)
+        self.open, self.recordings = None, []
+
+    def finish(self) -> None:
+        self._close()
+
+
+def default_archive(out: str | os.PathLike) -> Path:
+    """Where :func:`prepare_dataset` keeps its archive by default: ``OUT.archive`` beside ``OUT``."""
+    out = Path(out)
+    return out.with_name(out.name + ".archive")
+
+
+def prepare_dataset(reader, out: str | os.PathLike, space=None, config=None, *,
+                    archive: str | os.PathLike | None = None, keep_archive: bool = True,
+                    root: str | os.PathLike | None = None, reader_options: dict[str, Any] | None = None,
+                    workers: int | None = None, on_error: str = "skip", progress: bool = True,
+                    backend: str | None = None, **rectify_options) -> PrepareReport:
+    """Rectify and tokenize a dataset in one pass: the corpus of ``rectify`` then ``tokenize``.
+
+    Parameters
+    ----------
+    reader : str or Reader
+        As :func:`~aemg.data.pipeline.rectify_dataset`.
+    out : path
+        The corpus folder (missing, empty, or a corpus of an earlier run with the same arguments:
+        then the run resumes).
+    space : StandardSpace or None
+    config : TokenizerConfig or None
+    archive : path or None
+        The archive folder (default :func:`default_archive`); resumed like ``aemg rectify``'s.
+    keep_archive : bool
+        False: delete the archive once the corpus is complete (a later re-run starts over).
+    root, reader_options, workers, on_error, progress
+        As :func:`~aemg.data.pipeline.rectify_dataset`; ``workers`` also tokenizes the groups left
+        to the archive pass.
+    backend : str or None
+        Segmentation backend (``aemg tokenize --backend``).
+    **rectify_options
+        ``shard_bytes``, ``compression``: passed to ``rectify_dataset``.
+
+    Returns
+    -------
+    PrepareReport
+
+    Raises
+    ------
+    ConfigError
+        ``out`` holds something that is not a corpus, or the archive folder is the corpus folder.
+    DataError
+        As the two stages (a missing dataset folder, ``on_error="stop"`` and a bad file).
+    """
+    from ..tokenizer.corpus import PLAN, tokenize_archive
+    from ..tokenizer.tokens import TokenizerConfig
+
+    t0 = time.perf_counter()
+    config = TokenizerConfig() if config is None else config
+    out = Path(out)
+    archive = default_archive(out) if archive is None else Path(archive)
+    if archive.resolve() == out.resolve():
+        raise ConfigError(f"{out}: the corpus and the archive need two folders (give another --archive)")
+    if out.exists() and not (out / PLAN).is_file() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"{out}: exists and is not a token corpus (no {PLAN}); refusing to write into it")
+    earlier = _read_json(archive / INDEX)["recordings"] if (archive / MANIFEST).is_file() and \
+        (archive / INDEX).is_file() else []
+    staging = archive / STAGING
+    stream = _GroupStream(earlier, staging, config, backend)
+    staging_ready = []
+
+    def on_source(source: str, recordings: list[Recording]) -> None:
+        if not staging_ready:  # the archive writer has created (or checked) the folder by now
+            staging.mkdir(exist_ok=True)
+            staging_ready.append(True)
+        stream.add(source, recordings)
+
+    rect = rectify_dataset(reader, archive, space, root=root, reader_options=reader_options, workers=workers,
+                           on_error=on_error, progress=progress, on_source=on_source, **rectify_options)
+    stream.finish()
+    tok = tokenize_archive(archive, out, config, workers=workers, progress=progress, backend=backend,
+                           staged=staging)
+    shutil.rmtree(staging, ignore_errors=True)
+    kept: Path | None = archive
+    if not keep_archive:
+        shutil.rmtree(archive)
+        kept = None
+    done_before = tok.groups_done_before
+    from_memory = len(stream.from_memory)
+    return PrepareReport(rectify=rect, tokenize=tok, groups_from_memory=from_memory,
+                         groups_from_archive=max(0, tok.groups - done_before),
+                         seconds=time.perf_counter() - t0, archive=kept)
