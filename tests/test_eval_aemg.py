@@ -56,11 +56,14 @@ def test_every_method_runs_loso_and_fewshot(setup, trials):
                    method_options=options(setup / "run"))
     rows = {(r["method"], r["protocol"], r["subject"]) for r in res.folds}
     assert rows == {(m, p, s) for m in AEMG_METHODS for p in ("loso", "fewshot") for s in ("s00", "s02")}
-    for r in res.folds:
-        assert r["n_test"] == (6 if r["protocol"] == "loso" else 3)
-    for (name, protocol, share), conf in res.confusion.items():  # every test trial has tokens here,
-        assert conf.shape == (3, 3)                                # so every one got a class
-        assert conf.sum() == sum(r["n_test"] for r in res.folds if (r["method"], r["protocol"]) == (name, protocol))
+    # loso = the native regime: rest calibration for the event-token methods, none for fixed windows
+    assert {(r["method"], r["regime"]) for r in res.folds if r["protocol"] == "loso"} == {
+        (m, "none" if m == "window-transformer" else "rest") for m in AEMG_METHODS}
+    for r in res.folds:  # 6 trials per subject, one of them the rest recording (never tested)
+        assert r["n_test"] == (5 if r["protocol"] == "loso" else 3)
+    for (name, regime, share), conf in res.confusion.items():  # every test trial has tokens here,
+        assert conf.shape == (3, 3)                               # so every one got a class
+        assert conf.sum() == sum(r["n_test"] for r in res.folds if (r["method"], r["regime"]) == (name, regime))
     assert {r["method"] for r in res.summary()} == set(AEMG_METHODS)
 
 
@@ -82,40 +85,41 @@ def test_probe_options_and_training_only_statistics(setup, trials):
 
 def test_probe_subject_normalisation_uses_only_what_its_mode_allows(setup, trials):
     from aemg.eval import fewshot_folds
-    fold = loso_folds(trials)[0]
+    from aemg.eval.runner import fold_adaptation
+    fold = loso_folds(trials, regime="unlabelled")[0]
     train, test = trials.subset(fold.train), trials.subset(fold.test)
     run = str(setup / "run")
     with pytest.raises(ConfigError, match="subject_norm"):
         get_method("aemg-probe", run=run, subject_norm="everything")
-    assert get_method("aemg-probe-subjnorm", run=run).transductive
-    assert not get_method("aemg-probe-calibnorm", run=run).transductive
+    assert get_method("aemg-probe-subjnorm", run=run).regimes == ("online", "unlabelled", "fewshot")
+    assert get_method("aemg-probe-calibnorm", run=run).regimes == ("rest", "fewshot")
+    assert get_method("aemg-probe", run=run, calibration="robust").regimes == ("none", "fewshot")
+    seen = fold_adaptation(trials, fold)
     # LOSO, labelled: the test subject has no training trial, so it gets the pooled statistics
-    # (the same scores as the plain probe would give a standardised input of its own)
     calib = get_method("aemg-probe-calibnorm", run=run)
-    calib.prepare(trials)
-    calib.fit(train)
-    feats, _ = calib.embeddings(train)
+    calib.fit(train, adaptation=seen)
+    feats, use = calib.embeddings(train, adaptation=seen)
     for s in np.unique(train.subjects):  # each training subject standardised with its own trials
-        rows = train.subjects[calib.embeddings(train)[1]] == s
+        rows = train.subjects[use] == s
         np.testing.assert_allclose(calib.stats_[s][0], feats[rows].mean(axis=0))
     assert set(calib.stats_) == set(np.unique(train.subjects))
     hidden = test.without_labels()
-    scores, use = calib.scores(hidden)
-    tf, _ = calib.embeddings(hidden)
+    scores, _ = calib.scores(hidden, seen)
+    tf, _ = calib.embeddings(hidden, adaptation=seen)
     np.testing.assert_allclose(scores, ((tf - calib.mean_) / calib.std_) @ calib.weight_.T + calib.bias_)
-    # transductive: the target's unlabelled trials give its statistics, and labels are not needed
+    # unlabelled: the user's unlabelled trials (from the adaptation) give its statistics
     sub = get_method("aemg-probe-subjnorm", run=run)
-    sub.prepare(trials)
-    sub.fit(train, target=hidden)
-    test_subject = np.unique(test.subjects)[0]
-    np.testing.assert_allclose(sub.stats_[test_subject][0], tf.mean(axis=0))
-    assert sub.predict(hidden).trial.shape == (len(test),)
+    sub.fit(train, adaptation=seen)
+    scores, _ = sub.scores(hidden, seen)
+    np.testing.assert_allclose(scores, ((tf - tf.mean(0)) / tf.std(0)) @ sub.weight_.T + sub.bias_)
+    assert sub.predict(hidden, seen).trial.shape == (len(test),)
     # few-shot, labelled: the target's calibration trials (in the training set) give its statistics
     few = fewshot_folds(trials, 0.5, seeds=[0])[0]
     ftrain = trials.subset(few.train)
-    calib.fit(ftrain)
+    fseen = fold_adaptation(trials, few)
+    calib.fit(ftrain, adaptation=fseen)
     target = np.unique(trials.subjects[few.test])[0]
-    fe, fuse = calib.embeddings(ftrain)
+    fe, fuse = calib.embeddings(ftrain, adaptation=fseen)
     rows = ftrain.subjects[fuse] == target
     assert 0 < rows.sum() < len(fuse)
     np.testing.assert_allclose(calib.stats_[target][0], fe[rows].mean(axis=0))
@@ -229,8 +233,8 @@ def test_class_missing_from_training_is_noted_and_counted_as_error(setup, trials
     assert any("gesture2" in n and "absent from training" in n for n in res.notes)
     for name in ("aemg-probe", "aemg-scratch"):
         row = next(r for r in res.folds if r["method"] == name)
-        assert "absent from training" in row["notes"] and row["n_test"] == 6
-        conf = res.confusion[(name, "loso", None)]
+        assert "absent from training" in row["notes"] and row["n_test"] == 5
+        conf = res.confusion[(name, "rest", None)]
         assert conf[2, 2] == 0 and conf[2].sum() == 2  # never predicted, counted as errors
 
 
@@ -241,7 +245,8 @@ def test_fewshot_share_below_one_trial_per_class(setup, trials):
     skipped = evaluate(trials, ["aemg-probe"], ["fewshot"], shares=[0.1, 0.5], method_options=opts)
     assert any("0.1 skipped" in n for n in skipped.notes) and {r["share"] for r in skipped.folds} == {0.5}
     one = evaluate(trials, ["aemg-probe"], ["fewshot"], shares=[0.1], too_small="one", method_options=opts)
-    assert {r["actual_share"] for r in one.folds} == {0.5} and len(one.folds) == 3
+    # one trial of each gesture out of the 5 non-calibration trials (rest has one left: tested only)
+    assert {r["actual_share"] for r in one.folds} == {0.4} and len(one.folds) == 3
 
 
 def test_checkpoint_token_settings_differ_from_the_data(setup, trials):
@@ -268,6 +273,7 @@ def test_evaluate_cli_with_checkpoint(setup, tmp_path, capsys):
                  '{"aemg-finetune": {"epochs": 1}}', "--subjects", "s01", "--no-plots"])
     out = capsys.readouterr().out
     assert code == 0 and "aemg-probe" in out and "aemg-finetune" in out
-    assert (tmp_path / "rep" / "confusion_aemg-probe_loso.csv").is_file()
+    assert (tmp_path / "rep" / "confusion_aemg-probe_rest.csv").is_file()
+    assert (tmp_path / "rep" / "confusion_lda_none.csv").is_file()
     assert main(["evaluate", str(setup / "archive"), "--out", str(tmp_path / "r2"), "--methods", "aemg-probe"]) == 2
     assert "needs a pre-trained run" in capsys.readouterr().err

@@ -5,6 +5,7 @@ import pytest
 from aemg.errors import ConfigError, DataError
 from aemg.eval.baselines import (LDA, HudginsLDA, Method, Prediction, get_method, list_methods,
                                  register_method, vote)
+from aemg.eval.protocols import Adaptation
 from aemg.eval.runner import evaluate
 from aemg.eval.trials import TrialSet
 
@@ -74,9 +75,11 @@ def test_hudgins_lda_subject_normalisation_removes_gain():
     ts = gain_trials()
     train, test = ts.subset(np.flatnonzero(ts.subjects != "S2")), ts.subset(np.flatnonzero(ts.subjects == "S2"))
     plain = get_method("lda").fit(train)
-    norm = get_method("lda-log-subjnorm").fit(train, target=test.without_labels())
-    assert norm.transductive and not plain.transductive
-    p = norm.predict(test.without_labels())
+    seen = Adaptation("unlabelled", "S2", unlabelled=test.without_labels())
+    norm = get_method("lda-log-subjnorm").fit(train, adaptation=seen)
+    assert norm.regimes == ("online", "unlabelled", "fewshot") and plain.regimes == ("none", "fewshot")
+    assert norm.native_regime == "unlabelled" and plain.native_regime == "none"
+    p = norm.predict(test.without_labels(), seen)
     assert p.trial.shape == (len(test),)
     assert (p.trial == test.labels).mean() == 1.0
     assert p.window.shape == p.window_trial.shape and p.window_trial.max() == len(test) - 1
@@ -88,8 +91,8 @@ def test_hudgins_lda_subject_normalisation_removes_gain():
 def test_cnn_methods_run_and_are_seeded(name):
     ts = gain_trials(n_subjects=2, n_reps=2, length=120)
     train, test = ts.subset(np.flatnonzero(ts.subjects == "S0")), ts.subset(np.flatnonzero(ts.subjects == "S1"))
-    target = test.without_labels() if get_method(name).transductive else None
-    preds = [get_method(name, epochs=2, batch_size=16).fit(train, seed=3, target=target).predict(test)
+    seen = Adaptation("unlabelled", "S1", unlabelled=test.without_labels()) if name == "dann" else None
+    preds = [get_method(name, epochs=2, batch_size=16).fit(train, seed=3, adaptation=seen).predict(test, seen)
              for _ in range(2)]
     assert preds[0].trial.shape == (len(test),)
     assert set(preds[0].trial.tolist()) <= {0, 1, 2}
@@ -100,19 +103,19 @@ def test_runner_hides_labels_and_target_from_inductive_methods():
     seen = []
 
     class Spy(Method):
-        def fit(self, train, seed=0, target=None):
-            seen.append(("fit", target))
+        def fit(self, train, seed=0, adaptation=None):
+            seen.append(("fit", adaptation))
             self.label = int(np.bincount(train.labels).argmax())
             return self
 
-        def predict(self, test):
+        def predict(self, test, adaptation=None):
             seen.append(("predict", test.labels.copy()))
             return Prediction(np.full(len(test), self.label))
 
     register_method("spy", Spy)
     assert "spy" in list_methods()
     res = evaluate(gain_trials(), ["spy"], ["loso"])
-    assert all(t is None for kind, t in seen if kind == "fit")
+    assert all(a.regime == "none" and a.rest is None and a.unlabelled is None for kind, a in seen if kind == "fit")
     assert all((lab == -1).all() for kind, lab in seen if kind == "predict")
     assert len(res.folds) == 3 and res.folds[0]["window_acc"] is None
     with pytest.raises(ConfigError, match="unknown method"):
@@ -122,11 +125,13 @@ def test_runner_hides_labels_and_target_from_inductive_methods():
 def test_runner_protocols_and_skipped_shares():
     ts = gain_trials(n_reps=4)
     res = evaluate(ts, ["lda-log-subjnorm"], ["loso", "fewshot", "intra"], seeds=[0, 1], shares=[0.05, 0.5])
-    summary = {(r["protocol"], r["share"]): r for r in res.summary()}
-    assert set(summary) == {("loso", None), ("fewshot", 0.5), ("intra", None)}
+    summary = {(r["regime"], r["share"]): r for r in res.summary()}
+    # loso = the method's native LOSO regime
+    assert set(summary) == {("unlabelled", None), ("fewshot", 0.5), ("intra", None)}
+    assert summary[("unlabelled", None)]["protocol"] == "loso"
     assert any("0.05 skipped" in n for n in res.notes)
-    assert summary[("loso", None)]["subjects"] == 3
-    assert summary[("loso", None)]["trial_mean"] == 1.0
-    assert res.confusion[("lda-log-subjnorm", "loso", None)].sum() == 2 * len(ts)  # two seeds
+    assert summary[("unlabelled", None)]["subjects"] == 3
+    assert summary[("unlabelled", None)]["trial_mean"] == 1.0
+    assert res.confusion[("lda-log-subjnorm", "unlabelled", None)].sum() == 2 * len(ts)  # two seeds
     with pytest.raises(ConfigError):
         evaluate(ts, ["lda"], ["fewshot"], shares=[0.05], too_small="error")

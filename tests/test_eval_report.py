@@ -18,32 +18,35 @@ def test_report_files_and_statistics(tmp_path):
     # subject A: seed 0 -> 3/4, seed 1 -> 1/4 (mean 0.5); subject B: 4/4 both seeds
     for seed, a in ((0, 3), (1, 1)):
         for subj, correct in (("A", a), ("B", 4)):
-            res.folds.append({"method": "m", "protocol": "loso", "share": None, "seed": seed,
+            res.folds.append({"method": "m", "protocol": "loso", "regime": "none", "share": None, "seed": seed,
                               "subject": subj, "n_test": 4, "correct_trials": correct,
                               "trial_acc": correct / 4, "correct_windows": 2 * correct, "n_windows": 8})
-    res.confusion[("m", "loso", None)] = np.array([[6, 2], [2, 6]])
-    res.folds.append({"method": "m", "protocol": "fewshot", "share": 0.5, "seed": 0, "subject": "A",
+    res.confusion[("m", "none", None)] = np.array([[6, 2], [2, 6]])
+    res.folds.append({"method": "m", "protocol": "fewshot", "regime": "fewshot", "share": 0.5, "seed": 0, "subject": "A",
                       "n_test": 2, "correct_trials": 1, "trial_acc": 0.5, "correct_windows": 0, "n_windows": 0})
     res.confusion[("m", "fewshot", 0.5)] = np.array([[1, 0], [1, 0]])
     out = write_report(res, tmp_path / "rep")
     names = {p.name for p in out.iterdir()}
     assert {"results.md", "results.csv", "results.json", "per_subject.csv", "folds.csv",
-            "confusion_m_loso.csv", "confusion_m_loso.png", "confusion_m_fewshot_0.5.png",
-            "per_subject_loso.png", "fewshot_curve.png"} <= names
+            "confusion_m_none.csv", "confusion_m_none.png", "confusion_m_fewshot_0.5.png",
+            "per_subject_none.png", "regimes.png", "fewshot_curve.png"} <= names
     assert not [n for n in names if n.endswith(".tmp")]
     summary = json.loads((out / "results.json").read_text())["summary"]
-    loso = next(r for r in summary if r["protocol"] == "loso")
+    loso = next(r for r in summary if r["regime"] == "none")
     assert loso["trial_mean"] == pytest.approx(0.75)        # mean of A = 0.5 and B = 1.0
     assert loso["trial_std"] == pytest.approx(0.25)
     assert loso["window_mean"] == pytest.approx(0.75)
-    few = next(r for r in summary if r["protocol"] == "fewshot")
+    few = next(r for r in summary if r["regime"] == "fewshot")
     assert few["window_mean"] is None                      # no windows: not reported as 0
     rows = list(csv.DictReader(open(out / "per_subject.csv")))
-    assert {(r["subject"], r["protocol"], r["trial_acc"]) for r in rows} >= {("A", "loso", "0.5"),
-                                                                             ("B", "loso", "1.0")}
-    conf = list(csv.DictReader(open(out / "confusion_m_loso.csv")))
+    assert {(r["subject"], r["regime"], r["trial_acc"]) for r in rows} >= {("A", "none", "0.5"),
+                                                                           ("B", "none", "1.0")}
+    conf = list(csv.DictReader(open(out / "confusion_m_none.csv")))
     assert conf[0] == {"true": "rest", "rest": "6", "fist": "2"}
-    assert "| m | loso |  | 2 | 75.0 +- 25.0 | 75.0 +- 25.0 |" in (out / "results.md").read_text()
+    text = (out / "results.md").read_text()
+    assert "| m | loso | none |  | 2 | 75.0 +- 25.0 | 75.0 +- 25.0 |" in text
+    # the regime table: one row per method, a column per regime (few-shot per share)
+    assert "| method | none | fewshot 50 % |\n|---|---|---|\n| m | 75.0 +- 25.0 | 50.0 +- 0.0 |" in text
 
 
 @register_reader
@@ -92,7 +95,7 @@ def test_cli_evaluate_end_to_end(tmp_path, capsys):
                  "--protocols", "loso,fewshot,intra", "--shares", "0.1,0.5", "--seeds", "0,1", "--no-plots"])
     assert code == 0
     text = (tmp_path / "r" / "results.md").read_text()
-    assert "| lda-log-subjnorm | loso |" in text and "| lda | intra |" in text
+    assert "| lda-log-subjnorm | loso | unlabelled |" in text and "| lda | intra | intra |" in text
     assert "few-shot share 0.1 skipped" in text
     assert not list((tmp_path / "r").glob("*.png"))
 

@@ -1,4 +1,5 @@
-"""``aemg evaluate SOURCE --out REPORT``: LOSO / few-shot / intra-subject evaluation and report."""
+"""``aemg evaluate SOURCE --out REPORT``: evaluation under adaptation regimes (none, rest, online,
+unlabelled, fewshot) and the intra-subject reference, and its report."""
 from __future__ import annotations
 
 import json
@@ -26,15 +27,28 @@ def _names(text: str) -> list[str]:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "evaluate", help="evaluate methods under LOSO / few-shot / intra-subject protocols",
+        "evaluate", help="evaluate methods under adaptation regimes (none / rest / online / unlabelled / "
+                         "fewshot) and the intra-subject reference",
         description="Evaluate downstream methods on the trials of an archive (a folder written by "
                     "`aemg rectify`) or of a dataset reader (e.g. `coteallard`, `uci_myo`, "
-                    "`3dc:/path/to/3dc_armband`), and write a report folder.")
+                    "`3dc:/path/to/3dc_armband`), and write a report folder. Regimes say what a method "
+                    "sees of the test user besides the trial it classifies: none (nothing), rest (one "
+                    "rest recording per session: the first rest-class trial, never tested), online (its "
+                    "earlier trials, unlabelled), unlabelled (all its trials, unlabelled), fewshot (a "
+                    "labelled share); each method runs under the requested regimes it supports.")
     p.add_argument("source", help="archive folder, reader name, or reader:folder")
     p.add_argument("--out", required=True, help="report folder (created)")
     p.add_argument("--methods", default="lda,lda-log,lda-log-subjnorm",
                    help="comma-separated methods (see --list-methods); default %(default)s")
-    p.add_argument("--protocols", default="loso", help="comma-separated: loso,fewshot,intra")
+    p.add_argument("--regimes", default=None,
+                   help="comma-separated adaptation regimes: none,rest,online,unlabelled,fewshot")
+    p.add_argument("--protocols", default=None,
+                   help="comma-separated: loso (each method's native LOSO regime), fewshot (= regime "
+                        "fewshot), intra (within-subject reference); default loso when --regimes is "
+                        "not given")
+    p.add_argument("--rest-class", default=None, metavar="NAME",
+                   help="the class whose first trial per subject and session is the rest recording "
+                        "(default: the class whose name marks rest, e.g. rest / neutral / noGesture)")
     p.add_argument("--shares", default="0.01,0.05,0.2,0.4,0.8", help="few-shot shares")
     p.add_argument("--small-share", choices=("skip", "error", "one"), default="skip",
                    help="a share giving some class no training trial: skip it (noted in the report), "
@@ -60,17 +74,22 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..eval.baselines import get_method
-    from ..eval.protocols import PROTOCOLS
+    from ..eval.protocols import PROTOCOLS, REGIMES
     from ..eval.report import results_markdown, write_report
     from ..eval.runner import evaluate
     from ..eval.trials import load_trials
 
     methods = _names(args.methods)
-    protocols = _names(args.protocols)
+    regimes = _names(args.regimes) if args.regimes is not None else []
+    protocols = _names(args.protocols) if args.protocols is not None else ([] if regimes else ["loso"])
     bad = [p for p in protocols if p not in PROTOCOLS]
-    if bad or not protocols:
+    if bad or (args.protocols is not None and not protocols):
         raise ConfigError(f"--protocols: unknown {', '.join(bad) or '(none given)'}; choose from "
                           f"{', '.join(PROTOCOLS)}")
+    bad = [r for r in regimes if r not in REGIMES]
+    if bad or (args.regimes is not None and not regimes):
+        raise ConfigError(f"--regimes: unknown {', '.join(bad) or '(none given)'}; choose from "
+                          f"{', '.join(REGIMES)}")
     options = {}
     for item in args.reader_option:
         key, sep, value = item.partition("=")
@@ -94,7 +113,7 @@ def run(args) -> int:
                          sessions=_names(args.sessions) if args.sessions else None,
                          reader_options=options)
     res = evaluate(trials, methods, protocols, _ints(args.seeds), _floats(args.shares), subjects,
-                   args.small_share, method_options)
+                   args.small_share, method_options, regimes=regimes, rest_class=args.rest_class)
     out = write_report(res, args.out, plots=not args.no_plots)
     print(results_markdown(res), end="")
     print(f"report written to {out}")

@@ -13,14 +13,18 @@ Registered in the method registry (:func:`aemg.eval.baselines.get_method`):
   (``TokenizerConfig(mode="windows")``), no pre-training: the tokenizer ablation.
 
 Trials become sentences with :func:`aemg.tokenizer.tokens.tokenize_signal` and the tokenizer
-settings of the checkpoint (defaults without one). **Noise calibration** (events mode) follows
-``aemg tokenize`` (:func:`aemg.tokenizer.corpus.noise_levels`): per (dataset, subject, session),
-from the group's rest-class trials. :meth:`AemgMethod.prepare` computes it once on the whole trial
-set before any fold (the runner calls it), so the test subject's trials are tokenized from its
-rest trials as a live system would from the rest recorded at donning: the rest *labels* of the test
-subject select calibration signal (its gesture labels are never seen). ``calibration="robust"`` is
-the strict alternative: each trial's own robust statistics, no label of the test subject used.
-Sentences are cached per trial in the trial set's shared cache, so folds never re-tokenize.
+settings of the checkpoint (defaults without one). **Noise calibration** (events mode) under a
+regime (:func:`regime_noise_levels`): training subjects follow ``aemg tokenize``
+(:func:`aemg.tokenizer.corpus.noise_levels`: per (dataset, subject, session), from the group's
+rest-class trials; their labels are visible); every trial of the test user takes the level of its
+rest recording of the same session (the one designated rest trial given by the regime), as a live
+system would from the rest recorded at donning. Such a method ``needs_rest`` and supports
+``rest`` and ``fewshot`` (the probe with ``subject_norm="all"``: ``online``, ``unlabelled``,
+``fewshot``). ``calibration="robust"`` is the strict alternative: each trial's own robust
+statistics, nothing of the user read (regimes ``none`` and ``fewshot``). Sentences and embeddings
+are cached per trial and noise level in the trial set's shared cache, so folds never re-tokenize.
+Called without an adaptation (no fold context: scripts), trials are calibrated as before from the
+labels they carry (:func:`prepare_calibration` / :func:`calibrate`).
 
 Bad input: a checkpoint whose token settings (rate, channels, token length) differ from the trials
 raises ConfigError naming both; a trial without tokens (dead or too short) is predicted -1 (an
@@ -42,8 +46,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .baselines import (LDA, Method, Prediction, _standardise_per_subject, _subject_standardise, _subject_stats,
-                        register_method)
+from .baselines import (LDA, Method, Prediction, _subject_standardise, _subject_stats, online_standardise,
+                        register_method, user_standardise)
+from .protocols import Adaptation, rest_class_id
 from .trials import TrialSet
 
 log = logging.getLogger(__name__)
@@ -53,8 +58,8 @@ CLASSIFIERS = ("logreg", "lda")
 #: how the probe standardises embeddings: "none" = with the training trials' statistics;
 #: "labelled" = per subject with that subject's *training* trials (few-shot: the target's labelled
 #: calibration trials; a subject without training trials, as in LOSO, gets the pooled statistics);
-#: "all" = per subject with all of that subject's trials, the test subject's unlabelled ones
-#: included (transductive, as the lda-log-subjnorm baseline)
+#: "all" = as "labelled", and the test user with the unlabelled trials its regime shows
+#: (``unlabelled``: all; ``online``: the earlier ones), as the lda-log-subjnorm baseline
 SUBJECT_NORMS = ("none", "labelled", "all")
 #: method names registered here
 AEMG_METHODS = ("aemg-probe", "aemg-finetune", "aemg-scratch", "window-transformer")
@@ -160,10 +165,10 @@ def _dataset_of(key: str, default: str) -> str:
     return key.split("/", 1)[0] if "/" in key else default
 
 
-def _rest_flags(trials: TrialSet) -> list[bool]:
-    from ..tokenizer.tokens import is_rest_class
-    names = trials.classes
-    return [bool(0 <= lab < len(names) and is_rest_class(names[lab])) for lab in trials.labels.tolist()]
+def _rest_flags(trials: TrialSet, rest_id: int | None = None) -> list[bool]:
+    """Per trial: labelled with the rest class (``rest_id``; default: the class name marking rest)."""
+    rest_id = rest_class_id(trials) if rest_id is None else rest_id
+    return [rest_id is not None and lab == rest_id for lab in trials.labels.tolist()]
 
 
 def _noise_key(config) -> tuple:
@@ -190,12 +195,65 @@ def prepare_calibration(trials: TrialSet, config) -> None:
         trials.cache[(key, what)] = level
 
 
-def trial_sentences(trials: TrialSet, config) -> list:
-    """The sentence of every trial (:class:`~aemg.tokenizer.tokens.Sentence`, label -1), cached
-    per trial. Noise levels come from :func:`prepare_calibration` when it ran on a superset, else
-    from :func:`calibrate` on ``trials`` themselves."""
-    from ..tokenizer.tokens import tokenize_signal
+def regime_noise_levels(trials: TrialSet, config, adaptation: Adaptation) -> list[float | None]:
+    """Noise levels of ``trials`` under a regime (module docstring): training subjects by ``aemg
+    tokenize``'s policy on their rest-class trials (class ``adaptation.rest_class``); the test user
+    (``adaptation.subject``) by its rest recording of the same session (a session without one: the
+    median over the user's recordings). Robust (None) everywhere when ``config`` does not calibrate.
 
+    Raises
+    ------
+    DataError
+        The trials hold the test user but the adaptation gives no rest recording.
+    """
+    from ..tokenizer.corpus import _calibrates, noise_levels
+    n = len(trials)
+    if not _calibrates(config):
+        return [None] * n
+    levels: list[float | None] = [None] * n
+    user = adaptation.subject
+    mine = trials.subjects == user
+    flags = _rest_flags(trials, adaptation.rest_class)
+    groups: dict = {}
+    for i in np.flatnonzero(~mine).tolist():
+        groups.setdefault((_dataset_of(trials.keys[i], trials.name), trials.subjects[i], trials.sessions[i]),
+                          []).append(i)
+    for idx in groups.values():  # one group's levels depend on its trials only: cached by their keys
+        ck = ("aemg-group-noise", _noise_key(config)[1], tuple(trials.keys[idx].tolist()),
+              tuple(flags[i] for i in idx))
+        if ck not in trials.cache:
+            trials.cache[ck] = [lvl for lvl, _ in noise_levels([trials.data[i] for i in idx], [trials.rate] * len(idx),
+                                                               [flags[i] for i in idx], config)]
+        for i, lvl in zip(idx, trials.cache[ck]):
+            levels[i] = lvl
+    if mine.any():
+        rest = adaptation.rest
+        if rest is None or not len(rest):
+            raise DataError(trials.name or "trials", f"subject {user}: the noise calibration needs its rest "
+                            f"recording, which regime {adaptation.regime} does not give")
+        by_session: dict = {}
+        for j in range(len(rest)):
+            by_session.setdefault(rest.sessions[j], []).append(_cached_rest_level(rest, j, config))
+        every = [v for vs in by_session.values() for v in vs]
+        for i in np.flatnonzero(mine).tolist():
+            levels[i] = float(np.median(by_session.get(trials.sessions[i], every)))
+    return levels
+
+
+def _cached_rest_level(trials: TrialSet, i: int, config) -> float:
+    """A rest trial's own level (its median envelope), cached per trial."""
+    from ..tokenizer.corpus import _rest_level
+    k = (trials.keys[i], ("aemg-rest-level", _noise_key(config)[1]))
+    if k not in trials.cache:
+        trials.cache[k] = _rest_level(trials.data[i], trials.rate, config)
+    return trials.cache[k]
+
+
+def _resolved_levels(trials: TrialSet, config, levels: list | None) -> list:
+    """``levels`` when given; else those of :func:`prepare_calibration` when it ran on a superset,
+    else :func:`calibrate` on ``trials`` themselves."""
+    if levels is not None:
+        return list(levels)
     what = _noise_key(config)
     missing = [i for i, k in enumerate(trials.keys.tolist()) if (k, what) not in trials.cache]
     fallback = {}
@@ -205,9 +263,18 @@ def trial_sentences(trials: TrialSet, config) -> list:
         if config.mode == "events" and config.calibration == "rest" and (sub.labels < 0).any():
             log.warning("%d trials with hidden labels were not calibrated beforehand "
                         "(AemgMethod.prepare): robust per-trial noise levels used", int((sub.labels < 0).sum()))
+    return [trials.cache[(k, what)] if (k, what) in trials.cache else fallback[k] for k in trials.keys.tolist()]
+
+
+def trial_sentences(trials: TrialSet, config, levels: list | None = None) -> list:
+    """The sentence of every trial (:class:`~aemg.tokenizer.tokens.Sentence`, label -1), cached
+    per trial and noise level. ``levels``: per-trial noise levels (:func:`regime_noise_levels`);
+    None: see :func:`_resolved_levels`."""
+    from ..tokenizer.tokens import tokenize_signal
+
+    what = _noise_key(config)
     out = []
-    for i, key in enumerate(trials.keys.tolist()):
-        noise = trials.cache[(key, what)] if (key, what) in trials.cache else fallback[key]
+    for i, (key, noise) in enumerate(zip(trials.keys.tolist(), _resolved_levels(trials, config, levels))):
         tkey = (key, ("aemg-sentence", what[1], noise))
         if tkey not in trials.cache:
             trials.cache[tkey] = tokenize_signal(
@@ -241,7 +308,6 @@ class AemgMethod(Method):
         Sentences per batch.
     """
 
-    transductive = False
     windowed = False
     needs_run = False
     pretrained = False
@@ -300,19 +366,33 @@ class AemgMethod(Method):
         a = torch.tensor(np.asarray(angles, dtype=np.float32), device=self.device)
         return a, torch.zeros_like(a)
 
+    @property
+    def needs_rest(self) -> bool:
+        """Whether the tokenizer calibrates from rest recordings (events mode, rest calibration)."""
+        from ..tokenizer.corpus import _calibrates
+        return _calibrates(self.tokenizer_config())
+
+    @property
+    def regimes(self) -> tuple:
+        return ("rest", "fewshot") if self.needs_rest else ("none", "fewshot")
+
     def prepare(self, trials: TrialSet) -> None:
-        """Called once with the whole trial set before any fold: checks the run against the data
-        and computes the noise calibration (see module docstring)."""
+        """For scripts calling the methods without folds (the runner does not call it): checks the
+        run against the data and calibrates every trial from the labels it carries."""
         run = self._run()
         if run is not None and self.pretrained:
             check_run_matches(run, trials)
         prepare_calibration(trials, self.tokenizer_config())
 
-    def sentences(self, trials: TrialSet) -> list:
+    def noise_levels(self, trials: TrialSet, adaptation: Adaptation | None) -> list | None:
+        """Per-trial noise levels under ``adaptation`` (None: no fold context, see module docstring)."""
+        return None if adaptation is None else regime_noise_levels(trials, self.tokenizer_config(), adaptation)
+
+    def sentences(self, trials: TrialSet, adaptation: Adaptation | None = None) -> list:
         run = self._run()
         if run is not None and self.pretrained:
             check_run_matches(run, trials)
-        return trial_sentences(trials, self.tokenizer_config())
+        return trial_sentences(trials, self.tokenizer_config(), self.noise_levels(trials, adaptation))
 
     def _batches(self, sentences: list, order: np.ndarray, angles):
         """Tensor batches of ``sentences[order]`` (each a dict of the corpus batch keys)."""
@@ -335,6 +415,8 @@ class AemgProbe(AemgMethod):
     ``"logreg"`` = multinomial logistic regression (L-BFGS, L2 penalty ``l2`` on the weights),
     ``"lda"`` = :class:`~aemg.eval.baselines.LDA` with ``shrinkage``. ``rotations = r`` adds the
     training trials rolled by +-1..+-r positions of the standard channel ring (armband rotation).
+    ``subject_norm="all"``: the test user's statistics from ``adaptation.unlabelled`` (``online``:
+    its earlier trials, running statistics; before the first one the training trials' pooled ones).
     """
 
     name = "aemg-probe"
@@ -350,22 +432,33 @@ class AemgProbe(AemgMethod):
             raise ConfigError(f"aemg-probe: subject_norm={subject_norm!r}; choose from {SUBJECT_NORMS}")
         self.classifier, self.l2, self.shrinkage, self.max_iter = classifier, float(l2), shrinkage, int(max_iter)
         self.subject_norm = subject_norm
-        self.transductive = subject_norm == "all"
         if int(rotations) < 0:
             raise ConfigError(f"aemg-probe: rotations={rotations!r} must be >= 0")
         self.rotations = int(rotations)
 
-    def embeddings(self, trials: TrialSet, roll: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def regimes(self) -> tuple:
+        return ("online", "unlabelled", "fewshot") if self.subject_norm == "all" else super().regimes
+
+    def embeddings(self, trials: TrialSet, roll: int = 0,
+                   adaptation: Adaptation | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(embeddings (n', d) float64 of the trials with tokens, their indices (n',)); ``roll``:
-        of the sentences with channels rolled by that many ring positions (:meth:`Sentence.rolled`)."""
+        of the sentences with channels rolled by that many ring positions (:meth:`Sentence.rolled`);
+        ``adaptation``: the fold's (noise calibration, see module docstring)."""
         import torch
 
         from ..model.aemg_model import pool
         run = self._run()
-        sents = [s.rolled(roll) for s in self.sentences(trials)] if roll else self.sentences(trials)
-        what = ("aemg-embedding", run.backbone_sha256, self.pooling, json.dumps(self.tokenizer_config().to_dict(),
-                                                                               sort_keys=True), roll)
-        todo = [i for i in self._usable(sents) if (trials.keys[i], what) not in trials.cache]
+        cfg = self.tokenizer_config()
+        levels = _resolved_levels(trials, cfg, self.noise_levels(trials, adaptation))
+        sents = trial_sentences(trials, cfg, levels)
+        if run is not None:
+            check_run_matches(run, trials)
+        if roll:
+            sents = [s.rolled(roll) for s in sents]
+        what = ("aemg-embedding", run.backbone_sha256, self.pooling, json.dumps(cfg.to_dict(), sort_keys=True), roll)
+        keys = [(trials.keys[i], what, levels[i]) for i in range(len(trials))]
+        todo = [i for i in self._usable(sents) if keys[i] not in trials.cache]
         if todo:
             angles, z = self.geometry(trials)
             backbone = run.model.backbone.to(self.device).eval()
@@ -374,19 +467,19 @@ class AemgProbe(AemgMethod):
                 for b in self._batches(sents, np.asarray(todo), angles):
                     rows.append(pool(backbone(b, angles, z), b["mask"], self.pooling).float().cpu().numpy())
             for i, e in zip(todo, np.concatenate(rows)):
-                trials.cache[(trials.keys[i], what)] = e.astype(np.float64)
+                trials.cache[keys[i]] = e.astype(np.float64)
         use = self._usable(sents)
         d = run.model_config.d_model
-        feats = np.stack([trials.cache[(trials.keys[i], what)] for i in use]) if len(use) else np.zeros((0, d))
+        feats = np.stack([trials.cache[keys[i]] for i in use]) if len(use) else np.zeros((0, d))
         return feats, use
 
-    def fit(self, train, seed=0, target=None):
-        feats, use = self.embeddings(train)
+    def fit(self, train, seed=0, adaptation=None):
+        feats, use = self.embeddings(train, adaptation=adaptation)
         if not len(use):
             raise DataError(train.name or "trials", "no training trial has any token")
         if self.rotations:  # armband-rotation augmentation: the training trials rolled by +-1..+-r
-            feats = np.concatenate([feats] + [self.embeddings(train, k)[0] for r in range(1, self.rotations + 1)
-                                              for k in (r, -r)])
+            feats = np.concatenate([feats] + [self.embeddings(train, k, adaptation)[0]
+                                              for r in range(1, self.rotations + 1) for k in (r, -r)])
             use = np.tile(use, 2 * self.rotations + 1)
         y = train.labels[use]
         self.n_classes_ = train.n_classes
@@ -395,13 +488,9 @@ class AemgProbe(AemgMethod):
         self.std_ = np.where(std > 0, std, 1.0)
         if self.subject_norm == "none":
             z = (feats - self.mean_) / self.std_
-        else:
+        else:  # each subject of the training trials with its own statistics (few-shot: the user's share)
             subjects = train.subjects[use]
-            allf, alls = feats, subjects
-            if self.subject_norm == "all" and target is not None and len(target):
-                tf, tuse = self.embeddings(target)
-                allf, alls = np.concatenate([feats, tf]), np.concatenate([subjects, target.subjects[tuse]])
-            self.stats_ = _subject_stats(allf, alls)
+            self.stats_ = _subject_stats(feats, subjects)
             z = _subject_standardise(feats, subjects, self.stats_)
         if self.classifier == "lda":
             self.lda_ = LDA(self.shrinkage).fit(z, y)
@@ -409,26 +498,43 @@ class AemgProbe(AemgMethod):
             self.weight_, self.bias_ = _logistic_regression(z, y, self.n_classes_, self.l2, self.max_iter, seed)
         return self
 
-    def scores(self, test: TrialSet) -> tuple[np.ndarray, np.ndarray]:
-        """(class scores (n', K) of the test trials with tokens, their indices)."""
-        feats, use = self.embeddings(test)
-        if self.subject_norm == "none":
-            z = (feats - self.mean_) / self.std_
-        else:
-            # a subject never seen in fit: its own statistics (all) or the pooled ones (labelled)
-            z = _standardise_per_subject(feats, test.subjects[use], self.stats_,
-                                         None if self.subject_norm == "all" else (self.mean_, self.std_))
+    def _class_scores(self, z: np.ndarray) -> np.ndarray:
         if self.classifier == "lda":
             s = np.full((len(z), self.n_classes_), -np.inf)
             s[:, self.lda_.classes_] = self.lda_.decision_function(z)
-            return s, use
-        return z @ self.weight_.T + self.bias_, use
+            return s
+        return z @ self.weight_.T + self.bias_
 
-    def predict(self, test):
-        scores, use = self.scores(test)
-        out = np.full(len(test), -1, dtype=np.int64)
+    def scores(self, test: TrialSet, adaptation: Adaptation | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(class scores (n', K) of the test trials with tokens, their indices)."""
+        feats, use = self.embeddings(test, adaptation=adaptation)
+        if self.subject_norm == "none":
+            z = (feats - self.mean_) / self.std_
+        else:
+            # the user's statistics: its unlabelled trials (all), else a share in fit, else pooled
+            visible = None
+            if (self.subject_norm == "all" and adaptation is not None and adaptation.unlabelled is not None
+                    and len(adaptation.unlabelled)):
+                vf, vuse = self.embeddings(adaptation.unlabelled, adaptation=adaptation)
+                visible = (vf, adaptation.unlabelled.subjects[vuse])
+            z = user_standardise(feats, test.subjects[use], self.stats_, (self.mean_, self.std_), visible)
+        return self._class_scores(z), use
+
+    def _prediction(self, n: int, scores: np.ndarray, use: np.ndarray) -> Prediction:
+        out = np.full(n, -1, dtype=np.int64)
         out[use] = scores.argmax(axis=1)
         return Prediction(out)
+
+    def predict(self, test, adaptation=None):
+        scores, use = self.scores(test, adaptation)
+        return self._prediction(len(test), scores, use)
+
+    def predict_online(self, test, adaptation):
+        if self.subject_norm != "all":
+            return super().predict_online(test, adaptation)
+        feats, use = self.embeddings(test, adaptation=adaptation)
+        z = online_standardise(feats, use, test.subjects, (self.mean_, self.std_))
+        return self._prediction(len(test), self._class_scores(z), use)
 
 
 def _logistic_regression(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float, max_iter: int,
@@ -492,13 +598,13 @@ class AemgSupervised(AemgMethod):
         cfg = self.model_config(trials)
         return Backbone(cfg, cfg.depth)
 
-    def fit(self, train, seed=0, target=None):
+    def fit(self, train, seed=0, adaptation=None):
         import torch
         import torch.nn.functional as F
 
         from ..model.aemg_model import pool
 
-        sents = self.sentences(train)
+        sents = self.sentences(train, adaptation)
         use = self._usable(sents)
         if not len(use):
             raise DataError(train.name or "trials", "no training trial has any token")
@@ -542,11 +648,11 @@ class AemgSupervised(AemgMethod):
         self.backbone_.eval()
         return self
 
-    def predict(self, test):
+    def predict(self, test, adaptation=None):
         import torch
 
         from ..model.aemg_model import pool
-        sents = self.sentences(test)
+        sents = self.sentences(test, adaptation)
         use = self._usable(sents)
         out = np.full(len(test), -1, dtype=np.int64)
         if len(use):

@@ -1,24 +1,32 @@
 """Downstream methods: the :class:`Method` interface, its registry, and the classic baselines.
 
-A method is fitted on the training trials of a fold and predicts the test trials::
+A method is fitted on the training trials of a fold and predicts the test trials, each time with
+the fold's :class:`~aemg.eval.protocols.Adaptation` (what its regime shows of the test user)::
 
     method = get_method("lda-log")
-    method.fit(trials.subset(fold.train), seed=fold.seed, target=None)
-    pred = method.predict(trials.subset(fold.test))      # Prediction: per trial (and per window)
+    method.fit(trials.subset(fold.train), seed=fold.seed, adaptation=adaptation)
+    pred = method.predict(trials.subset(fold.test).without_labels(), adaptation)
 
-*Transductive* methods (``method.transductive``) also receive the test trials at fit time with
-their labels hidden (``target``): per-subject normalisation and domain adaptation use them.
-AEMG methods (linear probe, fine-tuning, no pre-training) plug in with :func:`register_method`.
+Every method declares the regimes it supports (``regimes``, see :mod:`aemg.eval.protocols`) and
+whether it uses the test user's rest recording when a regime gives it (``needs_rest``). Under
+``online`` the runner calls :meth:`Method.predict_online`: trial i is predicted with
+``adaptation.unlabelled`` = the trials before it. AEMG methods (linear probe, fine-tuning, no
+pre-training) plug in with :func:`register_method`.
 
-Baselines here:
+Baselines here (regimes in brackets):
 
-- ``lda``: LDA on Hudgins features (MAV, WL, ZC, SSC), 200 ms windows, 50 ms step.
-- ``lda-log``: the same with log MAV and log WL.
-- ``lda-log-subjnorm``: log features standardised per subject with that subject's own statistics
-  (for the test subject: its unlabelled windows; transductive).
-- ``cnn``: a small 1-D CNN over the same windows (cross-subject training, no adaptation).
+- ``lda``: LDA on Hudgins features (MAV, WL, ZC, SSC), 200 ms windows, 50 ms step [none, fewshot].
+- ``lda-log``: the same with log MAV and log WL [none, fewshot].
+- ``lda-log-subjnorm``: log features standardised per subject with that subject's own statistics:
+  training subjects all their windows; the test user the windows of its unlabelled trials
+  (``unlabelled``), of its earlier trials (``online``; before the first one, the training windows'
+  pooled statistics) or of its labelled share (``fewshot``) [online, unlabelled, fewshot].
+- ``lda-log-restnorm``: log features centred per subject and session by the mean features of that
+  user's rest recording (training subjects: their own designated rest recording) [rest, fewshot].
+- ``cnn``: a small 1-D CNN over the same windows (cross-subject training, no adaptation)
+  [none, fewshot].
 - ``dann``: the same CNN with a domain-adversarial head (DANN, Ganin et al. 2016; the adversarial
-  part of VADA) aligning the training subjects with the unlabelled test subject (transductive).
+  part of VADA) aligning the training subjects with the unlabelled test user [unlabelled].
 
 Per-trial predictions of windowed methods are majority votes over the trial's windows (ties broken
 by the summed class scores).
@@ -35,6 +43,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .features import window_params, windowed_features, sliding_windows
+from .protocols import LOSO_REGIMES, Adaptation, rest_class_id, rest_recordings
 from .trials import TrialSet
 
 log = logging.getLogger(__name__)
@@ -88,25 +97,91 @@ def vote(window_pred: np.ndarray, window_trial: np.ndarray, n_trials: int, n_cla
 
 
 class Method(abc.ABC):
-    """A downstream classifier evaluated on folds. Subclasses set ``name`` and ``transductive``."""
+    """A downstream classifier evaluated on folds.
+
+    Subclasses set ``name``, ``regimes`` (the regimes whose data the method uses; under a richer
+    regime it would give the same numbers, so the runner does not run it there) and ``needs_rest``
+    (it reads ``adaptation.rest`` whenever the regime gives it: a dataset without a rest class is
+    then refused).
+    """
 
     name: str = "method"
-    transductive: bool = False
+    regimes: tuple = ("none", "fewshot")
+    needs_rest: bool = False
     windowed: bool = False
 
-    @abc.abstractmethod
-    def fit(self, train: TrialSet, seed: int = 0, target: TrialSet | None = None) -> "Method":
-        """Fit on labelled trials; ``target`` = the test trials with hidden labels (transductive
-        methods only, else None)."""
+    @property
+    def native_regime(self) -> str | None:
+        """The richest LOSO regime the method supports (what ``--protocols loso`` runs), or None."""
+        return next((r for r in reversed(LOSO_REGIMES) if r in self.regimes), None)
 
     @abc.abstractmethod
-    def predict(self, test: TrialSet) -> Prediction:
-        """Predict every trial of ``test`` (its labels are not used)."""
+    def fit(self, train: TrialSet, seed: int = 0, adaptation: Adaptation | None = None) -> "Method":
+        """Fit on labelled trials (training subjects; few-shot: plus the user's labelled share).
+        ``adaptation``: what the regime shows of the test user (None: nothing, no fold context)."""
+
+    @abc.abstractmethod
+    def predict(self, test: TrialSet, adaptation: Adaptation | None = None) -> Prediction:
+        """Predict every trial of ``test`` (its labels are hidden) given ``adaptation``."""
+
+    def predict_online(self, test: TrialSet, adaptation: Adaptation) -> Prediction:
+        """Causal prediction: trial i of ``test`` (recording order) with ``adaptation.unlabelled`` =
+        trials 0..i-1. This default calls :meth:`predict` once per trial; methods whose adaptation
+        is per-user statistics override it with running statistics."""
+        preds = [self.predict(test.subset([i]), adaptation.with_unlabelled(test.subset(np.arange(i))))
+                 for i in range(len(test))]
+        return concat_predictions(preds)
 
     def prepare(self, trials: TrialSet) -> None:
-        """Called once by the runner with the whole trial set before any fold (default: nothing).
-        For per-trial data that folds share, e.g. AEMG's tokenizer noise calibration; a method
-        documents there what of the test subject it uses."""
+        """Optional checks of a method against a trial set (the runner does not call it; default:
+        nothing)."""
+
+
+def concat_predictions(preds: list[Prediction]) -> Prediction:
+    """One Prediction for consecutive trial sets (window owners offset)."""
+    if not preds:
+        return Prediction(np.empty(0, dtype=np.int64))
+    trial = np.concatenate([p.trial for p in preds]).astype(np.int64)
+    if any(p.window is None for p in preds):
+        return Prediction(trial)
+    offsets = np.cumsum([0] + [len(p.trial) for p in preds[:-1]])
+    return Prediction(trial, np.concatenate([p.window for p in preds]),
+                      np.concatenate([p.window_trial + o for p, o in zip(preds, offsets)]))
+
+
+def running_stats(feats: np.ndarray, owner: np.ndarray, n_trials: int,
+                  fallback: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Causal statistics: for each trial i, mean and std (d,) of the rows of trials 0..i-1.
+
+    Parameters
+    ----------
+    feats : (n, d) float, rows of trials in order; owner : (n,) int, trial of each row (ascending).
+    fallback : (mean, std), each (d,): used while no earlier row exists.
+
+    Returns
+    -------
+    mean, std : (n_trials, d) float64 (std 0 replaced by 1). Cumulative sums of the rows centred on
+    ``fallback``'s mean (numerically stable), O(n d).
+    """
+    d = feats.shape[1] if feats.ndim == 2 else len(fallback[0])
+    centre = np.asarray(fallback[0], dtype=np.float64)
+    x = np.asarray(feats, dtype=np.float64) - centre
+    s1 = np.zeros((n_trials + 1, d))
+    s2 = np.zeros((n_trials + 1, d))
+    cnt = np.zeros(n_trials + 1)
+    np.add.at(s1, owner + 1, x)
+    np.add.at(s2, owner + 1, x * x)
+    np.add.at(cnt, owner + 1, 1.0)
+    s1, s2, cnt = np.cumsum(s1, 0)[:-1], np.cumsum(s2, 0)[:-1], np.cumsum(cnt)[:-1]
+    have = cnt > 0
+    n = np.where(have, cnt, 1.0)[:, None]
+    mean = s1 / n
+    std = np.sqrt(np.maximum(s2 / n - mean * mean, 0.0))
+    # a constant feature leaves only rounding (relative 1e-8 of its RMS): treat it as std 0 -> 1
+    std = np.where(std > 1e-6 * np.sqrt(s2 / n), std, 1.0)
+    mean = mean + centre
+    mean[~have], std[~have] = fallback[0], fallback[1]
+    return mean, std
 
 
 # ----------------------------------------------------------------------------------------------
@@ -174,25 +249,48 @@ def _subject_standardise(feats: np.ndarray, subjects: np.ndarray, stats: dict) -
     return out
 
 
-def _standardise_per_subject(feats: np.ndarray, subjects: np.ndarray, stats: dict,
-                             fallback: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-    """Per-subject standardisation with ``stats``; a subject without statistics there gets its own
-    (from ``feats``: transductive) or, when given, ``fallback`` = (mean, std)."""
-    stats = dict(stats)
-    unseen = ~np.isin(subjects, list(stats))
-    if unseen.any():
-        stats.update(_subject_stats(feats[unseen], subjects[unseen]) if fallback is None
-                     else {s: fallback for s in np.unique(subjects[unseen])})
-    return _subject_standardise(feats, subjects, stats)
+def _stats(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) over rows of (n, d); std 0 replaced by 1."""
+    std = f.std(axis=0)
+    return f.mean(axis=0), np.where(std > 0, std, 1.0)
 
 
 def _subject_stats(feats: np.ndarray, subjects: np.ndarray) -> dict:
-    stats = {}
+    return {s: _stats(feats[subjects == s]) for s in np.unique(subjects)}
+
+
+def user_standardise(feats: np.ndarray, subjects: np.ndarray, stats: dict, pooled: tuple,
+                     visible: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Per-subject standardisation of test rows under a regime.
+
+    Each subject's statistics: those of its rows in ``visible`` = (features (m, d), subjects (m,)),
+    the unlabelled trials its regime shows; else ``stats[subject]`` (from fit: a training subject,
+    or the few-shot user's labelled share); else ``pooled`` = (mean, std) of the training rows.
+    """
+    own = dict(stats)
+    if visible is not None and len(visible[0]):
+        own.update(_subject_stats(*visible))
     for s in np.unique(subjects):
-        f = feats[subjects == s]
-        std = f.std(axis=0)
-        stats[s] = (f.mean(axis=0), np.where(std > 0, std, 1.0))
-    return stats
+        own.setdefault(s, pooled)
+    return _subject_standardise(feats, subjects, own)
+
+
+def online_standardise(feats: np.ndarray, owner: np.ndarray, subjects: np.ndarray, pooled: tuple) -> np.ndarray:
+    """Causal per-subject standardisation: the rows of trial i (``owner``, ascending) with the
+    statistics of the same subject's rows of trials before i (:func:`running_stats`; before its
+    first trial: ``pooled``). ``subjects``: per trial."""
+    out = np.empty_like(np.asarray(feats, dtype=np.float64))
+    for s in np.unique(subjects):
+        idx = np.flatnonzero(subjects == s)
+        rows = np.flatnonzero(np.isin(owner, idx))
+        local = np.searchsorted(idx, owner[rows])
+        mean, std = running_stats(feats[rows], local, len(idx), pooled)
+        out[rows] = (feats[rows] - mean[local]) / std[local]
+    return out
+
+
+#: HudginsLDA normalisations -> the regimes they use
+LDA_NORMS = {"none": ("none", "fewshot"), "subject": ("online", "unlabelled", "fewshot"), "rest": ("rest", "fewshot")}
 
 
 class HudginsLDA(Method):
@@ -202,9 +300,12 @@ class HudginsLDA(Method):
     ----------
     log : bool
         Log of MAV and WL.
-    per_subject : bool
-        Standardise features per subject with that subject's own statistics (transductive for the
-        test subject: its unlabelled windows).
+    norm : {"none", "subject", "rest"}
+        Per-user normalisation of the window features: none; standardisation per subject with its
+        own statistics (see :func:`user_standardise`; ``online``: :func:`online_standardise`);
+        centring per (subject, session) by the mean features of its rest recording.
+    per_subject : bool or None
+        Old spelling of ``norm="subject"``.
     window_s, step_s : float
         Window and step, seconds.
     threshold : float
@@ -215,13 +316,18 @@ class HudginsLDA(Method):
 
     windowed = True
 
-    def __init__(self, log: bool = False, per_subject: bool = False, window_s: float = 0.2,
-                 step_s: float = 0.05, threshold: float = 0.0, shrinkage: float = 0.0):
-        self.log, self.per_subject = log, per_subject
+    def __init__(self, log: bool = False, norm: str = "none", window_s: float = 0.2,
+                 step_s: float = 0.05, threshold: float = 0.0, shrinkage: float = 0.0,
+                 per_subject: bool | None = None):
+        norm = "subject" if per_subject else norm
+        if norm not in LDA_NORMS:
+            raise ConfigError(f"lda: norm={norm!r}; choose from {', '.join(LDA_NORMS)}")
+        self.log, self.norm = log, norm
         self.window_s, self.step_s, self.threshold = window_s, step_s, threshold
         self.shrinkage = shrinkage
-        self.transductive = per_subject
-        self.name = "lda" + ("-log" if log else "") + ("-subjnorm" if per_subject else "")
+        self.regimes = LDA_NORMS[norm]
+        self.needs_rest = norm == "rest"
+        self.name = "lda" + ("-log" if log else "") + {"none": "", "subject": "-subjnorm", "rest": "-restnorm"}[norm]
 
     def _features(self, trials: TrialSet):
         what = ("hudgins", trials.rate, self.window_s, self.step_s, self.threshold, self.log)
@@ -232,32 +338,79 @@ class HudginsLDA(Method):
         owner = np.repeat(np.arange(len(per_trial)), [len(f) for f in per_trial])
         return np.concatenate(per_trial), owner
 
-    def fit(self, train, seed=0, target=None):
+    def _rest_centres(self, recordings: list[TrialSet]) -> dict:
+        """(subject, session) -> mean window features of its rest recording(s)."""
+        out: dict = {}
+        for rec in recordings:
+            if rec is None or not len(rec):
+                continue
+            feats, owner = self._features(rec)
+            for i in range(len(rec)):
+                out.setdefault((rec.subjects[i], rec.sessions[i]), []).append(feats[owner == i])
+        return {k: np.concatenate(v).mean(axis=0) for k, v in out.items()}
+
+    def _centre(self, trials: TrialSet, feats: np.ndarray, owner: np.ndarray, centres: dict) -> np.ndarray:
+        """Window features minus the rest centre of their trial's (subject, session); a session
+        without a rest recording takes the mean centre of the subject's other sessions."""
+        by_subject: dict = {}
+        for (s, _), c in centres.items():
+            by_subject.setdefault(s, []).append(c)
+        out = np.empty_like(feats)
+        for i in range(len(trials)):
+            s, ss = trials.subjects[i], trials.sessions[i]
+            centre = centres.get((s, ss))
+            if centre is None:
+                if s not in by_subject:
+                    raise DataError(trials.name or "trials", f"{self.name}: subject {s} has no rest recording "
+                                    "(no trial of the rest class in any of its sessions)")
+                centre = np.mean(by_subject[s], axis=0)
+            rows = owner == i
+            out[rows] = feats[rows] - centre
+        return out
+
+    def fit(self, train, seed=0, adaptation=None):
         feats, owner = self._features(train)
-        if self.per_subject:
+        if self.norm == "subject":
             subj = train.subjects[owner]
-            if target is not None and len(target):
-                tf, to = self._features(target)
-                allf = np.concatenate([feats, tf])
-                alls = np.concatenate([subj, target.subjects[to]])
-            else:
-                allf, alls = feats, subj
-            self.stats_ = _subject_stats(allf, alls)
+            self.stats_ = _subject_stats(feats, subj)
+            self.pooled_ = _stats(feats)
             feats = _subject_standardise(feats, subj, self.stats_)
+        elif self.norm == "rest":
+            if adaptation is None:  # no fold context: the designated rest recordings of ``train``
+                adaptation = Adaptation(train_rest=rest_recordings(train, rest_class_id(train)))
+            self.centres_ = self._rest_centres([train.subset(adaptation.train_rest), adaptation.rest])
+            feats = self._centre(train, feats, owner, self.centres_)
         self.lda_ = LDA(self.shrinkage).fit(feats, train.labels[owner])
         self.n_classes_ = max(train.n_classes, int(self.lda_.classes_.max()) + 1)
         return self
 
-    def predict(self, test):
-        feats, owner = self._features(test)
-        if self.per_subject:
-            feats = _standardise_per_subject(feats, test.subjects[owner], self.stats_)
+    def _vote(self, feats: np.ndarray, owner: np.ndarray, n_trials: int) -> Prediction:
         scores = self.lda_.decision_function(feats)
         full = np.full((len(feats), self.n_classes_), -np.inf)
         full[:, self.lda_.classes_] = scores
         win = self.lda_.classes_[scores.argmax(axis=1)]
-        trial = vote(win, owner, len(test), self.n_classes_, np.where(np.isfinite(full), full, -1e9))
+        trial = vote(win, owner, n_trials, self.n_classes_, np.where(np.isfinite(full), full, -1e9))
         return Prediction(trial, win, owner)
+
+    def predict(self, test, adaptation=None):
+        feats, owner = self._features(test)
+        if self.norm == "subject":
+            visible = None
+            if adaptation is not None and adaptation.unlabelled is not None and len(adaptation.unlabelled):
+                vf, vo = self._features(adaptation.unlabelled)
+                visible = (vf, adaptation.unlabelled.subjects[vo])
+            feats = user_standardise(feats, test.subjects[owner], self.stats_, self.pooled_, visible)
+        elif self.norm == "rest":
+            rest = adaptation.rest if adaptation is not None else None
+            feats = self._centre(test, feats, owner, {**self.centres_, **self._rest_centres([rest])})
+        return self._vote(feats, owner, len(test))
+
+    def predict_online(self, test, adaptation):
+        if self.norm != "subject":
+            return super().predict_online(test, adaptation)
+        feats, owner = self._features(test)
+        z = online_standardise(feats, owner, test.subjects, self.pooled_)
+        return self._vote(z, owner, len(test))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -310,9 +463,10 @@ class WindowCNN(Method):
                                  nn.AdaptiveAvgPool1d(1), nn.Flatten())
         return features, nn.Linear(64, n_classes)
 
-    def fit(self, train, seed=0, target=None):
+    def fit(self, train, seed=0, adaptation=None):
         import torch
 
+        target = adaptation.unlabelled if adaptation is not None else None
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         x, owner = self._windows(train)
@@ -365,7 +519,7 @@ class WindowCNN(Method):
                 out.append(torch.log_softmax(self.head_(self.features_(xb)), dim=1).cpu().numpy())
         return np.concatenate(out) if out else np.empty((0, self.n_classes_))
 
-    def predict(self, test):
+    def predict(self, test, adaptation=None):
         x, owner = self._windows(test)
         scores = self._scores(x / self.scale_[None, :, None])
         win = scores.argmax(axis=1).astype(np.int64)
@@ -378,11 +532,12 @@ class DannCNN(WindowCNN):
     A domain head (Linear-ReLU-Linear) behind a gradient-reversal layer learns to tell training
     windows from the test subject's unlabelled windows; the feature extractor learns to fool it.
     Loss = CE(labels) + BCE(domain); the reversal weight ramps as ``2 / (1 + exp(-10 p)) - 1`` over
-    training progress ``p`` (Ganin et al., JMLR 2016). Without target windows it is a plain CNN.
+    training progress ``p`` (Ganin et al., JMLR 2016). Target windows: ``adaptation.unlabelled``
+    (regime ``unlabelled``); without them it is a plain CNN.
     """
 
     name = "dann"
-    transductive = True
+    regimes = ("unlabelled",)
 
     def _modules(self):
         return [self.features_, self.head_, self.domain_]
@@ -438,9 +593,10 @@ class DannCNN(WindowCNN):
 # ----------------------------------------------------------------------------------------------
 # registry
 _METHODS: dict[str, Callable[..., Method]] = {
-    "lda": lambda **kw: HudginsLDA(log=False, per_subject=False, **kw),
-    "lda-log": lambda **kw: HudginsLDA(log=True, per_subject=False, **kw),
-    "lda-log-subjnorm": lambda **kw: HudginsLDA(log=True, per_subject=True, **kw),
+    "lda": lambda **kw: HudginsLDA(log=False, **kw),
+    "lda-log": lambda **kw: HudginsLDA(log=True, **kw),
+    "lda-log-subjnorm": lambda **kw: HudginsLDA(log=True, norm="subject", **kw),
+    "lda-log-restnorm": lambda **kw: HudginsLDA(log=True, norm="rest", **kw),
     "cnn": WindowCNN,
     "dann": DannCNN,
 }

@@ -2,15 +2,24 @@
 
 Files (every one written to a temporary name, then renamed, so none is ever half-written):
 
-- ``results.md``, ``results.csv``, ``results.json``: mean and std over subjects of the per-trial (and
-  per-window) accuracy for every method x protocol (x few-shot share); the JSON also holds the run's
-  configuration and notes.
-- ``per_subject.csv``: accuracy per method, protocol, share and subject (averaged over seeds).
+- ``results.md``: the regime table (:func:`regime_table`: one row per method, one column per
+  regime, per-trial accuracy) and the full table; ``results.csv``, ``results.json``: mean and std
+  over subjects of the per-trial (and per-window) accuracy for every method x regime (x few-shot
+  share); the JSON also holds the run's configuration, notes and the regime table's cells.
+- ``per_subject.csv``: accuracy per method, regime, share and subject (averaged over seeds).
 - ``folds.csv``: one row per method and fold.
-- ``confusion_<method>_<protocol>[_<share>].csv`` and ``.png``: trial confusion matrices summed over
+- ``confusion_<method>_<regime>[_<share>].csv`` and ``.png``: trial confusion matrices summed over
   folds (rows: true class, columns: predicted).
-- ``per_subject_<protocol>.png``: per-subject bar chart of every method.
+- ``per_subject_<regime>.png``: per-subject bar chart of every method.
+- ``regimes.png``: per-trial accuracy of every method under every regime (hatched: repeated from a
+  poorer regime).
 - ``fewshot_curve.png``: accuracy against the few-shot share (when few-shot ran).
+
+**Regime table**: a method run under regime R fills R's column. A requested regime richer than
+every regime the method uses (:data:`~aemg.eval.protocols.POORER`) repeats the numbers of the
+richest poorer regime it ran under, in parentheses: the method may be used with that information
+but does not use it, so the column compares every method a user with that information can choose.
+A method that cannot run with a column's information shows "-".
 """
 from __future__ import annotations
 
@@ -24,7 +33,11 @@ import numpy as np
 
 from .._io import atomic_write, figure_png
 from ..errors import DataError
-from .runner import Results
+from .protocols import POORER, REGIMES
+from .runner import Results, regime_of
+
+#: column order of the regime table
+COLUMN_ORDER = REGIMES + ("intra",)
 
 
 def _csv_bytes(rows: list[dict], columns: list[str]) -> bytes:
@@ -44,22 +57,81 @@ def _pct(x) -> str:
     return "" if x is None else f"{100 * x:.1f}"
 
 
-def _tag(method: str, protocol: str, share) -> str:
-    return f"{method}_{protocol}" + ("" if share is None else f"_{share:g}")
+def _tag(method: str, regime: str, share) -> str:
+    return f"{method}_{regime}" + ("" if share is None else f"_{share:g}")
+
+
+def regime_cells(res: Results) -> tuple[list, list, dict]:
+    """The regime table as data: (columns [(regime, share)], methods, cells) with
+    ``cells[(method, column)] = (summary row, regime it came from)`` or absent ("-")."""
+    summary = res.summary()
+    by = {(r["method"], r["regime"], r["share"]): r for r in summary}
+    wanted = {(g, None) for g in res.config.get("regimes", []) if g != "fewshot"}
+    present = {(r["regime"], r["share"]) for r in summary} | wanted
+    columns = sorted(present, key=lambda c: (COLUMN_ORDER.index(c[0]) if c[0] in COLUMN_ORDER else 99, c[1] or 0))
+    methods = list(dict.fromkeys([m for m in res.config.get("methods", []) if any(r["method"] == m for r in summary)]
+                                 + [r["method"] for r in summary]))
+    cells = {}
+    for m in methods:
+        for col in columns:
+            regime, share = col
+            if (m, regime, share) in by:
+                cells[(m, col)] = (by[(m, regime, share)], regime)
+                continue
+            poorer = next((p for p in POORER.get(regime, ()) if (m, p, None) in by), None)
+            if poorer is not None:
+                cells[(m, col)] = (by[(m, poorer, None)], poorer)
+    return columns, methods, cells
+
+
+def _column_name(col) -> str:
+    regime, share = col
+    return regime if share is None else f"{regime} {100 * share:g} %"
+
+
+def regime_table(res: Results) -> str:
+    """Markdown: one row per method, one column per regime (few-shot: per share), per-trial
+    accuracy in % (mean +- std over subjects); "(x)": the method uses nothing of that regime beyond
+    a poorer one and repeats its numbers; "-": the method cannot run with that information."""
+    columns, methods, cells = regime_cells(res)
+    lines = ["| method | " + " | ".join(_column_name(c) for c in columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    for m in methods:
+        row = []
+        for col in columns:
+            if (m, col) not in cells:
+                row.append("-")
+                continue
+            r, came = cells[(m, col)]
+            text = f"{_pct(r['trial_mean'])} +- {_pct(r['trial_std'])}"
+            row.append(text if came == col[0] else f"({text})")
+        lines.append(f"| {m} | " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def results_markdown(res: Results) -> str:
-    """The summary table as Markdown (accuracy in %, mean +- std over subjects)."""
+    """The regime table and the full summary table as Markdown (accuracy in %, mean +- std over
+    subjects)."""
+    rest = res.config.get("rest_class")
     lines = [f"# Evaluation: {res.dataset}", "",
              f"{res.config.get('n_trials', '?')} trials at {res.config.get('rate', '?')} Hz; "
-             f"seeds {res.config.get('seeds')}; accuracy in %, mean +- std over subjects.", "",
-             "| method | protocol | share | subjects | per trial | per window |",
-             "|---|---|---|---|---|---|"]
-    for r in sorted(res.summary(), key=lambda r: (r["protocol"], r["share"] or 0, r["method"])):
+             f"seeds {res.config.get('seeds')}; rest class: {rest if rest is not None else 'none'}; "
+             "accuracy in %, mean +- std over subjects.", "",
+             "## Per-trial accuracy by adaptation regime", "",
+             "Regimes (what a method sees of the test user besides the trial): none = nothing; rest = one "
+             "rest recording per session; online = its earlier trials, unlabelled; unlabelled = all its "
+             "trials, unlabelled; fewshot = a labelled share (+ rest). (x): the method uses nothing more "
+             "than a poorer regime and repeats its numbers; -: not applicable.", "",
+             regime_table(res).rstrip("\n"), "",
+             "## All results", "",
+             "| method | protocol | regime | share | subjects | per trial | per window |",
+             "|---|---|---|---|---|---|---|"]
+    order = {g: i for i, g in enumerate(COLUMN_ORDER)}
+    for r in sorted(res.summary(), key=lambda r: (order.get(r["regime"], 99), r["share"] or 0, r["method"])):
         win = ("" if r["window_mean"] is None else
                f"{_pct(r['window_mean'])} +- {_pct(r['window_std'])}")
         share = "" if r["share"] is None else f"{r['share']:g}"
-        lines.append(f"| {r['method']} | {r['protocol']} | {share} "
+        lines.append(f"| {r['method']} | {r['protocol']} | {r['regime']} | {share} "
                      f"| {r['subjects']} | {_pct(r['trial_mean'])} +- {_pct(r['trial_std'])} | {win} |")
     if res.notes:
         lines += ["", "Notes:", ""] + [f"- {n}" for n in res.notes]
@@ -75,19 +147,23 @@ def write_report(res: Results, out: str | os.PathLike, plots: bool = True) -> Pa
     summary = res.summary()
     per_subject = res.per_subject()
     atomic_write(out / "results.md", results_markdown(res).encode())
-    atomic_write(out / "results.csv", _csv_bytes(summary, ["method", "protocol", "share", "subjects",
+    atomic_write(out / "results.csv", _csv_bytes(summary, ["method", "protocol", "regime", "share", "subjects",
                                                           "trial_mean", "trial_std", "window_mean",
                                                           "window_std"]))
+    columns, methods, cells = regime_cells(res)
+    table = [{"method": m, "column": _column_name(c), "regime": c[0], "share": c[1], "from_regime": came,
+              "trial_mean": r["trial_mean"], "trial_std": r["trial_std"]}
+             for (m, c), (r, came) in cells.items()]
     atomic_write(out / "results.json", json.dumps(
         {"dataset": res.dataset, "classes": list(res.classes), "config": res.config,
-         "notes": res.notes, "summary": summary}, indent=2).encode())
-    atomic_write(out / "per_subject.csv", _csv_bytes(per_subject, ["method", "protocol", "share", "subject",
-                                                                  "trial_acc", "window_acc", "seeds"]))
+         "notes": res.notes, "summary": summary, "regime_table": table}, indent=2).encode())
+    atomic_write(out / "per_subject.csv", _csv_bytes(per_subject, ["method", "protocol", "regime", "share",
+                                                                  "subject", "trial_acc", "window_acc", "seeds"]))
     atomic_write(out / "folds.csv", _csv_bytes(res.folds, list(res.folds[0]) if res.folds else ["method"]))
     names = list(res.classes) or [str(i) for i in range(max((c.shape[0] for c in res.confusion.values()),
                                                              default=0))]
-    for (method, protocol, share), conf in res.confusion.items():
-        tag = _tag(method, protocol, share)
+    for (method, regime, share), conf in res.confusion.items():
+        tag = _tag(method, regime, share)
         labels = names + [str(i) for i in range(len(names), conf.shape[0])]
         rows = [{"true": labels[i], **{labels[j]: int(conf[i, j]) for j in range(conf.shape[1])}}
                 for i in range(conf.shape[0])]
@@ -95,12 +171,14 @@ def write_report(res: Results, out: str | os.PathLike, plots: bool = True) -> Pa
         if plots:
             atomic_write(out / f"confusion_{tag}.png", _confusion_png(conf, labels, tag))
     if plots:
-        for protocol in dict.fromkeys(r["protocol"] for r in per_subject):
-            rows = [r for r in per_subject if r["protocol"] == protocol]
+        for regime in dict.fromkeys(r["regime"] for r in per_subject):
+            rows = [r for r in per_subject if r["regime"] == regime]
             share = max((r["share"] for r in rows if r["share"] is not None), default=None)
             rows = [r for r in rows if r["share"] == share]
-            atomic_write(out / f"per_subject_{protocol}.png", _bars_png(rows, protocol, share))
-        few = [r for r in summary if r["protocol"] == "fewshot"]
+            atomic_write(out / f"per_subject_{regime}.png", _bars_png(rows, regime, share))
+        if cells:
+            atomic_write(out / "regimes.png", _regimes_png(columns, methods, cells))
+        few = [r for r in summary if r["regime"] == "fewshot"]
         if few:
             atomic_write(out / "fewshot_curve.png", _curve_png(few, summary, drawn_shares(res.folds)))
     return out
@@ -124,6 +202,32 @@ def _confusion_png(conf: np.ndarray, labels: list[str], title: str) -> bytes:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)
+    return _fig_bytes(fig)
+
+
+def _regimes_png(columns: list, methods: list, cells: dict) -> bytes:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    width = 0.8 / max(len(columns), 1)
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(methods) * max(1, len(columns) / 3)), 3.5))
+    x = np.arange(len(methods))
+    for i, col in enumerate(columns):
+        bars = [cells.get((m, col)) for m in methods]
+        values = [100 * b[0]["trial_mean"] if b else np.nan for b in bars]
+        errs = [100 * b[0]["trial_std"] if b else 0 for b in bars]
+        drawn = ax.bar(x + i * width - 0.4 + width / 2, values, width, yerr=errs, capsize=2,
+                       label=_column_name(col), color=f"C{i}")
+        for rect, b in zip(drawn, bars):
+            if b and b[1] != col[0]:  # repeated from a poorer regime
+                rect.set_hatch("//")
+                rect.set_alpha(0.5)
+    ax.set_xticks(x, methods, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("per-trial accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("accuracy by adaptation regime (hatched: repeated from a poorer regime)", fontsize=9)
+    ax.legend(fontsize=7)
     return _fig_bytes(fig)
 
 
@@ -155,7 +259,7 @@ def drawn_shares(folds: list[dict]) -> dict:
     whole trials per class (e.g. ``--small-share one``). The few-shot curve's x values."""
     drawn: dict = {}
     for f in folds:
-        if f["protocol"] == "fewshot" and f.get("actual_share") is not None:
+        if regime_of(f) == "fewshot" and f.get("actual_share") is not None:
             drawn.setdefault((f["method"], f["share"]), []).append(float(f["actual_share"]))
     return {k: float(np.mean(v)) for k, v in drawn.items()}
 
@@ -171,12 +275,12 @@ def _curve_png(few: list[dict], summary: list[dict], actual: dict | None = None)
         x = [100 * (actual or {}).get((m, r["share"]), r["share"]) for r in rows]
         line = ax.errorbar(x, [100 * r["trial_mean"] for r in rows],
                            yerr=[100 * r["trial_std"] for r in rows], marker="o", capsize=3, label=m)
-        loso = [r for r in summary if r["method"] == m and r["protocol"] == "loso"]
-        if loso:
+        loso = [r for p in POORER["fewshot"] for r in summary if r["method"] == m and r["regime"] == p]
+        if loso:  # the method without the labelled share (rest or none regime)
             ax.axhline(100 * loso[0]["trial_mean"], ls=":", color=line[0].get_color())
     ax.set_xlabel("share of the target subject's trials in training (%, as drawn)")
     ax.set_ylabel("per-trial accuracy (%)")
     ax.set_ylim(top=100.5)
-    ax.set_title("few-shot (dotted: LOSO)")
+    ax.set_title("few-shot (dotted: LOSO, rest or none regime)")
     ax.legend(fontsize=7)
     return _fig_bytes(fig)

@@ -1,4 +1,15 @@
-"""Run methods over protocol folds and collect per-fold, per-subject and summary results."""
+"""Run methods over the folds of adaptation regimes and protocols; collect per-fold, per-subject
+and summary results.
+
+Each method is scored under every requested regime it supports (``Method.regimes``). A requested
+regime richer than everything the method uses (see :data:`~aemg.eval.protocols.POORER`) would
+give the same numbers as the richest poorer regime it supports: the method is run (once) under that
+one instead, and the report shows those numbers in the richer regime's column, marked. The
+protocol ``loso`` runs each method under its native regime (:attr:`Method.native_regime`).
+
+A fold reaches a method only as the training trials, the test trials with labels hidden and one
+:class:`~aemg.eval.protocols.Adaptation` (:func:`fold_adaptation`): never the whole trial set.
+"""
 from __future__ import annotations
 
 import logging
@@ -8,11 +19,18 @@ from typing import Sequence
 
 import numpy as np
 
-from .baselines import get_method
-from .protocols import DEFAULT_SHARES, Fold, make_folds, min_fewshot_share
+from ..errors import ConfigError, DataError
+from .baselines import Method, Prediction, get_method
+from .protocols import (DEFAULT_SHARES, GIVES_REST, POORER, PROTOCOLS, REGIMES, Adaptation, Fold,
+                        make_folds, min_fewshot_share, no_rest_error, rest_class_id)
 from .trials import TrialSet
 
 log = logging.getLogger(__name__)
+
+
+def regime_of(row: dict) -> str:
+    """The regime of a result row (rows written before regimes existed: from the protocol)."""
+    return row.get("regime") or {"loso": "none"}.get(row["protocol"], row["protocol"])
 
 
 @dataclass
@@ -22,15 +40,18 @@ class Results:
     Attributes
     ----------
     folds : list of dict
-        One row per (method, fold): method, protocol, share, seed, subject, repetition, n_train,
-        n_test, correct_trials, trial_acc, correct_windows, n_windows, window_acc, seconds, notes.
+        One row per (method, fold): method, protocol, regime, share, seed, subject, repetition,
+        n_train, n_test, correct_trials, trial_acc, correct_windows, n_windows, window_acc, seconds,
+        notes.
     confusion : dict
-        ``(method, protocol, share) -> (K, K) int64`` counts (rows true, columns predicted) summed
+        ``(method, regime, share) -> (K, K) int64`` counts (rows true, columns predicted) summed
         over folds and seeds.
     classes : tuple of str
     dataset : str
     notes : list of str
-        Run-level notes (e.g. skipped few-shot shares).
+        Run-level notes (e.g. skipped few-shot shares, regimes a method does not support).
+    config : dict
+        The run's settings; ``config["method_regimes"]``: method -> the regimes it supports.
     """
 
     folds: list = field(default_factory=list)
@@ -41,47 +62,98 @@ class Results:
     config: dict = field(default_factory=dict)
 
     def per_subject(self) -> list[dict]:
-        """Accuracy per (method, protocol, share, subject): trials pooled over the subject's folds
+        """Accuracy per (method, regime, share, subject): trials pooled over the subject's folds
         of one seed, then averaged over seeds."""
         pooled: dict = {}
+        protocol = {}
         for r in self.folds:
-            k = (r["method"], r["protocol"], r["share"], r["subject"], r["seed"])
+            k = (r["method"], regime_of(r), r["share"], r["subject"], r["seed"])
+            protocol[k[:2]] = r["protocol"]
             acc = pooled.setdefault(k, [0, 0, 0, 0])
             acc[0] += r["correct_trials"]
             acc[1] += r["n_test"]
             acc[2] += r["correct_windows"]
             acc[3] += r["n_windows"]
         grouped: dict = {}
-        for (m, p, s, subj, seed), (ct, nt, cw, nw) in pooled.items():
-            g = grouped.setdefault((m, p, s, subj), ([], []))
-            g[0].append(ct / nt if nt else np.nan)
-            g[1].append(cw / nw if nw else np.nan)
-        return [{"method": m, "protocol": p, "share": s, "subject": subj,
+        for (m, g, s, subj, seed), (ct, nt, cw, nw) in pooled.items():
+            acc = grouped.setdefault((m, g, s, subj), ([], []))
+            acc[0].append(ct / nt if nt else np.nan)
+            acc[1].append(cw / nw if nw else np.nan)
+        return [{"method": m, "protocol": protocol[(m, g)], "regime": g, "share": s, "subject": subj,
                  "trial_acc": float(np.mean(t)), "window_acc": float(np.mean(w)) if not
                  np.all(np.isnan(w)) else None, "seeds": len(t)}
-                for (m, p, s, subj), (t, w) in grouped.items()]
+                for (m, g, s, subj), (t, w) in grouped.items()]
 
     def summary(self) -> list[dict]:
-        """Mean and std over subjects per (method, protocol, share)."""
+        """Mean and std over subjects per (method, regime, share)."""
         grouped: dict = {}
         for r in self.per_subject():
-            grouped.setdefault((r["method"], r["protocol"], r["share"]), []).append(r)
+            grouped.setdefault((r["method"], r["regime"], r["share"]), []).append(r)
         out = []
-        for (m, p, s), rows in grouped.items():
+        for (m, g, s), rows in grouped.items():
             t = np.array([r["trial_acc"] for r in rows])
             w = np.array([r["window_acc"] for r in rows if r["window_acc"] is not None])
-            out.append({"method": m, "protocol": p, "share": s, "subjects": len(rows),
-                        "trial_mean": float(t.mean()), "trial_std": float(t.std()),
+            out.append({"method": m, "protocol": rows[0]["protocol"], "regime": g, "share": s,
+                        "subjects": len(rows), "trial_mean": float(t.mean()), "trial_std": float(t.std()),
                         "window_mean": float(w.mean()) if w.size else None,
                         "window_std": float(w.std()) if w.size else None})
         return out
 
 
+def fold_adaptation(trials: TrialSet, fold: Fold, rest_id: int | None = None) -> Adaptation:
+    """What ``fold.regime`` shows of the test user (see :mod:`aemg.eval.protocols`): its rest
+    recordings (labels hidden) under the regimes in :data:`GIVES_REST`, all its test trials (labels
+    hidden) under ``unlabelled``; ``online`` adds the earlier trials per trial (predict_online)."""
+    rest = (trials.subset(fold.rest).without_labels() if fold.regime in GIVES_REST and len(fold.rest)
+            else None)
+    unlabelled = trials.subset(fold.test).without_labels() if fold.regime == "unlabelled" else None
+    return Adaptation(fold.regime, fold.subject, rest, unlabelled,
+                      np.flatnonzero(np.isin(fold.train, fold.train_rest)), rest_id)
+
+
+def run_fold(trials: TrialSet, method: Method, fold: Fold, rest_id: int | None = None) -> Prediction:
+    """Fit ``method`` on the fold's training trials and predict its test trials (labels hidden) with
+    the regime's :class:`Adaptation` only; ``online``: :meth:`Method.predict_online`, test trials in
+    recording order."""
+    adaptation = fold_adaptation(trials, fold, rest_id)
+    method.fit(trials.subset(fold.train), seed=fold.seed, adaptation=adaptation)
+    test = trials.subset(fold.test).without_labels()
+    if fold.regime == "online":
+        return method.predict_online(test, adaptation)
+    return method.predict(test, adaptation)
+
+
+def plan_regimes(method: Method, name: str, requested: Sequence[str], notes: list) -> list[str]:
+    """The regimes to run ``method`` under for the requested regimes / protocols (see the module
+    docstring); what is not run is noted."""
+    out = []
+    for want in requested:
+        if want == "loso":
+            got = method.native_regime
+            if got is None:
+                notes.append(f"{name} has no LOSO regime (supports {', '.join(method.regimes)})")
+                continue
+        elif want == "intra" or want in method.regimes:
+            got = want
+        else:
+            poorer = [p for p in POORER[want] if p in method.regimes]
+            if not poorer:
+                notes.append(f"{name} does not support regime {want} (supports {', '.join(method.regimes)})")
+                continue
+            got = poorer[0]
+            notes.append(f"{name} uses nothing of regime {want} beyond {got}: its {want} column repeats "
+                         f"its {got} numbers (marked in parentheses)")
+        if got not in out:
+            out.append(got)
+    return out
+
+
 def evaluate(trials: TrialSet, methods: Sequence[str], protocols: Sequence[str] = ("loso",),
              seeds: Sequence[int] = (0,), shares: Sequence[float] = DEFAULT_SHARES,
              subjects: Sequence[str] | None = None, too_small: str = "skip",
-             method_options: dict | None = None) -> Results:
-    """Evaluate every method on every fold of every protocol.
+             method_options: dict | None = None, regimes: Sequence[str] = (),
+             rest_class: str | int | None = None) -> Results:
+    """Evaluate every method under every requested regime it supports.
 
     Parameters
     ----------
@@ -89,6 +161,8 @@ def evaluate(trials: TrialSet, methods: Sequence[str], protocols: Sequence[str] 
     methods : sequence of str
         Registered method names (:func:`aemg.eval.baselines.list_methods`).
     protocols : sequence of {"loso", "fewshot", "intra"}
+        ``loso``: each method's native LOSO regime; ``fewshot`` = regime fewshot; ``intra``: the
+        within-subject reference.
     seeds : sequence of int
         Seeds (few-shot draws and method initialisation).
     shares : sequence of float
@@ -100,49 +174,79 @@ def evaluate(trials: TrialSet, methods: Sequence[str], protocols: Sequence[str] 
         raise a ConfigError, or take one trial per class.
     method_options : dict or None
         ``{method: {option: value}}`` passed to the method factories.
+    regimes : sequence of str
+        Adaptation regimes (:data:`~aemg.eval.protocols.REGIMES`), in addition to ``protocols``.
+    rest_class : str, int or None
+        The rest class (name or id); default: the first class whose name marks rest.
+
+    Raises
+    ------
+    DataError
+        A method that needs the rest recording under a regime that gives it, on a dataset without a
+        rest class (or a test user without any rest trial).
     """
     method_options = method_options or {}
+    bad = [p for p in protocols if p not in PROTOCOLS] + [r for r in regimes if r not in REGIMES]
+    if bad:
+        raise ConfigError(f"unknown protocol or regime {', '.join(map(repr, bad))}; protocols: "
+                          f"{', '.join(PROTOCOLS)}; regimes: {', '.join(REGIMES)}")
+    requested = list(dict.fromkeys(list(protocols) + list(regimes)))
+    rest_id = rest_class_id(trials, rest_class)
     res = Results(classes=tuple(trials.classes), dataset=trials.name,
-                  config={"methods": list(methods), "protocols": list(protocols), "seeds": list(seeds),
-                          "shares": list(shares), "subjects": list(subjects) if subjects else None,
-                          "too_small": too_small, "rate": trials.rate, "n_trials": len(trials)})
+                  config={"methods": list(methods), "protocols": list(protocols), "regimes": list(regimes),
+                          "seeds": list(seeds), "shares": list(shares),
+                          "subjects": list(subjects) if subjects else None, "too_small": too_small,
+                          "rate": trials.rate, "n_trials": len(trials),
+                          "rest_class": None if rest_id is None else
+                          (trials.classes[rest_id] if rest_id < len(trials.classes) else rest_id),
+                          "method_regimes": {}})
     k = trials.n_classes
+    plans = {}
     for name in methods:
-        get_method(name, **method_options.get(name, {})).prepare(trials)
-    for protocol in protocols:
+        method = get_method(name, **method_options.get(name, {}))
+        res.config["method_regimes"][name] = list(method.regimes)
+        plans[name] = plan_regimes(method, name, requested, res.notes)
+        for regime in plans[name]:
+            if method.needs_rest and regime in GIVES_REST and rest_id is None:
+                raise no_rest_error(trials, regime, name)
+    folds_of: dict[str, list[Fold]] = {}
+    for regime in dict.fromkeys(r for p in plans.values() for r in p):
         usable = list(shares)
-        if protocol == "fewshot" and too_small == "skip":
+        if regime == "fewshot" and too_small == "skip":
             test_subjects = subjects or trials.subject_ids()
-            need = max(min_fewshot_share(trials, s) for s in test_subjects)
+            need = max(min_fewshot_share(trials, s, rest_id) for s in test_subjects)
             usable = [s for s in shares if s >= need - 1e-9]
             for s in sorted(set(shares) - set(usable)):
                 res.notes.append(f"few-shot share {s:g} skipped: fewer than one trial per class for some "
                                  f"subject (smallest usable share: {need:.3g})")
-        folds: list[Fold] = list(make_folds(trials, protocol, seeds, usable, subjects,
-                                            "error" if too_small == "skip" else too_small))
-        for note in sorted({n for f in folds for n in f.notes}):
-            res.notes.append(f"{protocol}: {note}")
-        for name in methods:
-            for fold in folds:
-                res.folds.append(_run_fold(trials, name, fold, k, res, method_options.get(name, {})))
+        folds_of[regime] = list(make_folds(trials, regime, seeds, usable, subjects,
+                                           "error" if too_small == "skip" else too_small, rest_id))
+        for note in sorted({n for f in folds_of[regime] for n in f.notes}):
+            res.notes.append(f"{regime}: {note}")
+    for name in methods:
+        for regime in plans[name]:
+            for fold in folds_of[regime]:
+                res.folds.append(_run_fold(trials, name, fold, k, res, method_options.get(name, {}), rest_id))
                 r = res.folds[-1]
                 log.info("%s %s: trial acc %.3f (%d test trials, %.1f s)", name, fold.name,
                          r["trial_acc"], r["n_test"], r["seconds"])
     return res
 
 
-def _run_fold(trials: TrialSet, name: str, fold: Fold, n_classes: int, res: Results, options: dict) -> dict:
+def _run_fold(trials: TrialSet, name: str, fold: Fold, n_classes: int, res: Results, options: dict,
+              rest_id: int | None) -> dict:
     start = time.perf_counter()
-    train, test = trials.subset(fold.train), trials.subset(fold.test)
     method = get_method(name, **options)
-    method.fit(train, seed=fold.seed, target=test.without_labels() if method.transductive else None)
-    pred = method.predict(test.without_labels())
-    true = test.labels
-    key = (name, fold.protocol, fold.share)
+    if method.needs_rest and fold.regime in GIVES_REST and not len(fold.rest):
+        raise DataError(trials.name or "trials", f"{name} under regime {fold.regime} needs the rest "
+                        f"recording of subject {fold.subject}, which has no trial of the rest class")
+    pred = run_fold(trials, method, fold, rest_id)
+    true = trials.labels[fold.test]
+    key = (name, fold.regime, fold.share)
     conf = res.confusion.setdefault(key, np.zeros((n_classes, n_classes), dtype=np.int64))
     ok = pred.trial >= 0
     np.add.at(conf, (true[ok], pred.trial[ok]), 1)
-    row = {"method": name, "protocol": fold.protocol, "share": fold.share,
+    row = {"method": name, "protocol": fold.protocol, "regime": fold.regime, "share": fold.share,
            "actual_share": fold.actual_share, "seed": fold.seed, "subject": fold.subject,
            "repetition": fold.repetition, "n_train": int(len(fold.train)), "n_test": int(len(fold.test)),
            "correct_trials": int((pred.trial == true).sum()),

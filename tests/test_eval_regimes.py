@@ -1,0 +1,356 @@
+"""Adaptation regimes (aemg.eval.protocols / runner): no method reads more of the test user than its
+regime allows, proved by poisoning what it must not see.
+
+Poisoning = a copy of the trial set (fresh cache) whose chosen trials hold other samples (loud noise)
+or other labels; the fold's indices are kept. A prediction that must not depend on a trial is then
+unchanged. Run over the LDA family, the CNNs and the AEMG probe variants (tiny model pre-trained for
+two steps on a synthetic archive).
+"""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from aemg.cli import main
+from aemg.errors import ConfigError, DataError
+from aemg.eval import evaluate, get_method
+from aemg.eval.baselines import Method
+from aemg.eval.protocols import (LOSO_REGIMES, fewshot_folds, intra_folds, loso_folds, make_folds,
+                                 rest_class_id, rest_recordings)
+from aemg.eval.report import regime_table
+from aemg.eval.runner import fold_adaptation, run_fold
+from aemg.eval.trials import TrialSet
+
+LDA_FAMILY = ("lda", "lda-log", "lda-log-subjnorm", "lda-log-restnorm")
+CNNS = {"cnn": {"epochs": 1, "batch_size": 64, "max_windows": 128},
+        "dann": {"epochs": 1, "batch_size": 64, "max_windows": 128}}
+PROBES = {"aemg-probe": {}, "aemg-probe-robust": {"calibration": "robust"}, "aemg-probe-subjnorm": {},
+          "aemg-probe-calibnorm": {}}
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def session_trials(n_subjects=3, n_sessions=2, n_reps=3, classes=("rest", "open", "fist"), length=160,
+                   seed=0) -> TrialSet:
+    """Class c = power on channel c (rest: none), a per-subject gain, two sessions; trials in
+    recording order (per session: repetition-major)."""
+    rng = np.random.default_rng(seed)
+    data, labels, subjects, sessions, reps, keys = [], [], [], [], [], []
+    for s in range(n_subjects):
+        gain = 1 + s
+        for ss in range(n_sessions):
+            for r in range(n_reps):
+                for c in range(len(classes)):
+                    x = rng.normal(size=(4, length)) * (0.2 if c == 0 else 1.0)
+                    if c:
+                        x[c] *= 4
+                    data.append((gain * x).astype(np.float32))
+                    labels.append(c)
+                    subjects.append(f"S{s}")
+                    sessions.append(str(ss))
+                    reps.append(r)
+                    keys.append(f"toy/S{s}/{ss}/{r}_{c}")
+    return TrialSet(data, 200.0, labels, subjects, sessions, reps, keys, classes, "toy")
+
+
+def poisoned(trials: TrialSet, data=(), labels=(), seed=1) -> TrialSet:
+    """A copy (own cache) with the samples of trials ``data`` replaced by loud noise and the labels
+    of trials ``labels`` changed to another class."""
+    rng = np.random.default_rng(seed)
+    new = list(trials.data)
+    for i in data:
+        new[i] = (50 * rng.normal(size=new[i].shape) + 7).astype(np.float32)
+    lab = trials.labels.copy()
+    for i in labels:
+        lab[i] = (lab[i] + 1 + rng.integers(trials.n_classes - 1)) % trials.n_classes
+    return dataclasses.replace(trials, data=new, labels=lab, cache={})
+
+
+def fresh(trials: TrialSet) -> TrialSet:
+    return dataclasses.replace(trials, cache={})
+
+
+def predict(trials: TrialSet, name: str, fold, options: dict) -> np.ndarray:
+    method = get_method(name, **options)
+    return run_fold(trials, method, fold, rest_class_id(trials)).trial
+
+
+def folds_of(trials: TrialSet, regime: str):
+    return list(make_folds(trials, regime, seeds=[0], shares=[0.4], too_small="one"))
+
+
+def check_regime(trials: TrialSet, name: str, options: dict, regime: str, rest_used: bool = False):
+    """Every poisoning check that applies to ``regime``, on the first fold (test user S0 / s00)."""
+    fold = folds_of(trials, regime)[0]
+    test, rest = fold.test, fold.rest
+    base = predict(fresh(trials), name, fold, options)
+    assert base.shape == (len(test),)
+    # test labels (and the rest recording's) are never visible
+    same = predict(poisoned(trials, labels=np.concatenate([test, rest])), name, fold, options)
+    np.testing.assert_array_equal(same, base, err_msg=f"{name}/{regime}: test labels were read")
+    if regime in ("none", "rest", "fewshot", "intra"):
+        # the trial alone (+ the rest recording): the other test trials change nothing
+        for half in (0, 1):
+            other = test[np.arange(len(test)) % 2 != half]
+            bad = np.concatenate([other, rest]) if regime == "none" else other
+            got = predict(poisoned(trials, data=bad), name, fold, options)
+            keep = np.arange(len(test)) % 2 == half
+            np.testing.assert_array_equal(got[keep], base[keep],
+                                          err_msg=f"{name}/{regime}: read another test trial")
+    if regime == "online":
+        # causal: later trials change nothing for earlier ones
+        k = len(test) // 2
+        got = predict(poisoned(trials, data=test[k:]), name, fold, options)
+        np.testing.assert_array_equal(got[:k], base[:k], err_msg=f"{name}/online: read a later trial")
+        got = predict(poisoned(trials, data=test[1:]), name, fold, options)
+        assert got[0] == base[0]
+    if rest_used and regime == "rest":  # positive control: the rest recording is really read
+        got = predict(poisoned(trials, data=rest), name, fold, options)
+        assert (got != base).any(), f"{name}/{regime}: the rest recording seems unused"
+    return base
+
+
+# ------------------------------------------------------------------------------------- folds
+def test_rest_recording_is_the_first_rest_trial_and_never_tested():
+    ts = session_trials()
+    rest = rest_recordings(ts, rest_class_id(ts))
+    assert rest.tolist() == [i for i in range(len(ts)) if ts.labels[i] == 0 and ts.repetitions[i] == 0]
+    assert len(rest) == 3 * 2  # one per (subject, session)
+    for regime in LOSO_REGIMES + ("fewshot", "intra"):
+        folds = folds_of(ts, regime)
+        assert folds
+        for f in folds:
+            assert f.regime == regime
+            assert not np.intersect1d(f.test, rest).size
+            # the user's rest recording is no training trial (intra: the user's own labelled trials)
+            assert (regime == "intra") or not np.intersect1d(f.train, f.rest).size
+            assert set(ts.subjects[f.rest]) == {f.subject} and len(f.rest) == 2
+            assert not np.intersect1d(f.train, f.test).size
+            mine = ts.subjects == f.subject
+            np.testing.assert_array_equal(f.train_rest, np.intersect1d(f.train, rest))
+            if regime != "intra":
+                assert set(np.flatnonzero(~mine)) <= set(f.train)  # training subjects fully visible
+    # every LOSO regime has the same test set
+    tests = {r: [f.test.tolist() for f in folds_of(ts, r)] for r in LOSO_REGIMES}
+    assert all(t == tests["none"] for t in tests.values())
+    # what each regime hands over
+    f = loso_folds(ts, regime="none")[0]
+    for regime, gives_rest, gives_all in (("none", False, False), ("rest", True, False),
+                                          ("online", True, False), ("unlabelled", True, True)):
+        a = fold_adaptation(ts, dataclasses.replace(f, regime=regime), 0)
+        assert (a.rest is not None) == gives_rest and (a.unlabelled is not None) == gives_all
+        if gives_rest:
+            assert (a.rest.labels == -1).all() and a.rest.keys.tolist() == ts.keys[f.rest].tolist()
+        if gives_all:
+            assert (a.unlabelled.labels == -1).all() and a.unlabelled.keys.tolist() == ts.keys[f.test].tolist()
+
+
+def test_fewshot_draws_around_the_rest_recording():
+    ts = session_trials(n_reps=4)
+    f = fewshot_folds(ts, 0.5, seeds=[0])[0]
+    own = np.setdiff1d(np.flatnonzero(ts.subjects == "S0"), f.rest)
+    adapt = np.intersect1d(f.train, own)
+    assert sorted(np.concatenate([adapt, f.test]).tolist()) == own.tolist()
+    assert f.actual_share == pytest.approx(len(adapt) / len(own))
+    assert len(intra_folds(ts)) == 3 * 4
+
+
+def test_loso_equals_regime_none_without_a_rest_class():
+    """On data without a rest class the none regime is the old LOSO: every trial tested."""
+    ts = session_trials(classes=("a", "b", "c"))
+    assert rest_class_id(ts) is None
+    old = evaluate(ts, ["lda", "lda-log-subjnorm"], ["loso"])
+    new = evaluate(ts, ["lda", "lda-log-subjnorm"], [], regimes=["none", "unlabelled"])
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in old.folds]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in new.folds]
+    assert sum(r["n_test"] for r in old.folds if r["method"] == "lda") == len(ts)
+    assert {(r["method"], r["regime"]) for r in old.folds} == {("lda", "none"), ("lda-log-subjnorm", "unlabelled")}
+
+
+# ------------------------------------------------------------------------------------- poisoning
+@pytest.mark.parametrize("name", LDA_FAMILY + tuple(CNNS))
+def test_baselines_read_only_what_their_regime_allows(name):
+    ts = session_trials()
+    options = CNNS.get(name, {})
+    method = get_method(name, **options)
+    assert method.regimes
+    for regime in method.regimes + ("intra",):
+        check_regime(ts, name, options, regime, rest_used=method.needs_rest and regime != "intra")
+
+
+def test_declared_regimes():
+    want = {"lda": ("none", "fewshot"), "lda-log": ("none", "fewshot"),
+            "lda-log-subjnorm": ("online", "unlabelled", "fewshot"), "lda-log-restnorm": ("rest", "fewshot"),
+            "cnn": ("none", "fewshot"), "dann": ("unlabelled",)}
+    for name, regimes in want.items():
+        m = get_method(name)
+        assert m.regimes == regimes, name
+        assert m.needs_rest == (name == "lda-log-restnorm")
+
+
+def test_online_running_statistics_equal_the_per_trial_default():
+    ts = session_trials()
+    fold = loso_folds(ts, regime="online")[0]
+    method = get_method("lda-log-subjnorm")
+    adaptation = fold_adaptation(ts, fold, 0)
+    method.fit(ts.subset(fold.train), adaptation=adaptation)
+    test = ts.subset(fold.test).without_labels()
+    fast = method.predict_online(test, adaptation)
+    slow = Method.predict_online(method, test, adaptation)  # trial by trial, unlabelled = earlier trials
+    np.testing.assert_array_equal(fast.trial, slow.trial)
+    np.testing.assert_array_equal(fast.window, slow.window)
+    np.testing.assert_array_equal(fast.window_trial, slow.window_trial)
+    # the first trial has no earlier one: the training subjects' pooled statistics
+    first = method.predict(test.subset([0]), adaptation)
+    assert first.trial[0] == fast.trial[0]
+
+
+def test_restnorm_centres_by_the_rest_recording():
+    ts = session_trials()
+    fold = loso_folds(ts, regime="rest")[0]
+    m = get_method("lda-log-restnorm")
+    m.fit(ts.subset(fold.train), adaptation=fold_adaptation(ts, fold, 0))
+    feats, owner = m._features(ts.subset([int(fold.train_rest[0])]))
+    key = (ts.subjects[fold.train_rest[0]], ts.sessions[fold.train_rest[0]])
+    np.testing.assert_allclose(m.centres_[key], feats.mean(axis=0))
+    assert set(m.centres_) == {(s, ss) for s in ("S0", "S1", "S2") for ss in ("0", "1")}
+    feats, _ = m._features(ts.subset([int(fold.rest[1])]))  # the user: its session-1 rest recording
+    np.testing.assert_allclose(m.centres_[("S0", "1")], feats.mean(axis=0))
+
+
+# ------------------------------------------------------------------------------------- bad input
+def test_no_rest_class_is_refused_with_the_fix():
+    ts = session_trials(classes=("idle", "open", "fist"))
+    for regime in ("rest", "fewshot"):
+        with pytest.raises(DataError, match=r"toy.*lda-log-restnorm under regime .* no class name of toy marks rest.*"
+                                            r"--rest-class NAME.*regime none"):
+            evaluate(ts, ["lda-log-restnorm"], [], regimes=[regime], shares=[0.4], too_small="one")
+    # methods that do not need it run; naming the rest class makes the rest regime work
+    assert evaluate(ts, ["lda", "lda-log-subjnorm"], [], regimes=["none", "unlabelled"]).folds
+    res = evaluate(ts, ["lda-log-restnorm"], [], regimes=["rest"], rest_class="idle")
+    assert res.config["rest_class"] == "idle" and {r["regime"] for r in res.folds} == {"rest"}
+    assert all(r["n_test"] == 16 for r in res.folds)  # 18 trials minus one rest recording per session
+    with pytest.raises(DataError, match="'nap' is not a class of toy"):
+        evaluate(ts, ["lda"], ["loso"], rest_class="nap")
+    with pytest.raises(ConfigError, match="unknown protocol or regime 'offline'"):
+        evaluate(ts, ["lda"], [], regimes=["offline"])
+
+
+def test_regime_table_marks_repeated_numbers():
+    ts = session_trials()
+    res = evaluate(ts, ["lda", "lda-log-subjnorm", "lda-log-restnorm"], [],
+                   regimes=["none", "rest", "online", "unlabelled"])
+    # every method ran only under regimes it supports, each once
+    ran = {(r["method"], r["regime"]) for r in res.folds}
+    assert ran == {("lda", "none"), ("lda-log-subjnorm", "online"), ("lda-log-subjnorm", "unlabelled"),
+                   ("lda-log-restnorm", "rest")}
+    table = regime_table(res).splitlines()
+    assert table[0] == "| method | none | rest | online | unlabelled |"
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in table[2:]}
+    lda = rows["lda"]
+    assert "(" not in lda[0] and all(c.startswith("(") and c[1:].startswith(lda[0].split(" ")[0]) for c in lda[1:])
+    assert rows["lda-log-subjnorm"][:2] == ["-", "-"] and "(" not in rows["lda-log-subjnorm"][2]
+    assert rows["lda-log-restnorm"][0] == "-" and rows["lda-log-restnorm"][2].startswith("(")
+    assert any("lda uses nothing of regime online beyond none" in n for n in res.notes)
+
+
+def test_cli_regimes_and_rest_class(tmp_path, capsys, monkeypatch):
+    import aemg.cli
+    from aemg.data.readers import register_reader
+    from aemg.data.readers.base import DatasetInfo, Reader
+    from aemg.data.recording import Recording
+
+    monkeypatch.setattr(aemg.cli, "COMMANDS", ["evaluate"])
+
+    @register_reader
+    class _Idle(Reader):
+        info = DatasetInfo(name="toy-idle", device="myo", channels=8, rate=200.0, subjects=3,
+                           classes=("idle", "b"), units="a.u.", description="test data")
+        needs_root = False
+
+        def sources(self):
+            return ["0", "1", "2"]
+
+        def read(self, source):
+            rng = np.random.default_rng(int(source))
+            out = []
+            for i in range(6):
+                x = rng.normal(size=(8, 120)).astype(np.float32)
+                x[1] *= 5 * (i % 2)
+                out.append(Recording(x, 200.0, "myo", subject=f"P{source}", trial=str(i), dataset="toy-idle",
+                                     label=i % 2, classes=("idle", "b"), meta={"repetition": i // 2}))
+            return out
+
+    argv = ["evaluate", "toy-idle", "--methods", "lda,lda-log-restnorm,lda-log-subjnorm", "--regimes",
+            "none,rest,online,unlabelled", "--no-plots"]
+    assert main(argv + ["--out", str(tmp_path / "a")]) == 2
+    assert "--rest-class NAME" in capsys.readouterr().err
+    assert main(argv + ["--out", str(tmp_path / "b"), "--rest-class", "idle"]) == 0
+    text = (tmp_path / "b" / "results.md").read_text()
+    assert "| method | none | rest | online | unlabelled |" in text and "rest class: idle" in text
+    assert main(["evaluate", "toy-idle", "--out", str(tmp_path / "c"), "--regimes", "none,sideways"]) == 2
+    assert "--regimes: unknown sideways" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------- AEMG probe
+@pytest.fixture(scope="module")
+def archive_and_run(tmp_path_factory, one_torch_thread):
+    """A synthetic archive (3 subjects, rest + 2 gestures x 2 repetitions) and a tiny model
+    pre-trained for 2 steps on it (as tests/test_eval_aemg.py)."""
+    import torch
+
+    from aemg.data.pipeline import rectify_dataset
+    from aemg.eval import load_trials
+    from aemg.tokenizer.corpus import open_corpus, tokenize_archive
+    from aemg.train import pretrain
+
+    root = tmp_path_factory.mktemp("regimes")
+    rectify_dataset("synthetic", root / "archive", reader_options={"n_subjects": 3, "n_gestures": 2,
+                                                                   "repetitions": 2}, workers=1, progress=False)
+    tokenize_archive(root / "archive", root / "corpus", workers=1, progress=False)
+    torch.manual_seed(0)
+    pretrain(open_corpus(root / "corpus"), root / "run", "tiny", steps=2, batch_size=8, progress=False,
+             device="cpu")
+    return load_trials(root / "archive"), str(root / "run")
+
+
+@pytest.mark.parametrize("variant", list(PROBES))
+def test_probe_reads_only_what_its_regime_allows(archive_and_run, variant):
+    trials, run = archive_and_run
+    name = "aemg-probe" if variant == "aemg-probe-robust" else variant
+    options = {"run": run, **PROBES[variant]}
+    method = get_method(name, **options)
+    want = {"aemg-probe": ("rest", "fewshot"), "aemg-probe-robust": ("none", "fewshot"),
+            "aemg-probe-subjnorm": ("online", "unlabelled", "fewshot"), "aemg-probe-calibnorm": ("rest", "fewshot")}
+    assert method.regimes == want[variant]
+    assert method.needs_rest == (variant != "aemg-probe-robust")
+    for regime in method.regimes:
+        check_regime(trials, name, options, regime, rest_used=variant == "aemg-probe" and regime == "rest")
+
+
+def test_probe_calibration_training_subjects_as_corpus_user_by_rest_recording(archive_and_run):
+    from aemg.eval.aemg_methods import calibrate, regime_noise_levels
+    from aemg.tokenizer.corpus import _rest_level
+    trials, run = archive_and_run
+    fold = loso_folds(trials, regime="rest")[0]
+    adaptation = fold_adaptation(trials, fold, rest_class_id(trials))
+    cfg = get_method("aemg-probe", run=run).tokenizer_config()
+    train = trials.subset(fold.train)
+    assert regime_noise_levels(train, cfg, adaptation) == calibrate(train, cfg)  # aemg tokenize's policy
+    test = trials.subset(fold.test).without_labels()
+    own = _rest_level(trials.data[fold.rest[0]], trials.rate, cfg)
+    assert regime_noise_levels(test, cfg, adaptation) == [own] * len(test)
+    with pytest.raises(DataError, match="needs its rest recording"):
+        regime_noise_levels(test, cfg, dataclasses.replace(adaptation, rest=None))
+
+
+def test_probe_online_running_statistics_equal_the_per_trial_default(archive_and_run):
+    trials, run = archive_and_run
+    fold = loso_folds(trials, regime="online")[0]
+    method = get_method("aemg-probe-subjnorm", run=run)
+    adaptation = fold_adaptation(trials, fold, rest_class_id(trials))
+    method.fit(trials.subset(fold.train), adaptation=adaptation)
+    test = trials.subset(fold.test).without_labels()
+    np.testing.assert_array_equal(method.predict_online(test, adaptation).trial,
+                                  Method.predict_online(method, test, adaptation).trial)
