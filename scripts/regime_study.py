@@ -6,10 +6,9 @@ Usage: python scripts/regime_study.py ARCHIVE OUT.json [--run RUN] [--sessions S
 Features (one vector per trial):
 - ``embedding``: the run's frozen backbone, mean over the trial's tokens (= ``aemg-probe``);
 - ``token-energy``: mean and std over the tokens of log per-channel RMS (no network);
-- ``token-td``: per token and channel, log RMS, log waveform length of the z-scored payload, zero
-  crossing and slope-sign-change rates and log band-power shares (20-60, 60-120, 120-200,
-  200-450 Hz); mean and std over the trial's tokens: what LDA's Hudgins features carry, computed
-  on tokens;
+- ``token-td``: :func:`aemg.eval.features.pooled_token_features` (per token and channel log MAV,
+  log WL, ZC, SSC and log band-power shares; mean and std over the trial's tokens): what LDA's
+  Hudgins features carry, computed on tokens;
 - ``embedding+token-td``: both, concatenated.
 Regimes (what of the test user a method sees besides the trial itself):
 - ``none``: nothing (training subjects' pooled statistics);
@@ -35,35 +34,9 @@ import numpy as np
 import torch
 
 from aemg.eval.aemg_methods import AemgProbe, _logistic_regression
+from aemg.eval.features import pooled_token_features
 from aemg.eval.trials import load_trials
 from aemg.tokenizer.tokens import is_rest_class
-
-BANDS_HZ = ((20, 60), (60, 120), (120, 200), (200, 450))
-
-
-def token_td(sentences: list, n_channels: int) -> np.ndarray:
-    """(n, 2 * 8 C): mean and std over a trial's tokens of 8 classic features per channel."""
-    per_token = 8 * n_channels
-    out = np.zeros((len(sentences), 2 * per_token))
-    for i, s in enumerate(sentences):
-        if not len(s.energy):
-            continue
-        x = s.payload.astype(np.float64)                              # (N, C, L) z-scored per channel
-        n, c, length = x.shape
-        log_rms = np.log(s.energy.astype(np.float64) + 1e-6)          # (N, C)
-        d = np.diff(x, axis=2)
-        log_wl = np.log(np.abs(d).mean(axis=2) + 1e-6)
-        zc = (np.signbit(x[..., 1:]) != np.signbit(x[..., :-1])).mean(axis=2)
-        ssc = (np.signbit(d[..., 1:]) != np.signbit(d[..., :-1])).mean(axis=2)
-        spec = np.abs(np.fft.rfft(x, axis=2)) ** 2
-        freqs = np.fft.rfftfreq(length, 1.0 / s.rate)
-        total = spec[..., (freqs >= BANDS_HZ[0][0]) & (freqs < BANDS_HZ[-1][1])].sum(axis=2) + 1e-9
-        bands = [np.log(spec[..., (freqs >= lo) & (freqs < hi)].sum(axis=2) / total + 1e-6)
-                 for lo, hi in BANDS_HZ]
-        f = np.concatenate([log_rms, log_wl, zc, ssc] + bands, axis=1)  # (N, 8 C)
-        out[i] = np.concatenate([f.mean(axis=0), f.std(axis=0)])
-    return out
-
 
 def rest_calibration(trials) -> np.ndarray:
     """Boolean (n,): the first rest-class trial of each (subject, session) in trial order."""
@@ -218,7 +191,7 @@ def main() -> None:
     e = np.log(np.stack([s.energy.astype(np.float64).mean(axis=0) if len(s.energy) else
                          np.ones(trials.n_channels) for s in sents]) + 1e-6)
     feats["token-energy"] = e
-    feats["token-td"] = token_td(sents, trials.n_channels)
+    feats["token-td"] = pooled_token_features(sents, trials.n_channels)
     if "embedding" in feats:
         feats["embedding+token-td"] = np.concatenate([feats["embedding"], feats["token-td"]], axis=1)
     if args.features:

@@ -136,3 +136,60 @@ def windowed_features(trials, rate: float, window_s: float = 0.2, step_s: float 
     if not feats:
         return np.empty((0, 0)), np.empty(0, dtype=np.int64)
     return np.concatenate(feats), np.concatenate(owner)
+
+
+#: Band edges (Hz) of the spectral shares in :func:`token_features`.
+TOKEN_BANDS_HZ = ((20.0, 60.0), (60.0, 120.0), (120.0, 200.0), (200.0, 450.0))
+#: Per-channel features of :func:`token_features`, in layout order (feature-major).
+TOKEN_FEATURES = ("logMAV", "logWL", "ZC", "SSC") + tuple(f"logband{lo:g}-{hi:g}" for lo, hi in TOKEN_BANDS_HZ)
+
+
+def token_features(payload: np.ndarray, energy: np.ndarray, rate: float, eps: float = 1e-6) -> np.ndarray:
+    """Classic features of NCT tokens: what LDA's windows carry, computed on the tokens.
+
+    Per token and channel: log MAV and log WL of the token's samples in recording units
+    (payload x energy), ZC and SSC counts (:func:`td_features`, no dead band) and the log share of
+    the 20-450 Hz power in each band of :data:`TOKEN_BANDS_HZ` (periodogram of the token).
+
+    Parameters
+    ----------
+    payload : np.ndarray, shape (N, C, L)
+        Token samples z-scored per channel (:class:`~aemg.tokenizer.tokens.Sentence.payload`).
+    energy : np.ndarray, shape (N, C)
+        Per-channel RMS of each token before normalisation.
+    rate : float
+        Sampling rate of the tokens, Hz.
+
+    Returns
+    -------
+    np.ndarray, shape (N, 8 C), float64, feature-major (:data:`TOKEN_FEATURES` x channels).
+    """
+    x = np.asarray(payload, dtype=np.float64)
+    if x.ndim != 3:
+        raise DataError("payload", f"expected (tokens, channels, samples), got shape {x.shape}")
+    n, c, length = x.shape
+    if np.shape(energy) != (n, c):
+        raise DataError("energy", f"expected shape {(n, c)}, got {np.shape(energy)}")
+    if n == 0:
+        return np.zeros((0, len(TOKEN_FEATURES) * c))
+    raw = x * np.asarray(energy, dtype=np.float64)[..., None]
+    td = td_features(raw, 0.0, log=True, eps=eps)                     # (N, 4 C)
+    spec = np.abs(np.fft.rfft(x, axis=2)) ** 2
+    freqs = np.fft.rfftfreq(length, 1.0 / rate)
+    inband = (freqs >= TOKEN_BANDS_HZ[0][0]) & (freqs < TOKEN_BANDS_HZ[-1][1])
+    total = spec[..., inband].sum(axis=2) + eps
+    bands = [np.log(spec[..., (freqs >= lo) & (freqs < hi)].sum(axis=2) / total + eps)
+             for lo, hi in TOKEN_BANDS_HZ]
+    return np.concatenate([td] + bands, axis=1)
+
+
+def pooled_token_features(sentences, n_channels: int) -> np.ndarray:
+    """(n, 16 C): mean and std over each trial's tokens of :func:`token_features`; zeros for a
+    sentence without tokens. ``sentences``: :class:`~aemg.tokenizer.tokens.Sentence` objects."""
+    width = len(TOKEN_FEATURES) * n_channels
+    out = np.zeros((len(sentences), 2 * width))
+    for i, s in enumerate(sentences):
+        if len(s.energy):
+            f = token_features(s.payload, s.energy, s.rate)
+            out[i] = np.concatenate([f.mean(axis=0), f.std(axis=0)])
+    return out
