@@ -4,7 +4,12 @@
 # on the OTHER shared corpora (leave-one-dataset-out pre-training), seed 0 everywhere.
 #
 # Usage:  scripts/evaluate_real.sh [STEP ...]
-#   STEP: archives corpora pretrain baselines probe subjnorm rotation seeds curve diagnostics heavy table   (default: all, in order)
+#   STEP: archives corpora pretrain baselines probe subjnorm rotation seeds curve diagnostics heavy regimes table   (default: all, in order)
+#   regimes: the LDA family and the probe variants under every adaptation regime (issue 9) plus the
+#            intra reference, one report per dataset ($RES/reports$TAG/<dataset>_regimes); its
+#            results.md opens with the regime table (one row per method, one column per regime):
+#              scripts/evaluate_real.sh regimes            (after archives corpora pretrain)
+#              TAG=_long scripts/evaluate_real.sh regimes  (with the longer pre-training runs)
 # Environment:
 #   RES       work folder (default /tmp/res); never inside the repository
 #   AEMG      the aemg command (default: aemg on PATH, else .venv/bin/aemg of this checkout)
@@ -206,15 +211,27 @@ step_heavy() {  # fine-tune, no pre-training, window-Transformer ablation; LOSO 
     wait
 }
 
+step_regimes() {  # every adaptation regime: none, rest, online, unlabelled, fewshot (+ intra), seed 0
+    local d
+    for d in "${DATASETS[@]}"; do
+        # shellcheck disable=SC2086
+        run "regimes_$d" "$AEMG" evaluate "$ARCH/$d" ${SESSIONS[$d]} --out "$REPORTS/${d}_regimes" \
+            --methods lda,lda-log,lda-log-restnorm,lda-log-subjnorm,aemg-probe-robust,aemg-probe,aemg-probe-calibnorm,aemg-probe-subjnorm \
+            --checkpoint "$RUNS/for_$d" --regimes none,rest,online,unlabelled,fewshot --protocols intra \
+            "${FEWSHOT[@]}" --seeds 0 --no-plots
+    done
+    wait
+}
+
 step_table() {
     "$PY" "$here/scripts/results_table.py" "$REPORTS"
 }
 
 steps=("$@")
-(( ${#steps[@]} )) || steps=(archives corpora pretrain baselines probe subjnorm rotation seeds curve diagnostics heavy table)
+(( ${#steps[@]} )) || steps=(archives corpora pretrain baselines probe subjnorm rotation seeds curve diagnostics heavy regimes table)
 for s in "${steps[@]}"; do
     case $s in
-        archives|corpora|pretrain|baselines|probe|subjnorm|rotation|seeds|curve|diagnostics|heavy|table) "step_$s" ;;
-        *) echo "unknown step $s (archives corpora pretrain baselines probe subjnorm rotation seeds curve diagnostics heavy table)" >&2; exit 2 ;;
+        archives|corpora|pretrain|baselines|probe|subjnorm|rotation|seeds|curve|diagnostics|heavy|regimes|table) "step_$s" ;;
+        *) echo "unknown step $s (archives corpora pretrain baselines probe subjnorm rotation seeds curve diagnostics heavy regimes table)" >&2; exit 2 ;;
     esac
 done

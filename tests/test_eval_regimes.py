@@ -24,8 +24,7 @@ from aemg.eval.trials import TrialSet
 LDA_FAMILY = ("lda", "lda-log", "lda-log-subjnorm", "lda-log-restnorm")
 CNNS = {"cnn": {"epochs": 1, "batch_size": 64, "max_windows": 128},
         "dann": {"epochs": 1, "batch_size": 64, "max_windows": 128}}
-PROBES = {"aemg-probe": {}, "aemg-probe-robust": {"calibration": "robust"}, "aemg-probe-subjnorm": {},
-          "aemg-probe-calibnorm": {}}
+PROBES = ("aemg-probe", "aemg-probe-robust", "aemg-probe-subjnorm", "aemg-probe-calibnorm")
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -252,7 +251,7 @@ def test_regime_table_marks_repeated_numbers():
     assert "(" not in lda[0] and all(c.startswith("(") and c[1:].startswith(lda[0].split(" ")[0]) for c in lda[1:])
     assert rows["lda-log-subjnorm"][:2] == ["-", "-"] and "(" not in rows["lda-log-subjnorm"][2]
     assert rows["lda-log-restnorm"][0] == "-" and rows["lda-log-restnorm"][2].startswith("(")
-    assert any("lda uses nothing of regime online beyond none" in n for n in res.notes)
+    assert any("lda uses nothing of regimes rest, online, unlabelled beyond none" in n for n in res.notes)
 
 
 def test_cli_regimes_and_rest_class(tmp_path, capsys, monkeypatch):
@@ -315,11 +314,11 @@ def archive_and_run(tmp_path_factory, one_torch_thread):
     return load_trials(root / "archive"), str(root / "run")
 
 
-@pytest.mark.parametrize("variant", list(PROBES))
+@pytest.mark.parametrize("variant", PROBES)
 def test_probe_reads_only_what_its_regime_allows(archive_and_run, variant):
     trials, run = archive_and_run
-    name = "aemg-probe" if variant == "aemg-probe-robust" else variant
-    options = {"run": run, **PROBES[variant]}
+    name = variant
+    options = {"run": run}
     method = get_method(name, **options)
     want = {"aemg-probe": ("rest", "fewshot"), "aemg-probe-robust": ("none", "fewshot"),
             "aemg-probe-subjnorm": ("online", "unlabelled", "fewshot"), "aemg-probe-calibnorm": ("rest", "fewshot")}

@@ -63,8 +63,9 @@ CLASSIFIERS = ("logreg", "lda")
 SUBJECT_NORMS = ("none", "labelled", "all")
 #: method names registered here
 AEMG_METHODS = ("aemg-probe", "aemg-finetune", "aemg-scratch", "window-transformer")
-#: probe variants registered here: name -> subject_norm
-PROBE_VARIANTS = {"aemg-probe-calibnorm": "labelled", "aemg-probe-subjnorm": "all"}
+#: probe variants registered here: name -> options (aemg-probe-robust: nothing of the test user, regime none)
+PROBE_VARIANTS = {"aemg-probe-calibnorm": {"subject_norm": "labelled"}, "aemg-probe-subjnorm": {"subject_norm": "all"},
+                  "aemg-probe-robust": {"calibration": "robust"}}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -692,5 +693,5 @@ class WindowTransformer(AemgSupervised):
 
 for _name, _cls in zip(AEMG_METHODS, (AemgProbe, AemgFinetune, AemgScratch, WindowTransformer)):
     register_method(_name, _cls)
-for _name, _norm in PROBE_VARIANTS.items():
-    register_method(_name, functools.partial(AemgProbe, subject_norm=_norm))
+for _name, _options in PROBE_VARIANTS.items():
+    register_method(_name, functools.partial(AemgProbe, **_options))

@@ -126,7 +126,7 @@ def run_fold(trials: TrialSet, method: Method, fold: Fold, rest_id: int | None =
 def plan_regimes(method: Method, name: str, requested: Sequence[str], notes: list) -> list[str]:
     """The regimes to run ``method`` under for the requested regimes / protocols (see the module
     docstring); what is not run is noted."""
-    out = []
+    out, unsupported, repeated = [], [], {}
     for want in requested:
         if want == "loso":
             got = method.native_regime
@@ -138,13 +138,18 @@ def plan_regimes(method: Method, name: str, requested: Sequence[str], notes: lis
         else:
             poorer = [p for p in POORER[want] if p in method.regimes]
             if not poorer:
-                notes.append(f"{name} does not support regime {want} (supports {', '.join(method.regimes)})")
+                unsupported.append(want)
                 continue
             got = poorer[0]
-            notes.append(f"{name} uses nothing of regime {want} beyond {got}: its {want} column repeats "
-                         f"its {got} numbers (marked in parentheses)")
+            repeated.setdefault(got, []).append(want)
         if got not in out:
             out.append(got)
+    for got, richer in repeated.items():
+        notes.append(f"{name} uses nothing of regime{'s' * (len(richer) > 1)} {', '.join(richer)} beyond {got}: "
+                     f"those columns repeat its {got} numbers (in parentheses)")
+    if unsupported:
+        notes.append(f"{name} cannot run under regime{'s' * (len(unsupported) > 1)} {', '.join(unsupported)} "
+                     f"(supports {', '.join(method.regimes)})")
     return out
 
 
