@@ -353,3 +353,28 @@ def test_probe_online_running_statistics_equal_the_per_trial_default(archive_and
     test = trials.subset(fold.test).without_labels()
     np.testing.assert_array_equal(method.predict_online(test, adaptation).trial,
                                   Method.predict_online(method, test, adaptation).trial)
+
+
+SUPERVISED = ("aemg-finetune", "aemg-scratch", "window-transformer")
+
+
+@pytest.mark.parametrize("name", SUPERVISED)
+def test_supervised_aemg_methods_read_only_what_their_regime_allows(archive_and_run, name):
+    """The fold-trained AEMG methods (one epoch; every check refits)."""
+    trials, run = archive_and_run
+    options = {"run": run, "epochs": 1}
+    method = get_method(name, **options)
+    assert method.regimes == (("none", "fewshot") if name == "window-transformer" else ("rest", "fewshot"))
+    for regime in method.regimes:
+        check_regime(trials, name, options, regime)
+
+
+def test_every_registered_method_is_checked():
+    """A method registered by the package (not by a test or a script) must be in a list above, so
+    that a new method gets its regimes checked by poisoning."""
+    from aemg.eval.baselines import _METHODS
+    known = set(LDA_FAMILY) | set(CNNS) | set(PROBES) | set(SUPERVISED)
+    for name, factory in _METHODS.items():
+        module = getattr(getattr(factory, "func", factory), "__module__", "")
+        if module.startswith("aemg."):
+            assert name in known, f"{name} ({module}) is not covered by the regime poisoning tests"
