@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+
+from ._common import positive_int, torch_device
 
 
 def register(subparsers) -> None:
@@ -15,15 +18,28 @@ def register(subparsers) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--preset", choices=("tiny", "base", "large"), default=None, help="model preset (default tiny)")
     g.add_argument("--config", help="TOML or JSON config file (see aemg.model.config)")
-    p.add_argument("--stage", choices=("1", "2", "both"), default="both", help="stages to run (default both)")
-    p.add_argument("--steps", type=int, help="steps per stage (overrides the config)")
-    p.add_argument("--batch-size", type=int, help="global batch, sentences per step (overrides the config)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--stage", choices=("1", "2", "both"), help="stages to run (default both; with --resume the run's)")
+    p.add_argument("--steps", type=positive_int, help="steps per stage (overrides the config)")
+    p.add_argument("--batch-size", type=positive_int, help="global batch, sentences per step (overrides the config)")
+    p.add_argument("--seed", type=int, help="seed of batch order, initialisation and masks (default 0)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint; the other arguments must be "
+                        "those of the run (any not given are taken from it)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, on_interrupt=resume_hint)
+
+
+def resume_hint(argv: list[str], exc: BaseException) -> str:
+    """What to print after Ctrl-C: the checkpoint written and the exact command that resumes."""
+    argv = list(argv)
+    if "--resume" not in argv:
+        argv.append("--resume")
+    command = f"aemg {shlex.join(argv)}"
+    if getattr(exc, "checkpoint", None) is not None:
+        return f"checkpoint {exc.checkpoint} written after stage {exc.stage} step {exc.step}; resume with: {command}"
+    return f"resume from the last checkpoint written (if any) with: {command}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,11 +47,13 @@ def run(args: argparse.Namespace) -> int:
     from ..tokenizer.corpus import open_corpus
     from ..train.pretrain import pretrain
 
-    config = load_config(args.config) if args.config else preset(args.preset or "tiny")
+    # with --resume and no model choice, the run's own config is used
+    config = load_config(args.config) if args.config else \
+        preset(args.preset) if args.preset else None if args.resume else preset("tiny")
     corpora = [open_corpus(c) for c in args.corpus]
     r = pretrain(corpora, args.out, config, stage=args.stage, steps=args.steps, batch_size=args.batch_size,
-                 seed=args.seed, resume=args.resume, device=args.device, progress=not args.no_progress,
-                 tensorboard=args.tensorboard)
+                 seed=args.seed, resume=args.resume, device=torch_device(args.device),
+                 progress=not args.no_progress, tensorboard=args.tensorboard)
     for s, row in sorted(r.final.items()):
         if s == 1:
             print(f"stage 1: {row['step']} steps, loss {row['loss']:.4f}, reconstruction {row['rec_loss']:.4f}, "

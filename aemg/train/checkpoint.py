@@ -17,6 +17,7 @@ replaced atomically, so an interruption never leaves a half-written checkpoint i
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -29,7 +30,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .._io import atomic_write
+from .._io import atomic_write, honour_umask
 from ..errors import ConfigError, DataError
 from ..model.config import PretrainConfig
 
@@ -76,6 +77,7 @@ def save_checkpoint(run_dir: str | os.PathLike, model: torch.nn.Module, optimize
     final = run_dir / "checkpoints" / name
     tmp = Path(tempfile.mkdtemp(dir=run_dir / "checkpoints", prefix=f".{name}."))
     try:
+        honour_umask(tmp, folder=True)
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(weights, tmp / MODEL_FILE)
         rng = {"rng.torch": torch.get_rng_state()}
@@ -115,7 +117,11 @@ class Checkpoint:
 
 
 def resolve(path: str | os.PathLike) -> Path:
-    """The checkpoint folder for a run folder (its latest checkpoint) or a checkpoint folder."""
+    """The checkpoint folder for a run folder (its latest checkpoint), a checkpoint folder, or the
+    name of shipped weights (``aemg-tiny``: :mod:`aemg.weights`, digests verified)."""
+    from ..weights import is_shipped, shipped_path
+    if is_shipped(path):
+        return shipped_path(path)
     path = Path(path)
     if (path / STATE_FILE).is_file():
         return path
@@ -201,3 +207,66 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
     model = AEMG(ck.config.model)
     load_weights(model, ck.weights, ck.path / MODEL_FILE)
     return model.to(device).eval(), ck
+
+
+# -- resuming: the same run or none --------------------------------------------------------------
+#: command-line flags of the config fields a command line sets (others: ``train.<field>`` of the config)
+FLAGS = {"stage1_steps": "--steps", "stage2_steps": "--steps", "batch_size": "--batch-size",
+         "seed": "--seed", "stage": "--stage", "corpora": "corpus"}
+
+
+def corpus_identities(corpora) -> list[dict[str, Any]]:
+    """What identifies each corpus of a run (its folder, sentences and tokens): a resumed run must
+    read the same ones (compared on the counts, so a corpus folder may move)."""
+    out = []
+    for c in corpora:
+        for part in getattr(c, "parts", None) or [c]:
+            path = getattr(part, "path", None)
+            out.append({"path": str(Path(path).resolve()) if isinstance(path, (str, os.PathLike)) else str(path),
+                        "sentences": int(part.n_sentences), "tokens": int(part.n_tokens)})
+    return out
+
+
+def _same_corpora(a: list[dict], b: list[dict]) -> bool:
+    return [(c["sentences"], c["tokens"]) for c in a] == [(c["sentences"], c["tokens"]) for c in b]
+
+
+def resume_arguments(ck: Checkpoint, given: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The arguments of a resumed run: ``given`` (``stage``, ``seed``, ``corpora``; None = not given)
+    completed from the checkpoint's, and one line per given argument that differs from the run's."""
+    stored = dict(ck.state.get("args") or {})
+    stored.setdefault("seed", ck.state.get("seed"))
+    merged, diffs = dict(given), []
+    for key in ("stage", "seed"):
+        if given.get(key) is None:
+            merged[key] = stored.get(key)
+        elif stored.get(key) is not None and str(stored[key]) != str(given[key]):
+            diffs.append(f"{FLAGS[key]}: the run has {stored[key]}, now {given[key]}")
+    if stored.get("corpora") is not None and not _same_corpora(stored["corpora"], given["corpora"]):
+        def show(cs):
+            return ", ".join(f"{c['path']} ({c['sentences']} sentences, {c['tokens']} tokens)" for c in cs)
+        diffs.append(f"corpus: the run read {show(stored['corpora'])}; now {show(given['corpora'])}")
+    return merged, diffs
+
+
+def check_same_run(where: str | os.PathLike, saved: PretrainConfig, wanted: PretrainConfig,
+                   diffs: list[str] = ()) -> None:
+    """ConfigError naming every setting of ``wanted`` (and every line of ``diffs``) that differs
+    from the run being resumed: a resumed run repeats an uninterrupted one only with its own
+    arguments (``--steps 50`` after 100 steps would silently skip to stage 2)."""
+    lines = list(diffs)
+    for part in ("train", "model"):
+        a, b = getattr(saved, part), getattr(wanted, part)
+        for f in dataclasses.fields(a):
+            if f.name == "name":
+                continue
+            x, y = getattr(a, f.name), getattr(b, f.name, None)
+            if x != y:
+                flag = FLAGS.get(f.name, f"{part}.{f.name}") if part == "train" else f"model.{f.name}"
+                line = f"{flag}: the run has {x!r}, now {y!r}"
+                if line not in lines and not (flag == "--steps" and any(s.startswith("--steps") for s in lines)):
+                    lines.append(line)
+    if lines:
+        raise ConfigError(f"{where}: --resume with arguments other than the run's ({'; '.join(lines)}); "
+                          "resume with the run's own arguments (any left out are taken from the run), "
+                          "or start a new run in another folder")
