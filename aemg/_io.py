@@ -38,20 +38,59 @@ def fsync_file(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def current_umask() -> int:
+    """This process's umask (from /proc where it can be read without changing it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # pragma: no cover - no /proc: read it by setting it (and back)
+    os.umask(mask)
+    return mask
+
+
+def honour_umask(path: str | os.PathLike, folder: bool = False) -> None:
+    """Give ``path`` the mode a plain ``open``/``mkdir`` would (0666 / 0777 less the umask):
+    ``tempfile`` creates 0600 files and 0700 folders, which colleagues sharing a folder cannot read."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~current_umask())
+
+
+def check_parent(path: str | os.PathLike) -> Path:
+    """``path`` as a Path; DataError naming the parent folder when it is missing or not a folder."""
+    path = Path(path)
+    parent = path.parent
+    if not parent.is_dir():
+        raise DataError(parent, "is not a folder (the output cannot be written there)" if parent.exists()
+                        else "folder does not exist (create it first, or choose another output)")
+    return path
+
+
 def atomic_write(path: str | os.PathLike, data: str | bytes, *, durable: bool = True) -> None:
     """Write ``data`` (text as UTF-8) to ``path`` through a temporary file and a rename.
 
     ``durable=True`` also fsyncs the file and its folder, so the new content survives a power cut.
+    The file gets the mode of a plain ``open`` under the umask. An OSError (a full disk, no
+    permission) names ``path``, not the temporary file; the old content stays.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    path = check_parent(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())
+        honour_umask(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

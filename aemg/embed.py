@@ -84,7 +84,7 @@ def _sentences_from_recordings(recordings, data_info: dict, rectified: bool) -> 
 
 
 def embed(checkpoint: str | os.PathLike, data: Any, *, device: str | None = None,
-          batch_size: int = 64) -> Embeddings:
+          batch_size: int = 64, allow_partial: bool = False) -> Embeddings:
     """Sentence and token embeddings of ``data`` from a pre-trained checkpoint.
 
     Parameters
@@ -98,6 +98,8 @@ def embed(checkpoint: str | os.PathLike, data: Any, *, device: str | None = None
     device : str, optional
     batch_size : int
         Sentences per forward pass.
+    allow_partial : bool
+        Also embed an incomplete archive (else DataError: a rectify run is writing or was interrupted).
 
     Returns
     -------
@@ -119,7 +121,7 @@ def embed(checkpoint: str | os.PathLike, data: Any, *, device: str | None = None
             corpus = open_corpus(p)
         else:
             from .data.archive import open_archive
-            arch = open_archive(p)
+            arch = open_archive(p, allow_partial=allow_partial)
             info = {**info, "space": arch.manifest.get("space", info.get("space"))}
             sents = _sentences_from_recordings(arch, info, rectified=True)
             corpus = _array_corpus(sents, p)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._common import add_common_options, positive_int, torch_device
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("embed", help="sentence and token embeddings of an archive or corpus",
@@ -12,15 +14,17 @@ def register(subparsers) -> None:
     p.add_argument("run", help="run folder or checkpoint folder")
     p.add_argument("data", help="archive or token corpus folder")
     p.add_argument("--out", required=True, help=".npz file to write")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=positive_int, default=64, help="sentences per forward pass (default 64)")
     p.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
+    add_common_options(p, allow_partial=True)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..embed import embed
 
-    e = embed(args.run, args.data, device=args.device, batch_size=args.batch_size)
+    e = embed(args.run, args.data, device=torch_device(args.device), batch_size=args.batch_size,
+              allow_partial=args.allow_partial)
     e.save(args.out)
     print(f"wrote {args.out}: {len(e.keys)} sentences, {sum(len(t) for t in e.tokens)} tokens, "
           f"dimension {e.sentence.shape[1]}")

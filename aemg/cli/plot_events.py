@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConfigError
-from ._common import add_common_options
+from ._common import add_common_options, count, positive_float
 
 
 def register(subparsers) -> None:
@@ -14,15 +14,15 @@ def register(subparsers) -> None:
                     "noise level and on/off thresholds, the detected events and example tokens.")
     p.add_argument("archive", help="archive folder written by `aemg rectify`")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--index", type=int, default=0, help="recording index in the archive (default 0)")
+    which.add_argument("--index", type=count, default=0, help="recording index in the archive (default 0)")
     which.add_argument("--key", help="recording key dataset/subject/session/trial")
-    p.add_argument("--trial", type=int, default=0,
+    p.add_argument("--trial", type=count, default=0,
                    help="for recordings with per-sample labels: which labelled run (default 0)")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--mode", choices=("events", "windows"), default="events")
-    p.add_argument("--token-s", type=float, default=0.25, help="token length, seconds")
-    p.add_argument("--tokens", type=int, default=6, help="example tokens to draw (default 6)")
-    add_common_options(p, segment_backend=True)
+    p.add_argument("--token-s", type=positive_float, default=0.25, help="token length, seconds")
+    p.add_argument("--tokens", type=count, default=6, help="example tokens to draw (default 6)")
+    add_common_options(p, segment_backend=True, allow_partial=True)
     p.set_defaults(func=run)
 
 
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ..tokenizer.plot import plot_events
     from ..tokenizer.tokens import TokenizerConfig
 
-    archive = open_archive(args.archive)
+    archive = open_archive(args.archive, allow_partial=args.allow_partial)
     if args.key is not None:
         try:
             rec = archive.get(args.key)

@@ -7,7 +7,10 @@ import json
 import sys
 
 from ..errors import ConfigError
-from ._common import add_common_options
+from ._common import add_common_options, positive_float, positive_int
+
+#: reader options that have their own flag (named in the errors about them)
+OPTION_FLAGS = {"pattern": "--pattern", "device": "--device", "rate": "--source-rate"}
 
 
 def register(subparsers) -> None:
@@ -19,18 +22,19 @@ def register(subparsers) -> None:
     p.add_argument("src", help="dataset folder ('-' for the reader's default under the data root, "
                                "or for readers that need none, e.g. synthetic)")
     p.add_argument("out", help="archive folder to create or resume")
-    p.add_argument("--rate", type=float, help="standard sampling rate, Hz (default: StandardSpace's)")
-    p.add_argument("--channels", type=int, help="standard number of channels (default: StandardSpace's)")
+    p.add_argument("--rate", type=positive_float, help="standard sampling rate, Hz (default: StandardSpace's)")
+    p.add_argument("--channels", type=positive_int, help="standard number of channels (default: StandardSpace's)")
     p.add_argument("--stop-on-error", action="store_true",
                    help="stop (exit 2) at the first bad file instead of skipping it")
-    p.add_argument("--pattern", help="reader option: file glob (generic reader)")
-    p.add_argument("--device", help="reader option: device name or spec, e.g. ring:8 (generic reader)")
-    p.add_argument("--source-rate", type=float, help="reader option `rate`: the files' sampling rate, Hz "
-                                                    "(generic reader)")
+    p.add_argument("--pattern", help="reader option pattern: path template of the files with {fields}, e.g. "
+                                     "'P{subject}/gesture{label}_rep{trial}.csv' (generic reader)")
+    p.add_argument("--device", help="reader option device: device name or spec, e.g. ring:8 (generic reader)")
+    p.add_argument("--source-rate", type=positive_float,
+                   help="reader option rate: the files' sampling rate, Hz (generic reader)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="any reader option; VALUE is read as JSON when it parses (numbers, true, "
                         "lists), else as a string; repeatable")
-    p.add_argument("--shard-mb", type=float, default=64.0, help="samples per shard, MiB (default 64)")
+    p.add_argument("--shard-mb", type=positive_float, default=64.0, help="samples per shard, MiB (default 64)")
     add_common_options(p, workers=True, progress=True)
     p.set_defaults(func=run)
 
@@ -53,14 +57,18 @@ def run(args: argparse.Namespace) -> int:
     from ..data.pipeline import rectify_dataset
     from ..data.rectify import StandardSpace
 
+    from ..data.readers import reader_class
+    from ..data.readers.base import check_options
+
     options = parse_options(args.option)
     for key, value in (("pattern", args.pattern), ("device", args.device), ("rate", args.source_rate)):
         if value is not None:
+            if key in options:
+                raise ConfigError(f"{OPTION_FLAGS[key]} and --option {key}=... both given; keep one")
             options[key] = value
+    check_options(reader_class(args.reader), options, flags=OPTION_FLAGS)
     changes = {k: v for k, v in (("rate", args.rate), ("channels", args.channels)) if v is not None}
     space = dataclasses.replace(StandardSpace(), **changes)
-    if args.shard_mb <= 0:
-        raise ConfigError(f"--shard-mb {args.shard_mb}: must be positive")
     report = rectify_dataset(args.reader, args.out, space, root=None if args.src == "-" else args.src,
                              reader_options=options, workers=args.workers,
                              on_error="stop" if args.stop_on_error else "skip",

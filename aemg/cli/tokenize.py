@@ -5,7 +5,7 @@ import argparse
 import dataclasses
 import json
 
-from ._common import add_common_options
+from ._common import add_common_options, positive_float, positive_int
 
 
 def register(subparsers) -> None:
@@ -17,9 +17,9 @@ def register(subparsers) -> None:
     p.add_argument("out", help="corpus folder to create or resume")
     p.add_argument("--mode", choices=("events", "windows"), default="events",
                    help="contraction events (NCT, default) or fixed sliding windows (ablation)")
-    p.add_argument("--token-s", type=float, default=0.25, help="token length, seconds (default 0.25)")
-    p.add_argument("--hop-s", type=float, help="hop between token starts, seconds (default: token length)")
-    p.add_argument("--max-len", type=int, default=256, help="most tokens per sentence (default 256)")
+    p.add_argument("--token-s", type=positive_float, default=0.25, help="token length, seconds (default 0.25)")
+    p.add_argument("--hop-s", type=positive_float, help="hop between token starts, seconds (default: token length)")
+    p.add_argument("--max-len", type=positive_int, default=256, help="most tokens per sentence (default 256)")
     p.add_argument("--cap", choices=("first", "energy"), default="first",
                    help="which tokens a long sentence keeps (default: the first)")
     p.add_argument("--calibration", choices=("rest", "robust"), default="rest",

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._common import positive_int, torch_device
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("vocab", help="plot the stage-1 codebook: prototypes and usage per dataset/device",
@@ -14,7 +16,7 @@ def register(subparsers) -> None:
     p.add_argument("run", help="run folder or checkpoint folder")
     p.add_argument("--corpus", nargs="+", required=True, help="token corpus folder(s) to count code usage on")
     p.add_argument("--out", required=True, help="PNG file to write")
-    p.add_argument("--top", type=int, default=24, help="prototypes shown (most used first; default 24)")
+    p.add_argument("--top", type=positive_int, default=24, help="prototypes shown (most used first; default 24)")
     p.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
     p.set_defaults(func=run)
 
@@ -81,13 +83,11 @@ def plot_vocab(model, corpus, out, *, top: int = 24, device="cpu") -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from ..tokenizer.corpus import open_corpus
     from ..train.checkpoint import load_model
     from ..train.data import mix_corpora
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch_device(args.device)
     model, ck = load_model(args.run, device)
     corpus = mix_corpora([open_corpus(c) for c in args.corpus])
     out = plot_vocab(model, corpus, args.out, top=args.top, device=device)

@@ -42,6 +42,7 @@ gets archived; one still bad is logged again).
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import os
 import re
@@ -154,6 +155,20 @@ def write_shard(path: Path, recordings: Sequence[Recording], *, compression: str
         header["device"] = devices[device_json]
         headers.append(header)
     meta = np.frombuffer(_dumps({"devices": device_dicts, "headers": headers}).encode("utf-8"), np.uint8)
+    try:
+        _write_h5(tmp, samples, labels, times, layout, meta, compression)
+        fsync_file(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:  # a full disk, no permission: name the shard, leave no temp file
+        tmp.unlink(missing_ok=True)
+        code = exc.errno or errno.EIO
+        raise OSError(code, os.strerror(code) if exc.errno else str(exc), str(path)) from None
+    fsync_dir(path.parent)
+
+
+def _write_h5(tmp: Path, samples: list, labels: list, times: list, layout: np.ndarray, meta: np.ndarray,
+              compression: str | None) -> None:
+    """The HDF5 file of :func:`write_shard` at ``tmp``."""
     with h5py.File(tmp, "w") as f:
         f.attrs["format"] = FORMAT
         f.attrs["version"] = VERSION
@@ -165,9 +180,6 @@ def write_shard(path: Path, recordings: Sequence[Recording], *, compression: str
                              compression=compression if chunked else None)
         f.create_dataset("layout", data=layout)
         f.create_dataset("headers", data=meta)
-    fsync_file(tmp)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 class ReadBuffer:

@@ -350,11 +350,12 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
                     bar.update(1)
                     bar.set_postfix_str(f"{report.samples_in / (time.perf_counter() - t0):,.0f} samples/s",
                                         refresh=False)
-    except BaseException:
-        try:
-            writer.commit()  # everything buffered is complete: keep it (Ctrl-C, a dead worker...)
-        except Exception as exc:  # noqa: BLE001 - e.g. the disk is full: the first error is the one to report
-            logger.warning("could not commit the last recordings read: %s", exc)
+    except BaseException as exc:
+        if not isinstance(exc, OSError):  # Ctrl-C, a dead worker, --stop-on-error: keep what was read
+            try:
+                writer.commit()
+            except Exception as again:  # noqa: BLE001 - the first error is the one to report
+                logger.warning("could not commit the last recordings read: %s", again)
         raise
     finally:
         if bar is not None:

@@ -486,6 +486,41 @@ def _index_lines(meta: list[dict[str, Any]], shard: str) -> list[str]:
     return lines
 
 
+def plan_differences(stored: dict[str, Any], plan: dict[str, Any]) -> list[str]:
+    """One line per setting of ``plan`` (a corpus's plan.json) that differs from ``stored``: each
+    tokenizer setting by name, the format version, and the archive (path, recordings or contents)."""
+    diffs = []
+    if stored.get("version") != plan["version"]:
+        diffs.append(f"format version: the corpus has {stored.get('version')}, now {plan['version']}")
+    old, new = stored.get("config") or {}, plan["config"]
+    for key in sorted(set(old) | set(new)):
+        if _dumps(old.get(key)) != _dumps(new.get(key)):
+            diffs.append(f"{key}: the corpus has {_dumps(old.get(key))}, now {_dumps(new.get(key))}")
+    a, b = stored.get("archive") or {}, plan["archive"]
+    if _dumps(a) != _dumps(b):
+        what = "another archive folder" if a.get("path") != b.get("path") else "the archive changed since"
+        diffs.append(f"archive: {what} ({a.get('path')}, {a.get('recordings')} recordings; now "
+                     f"{b.get('path')}, {b.get('recordings')} recordings)")
+    return diffs
+
+
+def check_token_length(rows: Sequence[dict[str, Any]], token_len: int, config: TokenizerConfig, rate: float,
+                       where) -> None:
+    """ConfigError when a token is longer than every recording (nothing would be tokenized); a
+    warning counting the recordings shorter than one token (they give no tokens)."""
+    import logging
+    longest = max(int(r["n_samples"]) for r in rows)
+    if token_len > longest:
+        raise ConfigError(f"token_s={config.token_s:g} (--token-s {config.token_s:g}): a token of {token_len} "
+                          f"samples is longer than every recording of {where} (the longest has {longest} "
+                          f"samples, {longest / rate:.3g} s at {rate:g} Hz); choose a shorter token")
+    short = sum(int(r["n_samples"]) < token_len for r in rows)
+    if short:
+        logging.getLogger("aemg.tokenize").warning(
+            "%s: %d of %d recordings are shorter than one token (%g s) and give no tokens", where, short,
+            len(rows), config.token_s)
+
+
 def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
                      config: TokenizerConfig = TokenizerConfig(), *, workers: int | None = None,
                      progress: bool = True, backend: str | None = None,
@@ -533,6 +568,7 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
                                       "needs one token shape (rectify into one standard space)")
     (n_channels, rate), = shapes
     token_len = config.token_len(rate)
+    check_token_length(rows, token_len, config, float(rate), archive.path)
     groups = _groups(rows)
     identity = _archive_identity(archive)
     out = Path(out)
@@ -542,10 +578,11 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
     plan_text = _dumps(plan, indent=1) + "\n"
     if (out / PLAN).is_file():
         stored = read_json(out / PLAN)
-        if _dumps(stored.get("config")) != _dumps(plan["config"]) or \
-                _dumps(stored.get("archive")) != _dumps(identity) or stored.get("version") != VERSION:
+        diffs = plan_differences(stored, plan)
+        if diffs:
             raise ConfigError(f"{out}: already holds a corpus made with other settings or from another "
-                              "archive; re-run with the same arguments to resume, or choose another folder")
+                              f"archive ({'; '.join(diffs)}); re-run with the same arguments to resume, or "
+                              "choose another folder")
     else:
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise ConfigError(f"{out}: exists and is not a token corpus (no {PLAN}); refusing to write into it")

@@ -10,13 +10,12 @@ on first use, so ``import aemg.data`` stays light.
 from __future__ import annotations
 
 import importlib
-import inspect
 import os
 from typing import Iterator
 
 from ...errors import ConfigError
 from ..recording import Recording
-from .base import DatasetInfo, Reader
+from .base import DatasetInfo, Reader, check_options
 
 __all__ = ["DatasetInfo", "Reader", "get_reader", "list_readers", "read_dataset", "register_reader",
            "reader_class"]
@@ -60,7 +59,7 @@ def reader_class(name: str) -> type[Reader]:
     return entry
 
 
-def get_reader(name: str, root: str | os.PathLike | None = None, **options) -> Reader:
+def get_reader(name: str, root: str | os.PathLike | None = None, /, **options) -> Reader:
     """An instance of reader ``name`` on folder ``root``.
 
     Parameters
@@ -75,18 +74,12 @@ def get_reader(name: str, root: str | os.PathLike | None = None, **options) -> R
     Raises
     ------
     ConfigError
-        Unknown reader name or option.
+        Unknown reader name; a reserved (root, self), unknown, missing or mistyped option.
     DataError
         The dataset folder does not exist.
     """
     cls = reader_class(name)
-    params = inspect.signature(cls.__init__).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        unknown = sorted(set(options) - set(params) - {"self"})
-        if unknown:
-            allowed = sorted(p for p in params if p not in ("self", "root"))
-            raise ConfigError(f"reader {name!r}: unknown option(s) {', '.join(unknown)}; "
-                              f"options: {', '.join(allowed) or 'none'}")
+    check_options(cls, options)  # reserved, unknown, missing and mistyped options
     reader = cls(root, **options)
     reader._options = dict(options)
     return reader
@@ -97,6 +90,6 @@ def list_readers() -> list[DatasetInfo]:
     return [reader_class(name).info for name in sorted(_REGISTRY)]
 
 
-def read_dataset(name: str, root: str | os.PathLike | None = None, **options) -> Iterator[Recording]:
+def read_dataset(name: str, root: str | os.PathLike | None = None, /, **options) -> Iterator[Recording]:
     """Iterate over every raw recording of a dataset (``iter(get_reader(name, root, **options))``)."""
     return iter(get_reader(name, root, **options))

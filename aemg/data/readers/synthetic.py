@@ -55,6 +55,15 @@ class SyntheticReader(Reader):
                                   f"options: {', '.join(sorted(fields))}")
             self.config = gen.SyntheticConfig(**options)
 
+    @classmethod
+    def declared_options(cls):
+        """``config`` and every field of ``SyntheticConfig`` with its type (none required)."""
+        import typing
+        gen = _generator()
+        hints = typing.get_type_hints(gen.SyntheticConfig)
+        return {"config": (typing.Any, None),
+                **{f.name: (hints.get(f.name, typing.Any), f.default) for f in dataclasses.fields(gen.SyntheticConfig)}}
+
     def sources(self) -> list[str]:
         return [str(u) for u in _generator().synthetic_units(self.config)]
 
