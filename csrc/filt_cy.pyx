@@ -27,6 +27,8 @@ cdef extern from "filt_kernel.h" nogil:
     int aemg_sos_cascade4(double* buf, Py_ssize_t n, int step, const double* sos, const double* zi,
                           Py_ssize_t n_sec)
     int AEMG_MAX_SECTIONS
+    void aemg_upfirdn4(const double* x, Py_ssize_t len_x, const double* h_tf, Py_ssize_t len_h,
+                       Py_ssize_t up, Py_ssize_t down, Py_ssize_t y0, Py_ssize_t n_out, double* out)
 
 cdef enum:
     LANES = 4
@@ -85,3 +87,45 @@ def sosfiltfilt_into(const sample_t[:, :] x, const double[:, ::1] sos, const dou
                 for t in range(T):
                     out[c, t] = <out_t>buf[(padlen + t) * LANES + j]
     free(buf)
+
+
+def upfirdn_into(const sample_t[:, :] x, const double[::1] h_tf, Py_ssize_t up, Py_ssize_t down,
+                 Py_ssize_t y0, out_t[:, ::1] out):
+    """Write outputs ``y0 .. y0 + out.shape[1] - 1`` of SciPy's zero-padded
+    ``upfirdn(h, x, up, down)`` along time of ``x`` (C, T) into ``out`` (C, n), bit-identical in
+    float64. ``h_tf``: ``scipy.signal._upfirdn._pad_h(h, up)``; the caller keeps every output within
+    the full upfirdn length."""
+    cdef Py_ssize_t C = x.shape[0], T = x.shape[1], n_out = out.shape[1], len_h = h_tf.shape[0]
+    cdef Py_ssize_t c0, c, j, t
+    cdef double* xb
+    cdef double* yb
+    if out.shape[0] != C:
+        raise ValueError(f"out has {out.shape[0]} rows, expected {C}")
+    if up < 1 or down < 1 or len_h % up or y0 < 0:
+        raise ValueError("need up, down >= 1, len(h_tf) a multiple of up, y0 >= 0")
+    if n_out == 0 or C == 0:
+        return
+    if posix_memalign(<void**>&xb, 32, max(T, 1) * LANES * sizeof(double)) != 0:
+        raise MemoryError()
+    if posix_memalign(<void**>&yb, 32, n_out * LANES * sizeof(double)) != 0:
+        free(xb)
+        raise MemoryError()
+    with nogil:
+        for c0 in range(0, C, 4):  # LANES
+            for j in range(LANES):
+                c = c0 + j
+                if c >= C:
+                    for t in range(T):
+                        xb[t * LANES + j] = 0.0
+                else:
+                    for t in range(T):
+                        xb[t * LANES + j] = <double>x[c, t]
+            aemg_upfirdn4(xb, T, &h_tf[0], len_h, up, down, y0, n_out, yb)
+            for j in range(LANES):
+                c = c0 + j
+                if c >= C:
+                    break
+                for t in range(n_out):
+                    out[c, t] = <out_t>yb[t * LANES + j]
+    free(xb)
+    free(yb)

@@ -56,4 +56,69 @@ static inline int aemg_sos_cascade4(double *__restrict buf, ptrdiff_t n, int ste
     return 0;
 }
 
+/* Polyphase resampling of 4 interleaved channels: outputs y0 .. y0 + n_out - 1 of SciPy's
+ * upfirdn(h, x, up, down) with zero padding (mode "constant", cval 0), as resample_poly calls it.
+ * h_tf: the transposed, flipped filter of scipy.signal._upfirdn._pad_h (len_h values, a multiple
+ * of up). Per lane the float64 operations and their order are SciPy's _apply_impl: every output
+ * starts at 0.0 and adds x[k] * h_tf[j] for k ascending; while the output's last input is inside
+ * x, inputs left of x are skipped, after it (the flush) the out-of-range inputs add 0.0 * h_tf[j].
+ * x: len_x vectors, out: n_out vectors (both 32-byte aligned). */
+static inline void aemg_upfirdn4(const double *__restrict x, ptrdiff_t len_x,
+                                 const double *__restrict h_tf, ptrdiff_t len_h, ptrdiff_t up,
+                                 ptrdiff_t down, ptrdiff_t y0, ptrdiff_t n_out,
+                                 double *__restrict out)
+{
+    const aemg_v4d *xv = (const aemg_v4d *)x;
+    aemg_v4d *ov = (aemg_v4d *)out;
+    const aemg_v4d zero = {0.0, 0.0, 0.0, 0.0};
+    ptrdiff_t h_per_phase = len_h / up, y, k, j, x_idx, k0;
+    aemg_v4d acc;
+    ptrdiff_t end = y0 + n_out, i, xa, xb, xc, xd, ja, jb, jc, jd;
+    aemg_v4d a0, a1, a2, a3;
+    for (y = y0; y < end;) {
+        /* four interior outputs at once (all h_per_phase inputs inside x): four independent
+         * accumulations, each in SciPy's order, so the add latency overlaps */
+        if (y + 3 < end && (y * down) / up - h_per_phase + 1 >= 0 && ((y + 3) * down) / up < len_x) {
+            xa = (y * down) / up - h_per_phase + 1;
+            xb = ((y + 1) * down) / up - h_per_phase + 1;
+            xc = ((y + 2) * down) / up - h_per_phase + 1;
+            xd = ((y + 3) * down) / up - h_per_phase + 1;
+            ja = ((y * down) % up) * h_per_phase;
+            jb = (((y + 1) * down) % up) * h_per_phase;
+            jc = (((y + 2) * down) % up) * h_per_phase;
+            jd = (((y + 3) * down) % up) * h_per_phase;
+            a0 = a1 = a2 = a3 = zero;
+            for (i = 0; i < h_per_phase; i++) {
+                a0 = a0 + xv[xa + i] * h_tf[ja + i];
+                a1 = a1 + xv[xb + i] * h_tf[jb + i];
+                a2 = a2 + xv[xc + i] * h_tf[jc + i];
+                a3 = a3 + xv[xd + i] * h_tf[jd + i];
+            }
+            ov[y - y0] = a0;
+            ov[y + 1 - y0] = a1;
+            ov[y + 2 - y0] = a2;
+            ov[y + 3 - y0] = a3;
+            y += 4;
+            continue;
+        }
+        x_idx = (y * down) / up;
+        j = ((y * down) % up) * h_per_phase;
+        k0 = x_idx - h_per_phase + 1;
+        acc = zero;
+        if (x_idx < len_x) {
+            if (k0 < 0) {
+                j -= k0;
+                k0 = 0;
+            }
+            for (k = k0; k <= x_idx; k++, j++)
+                acc = acc + xv[k] * h_tf[j];
+        } else {
+            for (k = k0; k <= x_idx; k++, j++)
+                acc = acc + ((k >= 0 && k < len_x) ? xv[k] : zero) * h_tf[j];
+        }
+        ov[y - y0] = acc;
+        y++;
+    }
+}
+
 #endif

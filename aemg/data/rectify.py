@@ -432,7 +432,51 @@ def _resample64(x: np.ndarray, rate_in: float, rate_out: float, max_denominator:
         return x
     if x.shape[1] == 0:
         return np.zeros((x.shape[0], 0))
+    return backends.get("resample_poly")(x, up, down)
+
+
+def resample_poly_reference(x: np.ndarray, up: int, down: int) -> np.ndarray:
+    """Readable reference of the ``"resample_poly"`` op: ``scipy.signal.resample_poly`` along time
+    with the cached default anti-alias FIR (:func:`_polyphase_fir`); (C, T) -> (C, ceil(T up /
+    down)) float64."""
     return signal.resample_poly(x, up, down, axis=-1, window=_polyphase_fir(up, down))
+
+
+@lru_cache(maxsize=64)
+def _polyphase_plan(up: int, down: int) -> tuple[np.ndarray, int, int, int]:
+    """What ``resample_poly`` derives from the FIR before calling ``upfirdn``: the transposed,
+    flipped, zero-padded filter and (half_len, n_pre_pad, n_pre_remove); post padding depends on
+    the length and is checked by the caller."""
+    from scipy.signal._upfirdn import _pad_h
+
+    h = _polyphase_fir(up, down) * up
+    half_len = (h.size - 1) // 2
+    n_pre_pad = down - half_len % down
+    h = np.concatenate([np.zeros(n_pre_pad), h, np.zeros(down + up)])  # enough post padding
+    h_tf = np.ascontiguousarray(_pad_h(h, up))
+    h_tf.setflags(write=False)
+    return h_tf, half_len, n_pre_pad, (half_len + n_pre_pad) // down
+
+
+def _load_resample_cython():
+    from .._ext.filt_cy import upfirdn_into
+
+    def resample_poly_cython(x: np.ndarray, up: int, down: int) -> np.ndarray:
+        # zero taps appended after the filter (SciPy's post padding) add 0.0 * x: they change no
+        # output, so one generously padded filter serves every length
+        h_tf, _, _, n_pre_remove = _polyphase_plan(up, down)
+        n_out = -(-x.shape[1] * up // down)
+        if x.dtype not in (np.int16, np.float32, np.float64):
+            x = x.astype(np.float64)
+        out = np.empty((x.shape[0], n_out))
+        upfirdn_into(x, h_tf, up, down, n_pre_remove, out)
+        return out
+
+    return resample_poly_cython
+
+
+backends.register("resample_poly", "scipy", lambda: resample_poly_reference, priority=0, reference=True)
+backends.register("resample_poly", "cython", _load_resample_cython, priority=20)
 
 
 def collapse_held(times, x) -> tuple[np.ndarray, np.ndarray]:
