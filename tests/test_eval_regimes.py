@@ -378,3 +378,29 @@ def test_every_registered_method_is_checked():
         module = getattr(getattr(factory, "func", factory), "__module__", "")
         if module.startswith("aemg."):
             assert name in known, f"{name} ({module}) is not covered by the regime poisoning tests"
+
+
+def test_online_prior_blends_the_pooled_statistics():
+    from aemg.eval.baselines import running_stats
+    rng = np.random.default_rng(0)
+    x = rng.normal(3, 2, size=(12, 2))
+    owner = np.repeat(np.arange(4), 3)
+    pooled = (np.zeros(2), np.ones(2))
+    mean, std = running_stats(x, owner, 4, pooled)
+    np.testing.assert_allclose(mean[2], x[:6].mean(0))
+    np.testing.assert_allclose(std[2], x[:6].std(0))
+    np.testing.assert_array_equal(mean[0], pooled[0])
+    mean, std = running_stats(x, owner, 4, pooled, prior=6)  # 6 pseudo-rows of mean 0, variance 1
+    both = np.concatenate([x[:6], np.zeros((6, 2))])
+    np.testing.assert_allclose(mean[2], both.mean(0))
+    np.testing.assert_allclose(std[2] ** 2, (np.sum(x[:6] ** 2, 0) + 6) / 12 - both.mean(0) ** 2)
+    np.testing.assert_allclose(std[0], 1.0)
+    # a huge prior: the pooled statistics throughout, as before the user's first trial
+    ts = session_trials()
+    fold = loso_folds(ts, regime="online")[0]
+    adaptation = fold_adaptation(ts, fold, 0)
+    test = ts.subset(fold.test).without_labels()
+    m = get_method("lda-log-subjnorm", online_prior=1e9).fit(ts.subset(fold.train), adaptation=adaptation)
+    np.testing.assert_array_equal(m.predict_online(test, adaptation).window, m.predict(test, adaptation).window)
+    with pytest.raises(ConfigError, match="online_prior"):
+        get_method("lda-log-subjnorm", online_prior=-1)

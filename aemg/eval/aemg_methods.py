@@ -417,7 +417,8 @@ class AemgProbe(AemgMethod):
     ``"lda"`` = :class:`~aemg.eval.baselines.LDA` with ``shrinkage``. ``rotations = r`` adds the
     training trials rolled by +-1..+-r positions of the standard channel ring (armband rotation).
     ``subject_norm="all"``: the test user's statistics from ``adaptation.unlabelled`` (``online``:
-    its earlier trials, running statistics; before the first one the training trials' pooled ones).
+    its earlier trials, running statistics; before the first one the training trials' pooled ones,
+    which ``online_prior`` trials of weight keep blended in afterwards).
     """
 
     name = "aemg-probe"
@@ -425,7 +426,8 @@ class AemgProbe(AemgMethod):
     pretrained = True
 
     def __init__(self, run=None, classifier: str = "logreg", l2: float = 1e-3, shrinkage: float = 0.1,
-                 max_iter: int = 200, subject_norm: str = "none", rotations: int = 0, **kw):
+                 max_iter: int = 200, subject_norm: str = "none", rotations: int = 0,
+                 online_prior: float = 0.0, **kw):
         super().__init__(run, **kw)
         if classifier not in CLASSIFIERS:
             raise ConfigError(f"aemg-probe: classifier={classifier!r}; choose from {CLASSIFIERS}")
@@ -436,6 +438,9 @@ class AemgProbe(AemgMethod):
         if int(rotations) < 0:
             raise ConfigError(f"aemg-probe: rotations={rotations!r} must be >= 0")
         self.rotations = int(rotations)
+        if float(online_prior) < 0:
+            raise ConfigError(f"aemg-probe: online_prior={online_prior!r} must be >= 0")
+        self.online_prior = float(online_prior)
 
     @property
     def regimes(self) -> tuple:
@@ -534,7 +539,7 @@ class AemgProbe(AemgMethod):
         if self.subject_norm != "all":
             return super().predict_online(test, adaptation)
         feats, use = self.embeddings(test, adaptation=adaptation)
-        z = online_standardise(feats, use, test.subjects, (self.mean_, self.std_))
+        z = online_standardise(feats, use, test.subjects, (self.mean_, self.std_), self.online_prior)
         return self._prediction(len(test), self._class_scores(z), use)
 
 

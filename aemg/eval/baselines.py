@@ -150,13 +150,16 @@ def concat_predictions(preds: list[Prediction]) -> Prediction:
 
 
 def running_stats(feats: np.ndarray, owner: np.ndarray, n_trials: int,
-                  fallback: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+                  fallback: tuple[np.ndarray, np.ndarray], prior: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Causal statistics: for each trial i, mean and std (d,) of the rows of trials 0..i-1.
 
     Parameters
     ----------
     feats : (n, d) float, rows of trials in order; owner : (n,) int, trial of each row (ascending).
     fallback : (mean, std), each (d,): used while no earlier row exists.
+    prior : float
+        Weight of ``fallback`` in rows: the statistics of the earlier rows pooled with ``prior``
+        pseudo-rows of mean / std ``fallback`` (0: the earlier rows alone once there is one).
 
     Returns
     -------
@@ -173,6 +176,10 @@ def running_stats(feats: np.ndarray, owner: np.ndarray, n_trials: int,
     np.add.at(s2, owner + 1, x * x)
     np.add.at(cnt, owner + 1, 1.0)
     s1, s2, cnt = np.cumsum(s1, 0)[:-1], np.cumsum(s2, 0)[:-1], np.cumsum(cnt)[:-1]
+    if prior < 0:
+        raise ConfigError(f"online prior weight must be >= 0, got {prior}")
+    s2 = s2 + prior * np.asarray(fallback[1], dtype=np.float64) ** 2  # pseudo-rows: centred, variance std^2
+    cnt = cnt + prior
     have = cnt > 0
     n = np.where(have, cnt, 1.0)[:, None]
     mean = s1 / n
@@ -275,16 +282,17 @@ def user_standardise(feats: np.ndarray, subjects: np.ndarray, stats: dict, poole
     return _subject_standardise(feats, subjects, own)
 
 
-def online_standardise(feats: np.ndarray, owner: np.ndarray, subjects: np.ndarray, pooled: tuple) -> np.ndarray:
+def online_standardise(feats: np.ndarray, owner: np.ndarray, subjects: np.ndarray, pooled: tuple,
+                       prior: float = 0.0) -> np.ndarray:
     """Causal per-subject standardisation: the rows of trial i (``owner``, ascending) with the
     statistics of the same subject's rows of trials before i (:func:`running_stats`; before its
-    first trial: ``pooled``). ``subjects``: per trial."""
+    first trial: ``pooled``; ``prior``: weight of ``pooled`` in rows). ``subjects``: per trial."""
     out = np.empty_like(np.asarray(feats, dtype=np.float64))
     for s in np.unique(subjects):
         idx = np.flatnonzero(subjects == s)
         rows = np.flatnonzero(np.isin(owner, idx))
         local = np.searchsorted(idx, owner[rows])
-        mean, std = running_stats(feats[rows], local, len(idx), pooled)
+        mean, std = running_stats(feats[rows], local, len(idx), pooled, prior)
         out[rows] = (feats[rows] - mean[local]) / std[local]
     return out
 
@@ -312,19 +320,25 @@ class HudginsLDA(Method):
         ZC/SSC noise dead band (sample units), see :mod:`aemg.eval.features`.
     shrinkage : float
         LDA shrinkage.
+    online_prior : float
+        ``norm="subject"`` under ``online``: weight of the pooled training statistics, in trials
+        (x the mean windows per training trial), pooled with the user's earlier windows; 0 = none.
     """
 
     windowed = True
 
     def __init__(self, log: bool = False, norm: str = "none", window_s: float = 0.2,
                  step_s: float = 0.05, threshold: float = 0.0, shrinkage: float = 0.0,
-                 per_subject: bool | None = None):
+                 per_subject: bool | None = None, online_prior: float = 0.0):
         norm = "subject" if per_subject else norm
         if norm not in LDA_NORMS:
             raise ConfigError(f"lda: norm={norm!r}; choose from {', '.join(LDA_NORMS)}")
         self.log, self.norm = log, norm
         self.window_s, self.step_s, self.threshold = window_s, step_s, threshold
         self.shrinkage = shrinkage
+        if float(online_prior) < 0:
+            raise ConfigError(f"lda: online_prior={online_prior!r} must be >= 0")
+        self.online_prior = float(online_prior)
         self.regimes = LDA_NORMS[norm]
         self.needs_rest = norm == "rest"
         self.name = "lda" + ("-log" if log else "") + {"none": "", "subject": "-subjnorm", "rest": "-restnorm"}[norm]
@@ -374,6 +388,7 @@ class HudginsLDA(Method):
             subj = train.subjects[owner]
             self.stats_ = _subject_stats(feats, subj)
             self.pooled_ = _stats(feats)
+            self.windows_per_trial_ = len(feats) / max(len(train), 1)
             feats = _subject_standardise(feats, subj, self.stats_)
         elif self.norm == "rest":
             if adaptation is None:  # no fold context: the designated rest recordings of ``train``
@@ -409,7 +424,8 @@ class HudginsLDA(Method):
         if self.norm != "subject":
             return super().predict_online(test, adaptation)
         feats, owner = self._features(test)
-        z = online_standardise(feats, owner, test.subjects, self.pooled_)
+        z = online_standardise(feats, owner, test.subjects, self.pooled_,
+                               self.online_prior * self.windows_per_trial_)
         return self._vote(z, owner, len(test))
 
 
