@@ -48,7 +48,7 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from .baselines import (LDA, Method, Prediction, _subject_standardise, _subject_stats, online_standardise,
                         register_method, user_standardise)
-from .protocols import Adaptation, rest_class_id
+from .protocols import Adaptation
 from .trials import TrialSet
 
 log = logging.getLogger(__name__)
@@ -167,9 +167,12 @@ def _dataset_of(key: str, default: str) -> str:
 
 
 def _rest_flags(trials: TrialSet, rest_id: int | None = None) -> list[bool]:
-    """Per trial: labelled with the rest class (``rest_id``; default: the class name marking rest)."""
-    rest_id = rest_class_id(trials) if rest_id is None else rest_id
-    return [rest_id is not None and lab == rest_id for lab in trials.labels.tolist()]
+    """Per trial: labelled with a class whose name marks rest (as ``aemg tokenize``) or with
+    ``rest_id`` (``--rest-class``)."""
+    from ..tokenizer.tokens import is_rest_class
+    names = trials.classes
+    return [bool(lab == rest_id or (0 <= lab < len(names) and is_rest_class(names[lab])))
+            for lab in trials.labels.tolist()]
 
 
 def _noise_key(config) -> tuple:
