@@ -6,6 +6,7 @@ disk, and replace the target with :func:`os.replace`; the folder entry is then s
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -96,6 +97,32 @@ def atomic_write(path: str | os.PathLike, data: str | bytes, *, durable: bool = 
         raise
     if durable:
         fsync_dir(path.parent)
+
+
+def file_digest(path: str | os.PathLike) -> tuple[int, str]:
+    """``(bytes, sha256 hex)`` of a file (recorded when a shard is committed, checked when skipped)."""
+    h, n = hashlib.sha256(), 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+            n += len(chunk)
+    return n, h.hexdigest()
+
+
+def digest_problem(path: str | os.PathLike, want: dict | None) -> str | None:
+    """What is wrong with ``path`` against its recorded ``{"bytes", "sha256"}`` (None: nothing;
+    without a record only its presence is checked)."""
+    path = Path(path)
+    if not path.is_file():
+        return "missing"
+    if not want:
+        return None
+    size = path.stat().st_size
+    if size != want.get("bytes"):
+        return f"{size} bytes, {want.get('bytes')} when committed (truncated or replaced)"
+    if file_digest(path)[1] != want.get("sha256"):
+        return "checksum differs from the one recorded when committed (corrupt, or another file moved here)"
+    return None
 
 
 def read_json(path: str | os.PathLike, *, missing: str = "missing") -> Any:

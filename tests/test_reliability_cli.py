@@ -121,6 +121,8 @@ BAD = [
     ("evaluate {A} --out {T}/rep --seeds x", "expected comma-separated integers"),
     ("evaluate {P} --out {T}/rep", "archive is incomplete"),
     # verify, datasets, demo, the top level
+    ("verify {T}/missing", "missing: not found"),
+    ("verify {D}", "not an aemg archive, token corpus or run"),
     ("datasets --bogus", "unrecognized arguments: --bogus"),
     ("demo --workers 0", "argument --workers: '0': must be >= 1"),
     ("prepare --no-such-flag", "aemg prepare: error: "),

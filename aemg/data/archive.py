@@ -10,7 +10,10 @@ Layout (format ``aemg-archive``, version 2)::
       index.json         the commit record, replaced atomically after every shard:
                          {"format", "version", "complete",
                           "sources":    [{"source", "recordings", "error"}]   (every finished source)
-                          "recordings": [row, ...]}                           (one row per recording)
+                          "recordings": [row, ...],                           (one row per recording)
+                          "shards":     {"shards/000001.h5": {"bytes", "sha256", "sources"}}}
+                         (the size and checksum of each committed shard: a resumed run verifies
+                         them and reads the sources of a missing, truncated or changed shard again)
       errors.jsonl       one {"source", "problem"} line per source that failed (a copy of the
                          failed ``sources`` entries, for people and ``grep``)
       shards/000001.h5   HDF5, the shard's recordings stored one after the other:
@@ -53,7 +56,7 @@ import h5py
 import numpy as np
 
 from .._version import __version__
-from .._io import atomic_write, check_format, fsync_dir, fsync_file, read_json
+from .._io import atomic_write, check_format, digest_problem, file_digest, fsync_dir, fsync_file, read_json
 from ..errors import ConfigError, DataError
 from .devices import device_from_dict
 from .recording import Recording
@@ -388,6 +391,11 @@ class ArchiveWriter:
         self.sources: list[dict[str, Any]] = list(state["sources"]) if state else []
         self.rows: list[dict[str, Any]] = list(state["recordings"]) if state else []
         self.complete = bool(state and state.get("complete"))
+        #: size, checksum and sources of every committed shard (absent in archives made before them)
+        self.shards: dict[str, dict[str, Any]] = dict(state.get("shards") or {}) if state else {}
+        #: "shard: problem" for each committed shard found missing, truncated or changed; their
+        #: sources are dropped from the index and done again
+        self.damaged = self._drop_damaged()
         #: sources committed without error (failed ones are retried by a resumed run)
         self.done = {s["source"] for s in self.sources if s["error"] is None}
         self._keys = {r["key"]: r["source"] for r in self.rows}
@@ -396,8 +404,27 @@ class ArchiveWriter:
         self._pending_bytes = 0
         self._next = 1 + max((int(m.group(1)) for p in self.shard_dir.iterdir()
                               if (m := _SHARD_NAME.match(p.name))), default=0)
-        if state is None:
+        if state is None or self.damaged:
             self._write_index()
+
+    def _drop_damaged(self) -> list[str]:
+        """Verify every shard the index names against its recorded size and checksum; forget the
+        bad ones (and their sources, which a resumed run then reads again); return the problems."""
+        bad = {}
+        for shard in sorted({r["shard"] for r in self.rows}):
+            problem = digest_problem(self.path / shard, self.shards.get(shard))
+            if problem is not None:
+                bad[shard] = problem
+        if not bad:
+            return []
+        redo = {r["source"] for r in self.rows if r["shard"] in bad}
+        redo |= {src for shard in bad for src in self.shards.get(shard, {}).get("sources", ())}
+        self.rows = [r for r in self.rows if r["shard"] not in bad]
+        self.sources = [s for s in self.sources if s["source"] not in redo]
+        for shard in bad:
+            self.shards.pop(shard, None)
+        self.complete = False
+        return [f"{shard}: {problem}" for shard, problem in bad.items()]
 
     def _clean(self) -> list[str]:
         """Delete temp files and shards the index does not name; return their names."""
@@ -448,6 +475,9 @@ class ArchiveWriter:
             shard = f"{SHARDS}/{self._next:06d}.h5"
             write_shard(self.path / shard, recordings, compression=self.compression)
             self._next += 1
+            size, sha = file_digest(self.path / shard)
+            self.shards[shard] = {"bytes": size, "sha256": sha,
+                                  "sources": [src for src, recs, _ in self._pending if recs]}
         retried = {source for source, _, _ in self._pending}
         self.sources = [s for s in self.sources if s["source"] not in retried]
         i = 0
@@ -470,7 +500,8 @@ class ArchiveWriter:
 
     def _write_index(self) -> None:
         state = {"format": FORMAT, "version": VERSION, "complete": self.complete,
-                 "sources": self.sources, "recordings": self.rows}
+                 "sources": self.sources, "recordings": self.rows,
+                 "shards": {k: self.shards[k] for k in sorted(self.shards)}}
         atomic_write(self.path / INDEX, _dumps(state, separators=(",", ":")) + "\n")
         errors = "".join(_dumps({"source": s["source"], "problem": s["error"]}) + "\n"
                          for s in self.sources if s["error"] is not None)
@@ -714,3 +745,53 @@ def open_archive(path: str | os.PathLike, *, allow_partial: bool = False) -> Arc
                                       "`aemg rectify` command to finish it, or pass --allow-partial "
                                       "(allow_partial=True) to read what it holds")
     return archive
+
+
+def verify_archive(path: str | os.PathLike) -> tuple[list[str], str]:
+    """Check an archive folder completely: ``(problems, summary)``, one line per problem.
+
+    Looks at completeness, every committed shard's size and checksum against the index, that
+    each shard holds the recordings the index places in it (keys at their positions: detects
+    swapped shard files in archives made before checksums), and that each shard reads.
+    DataError when ``path`` is not an archive at all.
+    """
+    archive = Archive(path)
+    root = archive.path
+    problems = []
+    if not archive.complete:
+        problems.append(f"{root}: incomplete (a rectify run is still writing or was interrupted; re-run "
+                        "the same `aemg rectify` command to finish it)")
+    recorded = archive._state.get("shards") or {}
+    by_shard: dict[str, list[dict[str, Any]]] = {}
+    for row in archive.index:
+        by_shard.setdefault(row["shard"], []).append(row)
+    checked = 0
+    for shard, rows in sorted(by_shard.items()):
+        where = root / shard
+        problem = digest_problem(where, recorded.get(shard))
+        if problem is not None:
+            problems.append(f"{where}: {problem}")
+            continue
+        checked += shard in recorded
+        if archive.manifest.get("version") == 1:
+            continue
+        try:
+            table = archive._table(shard)
+            for row in rows:
+                pos = int(row["group"])
+                if pos >= len(table):
+                    problems.append(f"{where}: recording {row['key']!r} (position {pos}) missing from the shard")
+                    continue
+                h = table.headers[pos]
+                key = f"{h.get('dataset')}/{h.get('subject')}/{h.get('session')}/{h.get('trial')}"
+                if key != row["key"]:
+                    problems.append(f"{where}: position {pos} holds {key!r}, the index says {row['key']!r} "
+                                    "(shard files swapped or replaced?)")
+                    break
+            table.read_run(list(range(len(table))), str(where))
+        except DataError as exc:
+            problems.append(str(exc))
+    archive.close()
+    summary = (f"{root}: archive of {len(archive.index)} recordings in {len(by_shard)} shard(s), "
+               f"{checked} checksum(s) verified, {len(archive.errors)} source(s) failed when rectified")
+    return problems, summary

@@ -316,6 +316,8 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
         manifest["amplitude_scale"] = scale
     writer = ArchiveWriter(out, manifest)  # checks the arguments of a resumed archive
     scale = float(writer.manifest["amplitude_scale"])
+    for problem in writer.damaged:
+        logger.warning("%s/%s; its sources are read again", out, problem)
     for name_ in writer.cleaned:
         logger.info("removed %s left by an interrupted run", out / name_)
     todo = [s for s in sources if s not in writer.done]

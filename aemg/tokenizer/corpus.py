@@ -6,7 +6,8 @@ Layout (format ``aemg-token-corpus``, version 2)::
       plan.json          written first: tokenizer config, archive identity and the work groups; a
                          re-run with the same arguments resumes, other arguments are refused
       shards/000000/     one shard per (dataset, subject, session) group of the archive, written to
-                         shards/.000000.tmp/ and renamed when complete:
+                         shards/.000000.tmp/ and renamed when complete (a resumed run skips it
+                         only when shard.json's group and checksums match, else redoes it):
                            payload.npy (N, C, L) float32,
                            tokens.npy  (N,) structured: energy (C,) float32, onset_in_event_s,
                                        onset_in_trial_s, duration_s float32, event_index int32,
@@ -15,6 +16,8 @@ Layout (format ``aemg-token-corpus``, version 2)::
                            sentences.json   [{key, dataset, subject, session, trial, label, device,
                                               offset, n_tokens, n_events, n_samples, events,
                                               noise, calibration}]
+                           shard.json  {"group": [dataset, subject, session],
+                                        "files": {name: {"bytes", "sha256"}}}
                          (version 1: one .npy per field, still read)
       sentences.jsonl    the index of every non-empty sentence, in archive order, with its ``shard``
       corpus.json        written last (its presence means complete): format, version, tokenizer
@@ -46,7 +49,7 @@ import numpy as np
 from .. import backends
 from .._pool import WorkerPool
 from .._version import __version__
-from .._io import atomic_write, check_format, read_json
+from .._io import atomic_write, check_format, digest_problem, file_digest, read_json
 from ..errors import ConfigError, DataError
 from .tokens import (_DTYPES, _TOKEN_FIELDS, Sentence, TokenizerConfig, _extract_into, extract_tokens,
                      is_rest_class, plan_sentences, token_times)
@@ -442,10 +445,65 @@ def _tokenize_group(archive_path: str, rows: list[int], config_dict: dict, shard
         table[name] = np.concatenate(parts[name])  # one part per batch, at least one batch
     np.save(tmp / "tokens.npy", table)
     (tmp / "sentences.json").write_text(_dumps(meta, separators=(",", ":")))
+    write_shard_record(tmp, [first["dataset"], str(first["subject"]), str(first["session"])])
     os.replace(tmp, final)
     # the parent gets the index lines and counts, not the metadata (less to pickle in its thread)
     return {"samples": samples, "n_recordings": len(rows), "lines": _index_lines(meta, final.name),
             "summary": _shard_summary(meta, final)}
+
+
+#: per shard folder: its group and the size and checksum of each of its files (version-2 shards)
+SHARD_RECORD = "shard.json"
+_SHARD_FILES = ("payload.npy", "tokens.npy", "sentences.json")
+
+
+def write_shard_record(folder: Path, group: list[str]) -> None:
+    """Write ``folder/shard.json``: the group (dataset, subject, session) and every file's size and
+    sha256, so that a resumed run (and ``aemg verify``) can tell a shard it may skip."""
+    files = {}
+    for name in _SHARD_FILES:
+        size, sha = file_digest(folder / name)
+        files[name] = {"bytes": size, "sha256": sha}
+    (folder / SHARD_RECORD).write_text(_dumps({"group": list(group), "files": files}) + "\n")
+
+
+def shard_problem(folder: Path, group: Sequence[str]) -> str | None:
+    """What is wrong with a finished shard folder of group ``group`` (None: it may be skipped).
+    Without a shard.json (corpora made before it) only the files' presence is checked."""
+    record = folder / SHARD_RECORD
+    if not record.is_file():
+        missing = [name for name in _SHARD_FILES if not (folder / name).is_file()]
+        return f"missing {', '.join(missing)}" if missing else None
+    try:
+        meta = read_json(record)
+        files, stored = meta["files"], meta["group"]
+    except (DataError, KeyError, TypeError) as exc:
+        return f"unreadable {SHARD_RECORD} ({exc})"
+    if list(stored) != list(group):
+        return f"holds group {'/'.join(stored)}, the plan says {'/'.join(group)} (shard folders swapped?)"
+    for name, want in files.items():
+        problem = digest_problem(folder / name, want)
+        if problem is not None:
+            return f"{name}: {problem}"
+    return None
+
+
+def verify_shards(out: Path, groups: Sequence[Sequence], names: Sequence[str], *, remove: bool = False) -> list[str]:
+    """``"folder: problem"`` for each finished shard of ``out`` that fails :func:`shard_problem`;
+    with ``remove`` the bad ones are deleted (and the corpus marked incomplete) so they are redone."""
+    import logging
+    problems = []
+    for k, name in enumerate(names):
+        folder = out / SHARDS / name
+        if folder.is_dir():
+            problem = shard_problem(folder, [str(v) for v in groups[k][:3]])
+            if problem is not None:
+                problems.append(f"{folder}: {problem}")
+                if remove:
+                    logging.getLogger("aemg.tokenize").warning("%s; tokenizing that group again", problems[-1])
+                    (out / CORPUS).unlink(missing_ok=True)
+                    shutil.rmtree(folder)
+    return problems
 
 
 def _shard_summary(meta: list[dict[str, Any]], where) -> dict[str, Any]:
@@ -597,6 +655,7 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
     for name in names if staged is not None else ():
         if (Path(staged) / name).is_dir() and not (shard_dir / name).exists():
             os.replace(Path(staged) / name, shard_dir / name)
+    verify_shards(out, plan["groups"], names, remove=True)  # a damaged shard is done again
     todo = [k for k in range(len(groups)) if not (shard_dir / names[k]).is_dir()]
     total = sum(rows[i]["n_samples"] * rows[i]["n_channels"] for k in todo for i in groups[k])
     if workers is None:
@@ -926,3 +985,31 @@ class ConcatCorpus(_CorpusBase):
 def open_corpus(path: str | os.PathLike) -> TokenCorpus:
     """Open a token corpus folder (see :class:`TokenCorpus`); DataError if missing, corrupt or empty."""
     return TokenCorpus(path)
+
+
+def verify_corpus(path: str | os.PathLike) -> tuple[list[str], str]:
+    """Check a token corpus folder completely: ``(problems, summary)``, one line per problem:
+    completeness, every shard against its shard.json (group, sizes, checksums), and that every
+    sentence of the index lies inside its shard. DataError when ``path`` is not a corpus."""
+    path = Path(path)
+    if not (path / PLAN).is_file():
+        raise DataError(path, f"not a token corpus (no {PLAN})")
+    plan = read_json(path / PLAN)
+    groups = plan.get("groups") or []
+    names = [f"{k:06d}" for k in range(len(groups))]
+    problems = verify_shards(path, groups, names)
+    missing = [n for n in names if not (path / SHARDS / n).is_dir()]
+    if not (path / CORPUS).is_file():
+        problems.insert(0, f"{path}: incomplete ({len(groups) - len(missing)} of {len(groups)} shards; re-run "
+                           "the same `aemg tokenize` command to finish it)")
+    else:
+        problems.extend(f"{path / SHARDS / n}: missing" for n in missing)
+        if not problems:
+            try:
+                corpus = TokenCorpus(path)
+                for i in range(corpus.n_sentences):
+                    corpus._tokens(i)
+            except DataError as exc:
+                problems.append(str(exc))
+    summary = f"{path}: token corpus of {len(groups)} group(s), {len(groups) - len(missing)} shard(s) checked"
+    return problems, summary

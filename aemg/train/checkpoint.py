@@ -266,3 +266,49 @@ def check_same_run(where: str | os.PathLike, saved: PretrainConfig, wanted: Pret
         raise ConfigError(f"{where}: --resume with arguments other than the run's ({'; '.join(lines)}); "
                           "resume with the run's own arguments (any left out are taken from the run), "
                           "or start a new run in another folder")
+
+
+def verify_run(path: str | os.PathLike) -> tuple[list[str], str]:
+    """Check a pre-training run folder: ``(problems, summary)``, one line per problem: config.json
+    and log.csv readable, latest.json pointing at a checkpoint, every checkpoint loading with the
+    sizes it recorded. DataError when ``path`` is not a run."""
+    import csv
+
+    path = Path(path)
+    if not ((path / LATEST).is_file() or (path / "config.json").is_file()):
+        raise DataError(path, f"not a pre-training run (no {LATEST} nor config.json)")
+    problems = []
+    for name in ("config.json", LATEST):
+        try:
+            json.loads((path / name).read_text())
+        except FileNotFoundError:
+            problems.append(f"{path / name}: missing" + (" (no checkpoint written yet)" if name == LATEST else ""))
+        except (ValueError, UnicodeDecodeError) as exc:
+            problems.append(f"{path / name}: corrupt JSON ({exc})")
+    try:
+        with open(path / "log.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except FileNotFoundError:
+        rows = []
+        problems.append(f"{path / 'log.csv'}: missing")
+    except (csv.Error, UnicodeDecodeError) as exc:
+        rows = []
+        problems.append(f"{path / 'log.csv'}: unreadable ({exc})")
+    folders = sorted(p for p in (path / "checkpoints").iterdir() if not p.name.startswith(".")) \
+        if (path / "checkpoints").is_dir() else []
+    latest = None
+    for ck in folders:
+        try:
+            latest = load_checkpoint(ck)
+        except DataError as exc:
+            problems.append(str(exc))
+    if (path / LATEST).is_file():
+        try:
+            target = resolve(path)
+            if not target.is_dir():
+                problems.append(f"{path / LATEST}: points to {target}, which does not exist")
+        except DataError as exc:
+            problems.append(str(exc))
+    where = f"stage {latest.state.get('stage')} step {latest.state.get('step')}" if latest else "no checkpoint"
+    summary = f"{path}: run with {len(folders)} checkpoint(s) loaded and checked ({where}), {len(rows)} log row(s)"
+    return problems, summary
