@@ -339,7 +339,8 @@ def _hann(n: int) -> np.ndarray:
     return w
 
 
-def welch_channel_sum(x: np.ndarray, rate: float, nper: int) -> tuple[np.ndarray, np.ndarray]:
+def welch_channel_sum(x: np.ndarray, rate: float, nper: int,
+                      bins: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
     """Welch PSD summed over channels: ``signal.welch(x, rate, nperseg=nper)`` (periodic Hann,
     half-overlapping segments, per-segment mean removed, density scaling, one-sided) then
     ``.sum(axis=0)``, without SciPy's per-call set-up (equal to it within float64 rounding).
@@ -351,21 +352,26 @@ def welch_channel_sum(x: np.ndarray, rate: float, nper: int) -> tuple[np.ndarray
         Hz.
     nper : int
         Segment length, samples.
+    bins : slice
+        Frequency bins wanted (each is computed exactly as with all of them).
 
     Returns
     -------
-    f : np.ndarray, shape (nper // 2 + 1,), Hz
+    f : np.ndarray, shape (nper // 2 + 1,)[bins], Hz
     p : np.ndarray, same shape, power density summed over channels
     """
     win = _hann(nper)
     step = nper - nper // 2
     n_seg = (x.shape[1] - nper) // step + 1
     seg = np.lib.stride_tricks.sliding_window_view(x, nper, axis=-1)[:, ::step][:, :n_seg]
-    seg = (seg - seg.mean(axis=-1, keepdims=True)) * win
-    spec = np.fft.rfft(seg, axis=-1)
+    seg = seg - seg.mean(axis=-1, keepdims=True)
+    seg *= win
+    spec = np.fft.rfft(seg, axis=-1)[..., bins]
     p = (spec.real ** 2 + spec.imag ** 2).mean(axis=1).sum(axis=0) / (rate * float(win @ win))
-    p[1: (nper + 1) // 2] *= 2.0  # one-sided: every bin but DC (and Nyquist for even nper)
-    return np.fft.rfftfreq(nper, 1.0 / rate), p
+    f = np.fft.rfftfreq(nper, 1.0 / rate)
+    one_sided = np.ones(f.size)
+    one_sided[1: (nper + 1) // 2] = 2.0  # every bin but DC (and Nyquist for even nper)
+    return f[bins], p * one_sided[bins]
 
 
 def detect_line_frequency(x, rate: float, candidates: Sequence[float] = (50.0, 60.0), *,
@@ -382,7 +388,12 @@ def detect_line_frequency(x, rate: float, candidates: Sequence[float] = (50.0, 6
     nper = min(x.shape[1], int(2 * rate))
     if nper < 16:
         return None
-    f, p = welch_channel_sum(x, rate, nper)
+    # only the bins within 8 Hz of a candidate are looked at: compute just those
+    df = rate / nper
+    lo_f = min(candidates, default=0.0) - 8.0
+    hi_f = max(candidates, default=0.0) + 8.0
+    bins = slice(max(0, int(math.floor(lo_f / df)) - 1), int(math.ceil(hi_f / df)) + 2)
+    f, p = welch_channel_sum(x, rate, nper, bins)
     best, best_ratio = None, min_ratio
     for f0 in candidates:
         if f0 + 8 >= rate / 2:
@@ -631,10 +642,12 @@ def amplitude_gain(space: StandardSpace, *, scale: float | None = None,
 def _unscaled(rec: Recording, space: StandardSpace) -> tuple[np.ndarray, np.ndarray | None, dict]:
     """Rectified samples (channels, T') float64 before the amplitude gain, labels, provenance."""
     where = rec.source or rec.key
-    x = rec.data.astype(np.float64)
     rate_in = rec.rate
     W = topology_matrix(rec.device, space.channels)
     map_first = W.shape[0] < W.shape[1]
+    # the compiled resampler and filter read float32 as it is (widening is exact); the topology
+    # product and the irregular path need float64 first
+    x = rec.data if rec.times is None and not map_first else rec.data.astype(np.float64)
     if map_first:
         x = W @ x
     labels = rec.labels
