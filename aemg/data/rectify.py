@@ -112,8 +112,8 @@ class StandardSpace:
             raise ConfigError(f"standard space: floor_percentile must be in [0, 100], got {self.floor_percentile}")
 
     def to_dict(self) -> dict:
-        """JSON-serialisable form (inverse: :meth:`from_dict`)."""
-        d = asdict(self)
+        """JSON-serialisable form (inverse: :meth:`from_dict`); a new dict each call."""
+        d = dict(_space_fields(self))
         d["band"], d["notch"] = list(self.band), list(self.notch)
         return d
 
@@ -128,6 +128,11 @@ class StandardSpace:
     @property
     def device(self) -> Device:
         return standard_device(self.channels)
+
+
+@lru_cache(maxsize=32)
+def _space_fields(space: StandardSpace) -> dict:
+    return asdict(space)  # only scalars and tuples: the caller's shallow copy is safe
 
 
 def standard_device(n: int = 16) -> Device:
@@ -157,12 +162,6 @@ def _check_rate(rate, where: str = "rate") -> float:
     if not (math.isfinite(rate) and rate > 0):
         raise DataError(where, f"sampling rate must be a positive number of Hz, got {rate!r}")
     return rate
-
-
-def _padlen(sos: np.ndarray, n: int) -> int:
-    """SciPy's default ``sosfiltfilt`` padding (3 x the taps), at most ``n - 1`` samples."""
-    ntaps = 2 * sos.shape[0] + 1 - min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum()))
-    return max(0, min(3 * ntaps, n - 1))
 
 
 def sosfiltfilt_reference(sos: np.ndarray, x: np.ndarray, padlen: int, zi: np.ndarray | None = None,
@@ -212,14 +211,21 @@ backends.register("sosfiltfilt", "cython", _load_sosfiltfilt_cython, priority=20
 
 def _sos_zi(sos: np.ndarray) -> np.ndarray:
     """``sosfilt_zi(sos).ravel()`` (the step-response initial state of each section), cached."""
-    return _sos_zi_cached(np.ascontiguousarray(sos, dtype=np.float64).tobytes())
+    return _sos_design(sos)[0]
+
+
+def _sos_design(sos: np.ndarray) -> tuple[np.ndarray, int]:
+    """(``sosfilt_zi(sos).ravel()``, SciPy's tap count for the default padding), cached by value."""
+    return _sos_design_cached(np.ascontiguousarray(sos, dtype=np.float64).tobytes())
 
 
 @lru_cache(maxsize=256)
-def _sos_zi_cached(key: bytes) -> np.ndarray:
-    zi = signal.sosfilt_zi(np.frombuffer(key, dtype=np.float64).reshape(-1, 6)).ravel()
+def _sos_design_cached(key: bytes) -> tuple[np.ndarray, int]:
+    sos = np.frombuffer(key, dtype=np.float64).reshape(-1, 6)
+    zi = signal.sosfilt_zi(sos).ravel()
     zi.setflags(write=False)
-    return zi
+    ntaps = 2 * sos.shape[0] + 1 - min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum()))
+    return zi, ntaps
 
 
 def zero_phase(sos: np.ndarray, x, *, dtype=np.float64, backend: str | None = None) -> np.ndarray:
@@ -239,7 +245,8 @@ def zero_phase(sos: np.ndarray, x, *, dtype=np.float64, backend: str | None = No
     if x.shape[1] == 0 or sos.shape[0] == 0:
         return x.astype(dtype)
     impl = backends.get("sosfiltfilt", backend)
-    return impl(sos, x, _padlen(sos, x.shape[1]), _sos_zi(sos), dtype)
+    zi, ntaps = _sos_design(sos)
+    return impl(sos, x, max(0, min(3 * ntaps, x.shape[1] - 1)), zi, dtype)
 
 
 def _filtfilt(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -368,10 +375,25 @@ def welch_channel_sum(x: np.ndarray, rate: float, nper: int,
     seg *= win
     spec = np.fft.rfft(seg, axis=-1)[..., bins]
     p = (spec.real ** 2 + spec.imag ** 2).mean(axis=1).sum(axis=0) / (rate * float(win @ win))
-    f = np.fft.rfftfreq(nper, 1.0 / rate)
+    f = _rfftfreq(nper, float(rate))
     one_sided = np.ones(f.size)
     one_sided[1: (nper + 1) // 2] = 2.0  # every bin but DC (and Nyquist for even nper)
     return f[bins], p * one_sided[bins]
+
+
+def _median(v: np.ndarray) -> float:
+    """``np.median`` of a small 1-D array (same value: the middle one, or the mean of the two
+    middle ones computed as ``(a + b) / 2``), without its per-call overhead."""
+    s = np.sort(v)
+    n = s.size
+    return float(s[n // 2]) if n % 2 else float((s[n // 2 - 1] + s[n // 2]) / 2.0)
+
+
+@lru_cache(maxsize=32)
+def _rfftfreq(nper: int, rate: float) -> np.ndarray:
+    f = np.fft.rfftfreq(nper, 1.0 / rate)
+    f.setflags(write=False)
+    return f
 
 
 def detect_line_frequency(x, rate: float, candidates: Sequence[float] = (50.0, 60.0), *,
@@ -402,7 +424,7 @@ def detect_line_frequency(x, rate: float, candidates: Sequence[float] = (50.0, 6
         side = p[(np.abs(f - f0) >= 3.0) & (np.abs(f - f0) <= 8.0)]
         if peak.size == 0 or side.size == 0:
             continue
-        ratio = peak.max() / max(np.median(side), 1e-300)
+        ratio = peak.max() / max(_median(side), 1e-300)
         if ratio >= best_ratio:
             best, best_ratio = float(f0), ratio
     return best
