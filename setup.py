@@ -43,4 +43,6 @@ def extensions():
 
 
 setup(packages=packages, package_dir=package_dir, ext_modules=extensions(),
-      package_data={"aemg": ["py.typed"]}, zip_safe=False)
+      package_data={"aemg": ["py.typed"],
+                    "aemg.weights": ["index.json", "*/*.safetensors", "*/*.json", "*/*.md"]},
+      zip_safe=False)

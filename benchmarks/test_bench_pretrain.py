@@ -87,3 +87,54 @@ def test_pretrain_step_cuda(name, stage, quick):
     harness.record(SUITE, device=torch.cuda.get_device_name(), preset=name, stage=stage, tokens=tokens,
                    ms_per_step=1e3 * t, tokens_per_s=tokens / t)
     assert all(v == v for v in losses)
+
+
+_ALLOC_CHILD = r"""
+import json, os, sys, time, torch
+torch.set_num_threads(1)
+from aemg.model import preset
+from aemg.train import pretrain, synthetic_corpus
+from dataclasses import replace
+steps, out = int(sys.argv[1]), sys.argv[2]
+cfg = preset("tiny")
+corpus = synthetic_corpus(64, n_channels=16, token_len=cfg.model.token_len, tokens=(10, 30), seed=0)
+cfg = replace(cfg, train=replace(cfg.train, stage1_steps=steps, stage2_steps=steps, vq_warmup_steps=2,
+                                 kmeans_batches=2, checkpoint_every=10 ** 6, log_every=10 ** 6))
+t0, w0 = os.times(), time.perf_counter()
+r = pretrain(corpus, out, cfg, progress=False, device="cpu")
+t1, w1 = os.times(), time.perf_counter()
+print(json.dumps({"user": t1.user - t0.user, "sys": t1.system - t0.system, "wall": w1 - w0,
+                  "tokens": r.history[-1]["tokens"] + r.final[1]["tokens"]}))
+"""
+
+
+def test_pretrain_cpu_allocator(tmp_path, quick):
+    """Whole tiny pre-training runs (both stages) in a child process with glibc's default malloc
+    behaviour (AEMG_KEEP_FREED_MEMORY=0) and with aemg.train.allocator's setting, interleaved:
+    tokens/s and the share of CPU time spent in the kernel. Guards: the kernel share drops and
+    throughput does not fall. Full mode only (four child processes: minutes on a shared 2-core box)."""
+    if quick:
+        pytest.skip("full mode only: whole pre-training runs in child processes")
+    import json
+    import os
+    import subprocess
+    import sys
+
+    steps = 40
+    rows = {"default malloc": [], "keep freed memory": []}
+    for r in range(2):
+        for name, flag in (("default malloc", "0"), ("keep freed memory", "1")):
+            env = dict(os.environ, AEMG_KEEP_FREED_MEMORY=flag, OMP_NUM_THREADS="1")
+            out = subprocess.run([sys.executable, "-c", _ALLOC_CHILD, str(steps), str(tmp_path / f"{name}{r}")],
+                                 env=env, capture_output=True, text=True, check=True)
+            rows[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    summary = {}
+    for name, runs in rows.items():
+        best = min(runs, key=lambda x: x["wall"])
+        share = best["sys"] / max(best["user"] + best["sys"], 1e-9)
+        summary[name] = (best["tokens"] / best["wall"], share)
+        harness.record(SUITE, device="cpu (1 thread)", preset="tiny", stage="both (whole run)", malloc=name,
+                       tokens=best["tokens"], tokens_per_s=summary[name][0], sys_share=share)
+    (before, share_before), (after, share_after) = summary["default malloc"], summary["keep freed memory"]
+    assert share_after < share_before, summary
+    assert after >= 0.9 * before, summary

@@ -117,7 +117,11 @@ class Checkpoint:
 
 
 def resolve(path: str | os.PathLike) -> Path:
-    """The checkpoint folder for a run folder (its latest checkpoint) or a checkpoint folder."""
+    """The checkpoint folder for a run folder (its latest checkpoint), a checkpoint folder, or the
+    name of shipped weights (``aemg-tiny``: :mod:`aemg.weights`, digests verified)."""
+    from ..weights import is_shipped, shipped_path
+    if is_shipped(path):
+        return shipped_path(path)
     path = Path(path)
     if (path / STATE_FILE).is_file():
         return path
