@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 
 
 def fsync_dir(path: str | os.PathLike) -> None:
@@ -165,3 +165,110 @@ def save_figure(fig, path: str | os.PathLike, **kw) -> Path:
     path = Path(path)
     atomic_write(path, figure_png(fig, **kw))
     return path
+
+
+# -- one writer per output folder ---------------------------------------------------------------
+#: the lock file of a folder being written (holds the writer's PID and command; removed at the end)
+LOCK = ".aemg.lock"
+
+
+def folder_entries(folder: str | os.PathLike) -> list[Path]:
+    """The entries of ``folder`` other than its :data:`LOCK` file."""
+    return [p for p in Path(folder).iterdir() if p.name != LOCK]
+
+
+class FolderLock:
+    """An exclusive lock on an output folder while one process writes it (``with FolderLock(out):``).
+
+    ``fcntl.flock`` on ``OUT/.aemg.lock``, taken without waiting: a second writer (another
+    ``aemg rectify``, ``tokenize`` or ``pretrain`` into the same folder, on this machine or any
+    sharing a filesystem with working flock) gets a ConfigError naming the holder's PID and command,
+    before it reads or deletes anything. The kernel drops the lock when the holder dies (even by
+    ``kill -9``), so a stale file never blocks. The folder is created if missing (and removed again
+    on exit when it is still empty); a path that exists and is not a folder is left for the caller
+    to report.
+    """
+
+    def __init__(self, folder: str | os.PathLike, what: str = "folder"):
+        self.folder, self.what = Path(folder), what
+        self.fd: int | None = None
+        self.created = False
+
+    def __enter__(self) -> "FolderLock":
+        import fcntl
+        import sys
+        import time
+
+        if self.folder.exists() and not self.folder.is_dir():
+            return self
+        if not self.folder.exists():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.created = True
+        path = self.folder / LOCK
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = _read_holder(fd)
+                os.close(fd)
+                self._undo()
+                raise ConfigError(f"{self.folder}: another aemg process is writing this {self.what} ({holder}); "
+                                  "wait for it to finish or stop it, or choose another output folder") from None
+            try:  # the file we locked must still be the one at the path (not one a releaser unlinked)
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        info = {"pid": os.getpid(), "command": " ".join(sys.argv), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+        os.write(fd, (json.dumps(info) + "\n").encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            try:
+                os.unlink(self.folder / LOCK)
+            except FileNotFoundError:
+                pass
+            os.close(self.fd)
+            self.fd = None
+        self._undo()
+
+    def _undo(self) -> None:
+        if self.created:
+            try:
+                self.folder.rmdir()  # only when still empty
+            except OSError:
+                pass
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        return f"PID {info['pid']}: {info.get('command', '?')}, since {info.get('since', '?')}"
+    except (OSError, ValueError, KeyError):
+        return "PID unknown"
+
+
+def locks_folder(arg: str, what: str):
+    """Decorator: the function holds a :class:`FolderLock` on its folder argument ``arg`` while it
+    runs (in DDP runs, only the process of rank 0 writes and locks)."""
+    import functools
+    import inspect
+
+    def wrap(fn):
+        sig = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def locked(*args, **kwargs):
+            folder = sig.bind(*args, **kwargs).arguments[arg]
+            if int(os.environ.get("RANK", "0")) != 0:
+                return fn(*args, **kwargs)
+            with FolderLock(folder, what):
+                return fn(*args, **kwargs)
+        return locked
+    return wrap

@@ -86,7 +86,7 @@ SLOW_TOKENIZE = """
         print("group", flush=True)
         return slow(*a, **k)
     c._tokenize_group = group
-    c.tokenize_archive.__kwdefaults__["min_samples_per_worker"] = 0
+    getattr(c.tokenize_archive, "__wrapped__", c.tokenize_archive).__kwdefaults__["min_samples_per_worker"] = 0
     sys.exit(main(["tokenize", sys.argv[1], sys.argv[2], "--workers", "2", "--no-progress"]))
 """
 

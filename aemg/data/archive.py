@@ -56,7 +56,8 @@ import h5py
 import numpy as np
 
 from .._version import __version__
-from .._io import atomic_write, check_format, digest_problem, file_digest, fsync_dir, fsync_file, read_json
+from .._io import (atomic_write, check_format, digest_problem, file_digest, folder_entries, fsync_dir, fsync_file,
+                   read_json)
 from ..errors import ConfigError, DataError
 from .devices import device_from_dict
 from .recording import Recording
@@ -375,7 +376,7 @@ class ArchiveWriter:
             self.manifest = stored
             self.resumed = True
         else:
-            if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            if self.path.exists() and (not self.path.is_dir() or folder_entries(self.path)):
                 raise ConfigError(f"{self.path}: exists and is not an aemg archive (no {MANIFEST}); "
                                   "refusing to write into it")
             self.shard_dir.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from .._io import folder_entries, locks_folder
 from .._pool import WorkerPool, submit_bounded
 from ..errors import AemgError, ConfigError, DataError, shorten
 from .archive import DEFAULT_SHARD_BYTES, MANIFEST, ArchiveWriter, _read_json
@@ -239,11 +240,12 @@ def _resolve_reader(reader, root, reader_options):
 def _stored_manifest(out: Path) -> dict | None:
     if (out / MANIFEST).is_file():
         return _read_json(out / MANIFEST)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and (not out.is_dir() or folder_entries(out)):
         raise ConfigError(f"{out}: exists and is not an aemg archive (no {MANIFEST}); refusing to write into it")
     return None
 
 
+@locks_folder("out", "archive")
 def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | os.PathLike | None = None,
                     reader_options: dict[str, Any] | None = None, workers: int | None = None,
                     on_error: str = "skip", progress: bool = True,

@@ -49,7 +49,7 @@ import numpy as np
 from .. import backends
 from .._pool import WorkerPool
 from .._version import __version__
-from .._io import atomic_write, check_format, digest_problem, file_digest, read_json
+from .._io import atomic_write, check_format, digest_problem, file_digest, folder_entries, locks_folder, read_json
 from ..errors import ConfigError, DataError
 from .tokens import (_DTYPES, _TOKEN_FIELDS, Sentence, TokenizerConfig, _extract_into, extract_tokens,
                      is_rest_class, plan_sentences, token_times)
@@ -579,6 +579,7 @@ def check_token_length(rows: Sequence[dict[str, Any]], token_len: int, config: T
             len(rows), config.token_s)
 
 
+@locks_folder("out", "token corpus")
 def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
                      config: TokenizerConfig = TokenizerConfig(), *, workers: int | None = None,
                      progress: bool = True, backend: str | None = None,
@@ -642,7 +643,7 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
                               f"archive ({'; '.join(diffs)}); re-run with the same arguments to resume, or "
                               "choose another folder")
     else:
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if out.exists() and (not out.is_dir() or folder_entries(out)):
             raise ConfigError(f"{out}: exists and is not a token corpus (no {PLAN}); refusing to write into it")
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / PLAN, plan_text)

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .._io import atomic_write
+from .._io import atomic_write, folder_entries, locks_folder
 from ..errors import AemgError, ConfigError
 from ..model import AEMG
 from ..model.config import PretrainConfig, preset
@@ -116,6 +116,7 @@ def _tensorboard(run_dir: Path):
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
+@locks_folder("out", "run")
 def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str | None = "tiny", *,
              stage: str | int | None = "both", steps: int | None = None, batch_size: int | None = None,
              seed: int | None = 0, resume: bool = False, device: str | None = None, progress: bool = True,
@@ -190,7 +191,7 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
     elif resume:
         log.info("%s: the run stopped before its first checkpoint; starting it again from step 0", run_dir)
         resume = False
-    elif run_dir.is_dir() and any(run_dir.iterdir()):
+    elif run_dir.is_dir() and folder_entries(run_dir):
         raise ConfigError(f"{run_dir}: exists and holds no checkpoint (a run that stopped before its first "
                           "one, or other files); pass --resume to start that run again from step 0, or "
                           "choose another output folder")
