@@ -89,6 +89,8 @@ def save_checkpoint(run_dir: str | os.PathLike, model: torch.nn.Module, optimize
         trainer = {"state": state, "optimizer": opt_rest, "config": config.to_dict(),
                    "sizes": {f: (tmp / f).stat().st_size for f in (MODEL_FILE, OPTIM_FILE)}}
         write_json_atomic(tmp / STATE_FILE, trainer)
+        for f in (MODEL_FILE, OPTIM_FILE):  # safetensors writes them 0600 whatever the umask
+            honour_umask(tmp / f)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
