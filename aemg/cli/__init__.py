@@ -33,6 +33,10 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # noqa: D401 - argparse's hook
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def format_help(self) -> str:
+        """The help text without the RST markup of the docstrings it is taken from."""
+        return super().format_help().replace("``", "").replace("`", "'")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="aemg", description=__doc__.splitlines()[0])

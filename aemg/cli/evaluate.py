@@ -2,6 +2,7 @@
 unlabelled, fewshot) and the intra-subject reference, and its report."""
 from __future__ import annotations
 
+import argparse
 import json
 
 from ..errors import ConfigError
@@ -25,6 +26,19 @@ def _names(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
 
+class _ListMethods(argparse.Action):
+    """``--list-methods``: print every registered method name and exit (like ``--version``)."""
+
+    def __init__(self, option_strings, dest, **kw):
+        super().__init__(option_strings, dest, nargs=0, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from ..eval import aemg_methods  # noqa: F401 - registers the AEMG methods
+        from ..eval.baselines import list_methods
+        print("\n".join(list_methods()))
+        parser.exit(0)
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "evaluate", help="evaluate methods under adaptation regimes (none / rest / online / unlabelled / "
@@ -37,6 +51,7 @@ def register(subparsers) -> None:
                     "earlier trials, unlabelled), unlabelled (all its trials, unlabelled), fewshot (a "
                     "labelled share); each method runs under the requested regimes it supports.")
     p.add_argument("source", help="archive folder, reader name, or reader:folder")
+    p.add_argument("--list-methods", action=_ListMethods, help="print the method names and exit")
     p.add_argument("--out", required=True, help="report folder (created)")
     p.add_argument("--methods", default="lda,lda-log,lda-log-subjnorm",
                    help="comma-separated methods (see --list-methods); default %(default)s")

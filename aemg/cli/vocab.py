@@ -1,5 +1,5 @@
-"""``aemg vocab RUN --corpus C [C ...] --out vocab.png``: the learned contraction prototypes and how
-often each is used per dataset/device."""
+"""``aemg vocab RUN --corpus C [C ...] --out vocab.png``: the learned contraction prototypes and how often
+each is used per dataset/device."""
 from __future__ import annotations
 
 import argparse
@@ -12,7 +12,7 @@ from ._common import positive_int, torch_device
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("vocab", help="plot the stage-1 codebook: prototypes and usage per dataset/device",
-                              description=__doc__.splitlines()[0])
+                              description=" ".join(__doc__.split()))
     p.add_argument("run", help="run folder or checkpoint folder")
     p.add_argument("--corpus", nargs="+", required=True, help="token corpus folder(s) to count code usage on")
     p.add_argument("--out", required=True, help="PNG file to write")

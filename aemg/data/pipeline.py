@@ -114,6 +114,8 @@ def _source_path(reader, source: str) -> str:
     return str(Path(root) / source) if root is not None else source
 
 
+#: fewest samples a recording needs to be rectified (a 1-sample file is a broken export)
+MIN_SAMPLES = 2
 #: a time column may span at most this many times the duration its samples have at the nominal
 #: rate (plus :data:`TIME_SLACK_S`); beyond, resampling it would allocate for the gaps
 MAX_TIME_STRETCH = 4.0
@@ -148,6 +150,9 @@ def _read_checked(reader, source: str, space, scale: float | None) -> tuple[list
     path = _source_path(reader, source)
     raw = list(reader.read(source))
     for rec in raw:
+        if rec.n_samples < MIN_SAMPLES:
+            raise DataError(path, f"{rec.key}: {rec.n_samples} sample(s), too short to rectify (at least "
+                                  f"{MIN_SAMPLES})")
         check_time_span(rec, path)
     return raw, [rectify(rec, space, amplitude_scale=scale) for rec in raw], sum(r.n_samples for r in raw)
 

@@ -91,6 +91,8 @@ class Recording:
                                    f"sample {bad[1]} (t = {bad[1] / float(self.rate):.3f} s)"
                             if self.rate and self.rate > 0 else "non-finite sample (NaN or inf)")
         self.data = data
+        if isinstance(self.rate, bool) or not isinstance(self.rate, (int, float, np.integer, np.floating)):
+            raise DataError(where, f"sampling rate must be a positive number of Hz, got {self.rate!r}")
         if not (np.isfinite(self.rate) and self.rate > 0):
             raise DataError(where, f"sampling rate must be a positive number of Hz, got {self.rate!r}")
         self.rate = float(self.rate)
@@ -109,6 +111,9 @@ class Recording:
                 raise DataError(where, f"label {self.labels.min()} is negative (only {UNLABELLED} "
                                        "= unlabelled is allowed)")
         if self.label is not None:
+            if isinstance(self.label, bool) or not isinstance(self.label, (int, float, np.integer, np.floating)) \
+                    or not float(self.label).is_integer():
+                raise DataError(where, f"trial label must be an integer class id, got {self.label!r}")
             self.label = int(self.label)
             if self.label < 0:
                 raise DataError(where, f"trial label must be >= 0, got {self.label}")

@@ -156,7 +156,8 @@ class Reader(abc.ABC):
     def glob(self, pattern: str, name: re.Pattern | None = None) -> list[str]:
         """Files under :attr:`root` matching a glob ``pattern`` (and, when given, whose file name
         fully matches the regular expression ``name``), as naturally sorted relative POSIX paths."""
-        found = [p for p in self.root.glob(pattern) if p.is_file()]
+        found = [p for p in (_glob_following_links(self.root, pattern) if "**" in pattern else self.root.glob(pattern))
+                 if p.is_file()]
         if name is not None:
             found = [p for p in found if name.fullmatch(p.name)]
         return sorted((p.relative_to(self.root).as_posix() for p in found), key=natural_key)
@@ -171,6 +172,32 @@ class Reader(abc.ABC):
             return Recording(data=data, source=source, **fields)
         except DataError as exc:
             raise DataError(self.path(source) if self.root is not None else source, exc.problem) from None
+
+
+def _glob_following_links(root: Path, pattern: str) -> list[Path]:
+    """``root.glob(pattern)`` for a pattern with ``**``, also descending into symlinked folders
+    (pathlib's ``**`` skips them before Python 3.13; a dataset folder of links is common). Each
+    real folder is visited once, so a link loop ends."""
+    parts = []
+    for i, seg in enumerate(pattern.split("/")):
+        if seg == "**":
+            parts.append("(?:[^/]+/)*")
+            continue
+        rx = "".join("[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c) for c in seg)
+        parts.append(rx + ("" if i == len(pattern.split("/")) - 1 else "/"))
+    regex = re.compile("".join(parts))
+    out, seen = [], set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        rel = Path(folder).relative_to(root).as_posix()
+        for f in files:
+            if regex.fullmatch(f if rel == "." else f"{rel}/{f}"):
+                out.append(Path(folder) / f)
+    return out
 
 
 def natural_key(text: str) -> list:
@@ -207,7 +234,7 @@ def read_text(path: str | os.PathLike) -> str:
     """Text of a (possibly gzipped) file; see :func:`read_bytes`."""
     raw = read_bytes(path)
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # an Excel export starts with a byte-order mark
     except UnicodeDecodeError:
         return raw.decode("latin-1")
 
@@ -270,7 +297,8 @@ def parse_table(text: str, path: str | os.PathLike, *, delimiter: str | None = N
             try:
                 float(field)
             except ValueError:
-                raise DataError(path, f"row {number}: {field.strip()!r} is not a number") from None
+                raise DataError(path, f"row {number}: {shorten(repr(field.strip()), SHORT_CHARS)} is not a "
+                                      "number") from None
         rows += 1
     if rows == 0:
         raise DataError(path, "no data rows" + (f" after {skip_rows} header row(s)" if skip_rows else ""))

@@ -165,14 +165,14 @@ class GenericReader(Reader):
                 raise DataError(path, f"cannot read .npy file ({exc})") from None
             if table.ndim != 2 or table.size == 0:
                 raise DataError(path, f"expected a non-empty 2-D array, got shape {table.shape}")
-            if not np.issubdtype(table.dtype, np.number):
-                raise DataError(path, f"expected numbers, got dtype {table.dtype}")
+            if not np.issubdtype(table.dtype, np.number) or np.iscomplexobj(table):
+                raise DataError(path, f"expected real numbers, got dtype {table.dtype}")
             table = table.astype(np.float64)
         else:
             delimiter = self.delimiter
             if delimiter is None and (name.endswith(".csv") or name.endswith(".csv.gz")):
                 delimiter = ","
-            text = raw.decode("utf-8", errors="replace")
+            text = raw.decode("utf-8-sig", errors="replace")  # an Excel export starts with a byte-order mark
             table = parse_table(text, path, delimiter=delimiter, skip_rows=self.skip_rows)
         return table.T if self.orientation == "channels" else table
 
