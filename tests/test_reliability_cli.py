@@ -33,12 +33,18 @@ def env(tmp_path_factory):
     tokenize_archive(root / "A", root / "C", workers=1, progress=False)
     cfg = dataclasses.replace(MICRO, model=dataclasses.replace(MICRO.model, max_tokens=256))
     pretrain(open_corpus(root / "C"), root / "R", cfg, steps=1, progress=False, device="cpu")
+
+    def stop(row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # RP: an unfinished run (stage 1 step 1 of 2)
+        pretrain(open_corpus(root / "C"), root / "RP", cfg, steps=2, progress=False, device="cpu", on_step=stop)
     (root / "SRC" / "P1").mkdir(parents=True)
     (root / "SRC" / "P1" / "gesture0_rep0.csv").write_text("1,2\n3,4\n" * 50)
     (root / "F").write_text("a file")
     (root / "D").mkdir()
     (root / "D" / "notes.txt").write_text("mine")
-    return {k: str(root / k) for k in ("A", "P", "C", "R", "SRC", "F", "D")} | {"T": str(root)}
+    return {k: str(root / k) for k in ("A", "P", "C", "R", "RP", "SRC", "F", "D")} | {"T": str(root)}
 
 
 # (arguments with {placeholders} from env, a fragment the one line must hold)
@@ -98,6 +104,7 @@ BAD = [
     ("pretrain {C} --out {F}/r", "F/r"),
     # embed
     ("embed {R} {A} --out {T}/e.npz --device tpu", "--device 'tpu'"),
+    ("embed {RP} {A} --out {T}/e.npz", "RP: the run is unfinished (its latest checkpoint is stage 1 step 1 of 2)"),
     ("embed {R} {A} --out {T}/e.npz --batch-size 0", "argument --batch-size: '0': must be >= 1"),
     ("embed {T}/missing {A} --out {T}/e.npz", "missing: no such run or checkpoint folder"),
     ("embed {R} {P} --out {T}/e.npz", "archive is incomplete"),
@@ -112,6 +119,7 @@ BAD = [
     ("plot-events {A} --out {T}/p.png --index -1", "argument --index: '-1': must be >= 0"),
     # vocab
     ("vocab {R} --corpus {C} --out {T}/v.png --top 0", "argument --top: '0': must be >= 1"),
+    ("vocab {RP} --corpus {C} --out {T}/v.png", "the run is unfinished"),
     ("vocab {R} --corpus {T}/missing --out {T}/v.png", "missing: token corpus folder not found"),
     ("vocab {R} --corpus {C} --out {T}/v.png --device tpu", "--device 'tpu'"),
     ("vocab {R} --corpus {C} --out {T}/nodir/v.png", "nodir: folder does not exist"),
@@ -208,3 +216,10 @@ def test_a_full_disk_is_one_line_and_keeps_what_was_committed(tmp_path, capsys, 
     finally:
         if mounted and subprocess.run(["umount", str(disk)], capture_output=True).returncode:
             subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_allow_partial_reads_what_is_there(env, tmp_path, capsys):
+    assert main(["embed", env["RP"], env["P"], "--out", str(tmp_path / "e.npz"), "--allow-partial",
+                 "--device", "cpu"]) == 0
+    assert (tmp_path / "e.npz").is_file()
+    assert main(["plot-events", env["P"], "--out", str(tmp_path / "p.png"), "--allow-partial"]) == 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_common_options, positive_int, torch_device
+from ._common import positive_int, torch_device
 
 
 def register(subparsers) -> None:
@@ -16,12 +16,17 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help=".npz file to write")
     p.add_argument("--batch-size", type=positive_int, default=64, help="sentences per forward pass (default 64)")
     p.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
-    add_common_options(p, allow_partial=True)
+    p.add_argument("--allow-partial", action="store_true",
+                   help="also use an unfinished run's latest checkpoint, or an incomplete archive")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..embed import embed
+    from ..train.checkpoint import check_run_finished
+
+    if not args.allow_partial:
+        check_run_finished(args.run)
 
     e = embed(args.run, args.data, device=torch_device(args.device), batch_size=args.batch_size,
               allow_partial=args.allow_partial)

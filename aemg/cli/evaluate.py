@@ -84,6 +84,8 @@ def register(subparsers) -> None:
                         "aemg-finetune; architecture and tokenizer settings of aemg-scratch and "
                         "window-transformer); same as the method option run")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="also evaluate an incomplete archive (a rectify run still writing or interrupted)")
     p.set_defaults(func=run)
 
 
@@ -126,7 +128,7 @@ def run(args) -> int:
     subjects = _names(args.subjects) if args.subjects else None
     trials = load_trials(args.source, rate=args.rate, data_root=args.data_root,
                          sessions=_names(args.sessions) if args.sessions else None,
-                         reader_options=options)
+                         reader_options=options, allow_partial=args.allow_partial)
     res = evaluate(trials, methods, protocols, _ints(args.seeds), _floats(args.shares), subjects,
                    args.small_share, method_options, regimes=regimes, rest_class=args.rest_class)
     out = write_report(res, args.out, plots=not args.no_plots)

@@ -18,6 +18,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--top", type=positive_int, default=24, help="prototypes shown (most used first; default 24)")
     p.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
+    p.add_argument("--allow-partial", action="store_true", help="also use an unfinished run's latest checkpoint")
     p.set_defaults(func=run)
 
 
@@ -84,9 +85,11 @@ def plot_vocab(model, corpus, out, *, top: int = 24, device="cpu") -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from ..tokenizer.corpus import open_corpus
-    from ..train.checkpoint import load_model
+    from ..train.checkpoint import check_run_finished, load_model
     from ..train.data import mix_corpora
 
+    if not args.allow_partial:
+        check_run_finished(args.run)
     device = torch_device(args.device)
     model, ck = load_model(args.run, device)
     corpus = mix_corpora([open_corpus(c) for c in args.corpus])

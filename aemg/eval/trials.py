@@ -200,7 +200,7 @@ def resample_recording(rec: Recording, rate: float) -> Recording:
 
 def load_trials(source: str | os.PathLike, rate: float | None = None, data_root=None,
                 subjects: Sequence[str] | None = None, sessions: Sequence[str] | None = None,
-                reader_options: dict | None = None) -> TrialSet:
+                reader_options: dict | None = None, allow_partial: bool = False) -> TrialSet:
     """A :class:`TrialSet` from an archive folder or a registered dataset reader.
 
     Parameters
@@ -218,6 +218,8 @@ def load_trials(source: str | os.PathLike, rate: float | None = None, data_root=
         Keep only these sessions (e.g. ``["training0"]``: Cote-Allard's first session).
     reader_options : dict or None
         Passed to the reader (e.g. ``{"split": "evaluation"}``).
+    allow_partial : bool
+        Also read an incomplete archive (else DataError: a rectify run is writing or was interrupted).
     """
     from ..data.readers import _REGISTRY, get_reader
 
@@ -228,7 +230,7 @@ def load_trials(source: str | os.PathLike, rate: float | None = None, data_root=
             from ..data.archive import open_archive
         except ImportError as exc:  # the archive module has not landed yet
             raise ConfigError(f"{src}: reading archives needs aemg.data.archive ({exc})") from exc
-        recs = iter(open_archive(src))
+        recs = iter(open_archive(src, allow_partial=allow_partial))
         label = Path(src).name
     elif name in _REGISTRY:
         reader = get_reader(name, folder or data_root, **(reader_options or {}))

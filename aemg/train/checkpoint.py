@@ -318,3 +318,25 @@ def verify_run(path: str | os.PathLike) -> tuple[list[str], str]:
     where = f"stage {latest.state.get('stage')} step {latest.state.get('step')}" if latest else "no checkpoint"
     summary = f"{path}: run with {len(folders)} checkpoint(s) loaded and checked ({where}), {len(rows)} log row(s)"
     return problems, summary
+
+
+def check_run_finished(path: str | os.PathLike) -> None:
+    """DataError when ``path`` is a run folder whose training stopped before the end of its last
+    stage (an interrupted run: ``--resume`` it, or name one of its checkpoint folders, or pass
+    ``--allow-partial``). A checkpoint folder given explicitly is always accepted."""
+    path = Path(path)
+    if (path / STATE_FILE).is_file() or not (path / LATEST).is_file():
+        return
+    ck = resolve(path)
+    try:
+        meta = json.loads((ck / STATE_FILE).read_text())
+        state, train = meta["state"], meta["config"]["train"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # load_checkpoint reports what is wrong with it
+    stages = {"1": [1], "2": [2]}.get(str((state.get("args") or {}).get("stage")), [1, 2])
+    last = stages[-1]
+    total = train.get("stage1_steps" if last == 1 else "stage2_steps")
+    if int(state.get("stage", 0)) < last or (total is not None and int(state.get("step", 0)) < int(total)):
+        raise DataError(path, f"the run is unfinished (its latest checkpoint is stage {state.get('stage')} step "
+                              f"{state.get('step')} of {total}); resume it with `aemg pretrain ... --resume`, name "
+                              "a checkpoint folder, or pass --allow-partial to use its latest checkpoint")
