@@ -21,10 +21,12 @@ from aemg.eval.report import regime_table
 from aemg.eval.runner import fold_adaptation, run_fold
 from aemg.eval.trials import TrialSet
 
-LDA_FAMILY = ("lda", "lda-log", "lda-log-subjnorm", "lda-log-restnorm")
+LDA_FAMILY = ("lda", "lda-log", "lda-log-subjnorm", "lda-log-restnorm", "lda-log-subjnorm-em")
 CNNS = {"cnn": {"epochs": 1, "batch_size": 64, "max_windows": 128},
         "dann": {"epochs": 1, "batch_size": 64, "max_windows": 128}}
-PROBES = ("aemg-probe", "aemg-probe-robust", "aemg-probe-subjnorm", "aemg-probe-calibnorm")
+PROBES = ("aemg-probe", "aemg-probe-robust", "aemg-probe-subjnorm", "aemg-probe-calibnorm", "aemg-probe-em",
+          "aemg-probe-tok", "aemg-probe-tok-subjnorm", "aemg-probe-tok-em", "nct-logreg", "nct-logreg-subjnorm",
+          "nct-logreg-em")
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -181,7 +183,7 @@ def test_baselines_read_only_what_their_regime_allows(name):
 def test_declared_regimes():
     want = {"lda": ("none", "fewshot"), "lda-log": ("none", "fewshot"),
             "lda-log-subjnorm": ("online", "unlabelled", "fewshot"), "lda-log-restnorm": ("rest", "fewshot"),
-            "cnn": ("none", "fewshot"), "dann": ("unlabelled",)}
+            "cnn": ("none", "fewshot"), "dann": ("unlabelled",), "lda-log-subjnorm-em": ("unlabelled",)}
     for name, regimes in want.items():
         m = get_method(name)
         assert m.regimes == regimes, name
@@ -320,12 +322,17 @@ def test_probe_reads_only_what_its_regime_allows(archive_and_run, variant):
     name = variant
     options = {"run": run}
     method = get_method(name, **options)
+    subj = ("online", "unlabelled", "fewshot")
     want = {"aemg-probe": ("rest", "fewshot"), "aemg-probe-robust": ("none", "fewshot"),
-            "aemg-probe-subjnorm": ("online", "unlabelled", "fewshot"), "aemg-probe-calibnorm": ("rest", "fewshot")}
+            "aemg-probe-subjnorm": subj, "aemg-probe-calibnorm": ("rest", "fewshot"),
+            "aemg-probe-em": ("unlabelled",), "aemg-probe-tok": ("rest", "fewshot"), "aemg-probe-tok-subjnorm": subj,
+            "aemg-probe-tok-em": ("unlabelled",), "nct-logreg": ("rest", "fewshot"), "nct-logreg-subjnorm": subj,
+            "nct-logreg-em": ("unlabelled",)}
     assert method.regimes == want[variant]
     assert method.needs_rest == (variant != "aemg-probe-robust")
     for regime in method.regimes:
-        check_regime(trials, name, options, regime, rest_used=variant == "aemg-probe" and regime == "rest")
+        check_regime(trials, name, options, regime,
+                     rest_used=variant == "aemg-probe" and regime == "rest")
 
 
 def test_probe_calibration_training_subjects_as_corpus_user_by_rest_recording(archive_and_run):

@@ -48,6 +48,7 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from .baselines import (LDA, Method, Prediction, _subject_standardise, _subject_stats, online_standardise,
                         register_method, user_standardise)
+from .adapt import SharedGaussian
 from .protocols import Adaptation
 from .trials import TrialSet
 
@@ -63,9 +64,24 @@ CLASSIFIERS = ("logreg", "lda")
 SUBJECT_NORMS = ("none", "labelled", "all")
 #: method names registered here
 AEMG_METHODS = ("aemg-probe", "aemg-finetune", "aemg-scratch", "window-transformer")
-#: probe variants registered here: name -> options (aemg-probe-robust: nothing of the test user, regime none)
-PROBE_VARIANTS = {"aemg-probe-calibnorm": {"subject_norm": "labelled"}, "aemg-probe-subjnorm": {"subject_norm": "all"},
-                  "aemg-probe-robust": {"calibration": "robust"}}
+#: what the probe classifies: the backbone embedding, the pooled classic features of the same NCT
+#: tokens (:func:`aemg.eval.features.pooled_token_features`), or both
+PROBE_FEATURES = ("embedding", "embedding+tokens", "tokens")
+#: label-free adaptation after per-user standardisation: none, or EM on the class means
+#: (:class:`aemg.eval.adapt.SharedGaussian`; regime ``unlabelled`` only)
+ADAPTS = ("none", "em")
+_TOK = {"features": "embedding+tokens"}
+_SUBJ = {"subject_norm": "all"}
+_EM = {"subject_norm": "all", "adapt": "em"}
+#: probe variants registered here: name -> options (aemg-probe-robust: nothing of the test user, regime none;
+#: -tok: embedding + classic token features; -em: EM adaptation in the unlabelled regime)
+PROBE_VARIANTS = {"aemg-probe-calibnorm": {"subject_norm": "labelled"}, "aemg-probe-subjnorm": _SUBJ,
+                  "aemg-probe-robust": {"calibration": "robust"}, "aemg-probe-em": _EM,
+                  "aemg-probe-tok": _TOK, "aemg-probe-tok-subjnorm": {**_TOK, **_SUBJ},
+                  "aemg-probe-tok-em": {**_TOK, **_EM}}
+#: the same classifier on the classic features of the NCT tokens alone (no network): the ablation
+#: that tells what the pre-trained embedding adds
+NCT_VARIANTS = {"nct-logreg": {}, "nct-logreg-subjnorm": _SUBJ, "nct-logreg-em": _EM}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -430,8 +446,22 @@ class AemgProbe(AemgMethod):
 
     def __init__(self, run=None, classifier: str = "logreg", l2: float = 1e-3, shrinkage: float = 0.1,
                  max_iter: int = 200, subject_norm: str = "none", rotations: int = 0,
-                 online_prior: float = 0.0, **kw):
+                 online_prior: float = 0.0, features: str = "embedding", adapt: str = "none",
+                 em_iters: int = 10, em_prior: float = 5.0, **kw):
         super().__init__(run, **kw)
+        if features not in PROBE_FEATURES:
+            raise ConfigError(f"{self.name}: features={features!r}; choose from {PROBE_FEATURES}")
+        if "embedding" in features and not self.needs_run:
+            raise ConfigError(f"{self.name}: features={features!r} needs a pre-trained run; use aemg-probe")
+        if adapt not in ADAPTS:
+            raise ConfigError(f"{self.name}: adapt={adapt!r}; choose from {ADAPTS}")
+        if adapt == "em" and subject_norm != "all":
+            raise ConfigError(f"{self.name}: adapt='em' adapts after per-user standardisation: "
+                              "set subject_norm='all' as well")
+        if int(em_iters) < 0 or float(em_prior) < 0:
+            raise ConfigError(f"{self.name}: em_iters={em_iters!r} and em_prior={em_prior!r} must be >= 0")
+        self.features, self.adapt = features, adapt
+        self.em_iters, self.em_prior = int(em_iters), float(em_prior)
         if classifier not in CLASSIFIERS:
             raise ConfigError(f"aemg-probe: classifier={classifier!r}; choose from {CLASSIFIERS}")
         if subject_norm not in SUBJECT_NORMS:
@@ -447,7 +477,40 @@ class AemgProbe(AemgMethod):
 
     @property
     def regimes(self) -> tuple:
+        if self.adapt == "em":  # EM needs every unlabelled trial of the user
+            return ("unlabelled",)
         return ("online", "unlabelled", "fewshot") if self.subject_norm == "all" else super().regimes
+
+    def _sentences(self, trials: TrialSet, roll: int, adaptation: Adaptation | None):
+        """(sentences, config, per-trial noise levels) of ``trials`` under the fold's calibration."""
+        cfg = self.tokenizer_config()
+        levels = _resolved_levels(trials, cfg, self.noise_levels(trials, adaptation))
+        sents = trial_sentences(trials, cfg, levels)
+        if roll:
+            sents = [s.rolled(roll) for s in sents]
+        return sents, cfg, levels
+
+    def trial_features(self, trials: TrialSet, roll: int = 0,
+                       adaptation: Adaptation | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(features (n', F) float64 of the trials with tokens, their indices (n',)) as set by
+        ``features``: the backbone embedding, the pooled classic features of the same tokens
+        (:func:`aemg.eval.features.pooled_token_features`), or both concatenated."""
+        parts, use = [], None
+        if "embedding" in self.features:
+            emb, use = self.embeddings(trials, roll, adaptation)
+            parts.append(emb)
+        if "tokens" in self.features:
+            from .features import pooled_token_features
+            sents, cfg, levels = self._sentences(trials, roll, adaptation)
+            use = self._usable(sents) if use is None else use
+            what = ("aemg-token-features", json.dumps(cfg.to_dict(), sort_keys=True), roll)
+            keys = [(trials.keys[i], what, levels[i]) for i in range(len(trials))]
+            todo = [i for i in use if keys[i] not in trials.cache]
+            for i, f in zip(todo, pooled_token_features([sents[i] for i in todo], trials.n_channels)):
+                trials.cache[keys[i]] = f
+            width = 2 * 8 * trials.n_channels
+            parts.append(np.stack([trials.cache[keys[i]] for i in use]) if len(use) else np.zeros((0, width)))
+        return (np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]), use
 
     def embeddings(self, trials: TrialSet, roll: int = 0,
                    adaptation: Adaptation | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -458,13 +521,9 @@ class AemgProbe(AemgMethod):
 
         from ..model.aemg_model import pool
         run = self._run()
-        cfg = self.tokenizer_config()
-        levels = _resolved_levels(trials, cfg, self.noise_levels(trials, adaptation))
-        sents = trial_sentences(trials, cfg, levels)
+        sents, cfg, levels = self._sentences(trials, roll, adaptation)
         if run is not None:
             check_run_matches(run, trials)
-        if roll:
-            sents = [s.rolled(roll) for s in sents]
         what = ("aemg-embedding", run.backbone_sha256, self.pooling, json.dumps(cfg.to_dict(), sort_keys=True), roll)
         keys = [(trials.keys[i], what, levels[i]) for i in range(len(trials))]
         todo = [i for i in self._usable(sents) if keys[i] not in trials.cache]
@@ -483,11 +542,11 @@ class AemgProbe(AemgMethod):
         return feats, use
 
     def fit(self, train, seed=0, adaptation=None):
-        feats, use = self.embeddings(train, adaptation=adaptation)
+        feats, use = self.trial_features(train, adaptation=adaptation)
         if not len(use):
             raise DataError(train.name or "trials", "no training trial has any token")
         if self.rotations:  # armband-rotation augmentation: the training trials rolled by +-1..+-r
-            feats = np.concatenate([feats] + [self.embeddings(train, k, adaptation)[0]
+            feats = np.concatenate([feats] + [self.trial_features(train, k, adaptation)[0]
                                               for r in range(1, self.rotations + 1) for k in (r, -r)])
             use = np.tile(use, 2 * self.rotations + 1)
         y = train.labels[use]
@@ -501,7 +560,9 @@ class AemgProbe(AemgMethod):
             subjects = train.subjects[use]
             self.stats_ = _subject_stats(feats, subjects)
             z = _subject_standardise(feats, subjects, self.stats_)
-        if self.classifier == "lda":
+        if self.adapt == "em":
+            self.gauss_ = SharedGaussian(self.shrinkage).fit(z, y, self.n_classes_)
+        elif self.classifier == "lda":
             self.lda_ = LDA(self.shrinkage).fit(z, y)
         else:
             self.weight_, self.bias_ = _logistic_regression(z, y, self.n_classes_, self.l2, self.max_iter, seed)
@@ -516,17 +577,30 @@ class AemgProbe(AemgMethod):
 
     def scores(self, test: TrialSet, adaptation: Adaptation | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(class scores (n', K) of the test trials with tokens, their indices)."""
-        feats, use = self.embeddings(test, adaptation=adaptation)
+        feats, use = self.trial_features(test, adaptation=adaptation)
+        visible = None
         if self.subject_norm == "none":
             z = (feats - self.mean_) / self.std_
         else:
             # the user's statistics: its unlabelled trials (all), else a share in fit, else pooled
-            visible = None
             if (self.subject_norm == "all" and adaptation is not None and adaptation.unlabelled is not None
                     and len(adaptation.unlabelled)):
-                vf, vuse = self.embeddings(adaptation.unlabelled, adaptation=adaptation)
+                vf, vuse = self.trial_features(adaptation.unlabelled, adaptation=adaptation)
                 visible = (vf, adaptation.unlabelled.subjects[vuse])
             z = user_standardise(feats, test.subjects[use], self.stats_, (self.mean_, self.std_), visible)
+        if self.adapt == "em":  # class means re-estimated on each user's visible unlabelled trials
+            scores = np.full((len(z), self.n_classes_), -np.inf)
+            subjects = test.subjects[use]
+            for subj in np.unique(subjects):
+                rows = subjects == subj
+                if visible is not None and (visible[1] == subj).any():
+                    zv = user_standardise(visible[0][visible[1] == subj], visible[1][visible[1] == subj],
+                                          self.stats_, (self.mean_, self.std_), visible)
+                else:
+                    zv = z[:0]
+                means = self.gauss_.adapt(zv, self.em_iters, self.em_prior)
+                scores[rows] = self.gauss_.log_likelihoods(z[rows], means)
+            return scores, use
         return self._class_scores(z), use
 
     def _prediction(self, n: int, scores: np.ndarray, use: np.ndarray) -> Prediction:
@@ -541,7 +615,7 @@ class AemgProbe(AemgMethod):
     def predict_online(self, test, adaptation):
         if self.subject_norm != "all":
             return super().predict_online(test, adaptation)
-        feats, use = self.embeddings(test, adaptation=adaptation)
+        feats, use = self.trial_features(test, adaptation=adaptation)
         z = online_standardise(feats, use, test.subjects, (self.mean_, self.std_), self.online_prior)
         return self._prediction(len(test), self._class_scores(z), use)
 
@@ -701,5 +775,20 @@ class WindowTransformer(AemgSupervised):
 
 for _name, _cls in zip(AEMG_METHODS, (AemgProbe, AemgFinetune, AemgScratch, WindowTransformer)):
     register_method(_name, _cls)
+class NctFeatures(AemgProbe):
+    """``nct-logreg``: :class:`AemgProbe`'s classifier and standardisation on the pooled classic
+    features of the NCT tokens only (``features="tokens"``); no network, no run needed (a run, when
+    given, sets the tokenizer settings)."""
+
+    name = "nct-logreg"
+    needs_run = False
+    pretrained = False
+
+    def __init__(self, run=None, features: str = "tokens", **kw):
+        super().__init__(run, features=features, **kw)
+
+
 for _name, _options in PROBE_VARIANTS.items():
     register_method(_name, functools.partial(AemgProbe, **_options))
+for _name, _options in NCT_VARIANTS.items():
+    register_method(_name, functools.partial(NctFeatures, **_options))

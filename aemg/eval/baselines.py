@@ -42,6 +42,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from .adapt import SharedGaussian
 from .features import window_params, windowed_features, sliding_windows
 from .protocols import LOSO_REGIMES, Adaptation, rest_class_id, rest_recordings
 from .trials import TrialSet
@@ -323,25 +324,34 @@ class HudginsLDA(Method):
     online_prior : float
         ``norm="subject"`` under ``online``: weight of the pooled training statistics, in trials
         (x the mean windows per training trial), pooled with the user's earlier windows; 0 = none.
+    adapt : {"none", "em"}
+        ``"em"`` (with ``norm="subject"``, regime ``unlabelled`` only): the class means re-estimated
+        on the user's unlabelled windows (:class:`aemg.eval.adapt.SharedGaussian`, shrinkage at
+        least 1e-3, training means as a prior of ``em_prior`` trials' windows).
     """
 
     windowed = True
 
     def __init__(self, log: bool = False, norm: str = "none", window_s: float = 0.2,
                  step_s: float = 0.05, threshold: float = 0.0, shrinkage: float = 0.0,
-                 per_subject: bool | None = None, online_prior: float = 0.0):
+                 per_subject: bool | None = None, online_prior: float = 0.0, adapt: str = "none",
+                 em_iters: int = 10, em_prior: float = 5.0):
         norm = "subject" if per_subject else norm
         if norm not in LDA_NORMS:
             raise ConfigError(f"lda: norm={norm!r}; choose from {', '.join(LDA_NORMS)}")
+        if adapt not in ("none", "em") or (adapt == "em" and norm != "subject"):
+            raise ConfigError(f"lda: adapt={adapt!r}; choose none, or em with norm='subject'")
+        self.adapt, self.em_iters, self.em_prior = adapt, int(em_iters), float(em_prior)
         self.log, self.norm = log, norm
         self.window_s, self.step_s, self.threshold = window_s, step_s, threshold
         self.shrinkage = shrinkage
         if float(online_prior) < 0:
             raise ConfigError(f"lda: online_prior={online_prior!r} must be >= 0")
         self.online_prior = float(online_prior)
-        self.regimes = LDA_NORMS[norm]
+        self.regimes = ("unlabelled",) if adapt == "em" else LDA_NORMS[norm]
         self.needs_rest = norm == "rest"
-        self.name = "lda" + ("-log" if log else "") + {"none": "", "subject": "-subjnorm", "rest": "-restnorm"}[norm]
+        self.name = ("lda" + ("-log" if log else "") + {"none": "", "subject": "-subjnorm", "rest": "-restnorm"}[norm]
+                     + ("-em" if adapt == "em" else ""))
 
     def _features(self, trials: TrialSet):
         what = ("hudgins", trials.rate, self.window_s, self.step_s, self.threshold, self.log)
@@ -397,6 +407,8 @@ class HudginsLDA(Method):
             feats = self._centre(train, feats, owner, self.centres_)
         self.lda_ = LDA(self.shrinkage).fit(feats, train.labels[owner])
         self.n_classes_ = max(train.n_classes, int(self.lda_.classes_.max()) + 1)
+        if self.adapt == "em":
+            self.gauss_ = SharedGaussian(max(self.shrinkage, 1e-3)).fit(feats, train.labels[owner], self.n_classes_)
         return self
 
     def _vote(self, feats: np.ndarray, owner: np.ndarray, n_trials: int) -> Prediction:
@@ -415,10 +427,28 @@ class HudginsLDA(Method):
                 vf, vo = self._features(adaptation.unlabelled)
                 visible = (vf, adaptation.unlabelled.subjects[vo])
             feats = user_standardise(feats, test.subjects[owner], self.stats_, self.pooled_, visible)
+            if self.adapt == "em":
+                return self._em_vote(feats, owner, test, visible)
         elif self.norm == "rest":
             rest = adaptation.rest if adaptation is not None else None
             feats = self._centre(test, feats, owner, {**self.centres_, **self._rest_centres([rest])})
         return self._vote(feats, owner, len(test))
+
+    def _em_vote(self, z: np.ndarray, owner: np.ndarray, test: TrialSet, visible) -> Prediction:
+        """Windows scored under class means adapted to each test user's visible windows, then voted."""
+        scores = np.full((len(z), self.n_classes_), -np.inf)
+        subjects = test.subjects[owner]
+        for subj in np.unique(subjects):
+            rows = subjects == subj
+            zv = z[:0]
+            if visible is not None and (visible[1] == subj).any():
+                vf, vs = visible[0][visible[1] == subj], visible[1][visible[1] == subj]
+                zv = user_standardise(vf, vs, self.stats_, self.pooled_, visible)
+            means = self.gauss_.adapt(zv, self.em_iters, self.em_prior * self.windows_per_trial_)
+            scores[rows] = self.gauss_.log_likelihoods(z[rows], means)
+        win = scores.argmax(axis=1)
+        return Prediction(vote(win, owner, len(test), self.n_classes_, np.where(np.isfinite(scores), scores, -1e9)),
+                          win, owner)
 
     def predict_online(self, test, adaptation):
         if self.norm != "subject":
@@ -612,6 +642,7 @@ _METHODS: dict[str, Callable[..., Method]] = {
     "lda": lambda **kw: HudginsLDA(log=False, **kw),
     "lda-log": lambda **kw: HudginsLDA(log=True, **kw),
     "lda-log-subjnorm": lambda **kw: HudginsLDA(log=True, norm="subject", **kw),
+    "lda-log-subjnorm-em": lambda **kw: HudginsLDA(log=True, norm="subject", adapt="em", **kw),
     "lda-log-restnorm": lambda **kw: HudginsLDA(log=True, norm="rest", **kw),
     "cnn": WindowCNN,
     "dann": DannCNN,

@@ -1,0 +1,76 @@
+"""Label-free adaptation of a classifier to a new user (the ``unlabelled`` regime).
+
+Within one user, gestures form tight clusters (intra-subject accuracy 95-99 % on the shared sets);
+across users the clusters keep their arrangement but move. After per-user standardisation,
+:class:`SharedGaussian` (LDA's model: Gaussian classes with one shared covariance) re-estimates the
+class means on the user's unlabelled features by EM, starting from and shrunk towards the training
+means (a prior worth ``prior`` samples per class). The covariance and the class set stay those of
+the training subjects. Used by the ``-em`` variants of the probe and of ``lda-log-subjnorm``.
+
+Reference implementation, NumPy float64; (n, d) features, K classes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DataError
+
+
+class SharedGaussian:
+    """Gaussian classes with a shared (shrunk) covariance; class means adaptable by EM.
+
+    Parameters
+    ----------
+    shrinkage : float
+        Covariance shrinkage towards ``trace / d * I`` (0..1).
+    """
+
+    def __init__(self, shrinkage: float = 0.1):
+        if not 0.0 <= float(shrinkage) <= 1.0:
+            raise DataError("shrinkage", f"must be in [0, 1], got {shrinkage!r}")
+        self.shrinkage = float(shrinkage)
+
+    def fit(self, z: np.ndarray, y: np.ndarray, n_classes: int) -> "SharedGaussian":
+        """Class means (K, d) and the pooled within-class precision from labelled ``z`` (n, d)."""
+        z = np.asarray(z, dtype=np.float64)
+        y = np.asarray(y, dtype=np.int64)
+        if z.ndim != 2 or len(z) != len(y) or len(z) == 0:
+            raise DataError("features", f"expected (n, d) features with n labels, got {z.shape} and {y.shape}")
+        d = z.shape[1]
+        self.present_ = np.array([(y == k).any() for k in range(n_classes)])
+        self.means_ = np.stack([z[y == k].mean(axis=0) if self.present_[k] else np.zeros(d)
+                                for k in range(n_classes)])
+        resid = z - self.means_[y]
+        cov = resid.T @ resid / max(len(z) - int(self.present_.sum()), 1)
+        cov = (1 - self.shrinkage) * cov + self.shrinkage * (np.trace(cov) / d + 1e-12) * np.eye(d)
+        self.precision_ = np.linalg.inv(cov)
+        return self
+
+    def log_likelihoods(self, z: np.ndarray, means: np.ndarray | None = None) -> np.ndarray:
+        """(n, K) class log-likelihoods up to a per-row constant (absent classes: -inf)."""
+        means = self.means_ if means is None else means
+        z = np.asarray(z, dtype=np.float64)
+        proj = z @ self.precision_                                    # (n, d)
+        quad_m = np.einsum("kd,de,ke->k", means, self.precision_, means)
+        out = proj @ means.T - 0.5 * quad_m[None, :]                  # z'P m - m'P m / 2
+        out[:, ~self.present_] = -np.inf
+        return out
+
+    def adapt(self, z_user: np.ndarray, iters: int = 10, prior: float = 5.0) -> np.ndarray:
+        """Class means (K, d) re-estimated by EM on one user's unlabelled ``z_user`` (n, d).
+
+        M step: ``m_k = (sum_i p_ik z_i + prior * m0_k) / (sum_i p_ik + prior)`` with ``m0`` the
+        training means; E step: posteriors under equal class priors. No sample: the training means.
+        """
+        z_user = np.asarray(z_user, dtype=np.float64)
+        means = self.means_.copy()
+        if len(z_user) == 0:
+            return means
+        for _ in range(int(iters)):
+            ll = self.log_likelihoods(z_user, means)
+            ll -= ll.max(axis=1, keepdims=True)
+            p = np.exp(ll)
+            p /= p.sum(axis=1, keepdims=True)
+            means = (p.T @ z_user + prior * self.means_) / (p.sum(axis=0)[:, None] + prior)
+            means[~self.present_] = self.means_[~self.present_]
+        return means

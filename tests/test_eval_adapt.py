@@ -1,0 +1,58 @@
+"""EM adaptation of class means to a user's unlabelled features (aemg.eval.adapt)."""
+import numpy as np
+import pytest
+
+from aemg.errors import ConfigError, DataError
+from aemg.eval.adapt import SharedGaussian
+from aemg.eval.baselines import LDA, get_method
+
+
+def _clusters(rng, means, n, shift=0.0, scale=0.3):
+    y = np.repeat(np.arange(len(means)), n)
+    return means[y] + shift + scale * rng.standard_normal((len(y), means.shape[1])), y
+
+
+def test_likelihoods_match_lda_decisions_and_absent_classes_are_never_chosen():
+    rng = np.random.default_rng(0)
+    means = rng.standard_normal((4, 3)) * 3
+    z, y = _clusters(rng, means, 30)
+    keep = y != 2
+    g = SharedGaussian(0.0).fit(z[keep], y[keep], 4)
+    ll = g.log_likelihoods(z)
+    assert np.isneginf(ll[:, 2]).all()
+    lda = LDA(0.0).fit(z[keep], y[keep])
+    np.testing.assert_array_equal(ll.argmax(1), lda.predict(z))
+
+
+def test_em_follows_a_shifted_user_and_recovers_accuracy():
+    rng = np.random.default_rng(1)
+    means = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0]])
+    z, y = _clusters(rng, means, 40)
+    zu, yu = _clusters(rng, means, 20, shift=np.array([1.1, -0.9]))   # the user's clusters moved
+    g = SharedGaussian(0.1).fit(z, y, 4)
+    before = (g.log_likelihoods(zu).argmax(1) == yu).mean()
+    adapted = g.adapt(zu, iters=20, prior=2.0)
+    after = (g.log_likelihoods(zu, adapted).argmax(1) == yu).mean()
+    assert before < 0.8 and after > 0.95
+    np.testing.assert_allclose(adapted, means + [1.1, -0.9], atol=0.2)
+
+
+def test_no_user_data_keeps_the_training_means_and_a_huge_prior_barely_moves_them():
+    rng = np.random.default_rng(2)
+    means = rng.standard_normal((3, 2)) * 4
+    z, y = _clusters(rng, means, 10)
+    g = SharedGaussian().fit(z, y, 3)
+    np.testing.assert_array_equal(g.adapt(z[:0]), g.means_)
+    moved = g.adapt(z + 5.0, iters=5, prior=1e9)
+    np.testing.assert_allclose(moved, g.means_, atol=1e-5)
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(DataError, match="shrinkage"):
+        SharedGaussian(1.5)
+    with pytest.raises(DataError, match="features"):
+        SharedGaussian().fit(np.zeros((3, 2)), np.zeros(2, int), 2)
+    with pytest.raises(ConfigError, match="adapt"):
+        get_method("lda-log", adapt="em")
+    with pytest.raises(ConfigError, match="subject_norm"):
+        get_method("nct-logreg", adapt="em")
