@@ -22,6 +22,7 @@ from .._io import folder_entries, locks_folder
 from .._pool import WorkerPool, submit_bounded
 from ..errors import AemgError, ConfigError, DataError, shorten
 from .archive import DEFAULT_SHARD_BYTES, MANIFEST, ArchiveWriter, _read_json
+from .distributed import checked_runner
 from .recording import Recording
 
 logger = logging.getLogger("aemg.rectify")
@@ -255,7 +256,8 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
                     reader_options: dict[str, Any] | None = None, workers: int | None = None,
                     on_error: str = "skip", progress: bool = True,
                     shard_bytes: int = DEFAULT_SHARD_BYTES, compression: str | None = None,
-                    on_source: Callable[[str, list[Recording]], None] | None = None) -> RectifyReport:
+                    on_source: Callable[[str, list[Recording]], None] | None = None,
+                    scheduler: str | None = None) -> RectifyReport:
     """Read every source of a dataset, rectify it into ``space`` and write an archive at ``out``.
 
     Parameters
@@ -286,6 +288,9 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
     on_source : callable or None
         Called in this process as ``on_source(source, recordings)`` with the rectified recordings
         of each source added to the archive, in archive order (``aemg prepare`` tokenizes them).
+    scheduler : str or None
+        Dask scheduler address (else ``$AEMG_SCHEDULER``; neither: the local pool): the sources are
+        rectified on the cluster, this process writes the archive (:mod:`aemg.data.distributed`).
 
     Returns
     -------
@@ -312,6 +317,7 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
         raise ConfigError(f"shard_bytes={shard_bytes}: must be positive")
     out = Path(out)
     rdr, name, options = _resolve_reader(reader, root, reader_options)
+    remote = checked_runner(scheduler, rdr, _init_worker)  # a bad scheduler fails before any work
     source_root = None if getattr(rdr, "root", None) is None else str(Path(rdr.root).resolve())
     manifest = {"reader": name, "reader_options": options, "source_root": source_root,
                 "space": space.to_dict(), "shard_bytes": int(shard_bytes), "compression": compression}
@@ -337,7 +343,8 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
 
     bar = _progress_bar(progress, len(sources), report.skipped)
     try:
-        with _logging_redirect(bar), _Runner(min(workers, len(todo)), (rdr, space, scale)) as runner:
+        with _logging_redirect(bar), (_Runner(min(workers, len(todo)), (rdr, space, scale))
+                                           if remote is None else remote((rdr, space, scale))) as runner:
             for source, recs, problem, n_in in runner.imap(_rectify_source, todo):
                 report.processed += 1
                 # add() may turn the source into an error (a duplicate recording key)

@@ -1,0 +1,162 @@
+"""Running ``rectify`` (and ``prepare``'s rectify stage) on a Dask distributed cluster.
+
+The client (the process that runs ``aemg rectify`` / ``aemg prepare``) lists the sources, hands each
+one to the cluster as a task and receives the rectified recordings back in source order, at most
+``2 x workers`` in flight, exactly as with the local process pool; it alone writes the archive.
+So the archive is byte-identical to a local run, a worker killed mid-run loses nothing (the
+scheduler re-runs its tasks on another worker; nothing is written until a result is back), and a
+client killed mid-run resumes from the archive when re-run, like a local run.
+
+The workers must see the dataset folder at the same path (a shared filesystem): checked on every
+worker before any work. Start workers with one thread each (``dask worker ADDRESS --nthreads 1``):
+a task holds its worker's reader while it runs.
+
+The address comes from ``scheduler=`` (``--scheduler``) or the environment variable
+:data:`SCHEDULER_ENV`; none: the local process pool.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Callable, Iterator, Sequence
+
+from ..errors import ConfigError
+
+#: environment variable holding the scheduler address (``tcp://HOST:PORT``)
+SCHEDULER_ENV = "AEMG_SCHEDULER"
+#: seconds to wait for the scheduler, then for at least one worker
+CONNECT_TIMEOUT_S = 10.0
+#: times a task whose worker died is re-run before the run fails
+TASK_RETRIES = 3
+
+_TASK_LOCK = threading.Lock()
+
+
+def scheduler_address(scheduler: str | None = None) -> str | None:
+    """``scheduler`` if given, else ``$AEMG_SCHEDULER``, else None (run locally)."""
+    address = scheduler if scheduler is not None else os.environ.get(SCHEDULER_ENV)
+    return (address.strip() or None) if address else None
+
+
+def connect(address: str, timeout: float | None = None):
+    """A ``distributed.Client`` of the scheduler at ``address`` with at least one worker
+    (``timeout``: seconds, default :data:`CONNECT_TIMEOUT_S`).
+
+    Raises
+    ------
+    ConfigError
+        dask.distributed is not installed, the scheduler is unreachable (naming the address), or
+        it has no worker after ``timeout`` seconds.
+    """
+    timeout = CONNECT_TIMEOUT_S if timeout is None else float(timeout)
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ConfigError(f"scheduler {address}: dask.distributed is not installed "
+                          "(pip install 'aemg[distributed]')") from None
+    try:
+        client = Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ConfigError(f"scheduler {address}: unreachable ({type(exc).__name__}: {exc}); start one with "
+                          f"`dask scheduler` and workers with `dask worker {address} --nthreads 1`") from None
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except (TimeoutError, OSError) as exc:
+        client.close()
+        raise ConfigError(f"scheduler {address}: no worker joined within {timeout:g} s ({exc})") from None
+    return client
+
+
+def _sees(path: str) -> bool:
+    return os.path.isdir(path)
+
+
+def _run_task(fn: Callable, init: Callable, initargs: tuple, item: Any) -> Any:
+    """On a worker: set up the worker state of this run, then ``fn(item)`` (one task at a time per
+    worker process, so two runs sharing a worker cannot mix their readers)."""
+    with _TASK_LOCK:
+        init(*initargs)
+        return fn(item)
+
+
+def checked_runner(scheduler: str | None, reader, init: Callable) -> Callable[[tuple], "DaskRunner"] | None:
+    """None when no scheduler is given (``scheduler``, ``$AEMG_SCHEDULER``): run locally. Else
+    check now, before any work, that the scheduler answers, has workers and that they all see the
+    dataset folder, and return ``make(initargs) -> DaskRunner`` for the run."""
+    address = scheduler_address(scheduler)
+    if address is None:
+        return None
+    root = getattr(reader, "root", None)
+    with DaskRunner(address, init, (), root=root):
+        pass
+    return lambda initargs: DaskRunner(address, init, initargs, root=root)
+
+
+class DaskRunner:
+    """The cluster counterpart of ``aemg.data.pipeline._Runner``: ``imap(fn, items)`` in order,
+    at most ``2 x workers`` tasks in flight.
+
+    Parameters
+    ----------
+    address : str
+        Scheduler address.
+    init : callable
+        The worker set-up function (``pipeline._init_worker``), called with ``initargs`` before each
+        task.
+    initargs : tuple
+        Its arguments (the reader, space, scale); sent to the cluster once.
+    root : path or None
+        The dataset folder every worker must see.
+    """
+
+    def __init__(self, address: str, init: Callable, initargs: tuple, root=None):
+        self.address, self.init, self.initargs, self.root = address, init, initargs, root
+        self.client = None
+
+    def __enter__(self) -> "DaskRunner":
+        self.client = connect(self.address)
+        try:
+            if self.root is not None:
+                root = os.path.abspath(str(self.root))
+                seen = self.client.run(_sees, root)
+                blind = sorted(w for w, ok in seen.items() if not ok)
+                if blind:
+                    raise ConfigError(f"{root}: not visible on {len(blind)} of {len(seen)} workers of "
+                                      f"{self.address} (first: {blind[0]}); the dataset folder must be "
+                                      "on a filesystem every worker mounts at the same path")
+            self.workers = max(1, len(self.client.scheduler_info()["workers"]))
+            [self.args] = self.client.scatter([self.initargs], broadcast=True, hash=False)
+        except BaseException:
+            self.client.close()
+            raise
+        return self
+
+    def imap(self, fn: Callable, items: Sequence) -> Iterator:
+        """``map(fn, items)`` on the cluster, results in order; a task whose worker dies is re-run."""
+        import collections
+
+        pending: collections.deque = collections.deque()
+        it = iter(items)
+
+        def submit(item):
+            pending.append(self.client.submit(_run_task, fn, self.init, self.args, item,
+                                              pure=False, retries=TASK_RETRIES))
+
+        for item in it:
+            submit(item)
+            if len(pending) >= 2 * self.workers:
+                break
+        while pending:
+            fut = pending.popleft()
+            result = fut.result()
+            fut.release()
+            for item in it:
+                submit(item)
+                break
+            yield result
+
+    def __exit__(self, *exc) -> bool:
+        if self.client is not None:
+            self.client.close()
+        return False
+

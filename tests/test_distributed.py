@@ -1,0 +1,82 @@
+"""rectify (and prepare's rectify stage) on a Dask LocalCluster of 2 worker processes on loopback:
+the archive equals a local run's, a worker killed mid-run loses nothing, a bad scheduler fails
+before any work."""
+import json
+import os
+import signal
+
+import pytest
+
+pytest.importorskip("distributed")
+
+from helpers import tree_digest  # noqa: E402
+
+from aemg.data.distributed import SCHEDULER_ENV  # noqa: E402
+from aemg.data.pipeline import rectify_dataset  # noqa: E402
+from aemg.errors import ConfigError  # noqa: E402
+
+OPTIONS = {"n_subjects": 3, "trial_s": 1.5, "repetitions": 2, "n_gestures": 2}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from distributed import LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, silence_logs=50) as c:
+        yield c
+
+
+def same_archive(a, b):
+    """Every file byte for byte except the manifest, equal but for its creation time."""
+    da, db = tree_digest(a), tree_digest(b)
+    da.pop("manifest.json"), db.pop("manifest.json")
+    assert da == db and len(da) > 2
+    ma, mb = (json.loads((p / "manifest.json").read_text()) for p in (a, b))
+    ma.pop("created"), mb.pop("created")
+    assert ma == mb
+
+
+def test_rectify_on_the_cluster_equals_a_local_run(tmp_path, cluster, monkeypatch):
+    rectify_dataset("synthetic", tmp_path / "local", reader_options=OPTIONS, workers=1, progress=False)
+    report = rectify_dataset("synthetic", tmp_path / "dask", reader_options=OPTIONS, progress=False,
+                             scheduler=cluster.scheduler_address)
+    assert report.complete and not report.errors
+    same_archive(tmp_path / "local", tmp_path / "dask")
+    monkeypatch.setenv(SCHEDULER_ENV, cluster.scheduler_address)  # the address from the environment
+    rectify_dataset("synthetic", tmp_path / "env", reader_options=OPTIONS, progress=False)
+    same_archive(tmp_path / "local", tmp_path / "env")
+
+
+def test_a_worker_killed_mid_run_loses_nothing(tmp_path, cluster):
+    rectify_dataset("synthetic", tmp_path / "local", reader_options=OPTIONS, workers=1, progress=False)
+    killed = []
+
+    def kill_one_worker(source, recordings):
+        if not killed:
+            nanny = next(iter(cluster.workers.values()))
+            os.kill(nanny.process.process.pid, signal.SIGKILL)
+            killed.append(source)
+
+    report = rectify_dataset("synthetic", tmp_path / "dask", reader_options=OPTIONS, progress=False,
+                             scheduler=cluster.scheduler_address, on_source=kill_one_worker)
+    assert killed and report.complete and not report.errors
+    same_archive(tmp_path / "local", tmp_path / "dask")
+
+
+def test_prepare_on_the_cluster(tmp_path, cluster):
+    from test_prepare import same_corpus
+
+    from aemg.data.prepare import prepare_dataset
+    prepare_dataset("synthetic", tmp_path / "local", reader_options=OPTIONS, workers=1, progress=False)
+    prepare_dataset("synthetic", tmp_path / "dask", reader_options=OPTIONS, progress=False,
+                    scheduler=cluster.scheduler_address)
+    same_corpus(tmp_path / "local", tmp_path / "dask")
+
+
+def test_unreachable_scheduler_fails_before_any_work(tmp_path, monkeypatch):
+    from aemg.data import distributed
+    monkeypatch.setattr(distributed, "CONNECT_TIMEOUT_S", 2.0)
+    with pytest.raises(ConfigError, match=r"scheduler tcp://127\.0\.0\.1:9: unreachable"):
+        rectify_dataset("synthetic", tmp_path / "a", reader_options=OPTIONS, progress=False,
+                        scheduler="tcp://127.0.0.1:9")
+    assert not (tmp_path / "a").exists()
