@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -99,19 +100,27 @@ def atomic_write(path: str | os.PathLike, data: str | bytes, *, durable: bool = 
         fsync_dir(path.parent)
 
 
-def file_digest(path: str | os.PathLike) -> tuple[int, str]:
-    """``(bytes, sha256 hex)`` of a file (recorded when a shard is committed, checked when skipped)."""
-    h, n = hashlib.sha256(), 0
+#: checksums :func:`file_digest` computes: sha256 (archives, checkpoints) and crc32 (token corpora,
+#: written at tokenize speed: ~1.8 GB/s here against ~0.9 GB/s for sha256)
+DIGESTS = ("sha256", "crc32")
+
+
+def file_digest(path: str | os.PathLike, kind: str = "sha256") -> tuple[int, str]:
+    """``(bytes, hex checksum)`` of a file (recorded when a shard is committed, checked when skipped)."""
+    h, crc, n = hashlib.sha256() if kind == "sha256" else None, 0, 0
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 22):
-            h.update(chunk)
+            if h is not None:
+                h.update(chunk)
+            else:
+                crc = zlib.crc32(chunk, crc)
             n += len(chunk)
-    return n, h.hexdigest()
+    return n, h.hexdigest() if h is not None else f"{crc:08x}"
 
 
 def digest_problem(path: str | os.PathLike, want: dict | None) -> str | None:
-    """What is wrong with ``path`` against its recorded ``{"bytes", "sha256"}`` (None: nothing;
-    without a record only its presence is checked)."""
+    """What is wrong with ``path`` against its recorded ``{"bytes", "sha256" or "crc32"}`` (None:
+    nothing; without a record only its presence is checked)."""
     path = Path(path)
     if not path.is_file():
         return "missing"
@@ -120,7 +129,8 @@ def digest_problem(path: str | os.PathLike, want: dict | None) -> str | None:
     size = path.stat().st_size
     if size != want.get("bytes"):
         return f"{size} bytes, {want.get('bytes')} when committed (truncated or replaced)"
-    if file_digest(path)[1] != want.get("sha256"):
+    kind = next((k for k in DIGESTS if k in want), None)
+    if kind is not None and file_digest(path, kind)[1] != want[kind]:
         return "checksum differs from the one recorded when committed (corrupt, or another file moved here)"
     return None
 

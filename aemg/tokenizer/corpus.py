@@ -17,7 +17,7 @@ Layout (format ``aemg-token-corpus``, version 2)::
                                               offset, n_tokens, n_events, n_samples, events,
                                               noise, calibration}]
                            shard.json  {"group": [dataset, subject, session],
-                                        "files": {name: {"bytes", "sha256"}}}
+                                        "files": {name: {"bytes", "crc32"}}}
                          (version 1: one .npy per field, still read)
       sentences.jsonl    the index of every non-empty sentence, in archive order, with its ``shard``
       corpus.json        written last (its presence means complete): format, version, tokenizer
@@ -459,11 +459,11 @@ _SHARD_FILES = ("payload.npy", "tokens.npy", "sentences.json")
 
 def write_shard_record(folder: Path, group: list[str]) -> None:
     """Write ``folder/shard.json``: the group (dataset, subject, session) and every file's size and
-    sha256, so that a resumed run (and ``aemg verify``) can tell a shard it may skip."""
+    CRC-32, so that a resumed run (and ``aemg verify``) can tell a shard it may skip."""
     files = {}
     for name in _SHARD_FILES:
-        size, sha = file_digest(folder / name)
-        files[name] = {"bytes": size, "sha256": sha}
+        size, crc = file_digest(folder / name, "crc32")
+        files[name] = {"bytes": size, "crc32": crc}
     (folder / SHARD_RECORD).write_text(_dumps({"group": list(group), "files": files}) + "\n")
 
 
