@@ -223,3 +223,16 @@ def test_allow_partial_reads_what_is_there(env, tmp_path, capsys):
                  "--device", "cpu"]) == 0
     assert (tmp_path / "e.npz").is_file()
     assert main(["plot-events", env["P"], "--out", str(tmp_path / "p.png"), "--allow-partial"]) == 0
+
+
+def test_a_permission_error_is_one_line_naming_the_path(tmp_path, capsys, monkeypatch):
+    import aemg._io
+
+    def refuse(*a, **k):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(k.get("dir", "?")))
+    monkeypatch.setattr(aemg._io.tempfile, "mkstemp", refuse)
+    assert main(["rectify", "synthetic", "-", str(tmp_path / "a"), "--option", "n_subjects=1",
+                 "--workers", "1", "--no-progress"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith(f"aemg: error: {tmp_path / 'a'}/") and \
+        "Permission denied (check the permissions of the path" in err[0], err

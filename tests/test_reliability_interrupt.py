@@ -136,3 +136,32 @@ def test_rectify_ctrl_c_with_workers_keeps_commits_and_resumes_to_the_same_archi
     assert whole.complete and whole.keys() == again.keys()
     for i in (0, len(whole) // 2, len(whole) - 1):
         assert (whole[i].data == again[i].data).all()
+
+
+KILL_WORKER = """
+    import os, signal, sys
+    import aemg.data.pipeline as p
+    from aemg.cli import main
+    slow = p._rectify_source
+    def source(s):
+        if s == "s03":
+            os.kill(os.getpid(), signal.SIGKILL)  # the OOM killer, or a user's kill -9
+        return slow(s)
+    p._rectify_source = source
+    sys.exit(main(["rectify", "synthetic", "-", sys.argv[1], "--option", "n_subjects=6", "--option",
+                   "trial_s=2", "--workers", "2", "--no-progress", "--shard-mb", "0.05"]))
+"""
+
+
+def test_a_killed_rectify_worker_is_one_line_and_the_rerun_completes(archive, tmp_path):
+    from aemg.data.archive import open_archive
+    proc = _spawn(KILL_WORKER, tmp_path / "a")
+    _, err = proc.communicate(timeout=HANG_S)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 2 and "Traceback" not in err, err
+    assert lines[-1].startswith("aemg: error: rectify worker process ended abruptly"), err
+    assert not open_archive(tmp_path / "a", allow_partial=True).complete
+    subprocess.run([sys.executable, "-m", "aemg", "rectify", "synthetic", "-", str(tmp_path / "a"),
+                    "--option", "n_subjects=6", "--option", "trial_s=2", "--workers", "2", "--no-progress",
+                    "--shard-mb", "0.05"], check=True, capture_output=True, timeout=HANG_S)
+    assert open_archive(tmp_path / "a").keys() == open_archive(archive).keys()
