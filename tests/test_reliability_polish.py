@@ -93,3 +93,16 @@ def test_recordings_shorter_than_a_token_are_warned_about(tmp_path, caplog):
     tokenize_archive(tmp_path / "a", tmp_path / "c", TokenizerConfig(token_s=0.05, mode="windows"), workers=1,
                      progress=False)
     assert "1 of 2 recordings are shorter than one token (0.05 s)" in caplog.text
+
+
+@pytest.mark.parametrize("command, says", [("verify", "nothing was written"), ("tokenize", "re-run the same command")])
+def test_ctrl_c_says_what_to_do(monkeypatch, capsys, command, says):
+    import importlib
+
+    module = importlib.import_module(f"aemg.cli.{command}")
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(module, "run", interrupted)
+    assert main([command, "x", "y"][: 2 if command == "verify" else 3]) == 130
+    assert says in capsys.readouterr().err

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import positive_int, torch_device
+from ._common import NOT_RESUMABLE, positive_int, torch_device
 
 
 def register(subparsers) -> None:
@@ -18,7 +18,7 @@ def register(subparsers) -> None:
     p.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
     p.add_argument("--allow-partial", action="store_true",
                    help="also use an unfinished run's latest checkpoint, or an incomplete archive")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, on_interrupt=NOT_RESUMABLE)
 
 
 def run(args: argparse.Namespace) -> int:

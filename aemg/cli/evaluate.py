@@ -6,6 +6,7 @@ import argparse
 import json
 
 from ..errors import ConfigError
+from ._common import NOT_RESUMABLE
 
 
 def _floats(text: str) -> list[float]:
@@ -86,7 +87,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.add_argument("--allow-partial", action="store_true",
                    help="also evaluate an incomplete archive (a rectify run still writing or interrupted)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, on_interrupt=NOT_RESUMABLE)
 
 
 def run(args) -> int:

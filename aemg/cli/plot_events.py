@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConfigError
-from ._common import add_common_options, count, positive_float
+from ._common import NOT_RESUMABLE, add_common_options, count, positive_float
 
 
 def register(subparsers) -> None:
@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     p.add_argument("--token-s", type=positive_float, default=0.25, help="token length, seconds")
     p.add_argument("--tokens", type=count, default=6, help="example tokens to draw (default 6)")
     add_common_options(p, segment_backend=True, allow_partial=True)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, on_interrupt=NOT_RESUMABLE)
 
 
 def run(args: argparse.Namespace) -> int:

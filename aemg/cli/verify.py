@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import DataError
+from ._common import NOT_RESUMABLE
 
 
 def register(subparsers) -> None:
@@ -16,7 +17,7 @@ def register(subparsers) -> None:
                     "Prints one line per problem and a summary; exit code 0 when all is well, 1 when a "
                     "problem was found.")
     p.add_argument("path", help="archive, corpus or run folder")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, on_interrupt=NOT_RESUMABLE)
 
 
 def verify(path: str) -> tuple[list[str], str]:

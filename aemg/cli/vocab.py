@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import positive_int, torch_device
+from ._common import NOT_RESUMABLE, positive_int, torch_device
 
 
 def register(subparsers) -> None:
@@ -19,7 +19,7 @@ def register(subparsers) -> None:
     p.add_argument("--top", type=positive_int, default=24, help="prototypes shown (most used first; default 24)")
     p.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
     p.add_argument("--allow-partial", action="store_true", help="also use an unfinished run's latest checkpoint")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, on_interrupt=NOT_RESUMABLE)
 
 
 def code_usage(model, corpus, device="cpu", batch_size=64) -> tuple[np.ndarray, list[str]]:
