@@ -73,6 +73,29 @@ def test_prepare_on_the_cluster(tmp_path, cluster):
     same_corpus(tmp_path / "local", tmp_path / "dask")
 
 
+def test_tokenize_on_the_cluster_equals_a_local_run(tmp_path, cluster):
+    from test_prepare import same_corpus
+
+    from aemg.tokenizer.corpus import tokenize_archive
+    rectify_dataset("synthetic", tmp_path / "a", reader_options=OPTIONS, workers=1, progress=False)
+    tokenize_archive(tmp_path / "a", tmp_path / "local", workers=1, progress=False)
+    report = tokenize_archive(tmp_path / "a", tmp_path / "dask", progress=False, min_samples_per_worker=0,
+                              scheduler=cluster.scheduler_address)
+    assert report.workers == 2
+    same_corpus(tmp_path / "local", tmp_path / "dask")
+    assert (tmp_path / "local" / "plan.json").read_bytes() == (tmp_path / "dask" / "plan.json").read_bytes()
+
+
+def test_folders_workers_cannot_see_are_named(tmp_path, cluster):
+    from distributed import Client
+
+    from aemg.data.distributed import blind_workers
+    with Client(cluster.scheduler_address, set_as_default=False) as client:
+        assert len(blind_workers(client, tmp_path / "nowhere" / "manifest.json")) == 2
+        (tmp_path / "here").write_text("")
+        assert blind_workers(client, tmp_path / "here") == []
+
+
 def test_unreachable_scheduler_fails_before_any_work(tmp_path, monkeypatch):
     from aemg.data import distributed
     monkeypatch.setattr(distributed, "CONNECT_TIMEOUT_S", 2.0)

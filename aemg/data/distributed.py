@@ -160,3 +160,97 @@ class DaskRunner:
             self.client.close()
         return False
 
+
+
+# -- tokenize: shard tasks on the cluster, written by the workers to a shared folder -------------
+def _sees_file(path: str) -> bool:
+    return os.path.isfile(path)
+
+
+def blind_workers(client, path: str | os.PathLike) -> list[str]:
+    """Addresses of the workers of ``client`` on which the file ``path`` does not exist."""
+    seen = client.run(_sees_file, os.path.abspath(str(path)))
+    return sorted(w for w, ok in seen.items() if not ok)
+
+
+def _refuse_blind(client, address: str, path, what: str) -> None:
+    blind = blind_workers(client, path)
+    if blind:
+        raise ConfigError(f"{os.path.dirname(os.path.abspath(str(path)))}: {what} is not visible on "
+                          f"{len(blind)} worker(s) of {address} (first: {blind[0]}); it must be on a "
+                          "filesystem every worker mounts at the same path")
+
+
+class DaskPool:
+    """A ``concurrent.futures``-style pool on a cluster for :func:`~aemg.tokenizer.corpus.tokenize_archive`:
+    ``submit(fn, *args)`` returns a ``concurrent.futures.Future``; a task whose worker dies is
+    re-run (the shard writer removes the dead task's temporary folder first)."""
+
+    def __init__(self, address: str, workers: int):
+        self.address, self.workers = address, workers
+        self.client = None
+        self._futures: list = []
+
+    def __enter__(self) -> "DaskPool":
+        self.client = connect(self.address)
+        return self
+
+    def submit(self, fn: Callable, *args) -> "concurrent.futures.Future":
+        import concurrent.futures
+        out: concurrent.futures.Future = concurrent.futures.Future()
+        fut = self.client.submit(fn, *args, pure=False, retries=TASK_RETRIES)
+
+        def done(f):
+            try:
+                out.set_result(f.result())
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's .result()
+                out.set_exception(exc)
+
+        fut.add_done_callback(done)
+        self._futures.append(fut)
+        return out
+
+    def __exit__(self, *exc) -> bool:
+        if self.client is not None:
+            self.client.close()
+        return False
+
+
+def checked_pool(scheduler: str | None, archive, out) -> DaskPool | None:
+    """None without a scheduler. Else check, before any tokenizing, that the scheduler answers, has
+    workers, and that every worker sees the archive (its manifest) and the corpus folder (a marker
+    file written there now); return a :class:`DaskPool` sized to the cluster."""
+    address = scheduler_address(scheduler)
+    if address is None:
+        return None
+    import uuid
+    client = connect(address)
+    try:
+        _refuse_blind(client, address, os.path.join(str(archive), "manifest.json"), "the archive folder")
+        marker = os.path.join(str(out), f".aemg-visible-{uuid.uuid4().hex}")
+        with open(marker, "w"):
+            pass
+        try:
+            _refuse_blind(client, address, marker, "the output folder")
+        finally:
+            os.unlink(marker)
+        workers = max(1, len(client.scheduler_info()["workers"]))
+    finally:
+        client.close()
+    return DaskPool(address, workers)
+
+
+_OPENED: dict[str, str] = {}  # archive path -> identity digest this worker process opened
+
+
+def tokenize_groups_task(archive_path: str, task, config_dict: dict, backend, identity: str):
+    """On a worker: the tokenizer's ``_tokenize_groups``, reopening the archive when this worker
+    last opened another archive at the same path (workers outlive runs, forked pools do not)."""
+    from ..tokenizer import corpus
+    if _OPENED.get(archive_path) != identity:
+        stale = corpus._ARCHIVES.pop(archive_path, None)
+        if stale is not None:
+            stale.close()
+        _OPENED[archive_path] = identity
+    with _TASK_LOCK:
+        return corpus._tokenize_groups(archive_path, task, config_dict, backend)

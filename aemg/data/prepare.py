@@ -186,7 +186,9 @@ def prepare_dataset(reader, out: str | os.PathLike, space=None, config=None, *,
     backend : str or None
         Segmentation backend (``aemg tokenize --backend``).
     **rectify_options
-        ``shard_bytes``, ``compression``: passed to ``rectify_dataset``.
+        ``shard_bytes``, ``compression``, ``scheduler`` (a Dask scheduler address: the sources are
+        rectified, and groups left to the archive pass tokenized, on the cluster): passed to
+        ``rectify_dataset`` (and ``scheduler`` to ``tokenize_archive``).
 
     Returns
     -------
@@ -226,7 +228,7 @@ def prepare_dataset(reader, out: str | os.PathLike, space=None, config=None, *,
                            on_error=on_error, progress=progress, on_source=on_source, **rectify_options)
     stream.finish()
     tok = tokenize_archive(archive, out, config, workers=workers, progress=progress, backend=backend,
-                           staged=staging)
+                           staged=staging, scheduler=rectify_options.get("scheduler"))
     shutil.rmtree(staging, ignore_errors=True)
     kept: Path | None = archive
     if not keep_archive:

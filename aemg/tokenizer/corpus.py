@@ -584,7 +584,7 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
                      config: TokenizerConfig = TokenizerConfig(), *, workers: int | None = None,
                      progress: bool = True, backend: str | None = None,
                      min_samples_per_worker: int = MIN_SAMPLES_PER_WORKER,
-                     staged: str | os.PathLike | None = None) -> TokenizeReport:
+                     staged: str | os.PathLike | None = None, scheduler: str | None = None) -> TokenizeReport:
     """Tokenize every recording of an archive into a token corpus at ``out``.
 
     Per-sample-labelled recordings are split into trials first (:func:`aemg.data.trials.split_trials`).
@@ -610,6 +610,10 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
     staged : path, optional
         A folder of complete shards named like this corpus's (``000000``...), written from memory by
         :func:`aemg.data.prepare.prepare_dataset`; they are moved into place and not redone.
+    scheduler : str, optional
+        Dask scheduler address (else ``$AEMG_SCHEDULER``; neither: local processes): groups are
+        tokenized on the cluster's workers, which must see the archive and ``out`` at the same
+        paths (checked first; :mod:`aemg.data.distributed`).
 
     Returns
     -------
@@ -659,6 +663,10 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
     verify_shards(out, plan["groups"], names, remove=True)  # a damaged shard is done again
     todo = [k for k in range(len(groups)) if not (shard_dir / names[k]).is_dir()]
     total = sum(rows[i]["n_samples"] * rows[i]["n_channels"] for k in todo for i in groups[k])
+    from ..data.distributed import checked_pool, tokenize_groups_task
+    remote = checked_pool(scheduler, archive.path, out) if todo else None
+    if remote is not None:
+        workers = remote.workers
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if int(workers) < 1:
@@ -680,7 +688,7 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
              for chunk in work_chunks(todo, todo_sizes, workers)]
     results: dict[int, dict[str, Any]] = {}
     try:
-        if workers == 1:
+        if workers == 1 and remote is None:
             for task in tasks:
                 for k, r in _tokenize_groups(str(archive.path), task, config_dict, backend):
                     results[k] = r
@@ -691,8 +699,10 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
             archive.close()
             gc.freeze()  # forked workers then never copy the parent's objects to collect them
             try:
-                with WorkerPool(workers, what="tokenize") as pool:
-                    futures = [pool.submit(_tokenize_groups, str(archive.path), task, config_dict, backend)
+                run_id = identity["manifest_sha256"] + identity["index_sha256"]  # cluster workers outlive runs
+                fn, extra = (_tokenize_groups, ()) if remote is None else (tokenize_groups_task, (run_id,))
+                with WorkerPool(workers, what="tokenize") if remote is None else remote as pool:
+                    futures = [pool.submit(fn, str(archive.path), task, config_dict, backend, *extra)
                                for task in tasks]
                     for fut in as_completed(futures):
                         for k, r in fut.result():
