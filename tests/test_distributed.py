@@ -103,3 +103,18 @@ def test_unreachable_scheduler_fails_before_any_work(tmp_path, monkeypatch):
         rectify_dataset("synthetic", tmp_path / "a", reader_options=OPTIONS, progress=False,
                         scheduler="tcp://127.0.0.1:9")
     assert not (tmp_path / "a").exists()
+
+
+def test_cli_scheduler_option(tmp_path, cluster, capsys, monkeypatch):
+    from aemg.cli import main
+    from aemg.data import distributed
+    monkeypatch.setattr(distributed, "CONNECT_TIMEOUT_S", 2.0)
+    args = ["--option", "n_subjects=2", "--option", "repetitions=1", "--no-progress"]
+    assert main(["rectify", "synthetic", "-", str(tmp_path / "a"), *args,
+                 "--scheduler", cluster.scheduler_address]) == 0
+    assert main(["tokenize", str(tmp_path / "a"), str(tmp_path / "c"), "--no-progress",
+                 "--scheduler", cluster.scheduler_address]) == 0
+    assert main(["prepare", "synthetic", "-", str(tmp_path / "p"), *args,
+                 "--scheduler", cluster.scheduler_address]) == 0
+    assert main(["rectify", "synthetic", "-", str(tmp_path / "b"), *args, "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    assert "tcp://127.0.0.1:9: unreachable" in capsys.readouterr().err

@@ -38,7 +38,8 @@ def positive_float(text: str) -> float:
 
 
 def add_common_options(parser: argparse.ArgumentParser, *, workers: bool = False, progress: bool = False,
-                       segment_backend: bool = False, allow_partial: bool = False) -> None:
+                       segment_backend: bool = False, allow_partial: bool = False,
+                       scheduler: bool = False) -> None:
     """Add the shared options a command asks for.
 
     Parameters
@@ -53,6 +54,9 @@ def add_common_options(parser: argparse.ArgumentParser, *, workers: bool = False
         ``--backend NAME``: the segmentation backend (``args.backend``, None: the fastest available).
     allow_partial : bool
         ``--allow-partial`` (``args.allow_partial``): read an incomplete archive.
+    scheduler : bool
+        ``--scheduler ADDRESS`` (``args.scheduler``): run on a Dask cluster (default:
+        ``$AEMG_SCHEDULER``, else locally).
     """
     if workers:
         parser.add_argument("--workers", type=positive_int, help="worker processes (default: all cores)")
@@ -63,6 +67,10 @@ def add_common_options(parser: argparse.ArgumentParser, *, workers: bool = False
     if allow_partial:
         parser.add_argument("--allow-partial", action="store_true",
                             help="also read an incomplete archive (a rectify run still writing or interrupted)")
+    if scheduler:
+        parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                            help="run the work on this Dask scheduler's workers (default: $AEMG_SCHEDULER, "
+                                 "else locally); workers must see the data and output folders at the same paths")
 
 
 def torch_device(text: str | None) -> str:

@@ -48,7 +48,7 @@ def register(subparsers) -> None:
                    help="noise floor from the rest trials of each subject/session (default) or robust")
     p.add_argument("--no-event", choices=("background", "empty"), default="background",
                    help="a trial without events gives background tokens (default) or nothing")
-    add_common_options(p, workers=True, progress=True, segment_backend=True)
+    add_common_options(p, workers=True, progress=True, segment_backend=True, scheduler=True)
     p.set_defaults(func=run)
 
 
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                              reader_options=options, workers=args.workers,
                              on_error="stop" if args.stop_on_error else "skip",
                              progress=not args.no_progress, backend=args.backend,
-                             shard_bytes=int(args.shard_mb * 2**20))
+                             shard_bytes=int(args.shard_mb * 2**20), scheduler=args.scheduler)
     print(report.summary())
     if report.rectify.errors:
         print(f"{len(report.rectify.errors)} file(s) skipped; see the archive's errors.jsonl", file=sys.stderr)

@@ -35,7 +35,7 @@ def register(subparsers) -> None:
                    help="any reader option; VALUE is read as JSON when it parses (numbers, true, "
                         "lists), else as a string; repeatable")
     p.add_argument("--shard-mb", type=positive_float, default=64.0, help="samples per shard, MiB (default 64)")
-    add_common_options(p, workers=True, progress=True)
+    add_common_options(p, workers=True, progress=True, scheduler=True)
     p.set_defaults(func=run)
 
 
@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     report = rectify_dataset(args.reader, args.out, space, root=None if args.src == "-" else args.src,
                              reader_options=options, workers=args.workers,
                              on_error="stop" if args.stop_on_error else "skip",
-                             progress=not args.no_progress, shard_bytes=int(args.shard_mb * 2**20))
+                             progress=not args.no_progress, shard_bytes=int(args.shard_mb * 2**20),
+                             scheduler=args.scheduler)
     print(report.summary())
     if report.errors:
         print(f"{len(report.errors)} file(s) skipped; see {report.out / 'errors.jsonl'}", file=sys.stderr)

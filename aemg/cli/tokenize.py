@@ -28,7 +28,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-event", choices=("background", "empty"), default="background",
                    help="a trial without events gives background tokens (default) or nothing")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    add_common_options(p, workers=True, progress=True, segment_backend=True)
+    add_common_options(p, workers=True, progress=True, segment_backend=True, scheduler=True)
     p.set_defaults(func=run)
 
 
@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
                                  max_sentence_len=args.max_len, mode=args.mode, cap=args.cap,
                                  calibration=args.calibration, no_event=args.no_event)
     report = tokenize_archive(args.archive, args.out, config, workers=args.workers,
-                              progress=not args.no_progress, backend=args.backend)
+                              progress=not args.no_progress, backend=args.backend,
+                              scheduler=args.scheduler)
     print(json.dumps(report.to_dict(), indent=1) if args.json else report.summary())
     return 0
