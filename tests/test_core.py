@@ -16,13 +16,13 @@ def test_recording_converts_to_float32_and_validates():
     with pytest.raises(DataError, match="2-D"):
         Recording(np.zeros(10), 200, "myo")
     bad = np.zeros((8, 10)); bad[2, 5] = np.nan
-    with pytest.raises(DataError, match="channel 2, sample 5"):
+    with pytest.raises(DataError, match="channel 3, sample 6 \\(1-based"):
         Recording(bad, 200, "myo", source="x.csv")
     # finite samples whose float32 sum overflows are fine; an inf is found where it is
     huge = np.full((8, 10), 3e38, np.float32)
     assert Recording(huge, 200, "myo").data.max() == np.float32(3e38)
     huge[7, 9] = -np.inf
-    with pytest.raises(DataError, match="channel 7, sample 9"):
+    with pytest.raises(DataError, match="channel 8, sample 10 \\(1-based"):
         Recording(huge, 200, "myo")
     with pytest.raises(DataError, match="positive"):
         Recording(np.zeros((8, 10)), 0, "myo")
@@ -91,7 +91,7 @@ def test_irregular_times_validated():
     t = np.array([0.0, 0.001, 0.001, 0.003])
     rec = Recording(np.zeros((8, 4)), 200, "myo", times=t)
     assert rec.times.dtype == np.float64
-    with pytest.raises(DataError, match="backwards at row 2"):
+    with pytest.raises(DataError, match=r"backwards at sample 3 \(1-based\)"):
         Recording(np.zeros((8, 4)), 200, "myo", times=[0.0, 0.002, 0.001, 0.003], source="f.txt")
     with pytest.raises(DataError, match="times have shape"):
         Recording(np.zeros((8, 4)), 200, "myo", times=[0.0, 1.0])

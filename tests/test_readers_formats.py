@@ -73,9 +73,9 @@ def test_uci_bad_files(tmp_path):
     assert rec.labels.tolist() == [UNLABELLED, UNLABELLED, 1, 1, 1, 1, 1, 1]
     assert rec.times.tolist() == pytest.approx([0.001 * t for t in range(1, 9)])
     assert rec.data[0, 0] == 1.0 and rec.units == "int8"
-    with pytest.raises(DataError, match=r"02/1_raw.*timestamps go backwards at row 2"):
+    with pytest.raises(DataError, match=r"02/1_raw.*timestamps go backwards at row 4"):
         reader.read(sources[1])
-    with pytest.raises(DataError, match=r"03/1_raw.*non-finite sample.*row 2"):
+    with pytest.raises(DataError, match=r"03/1_raw.*non-finite sample.*row 3"):
         reader.read(sources[2])
     with pytest.raises(DataError, match=r"04/1_raw.*row 3 has 3 columns, expected 10"):
         reader.read(sources[3])
@@ -342,7 +342,7 @@ def test_generic_columns_time_labels_npy(tmp_path, rng):
         assert [t.label for t in split_trials(rec, min_s=0.01)] == [0, 1]
     table[4, 0] = 10.0  # time goes backwards
     (tmp_path / "s1" / "a.txt").write_text("\n".join(",".join(map(str, r)) for r in table))
-    with pytest.raises(DataError, match=r"s1/a.txt: timestamps go backwards at row 4"):
+    with pytest.raises(DataError, match=r"s1/a.txt: timestamps go backwards at row 5"):
         get_reader("generic", tmp_path, pattern="s{subject}/a.txt", delimiter=",", **common).read("s1/a.txt")
     table[4, 0], table[5, 3] = 120.0, 4.0  # unknown per-row label
     (tmp_path / "s1" / "a.txt").write_text("\n".join(",".join(map(str, r)) for r in table))

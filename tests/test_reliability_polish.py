@@ -106,3 +106,19 @@ def test_ctrl_c_says_what_to_do(monkeypatch, capsys, command, says):
     monkeypatch.setattr(module, "run", interrupted)
     assert main([command, "x", "y"][: 2 if command == "verify" else 3]) == 130
     assert says in capsys.readouterr().err
+
+
+def test_rows_are_named_by_1_based_file_line_everywhere(tmp_path):
+    (tmp_path / "P1").mkdir()
+    reader = get_reader("generic", tmp_path, pattern="P{subject}/g{label}_rep{trial}.csv", skip_rows=1,
+                        time_column=0, **COMMON)
+    f = tmp_path / "P1" / "g0_rep0.csv"
+    f.write_text("t,a,b\n0.001,1,2\n0.002,x,3\n")   # parse error: line 3
+    with pytest.raises(DataError, match="row 3: 'x' is not a number"):
+        reader.read("P1/g0_rep0.csv")
+    f.write_text("t,a,b\n0.001,1,2\n0.002,1,2\n0.003,nan,2\n")   # non-finite: line 4
+    with pytest.raises(DataError, match="non-finite sample .* at row 4, column 1"):
+        reader.read("P1/g0_rep0.csv")
+    f.write_text("t,a,b\n0.001,1,2\n0.002,1,2\n0.003,1,2\n0.0025,1,2\n")   # backwards: line 5
+    with pytest.raises(DataError, match="timestamps go backwards at row 5"):
+        reader.read("P1/g0_rep0.csv")

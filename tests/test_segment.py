@@ -150,7 +150,7 @@ def test_nan_policy(backend):
     x = bursty(rng, 4, 3000).astype(np.float32)
     x[2, 1000:1100] = np.nan
     x[0, 5] = np.inf
-    with pytest.raises(DataError, match=r"x: non-finite sample .* channel 0, sample 5 \(101 in total\)"):
+    with pytest.raises(DataError, match=r"x: non-finite sample .* channel 1, sample 6 \(1-based; 101 in total\)"):
         detect_events(x, 1000.0, backend=backend)
     with pytest.raises(DataError, match="non-finite"):
         energy_envelope(x, 1000.0, 0.05, backend=backend)

@@ -104,7 +104,7 @@ def test_stream_errors_and_calibration():
     bad = np.zeros((3, 10), np.float32)
     bad[1, 4] = np.nan
     seg.push(np.zeros((3, 7)))
-    with pytest.raises(DataError, match=r"chunk: \(stream position 7\) non-finite .* channel 1, sample 4"):
+    with pytest.raises(DataError, match=r"chunk: \(stream position 7\) non-finite .* channel 2, sample 5 \(1-based"):
         seg.push(bad)
     assert seg.position == 7  # the bad chunk left the state untouched
     zero = StreamingSegmenter(200.0, 3, SegmentParams(nan_policy="zero"), noise=1.0)

@@ -87,8 +87,8 @@ class Recording:
             finite = not data.size or np.isfinite(data.sum()) or bool(np.all(np.isfinite(data)))
         if not finite:
             bad = np.argwhere(~np.isfinite(data))[0]
-            raise DataError(where, f"non-finite sample (NaN or inf) at channel {bad[0]}, "
-                                   f"sample {bad[1]} (t = {bad[1] / float(self.rate):.3f} s)"
+            raise DataError(where, f"non-finite sample (NaN or inf) at channel {bad[0] + 1}, "
+                                   f"sample {bad[1] + 1} (1-based; t = {bad[1] / float(self.rate):.3f} s)"
                             if self.rate and self.rate > 0 else "non-finite sample (NaN or inf)")
         self.data = data
         if isinstance(self.rate, bool) or not isinstance(self.rate, (int, float, np.integer, np.floating)):
@@ -133,7 +133,8 @@ class Recording:
             back = np.flatnonzero(np.diff(t) < 0)
             if back.size:
                 i = int(back[0]) + 1
-                raise DataError(where, f"timestamps go backwards at row {i}: {t[i - 1]:.6g} s -> {t[i]:.6g} s")
+                raise DataError(where, f"timestamps go backwards at sample {i + 1} (1-based): {t[i - 1]:.6g} s -> "
+                                       f"{t[i]:.6g} s")
             self.times = t
         self.subject, self.session, self.trial = str(self.subject), str(self.session), str(self.trial)
 

@@ -153,7 +153,7 @@ def _as_float64(x, where: str = "x") -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float64)
     if x.size and not np.isfinite(x).all():
         c, t = np.argwhere(~np.isfinite(x))[0]
-        raise DataError(where, f"non-finite value (NaN or inf) at channel {c}, sample {t}")
+        raise DataError(where, f"non-finite value (NaN or inf) at channel {c + 1}, sample {t + 1} (1-based)")
     return x
 
 

@@ -257,8 +257,8 @@ def _nonfinite_error(x: np.ndarray, where: str, n_bad: int) -> DataError:
     with np.errstate(over="ignore"):
         bad = ~(np.asarray(x, dtype=np.float64) ** 2 < np.inf)
     c, t = np.argwhere(bad)[0]
-    return DataError(where, f"non-finite sample (NaN/inf, or too large to square) at channel {c}, "
-                            f"sample {t} ({n_bad} in total); clean the signal or use "
+    return DataError(where, f"non-finite sample (NaN/inf, or too large to square) at channel {c + 1}, "
+                            f"sample {t + 1} (1-based; {n_bad} in total); clean the signal or use "
                             f"SegmentParams(nan_policy='zero') to count them as zero energy")
 
 

@@ -326,12 +326,26 @@ except ImportError:  # built without extensions (AEMG_NO_EXT=1): np.loadtxt only
     _INT_PARSER = None
 
 
-def check_finite(path: str | os.PathLike, table: np.ndarray, what: str = "sample") -> None:
-    """Raise DataError naming the first NaN/inf entry of a (rows, columns) table."""
+def check_finite(path: str | os.PathLike, table: np.ndarray, what: str = "sample", first_line: int = 1) -> None:
+    """Raise DataError naming the first NaN/inf entry of a (rows, columns) table.
+
+    Rows are named like :func:`parse_table` names them, by 1-based file line: ``first_line`` is the
+    line of the table's first row (``skip_rows + 1`` for a text file with header lines; 1 for arrays).
+    """
     bad = ~np.isfinite(table)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise DataError(path, f"non-finite {what} (NaN or inf) at row {row + 1}, column {col + 1}")
+        raise DataError(path, f"non-finite {what} (NaN or inf) at row {row + first_line}, column {col + 1}")
+
+
+def check_increasing(path: str | os.PathLike, times: np.ndarray, first_line: int = 1) -> None:
+    """Raise DataError naming the first row (1-based file line, as :func:`check_finite`) where the
+    timestamps ``times`` (T,) go backwards."""
+    back = np.flatnonzero(np.diff(np.asarray(times, dtype=np.float64)) < 0)
+    if back.size:
+        i = int(back[0]) + 1
+        raise DataError(path, f"timestamps go backwards at row {i + first_line}: {times[i - 1]:.6g} s -> "
+                              f"{times[i]:.6g} s")
 
 
 def read_json(path: str | os.PathLike) -> Any:

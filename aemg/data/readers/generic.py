@@ -22,10 +22,15 @@ from ...errors import ConfigError, DataError
 from ..devices import get_device
 from ..recording import UNITS, UNLABELLED, Recording
 from . import register_reader
-from .base import DatasetInfo, Reader, check_choice, check_finite, parse_table, read_bytes
+from .base import DatasetInfo, Reader, check_choice, check_finite, check_increasing, parse_table, read_bytes
 
 _FIELD = re.compile(r"\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}")
 _STANDARD = ("subject", "session", "trial", "label")
+
+
+def _is_npy(source: str) -> bool:
+    name = PurePosixPath(source).name.lower()
+    return name.endswith(".npy") or name.endswith(".npy.gz")
 
 
 def compile_pattern(pattern: str) -> tuple[re.Pattern, str]:
@@ -158,7 +163,7 @@ class GenericReader(Reader):
         path = self.path(source)
         name = PurePosixPath(source).name.lower()
         raw = read_bytes(path)
-        if name.endswith(".npy") or name.endswith(".npy.gz"):
+        if _is_npy(source):
             try:
                 table = np.load(io.BytesIO(raw), allow_pickle=False)
             except (ValueError, OSError, EOFError) as exc:
@@ -191,14 +196,17 @@ class GenericReader(Reader):
         channels = self.channels if self.channels is not None else \
             [c for c in range(n_cols) if c not in {s % n_cols for s in special}]
         data = table[:, channels]
-        check_finite(path, data)
+        # rows are named by file line (as parse_table does) where a row is a line of a text file
+        first = self.skip_rows + 1 if self.orientation == "samples" and not _is_npy(source) else 1
+        check_finite(path, data, first_line=first)
         times = labels = None
         if self.time_column is not None:
             times = table[:, self.time_column] * self.time_scale
-            check_finite(path, times[:, None], "time")
+            check_finite(path, times[:, None], "time", first_line=first)
+            check_increasing(path, times, first_line=first)
         if self.label_column is not None:
             column = table[:, self.label_column]
-            check_finite(path, column[:, None], "label")
+            check_finite(path, column[:, None], "label", first_line=first)
             labels = np.full(column.size, UNLABELLED, dtype=np.int32)
             for value in np.unique(column):
                 key = int(value) if value == int(value) else value

@@ -26,7 +26,7 @@ import numpy as np
 from ...errors import DataError
 from ..recording import UNLABELLED, Recording
 from . import register_reader
-from .base import DatasetInfo, Reader, check_finite, match_name, parse_table, read_text
+from .base import DatasetInfo, Reader, check_finite, check_increasing, match_name, parse_table, read_text
 
 CLASSES = ("rest", "fist", "wrist flexion", "wrist extension", "radial deviation", "ulnar deviation",
            "extended palm")
@@ -54,7 +54,8 @@ class UciMyoReader(Reader):
         subject, name = source.rsplit("/", 1) if "/" in source else ("0", source)
         series = match_name(_NAME, name, path)["series"]
         table = parse_table(read_text(path), path, delimiter="\t", skip_rows=1, n_columns=10)
-        check_finite(path, table)
+        check_finite(path, table, first_line=2)  # rows named by file line, after the header
+        check_increasing(path, table[:, 0] / 1000.0, first_line=2)
         counts = np.round(table[:, 1:9] * 1e5)
         off = np.abs(counts - table[:, 1:9] * 1e5) > 1e-3
         if off.any():
