@@ -275,3 +275,36 @@ def test_prepare_vs_rectify_then_tokenize(tmp_path, quick):
         ratio = med["rectify + tokenize"][0] / med["aemg prepare"][0]
         assert ratio >= MIN_PREPARE_RATIO, \
             f"{name}: prepare is {ratio:.2f}x rectify + tokenize (floor {MIN_PREPARE_RATIO}x)"
+
+
+def test_rectify_localcluster_vs_pool(tmp_path, quick):
+    """``aemg rectify`` with 2 local pool workers against a Dask LocalCluster of 2 worker processes
+    (loopback), same files, interleaved rounds; guard: the cluster is at least half the pool's speed
+    (the issue's target, within 15 %, is reported, not asserted, on a shared box)."""
+    pytest.importorskip("distributed")
+    from distributed import LocalCluster
+
+    from aemg.data.pipeline import rectify_dataset
+
+    cases = {k: v for k, v in file_inputs(tmp_path, quick).items() if k.startswith("3dc .npy")}
+    if not cases:
+        pytest.skip("shared data not found")
+    (name, (reader, root, options, files, load, rate)), = cases.items()
+    n_in = sum(load(p).size for p in files)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, silence_logs=50) as cluster:
+        def run(scheduler=None):
+            rectify_dataset(reader, tmp_path / f"a{next(_FOLDERS)}", root=root, reader_options=options,
+                            workers=2, progress=False, scheduler=scheduler)
+
+        fns = {"process pool, 2 workers": run,
+               "Dask LocalCluster, 2 workers": lambda: run(cluster.scheduler_address)}
+        for fn in fns.values():
+            fn()
+        med = _median_rounds(fns, rounds=3 if quick else 5)
+    pool = med["process pool, 2 workers"][0]
+    for impl, (wall, _) in med.items():
+        harness.record("rectify_cluster", input=name, files=len(files), channel_samples=n_in, impl=impl,
+                       seconds=wall, M_per_s=n_in / wall / 1e6, vs_pool=pool / wall)
+    ratio = pool / med["Dask LocalCluster, 2 workers"][0]
+    assert ratio >= 0.5, f"LocalCluster is {ratio:.2f}x the process pool (floor 0.5x)"

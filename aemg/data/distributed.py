@@ -1,11 +1,17 @@
-"""Running ``rectify`` (and ``prepare``'s rectify stage) on a Dask distributed cluster.
+"""Running ``rectify``, ``tokenize`` and ``prepare`` on a Dask distributed cluster.
 
-The client (the process that runs ``aemg rectify`` / ``aemg prepare``) lists the sources, hands each
-one to the cluster as a task and receives the rectified recordings back in source order, at most
-``2 x workers`` in flight, exactly as with the local process pool; it alone writes the archive.
-So the archive is byte-identical to a local run, a worker killed mid-run loses nothing (the
-scheduler re-runs its tasks on another worker; nothing is written until a result is back), and a
-client killed mid-run resumes from the archive when re-run, like a local run.
+rectify (and prepare's rectify stage): the client (the process that runs ``aemg rectify`` /
+``aemg prepare``) lists the sources, hands them to the cluster in small chunks (one task each) and
+receives the rectified recordings back in source order, a few tasks per worker in flight, as with
+the local process pool; it alone writes the archive. So the archive is byte-identical to a local
+run, a worker killed mid-run loses nothing (the scheduler re-runs its tasks on another worker;
+nothing is written until a result is back), and a client killed mid-run resumes from the archive
+when re-run, like a local run.
+
+tokenize (and prepare's archive pass): the group tasks run on the workers, which read the archive
+and write the shards themselves (each to a temporary folder renamed when complete, so a killed
+task leaves nothing the corpus counts): archive and corpus folder must be on a shared filesystem,
+checked with a marker file before any work.
 
 The workers must see the dataset folder at the same path (a shared filesystem): checked on every
 worker before any work. Start workers with one thread each (``dask worker ADDRESS --nthreads 1``):
@@ -18,7 +24,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from ..errors import ConfigError
 
@@ -28,6 +34,10 @@ SCHEDULER_ENV = "AEMG_SCHEDULER"
 CONNECT_TIMEOUT_S = 10.0
 #: times a task whose worker died is re-run before the run fails
 TASK_RETRIES = 3
+#: tasks in flight per worker (a round trip through the scheduler costs ~ms: keep workers fed)
+IN_FLIGHT_PER_WORKER = 3
+#: most sources in one task
+MAX_CHUNK = 16
 
 _TASK_LOCK = threading.Lock()
 
@@ -71,12 +81,12 @@ def _sees(path: str) -> bool:
     return os.path.isdir(path)
 
 
-def _run_task(fn: Callable, init: Callable, initargs: tuple, item: Any) -> Any:
-    """On a worker: set up the worker state of this run, then ``fn(item)`` (one task at a time per
-    worker process, so two runs sharing a worker cannot mix their readers)."""
+def _run_chunk(fn: Callable, init: Callable, initargs: tuple, chunk: Sequence) -> list:
+    """On a worker: set up the worker state of this run, then ``[fn(item) for item in chunk]`` (one
+    task at a time per worker process, so two runs sharing a worker cannot mix their readers)."""
     with _TASK_LOCK:
         init(*initargs)
-        return fn(item)
+        return [fn(item) for item in chunk]
 
 
 def checked_runner(scheduler: str | None, reader, init: Callable) -> Callable[[tuple], "DaskRunner"] | None:
@@ -87,14 +97,14 @@ def checked_runner(scheduler: str | None, reader, init: Callable) -> Callable[[t
     if address is None:
         return None
     root = getattr(reader, "root", None)
-    with DaskRunner(address, init, (), root=root):
-        pass
-    return lambda initargs: DaskRunner(address, init, initargs, root=root)
+    checked = DaskRunner(address, init, (), root=root)
+    checked.client = checked.connect_and_check()  # kept for the run (closed by its __exit__)
+    return lambda initargs: DaskRunner(address, init, initargs, root=root, client=checked.client)
 
 
 class DaskRunner:
     """The cluster counterpart of ``aemg.data.pipeline._Runner``: ``imap(fn, items)`` in order,
-    at most ``2 x workers`` tasks in flight.
+    at most :data:`IN_FLIGHT_PER_WORKER` tasks (chunks of items) per worker in flight.
 
     Parameters
     ----------
@@ -109,21 +119,31 @@ class DaskRunner:
         The dataset folder every worker must see.
     """
 
-    def __init__(self, address: str, init: Callable, initargs: tuple, root=None):
+    def __init__(self, address: str, init: Callable, initargs: tuple, root=None, client=None):
         self.address, self.init, self.initargs, self.root = address, init, initargs, root
-        self.client = None
+        self.client = client
 
-    def __enter__(self) -> "DaskRunner":
-        self.client = connect(self.address)
+    def connect_and_check(self):
+        """A client of the scheduler whose workers all see :attr:`root` (ConfigError otherwise)."""
+        client = connect(self.address)
         try:
             if self.root is not None:
                 root = os.path.abspath(str(self.root))
-                seen = self.client.run(_sees, root)
+                seen = client.run(_sees, root)
                 blind = sorted(w for w, ok in seen.items() if not ok)
                 if blind:
                     raise ConfigError(f"{root}: not visible on {len(blind)} of {len(seen)} workers of "
                                       f"{self.address} (first: {blind[0]}); the dataset folder must be "
                                       "on a filesystem every worker mounts at the same path")
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def __enter__(self) -> "DaskRunner":
+        if self.client is None:
+            self.client = self.connect_and_check()
+        try:
             self.workers = max(1, len(self.client.scheduler_info()["workers"]))
             [self.args] = self.client.scatter([self.initargs], broadcast=True, hash=False)
         except BaseException:
@@ -132,28 +152,33 @@ class DaskRunner:
         return self
 
     def imap(self, fn: Callable, items: Sequence) -> Iterator:
-        """``map(fn, items)`` on the cluster, results in order; a task whose worker dies is re-run."""
+        """``map(fn, items)`` on the cluster, results in order; a task whose worker dies is re-run.
+
+        Items go in chunks (one task each) of about 1/(8 x workers) of them, at most
+        :data:`MAX_CHUNK`: a task's round trip through the scheduler costs milliseconds."""
         import collections
 
+        items = list(items)
+        size = max(1, min(MAX_CHUNK, len(items) // (8 * self.workers)))
+        chunks = iter([items[i:i + size] for i in range(0, len(items), size)])
         pending: collections.deque = collections.deque()
-        it = iter(items)
 
-        def submit(item):
-            pending.append(self.client.submit(_run_task, fn, self.init, self.args, item,
+        def submit(chunk):
+            pending.append(self.client.submit(_run_chunk, fn, self.init, self.args, chunk,
                                               pure=False, retries=TASK_RETRIES))
 
-        for item in it:
-            submit(item)
-            if len(pending) >= 2 * self.workers:
+        for chunk in chunks:
+            submit(chunk)
+            if len(pending) >= IN_FLIGHT_PER_WORKER * self.workers:
                 break
         while pending:
             fut = pending.popleft()
-            result = fut.result()
+            results = fut.result()
             fut.release()
-            for item in it:
-                submit(item)
+            for chunk in chunks:
+                submit(chunk)
                 break
-            yield result
+            yield from results
 
     def __exit__(self, *exc) -> bool:
         if self.client is not None:
