@@ -121,3 +121,21 @@ def test_cli_scheduler_option(tmp_path, cluster, capsys, monkeypatch):
                  "--scheduler", cluster.scheduler_address]) == 0
     assert main(["rectify", "synthetic", "-", str(tmp_path / "b"), *args, "--scheduler", "tcp://127.0.0.1:9"]) == 2
     assert "tcp://127.0.0.1:9: unreachable" in capsys.readouterr().err
+
+
+def test_a_bad_file_on_a_worker_is_reported_like_locally(tmp_path, cluster):
+    import numpy as np
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        np.savetxt(src / f"s{i}.csv", rng.normal(size=(600, 2)), delimiter=",")
+    (src / "s1.csv").write_text("1,2\n3,x\n")
+    opts = {"pattern": "s{subject}.csv", "rate": 1000, "device": "ring:2"}
+    local = rectify_dataset("generic", tmp_path / "local", root=src, reader_options=opts, workers=1,
+                            progress=False)
+    remote = rectify_dataset("generic", tmp_path / "dask", root=src, reader_options=opts, progress=False,
+                             scheduler=cluster.scheduler_address)
+    assert remote.errors == local.errors and len(remote.errors) == 1
+    assert "s1.csv" in remote.errors[0]["source"] and "'x' is not a number" in remote.errors[0]["problem"]
+    same_archive(tmp_path / "local", tmp_path / "dask")
