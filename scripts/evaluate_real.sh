@@ -211,12 +211,15 @@ step_heavy() {  # fine-tune, no pre-training, window-Transformer ablation; LOSO 
     wait
 }
 
+# the methods of the regimes step: classic baselines, classic features on NCT tokens (no network),
+# and the pre-trained probe on its embedding alone and with the token features (-tok); -em = EM
+REGIME_METHODS=${REGIME_METHODS:-lda,lda-log,lda-log-restnorm,lda-log-subjnorm,lda-log-subjnorm-em,nct-logreg,nct-logreg-subjnorm,nct-logreg-em,aemg-probe-robust,aemg-probe,aemg-probe-subjnorm,aemg-probe-em,aemg-probe-tok,aemg-probe-tok-subjnorm,aemg-probe-tok-em}
 step_regimes() {  # every adaptation regime: none, rest, online, unlabelled, fewshot (+ intra), seed 0
     local d
     for d in "${DATASETS[@]}"; do
         # shellcheck disable=SC2086
         run "regimes_$d" "$AEMG" evaluate "$ARCH/$d" ${SESSIONS[$d]} --out "$REPORTS/${d}_regimes" \
-            --methods lda,lda-log,lda-log-restnorm,lda-log-subjnorm,aemg-probe-robust,aemg-probe,aemg-probe-calibnorm,aemg-probe-subjnorm \
+            --methods "$REGIME_METHODS" \
             --checkpoint "$RUNS/for_$d" --regimes none,rest,online,unlabelled,fewshot --protocols intra \
             "${FEWSHOT[@]}" --seeds 0 --no-plots
     done
