@@ -34,6 +34,32 @@ cdef enum:
     LANES = 4
 
 
+cdef inline void _gather(const sample_t[:, :] x, Py_ssize_t c0, double* buf, Py_ssize_t off,
+                         Py_ssize_t n) noexcept nogil:
+    """Rows ``c0 .. c0 + 3`` of ``x`` as float64 into the lanes of ``buf`` from vector ``off``; the
+    lanes of missing rows are zero over all ``n`` vectors of ``buf``."""
+    cdef Py_ssize_t j, t, c, C = x.shape[0], T = x.shape[1]
+    for j in range(LANES):
+        c = c0 + j
+        if c >= C:
+            for t in range(n):
+                buf[t * LANES + j] = 0.0
+        else:
+            for t in range(T):
+                buf[(off + t) * LANES + j] = <double>x[c, t]
+
+
+cdef inline void _scatter(const double* buf, Py_ssize_t off, Py_ssize_t c0, out_t[:, ::1] out) noexcept nogil:
+    """The lanes of ``buf`` from vector ``off`` into rows ``c0 .. c0 + 3`` of ``out`` (those that exist)."""
+    cdef Py_ssize_t j, t, c
+    for j in range(LANES):
+        c = c0 + j
+        if c >= out.shape[0]:
+            break
+        for t in range(out.shape[1]):
+            out[c, t] = <out_t>buf[(off + t) * LANES + j]
+
+
 def sosfiltfilt_into(const sample_t[:, :] x, const double[:, ::1] sos, const double[::1] zi,
                      Py_ssize_t padlen, out_t[:, ::1] out):
     """Write the zero-phase SOS cascade of ``x`` (C, T) into ``out`` (C, T).
@@ -64,28 +90,18 @@ def sosfiltfilt_into(const sample_t[:, :] x, const double[:, ::1] sos, const dou
         raise MemoryError()
     with nogil:
         for c0 in range(0, C, 4):  # LANES
-            for j in range(LANES):
+            _gather(x, c0, buf, padlen, n)
+            for j in range(min(LANES, C - c0)):  # odd extension at both ends
                 c = c0 + j
-                if c >= C:
-                    for t in range(n):
-                        buf[t * LANES + j] = 0.0
-                    continue
                 first = <double>x[c, 0]
                 last = <double>x[c, T - 1]
                 for t in range(padlen):
                     buf[t * LANES + j] = 2 * first - <double>x[c, padlen - t]
-                for t in range(T):
-                    buf[(padlen + t) * LANES + j] = <double>x[c, t]
                 for t in range(padlen):
                     buf[(padlen + T + t) * LANES + j] = 2 * last - <double>x[c, T - 2 - t]
             aemg_sos_cascade4(buf, n, 1, &sos[0, 0], &zi[0], n_sec)
             aemg_sos_cascade4(buf, n, -1, &sos[0, 0], &zi[0], n_sec)
-            for j in range(LANES):
-                c = c0 + j
-                if c >= C:
-                    break
-                for t in range(T):
-                    out[c, t] = <out_t>buf[(padlen + t) * LANES + j]
+            _scatter(buf, padlen, c0, out)
     free(buf)
 
 
@@ -112,20 +128,8 @@ def upfirdn_into(const sample_t[:, :] x, const double[::1] h_tf, Py_ssize_t up, 
         raise MemoryError()
     with nogil:
         for c0 in range(0, C, 4):  # LANES
-            for j in range(LANES):
-                c = c0 + j
-                if c >= C:
-                    for t in range(T):
-                        xb[t * LANES + j] = 0.0
-                else:
-                    for t in range(T):
-                        xb[t * LANES + j] = <double>x[c, t]
+            _gather(x, c0, xb, 0, T)
             aemg_upfirdn4(xb, T, &h_tf[0], len_h, up, down, y0, n_out, yb)
-            for j in range(LANES):
-                c = c0 + j
-                if c >= C:
-                    break
-                for t in range(n_out):
-                    out[c, t] = <out_t>yb[t * LANES + j]
+            _scatter(yb, 0, c0, out)
     free(xb)
     free(yb)

@@ -22,19 +22,7 @@ def register(subparsers) -> None:
     p.add_argument("src", help="dataset folder ('-' for the reader's default under the data root, "
                                "or for readers that need none, e.g. synthetic)")
     p.add_argument("out", help="archive folder to create or resume")
-    p.add_argument("--rate", type=positive_float, help="standard sampling rate, Hz (default: StandardSpace's)")
-    p.add_argument("--channels", type=positive_int, help="standard number of channels (default: StandardSpace's)")
-    p.add_argument("--stop-on-error", action="store_true",
-                   help="stop (exit 2) at the first bad file instead of skipping it")
-    p.add_argument("--pattern", help="reader option pattern: path template of the files with {fields}, e.g. "
-                                     "'P{subject}/gesture{label}_rep{trial}.csv' (generic reader)")
-    p.add_argument("--device", help="reader option device: device name or spec, e.g. ring:8 (generic reader)")
-    p.add_argument("--source-rate", type=positive_float,
-                   help="reader option rate: the files' sampling rate, Hz (generic reader)")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="any reader option; VALUE is read as JSON when it parses (numbers, true, "
-                        "lists), else as a string; repeatable")
-    p.add_argument("--shard-mb", type=positive_float, default=64.0, help="samples per shard, MiB (default 64)")
+    add_rectify_options(p)
     add_common_options(p, workers=True, progress=True, scheduler=True)
     p.set_defaults(func=run)
 
@@ -53,12 +41,29 @@ def parse_options(pairs: list[str]) -> dict:
     return options
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..data.pipeline import rectify_dataset
-    from ..data.rectify import StandardSpace
+def add_rectify_options(p) -> None:
+    """Standard space, reader, error and shard options (``aemg rectify`` and ``aemg prepare``)."""
+    p.add_argument("--rate", type=positive_float, help="standard sampling rate, Hz (default: StandardSpace's)")
+    p.add_argument("--channels", type=positive_int, help="standard number of channels (default: StandardSpace's)")
+    p.add_argument("--stop-on-error", action="store_true",
+                   help="stop (exit 2) at the first bad file instead of skipping it")
+    p.add_argument("--pattern", help="reader option pattern: path template of the files with {fields}, e.g. "
+                                     "'P{subject}/gesture{label}_rep{trial}.csv' (generic reader)")
+    p.add_argument("--device", help="reader option device: device name or spec, e.g. ring:8 (generic reader)")
+    p.add_argument("--source-rate", type=positive_float,
+                   help="reader option rate: the files' sampling rate, Hz (generic reader)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="any reader option; VALUE is read as JSON when it parses (numbers, true, "
+                        "lists), else as a string; repeatable")
+    p.add_argument("--shard-mb", type=positive_float, default=64.0, help="samples per shard, MiB (default 64)")
 
+
+def rectify_arguments(args: argparse.Namespace):
+    """``(StandardSpace, reader options)`` of :func:`add_rectify_options`' arguments (reader options
+    checked against ``args.reader``)."""
     from ..data.readers import reader_class
     from ..data.readers.base import check_options
+    from ..data.rectify import StandardSpace
 
     options = parse_options(args.option)
     for key, value in (("pattern", args.pattern), ("device", args.device), ("rate", args.source_rate)):
@@ -68,7 +73,13 @@ def run(args: argparse.Namespace) -> int:
             options[key] = value
     check_options(reader_class(args.reader), options, flags=OPTION_FLAGS)
     changes = {k: v for k, v in (("rate", args.rate), ("channels", args.channels)) if v is not None}
-    space = dataclasses.replace(StandardSpace(), **changes)
+    return dataclasses.replace(StandardSpace(), **changes), options
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data.pipeline import rectify_dataset
+
+    space, options = rectify_arguments(args)
     report = rectify_dataset(args.reader, args.out, space, root=None if args.src == "-" else args.src,
                              reader_options=options, workers=args.workers,
                              on_error="stop" if args.stop_on_error else "skip",

@@ -15,6 +15,14 @@ def register(subparsers) -> None:
                     "and write a corpus of memory-mappable shards. Re-running the same command resumes.")
     p.add_argument("archive", help="archive folder written by `aemg rectify`")
     p.add_argument("out", help="corpus folder to create or resume")
+    add_tokenizer_options(p)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_common_options(p, workers=True, progress=True, segment_backend=True, scheduler=True)
+    p.set_defaults(func=run)
+
+
+def add_tokenizer_options(p) -> None:
+    """The tokenizer's options (``aemg tokenize`` and ``aemg prepare``)."""
     p.add_argument("--mode", choices=("events", "windows"), default="events",
                    help="contraction events (NCT, default) or fixed sliding windows (ablation)")
     p.add_argument("--token-s", type=positive_float, default=0.25, help="token length, seconds (default 0.25)")
@@ -27,19 +35,21 @@ def register(subparsers) -> None:
                         "robust statistics of each trial")
     p.add_argument("--no-event", choices=("background", "empty"), default="background",
                    help="a trial without events gives background tokens (default) or nothing")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    add_common_options(p, workers=True, progress=True, segment_backend=True, scheduler=True)
-    p.set_defaults(func=run)
+
+
+def tokenizer_config(args: argparse.Namespace):
+    """The TokenizerConfig of :func:`add_tokenizer_options`' arguments."""
+    from ..tokenizer.tokens import TokenizerConfig
+
+    return dataclasses.replace(TokenizerConfig(), token_s=args.token_s, hop_s=args.hop_s,
+                               max_sentence_len=args.max_len, mode=args.mode, cap=args.cap,
+                               calibration=args.calibration, no_event=args.no_event)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..tokenizer.corpus import tokenize_archive
-    from ..tokenizer.tokens import TokenizerConfig
 
-    config = dataclasses.replace(TokenizerConfig(), token_s=args.token_s, hop_s=args.hop_s,
-                                 max_sentence_len=args.max_len, mode=args.mode, cap=args.cap,
-                                 calibration=args.calibration, no_event=args.no_event)
-    report = tokenize_archive(args.archive, args.out, config, workers=args.workers,
+    report = tokenize_archive(args.archive, args.out, tokenizer_config(args), workers=args.workers,
                               progress=not args.no_progress, backend=args.backend,
                               scheduler=args.scheduler)
     print(json.dumps(report.to_dict(), indent=1) if args.json else report.summary())
