@@ -42,6 +42,13 @@ def main() -> int:
     for op in sorted(backends._REGISTRY):
         if not op.startswith("_"):
             print(f"backends[{op}]: available {backends.available(op)}")
+    from aemg import weights
+    from aemg.errors import AemgError
+    for name in weights.shipped_names() or ["aemg-tiny"]:
+        try:
+            print(f"shipped weights {name}: {weights.shipped_path(name)} (digests verified)")
+        except AemgError as exc:  # a wheel without its package data, or an altered file
+            problems.append(f"shipped weights {name}: {exc}")
     for p in problems:
         print(f"PROBLEM: {p}", file=sys.stderr)
     return 1 if problems else 0
