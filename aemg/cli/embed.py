@@ -11,7 +11,7 @@ def register(subparsers) -> None:
                               description="Embed every trial of an archive (`aemg rectify`) or token corpus "
                                           "(`aemg tokenize`) with a pre-trained checkpoint; writes an .npz with "
                                           "keys, labels, sentence, cls, tokens and token_offsets.")
-    p.add_argument("run", help="run folder or checkpoint folder")
+    p.add_argument("run", help="run folder, checkpoint folder, or shipped weights by name (aemg-tiny)")
     p.add_argument("data", help="archive or token corpus folder")
     p.add_argument("--out", required=True, help=".npz file to write")
     p.add_argument("--batch-size", type=positive_int, default=64, help="sentences per forward pass (default 64)")

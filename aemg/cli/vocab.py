@@ -13,7 +13,7 @@ from ._common import NOT_RESUMABLE, positive_int, torch_device
 def register(subparsers) -> None:
     p = subparsers.add_parser("vocab", help="plot the stage-1 codebook: prototypes and usage per dataset/device",
                               description=" ".join(__doc__.split()))
-    p.add_argument("run", help="run folder or checkpoint folder")
+    p.add_argument("run", help="run folder, checkpoint folder, or shipped weights by name (aemg-tiny)")
     p.add_argument("--corpus", nargs="+", required=True, help="token corpus folder(s) to count code usage on")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--top", type=positive_int, default=24, help="prototypes shown (most used first; default 24)")
