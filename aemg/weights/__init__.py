@@ -16,13 +16,13 @@ command that made it and a reference embedding value checked by the tests.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import sys
 from pathlib import Path
 
+from .._io import file_digest
 from ..errors import ConfigError, DataError
 
 HERE = Path(__file__).resolve().parent
@@ -50,14 +50,6 @@ def is_shipped(name) -> bool:
     return isinstance(name, str) and name in _index() and not os.path.exists(name)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def shipped_path(name: str) -> Path:
     """The verified checkpoint folder of shipped weights ``name``.
 
@@ -77,7 +69,7 @@ def shipped_path(name: str) -> Path:
             p = folder / f
             if not p.is_file():
                 raise DataError(p, f"missing file of the shipped weights {name!r}; reinstall aemg")
-            got, want = sha256_file(p), entry["sha256"][f]
+            got, want = file_digest(p)[1], entry["sha256"][f]
             if got != want:
                 raise DataError(p, f"SHA-256 digest mismatch: {got} found, {want} recorded for the shipped "
                                    f"weights {name!r} (altered or corrupt file); reinstall aemg")
@@ -92,27 +84,19 @@ def card(name: str) -> str:
 
 def reference_embedding(model, run_angles) -> float:
     """A fixed probe value of a model: the first coordinate of the mean sentence embedding of a
-    deterministic input (2 sentences x 3 tokens of a seeded sine mixture), float. Recorded in
+    deterministic input (the first two sentences of ``synthetic_corpus(seed=0)`` with 3 tokens
+    each, at the model's token length and the run's channel count), float. Recorded in
     ``index.json`` at shipping time and checked by the tests."""
     import numpy as np
     import torch
 
-    C, L = int(len(run_angles)), int(model.cfg.token_len)
-    rate = float(model.cfg.token_rate)
-    t = np.arange(L) / rate
-    payload = np.stack([[np.sin(2 * np.pi * (30 + 7 * c + 11 * n) * t) for c in range(C)] for n in range(6)])
-    payload = (payload - payload.mean(-1, keepdims=True)) / payload.std(-1, keepdims=True)
-    energy = 1.0 + np.arange(6 * C).reshape(6, C) % 5
-    b = {"payload": torch.tensor(payload.reshape(2, 3, C, L), dtype=torch.float32),
-         "energy": torch.tensor(energy.reshape(2, 3, C), dtype=torch.float32),
-         "onset_event_s": torch.zeros(2, 3), "onset_trial_s": torch.tensor([[0.0, 0.25, 0.5]] * 2),
-         "duration_s": torch.full((2, 3), 0.75), "order": torch.arange(3).repeat(2, 1),
-         "event_index": torch.zeros(2, 3, dtype=torch.int64),
-         "dominant": torch.tensor(energy.reshape(2, 3, C).argmax(-1), dtype=torch.int64),
-         "mask": torch.ones(2, 3, dtype=torch.bool)}
+    from ..train.data import synthetic_corpus, to_tensors
+    corpus = synthetic_corpus(2, n_channels=len(run_angles), token_len=int(model.cfg.token_len), tokens=(3, 3),
+                              seed=0)
+    batch = to_tensors(corpus.batch(np.arange(2)))
     angles = torch.tensor(np.asarray(run_angles), dtype=torch.float32)
     with torch.no_grad():
-        out = model.embed(b, angles, torch.zeros_like(angles))
+        out = model.embed(batch, angles, torch.zeros_like(angles))
     return float(out["sentence"].mean(dim=0)[0])
 
 
@@ -137,7 +121,7 @@ def ship(run: str | os.PathLike, name: str, card_text: str, command: str) -> dic
     (tmp / "MODEL_CARD.md").write_text(card_text)
     model, ck = load_model(tmp, "cpu")
     angles = (ck.state.get("data") or {}).get("channel_angles") or []
-    entry = {"sha256": {f: sha256_file(tmp / f) for f in FILES}, "command": command,
+    entry = {"sha256": {f: file_digest(tmp / f)[1] for f in FILES}, "command": command,
              "source": str(src), "stage": ck.state.get("stage"), "step": ck.state.get("step"),
              "reference_embedding": reference_embedding(model, angles),
              "bytes": sum((tmp / f).stat().st_size for f in FILES)}
