@@ -74,3 +74,17 @@ class SharedGaussian:
             means = (p.T @ z_user + prior * self.means_) / (p.sum(axis=0)[:, None] + prior)
             means[~self.present_] = self.means_[~self.present_]
         return means
+
+
+def adapted_scores(model: SharedGaussian, z: np.ndarray, subjects: np.ndarray,
+                   visible: tuple[np.ndarray, np.ndarray] | None, iters: int, prior: float) -> np.ndarray:
+    """(n, K) class log-likelihoods of rows ``z`` (standardised, ``subjects`` (n,)), each subject's
+    under class means adapted by :meth:`SharedGaussian.adapt` to its rows of ``visible`` =
+    (standardised features (m, d), subjects (m,)); a subject with no visible row keeps the
+    training means."""
+    out = np.full((len(z), len(model.means_)), -np.inf)
+    for subj in np.unique(subjects):
+        rows = subjects == subj
+        mine = visible[0][visible[1] == subj] if visible is not None else z[:0]
+        out[rows] = model.log_likelihoods(z[rows], model.adapt(mine, iters, prior))
+    return out

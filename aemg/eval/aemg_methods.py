@@ -48,7 +48,7 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from .baselines import (LDA, Method, Prediction, _subject_standardise, _subject_stats, online_standardise,
                         register_method, user_standardise)
-from .adapt import SharedGaussian
+from .adapt import SharedGaussian, adapted_scores
 from .protocols import Adaptation
 from .trials import TrialSet
 
@@ -589,18 +589,9 @@ class AemgProbe(AemgMethod):
                 visible = (vf, adaptation.unlabelled.subjects[vuse])
             z = user_standardise(feats, test.subjects[use], self.stats_, (self.mean_, self.std_), visible)
         if self.adapt == "em":  # class means re-estimated on each user's visible unlabelled trials
-            scores = np.full((len(z), self.n_classes_), -np.inf)
-            subjects = test.subjects[use]
-            for subj in np.unique(subjects):
-                rows = subjects == subj
-                if visible is not None and (visible[1] == subj).any():
-                    zv = user_standardise(visible[0][visible[1] == subj], visible[1][visible[1] == subj],
-                                          self.stats_, (self.mean_, self.std_), visible)
-                else:
-                    zv = z[:0]
-                means = self.gauss_.adapt(zv, self.em_iters, self.em_prior)
-                scores[rows] = self.gauss_.log_likelihoods(z[rows], means)
-            return scores, use
+            if visible is not None:
+                visible = (user_standardise(*visible, self.stats_, (self.mean_, self.std_), visible), visible[1])
+            return adapted_scores(self.gauss_, z, test.subjects[use], visible, self.em_iters, self.em_prior), use
         return self._class_scores(z), use
 
     def _prediction(self, n: int, scores: np.ndarray, use: np.ndarray) -> Prediction:

@@ -42,7 +42,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .adapt import SharedGaussian
+from .adapt import SharedGaussian, adapted_scores
 from .features import window_params, windowed_features, sliding_windows
 from .protocols import LOSO_REGIMES, Adaptation, rest_class_id, rest_recordings
 from .trials import TrialSet
@@ -436,16 +436,10 @@ class HudginsLDA(Method):
 
     def _em_vote(self, z: np.ndarray, owner: np.ndarray, test: TrialSet, visible) -> Prediction:
         """Windows scored under class means adapted to each test user's visible windows, then voted."""
-        scores = np.full((len(z), self.n_classes_), -np.inf)
-        subjects = test.subjects[owner]
-        for subj in np.unique(subjects):
-            rows = subjects == subj
-            zv = z[:0]
-            if visible is not None and (visible[1] == subj).any():
-                vf, vs = visible[0][visible[1] == subj], visible[1][visible[1] == subj]
-                zv = user_standardise(vf, vs, self.stats_, self.pooled_, visible)
-            means = self.gauss_.adapt(zv, self.em_iters, self.em_prior * self.windows_per_trial_)
-            scores[rows] = self.gauss_.log_likelihoods(z[rows], means)
+        if visible is not None:
+            visible = (user_standardise(*visible, self.stats_, self.pooled_, visible), visible[1])
+        scores = adapted_scores(self.gauss_, z, test.subjects[owner], visible, self.em_iters,
+                                self.em_prior * self.windows_per_trial_)
         win = scores.argmax(axis=1)
         return Prediction(vote(win, owner, len(test), self.n_classes_, np.where(np.isfinite(scores), scores, -1e9)),
                           win, owner)
