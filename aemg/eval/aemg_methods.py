@@ -495,21 +495,20 @@ class AemgProbe(AemgMethod):
         """(features (n', F) float64 of the trials with tokens, their indices (n',)) as set by
         ``features``: the backbone embedding, the pooled classic features of the same tokens
         (:func:`aemg.eval.features.pooled_token_features`), or both concatenated."""
-        parts, use = [], None
+        sents, cfg, levels = self._sentences(trials, roll, adaptation)
+        use = self._usable(sents)
+        parts = []
         if "embedding" in self.features:
-            emb, use = self.embeddings(trials, roll, adaptation)
-            parts.append(emb)
+            parts.append(self._embed(trials, sents, cfg, levels, roll))
         if "tokens" in self.features:
             from .features import pooled_token_features
-            sents, cfg, levels = self._sentences(trials, roll, adaptation)
-            use = self._usable(sents) if use is None else use
             what = ("aemg-token-features", json.dumps(cfg.to_dict(), sort_keys=True), roll)
             keys = [(trials.keys[i], what, levels[i]) for i in range(len(trials))]
             todo = [i for i in use if keys[i] not in trials.cache]
             for i, f in zip(todo, pooled_token_features([sents[i] for i in todo], trials.n_channels)):
                 trials.cache[keys[i]] = f
-            width = 2 * 8 * trials.n_channels
-            parts.append(np.stack([trials.cache[keys[i]] for i in use]) if len(use) else np.zeros((0, width)))
+            parts.append(np.stack([trials.cache[keys[i]] for i in use]) if len(use)
+                         else pooled_token_features([], trials.n_channels))
         return (np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]), use
 
     def embeddings(self, trials: TrialSet, roll: int = 0,
@@ -517,16 +516,22 @@ class AemgProbe(AemgMethod):
         """(embeddings (n', d) float64 of the trials with tokens, their indices (n',)); ``roll``:
         of the sentences with channels rolled by that many ring positions (:meth:`Sentence.rolled`);
         ``adaptation``: the fold's (noise calibration, see module docstring)."""
+        sents, cfg, levels = self._sentences(trials, roll, adaptation)
+        return self._embed(trials, sents, cfg, levels, roll), self._usable(sents)
+
+    def _embed(self, trials: TrialSet, sents: list, cfg, levels: list, roll: int) -> np.ndarray:
+        """(n', d) float64 backbone embeddings of the sentences with tokens, cached per trial and
+        noise level."""
         import torch
 
         from ..model.aemg_model import pool
         run = self._run()
-        sents, cfg, levels = self._sentences(trials, roll, adaptation)
         if run is not None:
             check_run_matches(run, trials)
         what = ("aemg-embedding", run.backbone_sha256, self.pooling, json.dumps(cfg.to_dict(), sort_keys=True), roll)
         keys = [(trials.keys[i], what, levels[i]) for i in range(len(trials))]
-        todo = [i for i in self._usable(sents) if keys[i] not in trials.cache]
+        use = self._usable(sents)
+        todo = [i for i in use if keys[i] not in trials.cache]
         if todo:
             angles, z = self.geometry(trials)
             backbone = run.model.backbone.to(self.device).eval()
@@ -536,10 +541,7 @@ class AemgProbe(AemgMethod):
                     rows.append(pool(backbone(b, angles, z), b["mask"], self.pooling).float().cpu().numpy())
             for i, e in zip(todo, np.concatenate(rows)):
                 trials.cache[keys[i]] = e.astype(np.float64)
-        use = self._usable(sents)
-        d = run.model_config.d_model
-        feats = np.stack([trials.cache[keys[i]] for i in use]) if len(use) else np.zeros((0, d))
-        return feats, use
+        return np.stack([trials.cache[keys[i]] for i in use]) if len(use) else np.zeros((0, run.model_config.d_model))
 
     def fit(self, train, seed=0, adaptation=None):
         feats, use = self.trial_features(train, adaptation=adaptation)
