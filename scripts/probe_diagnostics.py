@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
 
 import numpy as np
 import torch
 
+from aemg._io import atomic_write
 from aemg.eval.aemg_methods import AemgProbe, _logistic_regression, load_run
 from aemg.eval.trials import load_trials
 from aemg.model import AEMG
@@ -146,10 +145,7 @@ def main() -> None:
             result["loso_trial_acc"][key] = loso(x, y, subjects, ok, trials.n_classes, False, args.seed, xr)
             print(key, "%.1f +- %.1f" % result["loso_trial_acc"][key], flush=True)
     result["seconds"] = time.perf_counter() - t0
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.out)) or ".")
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, args.out)
+    atomic_write(args.out, json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -12,44 +12,32 @@ Features (one vector per trial):
 - ``embedding+token-td``: both, concatenated.
 Regimes (what of the test user a method sees besides the trial itself):
 - ``none``: nothing (training subjects' pooled statistics);
-- ``rest``: one rest trial per (subject, session) (the first rest-class trial in trial order),
+- ``rest``: one rest trial per (subject, session) (:func:`aemg.eval.protocols.rest_recordings`),
   excluded from the test trials; features centred by that recording's features, every subject
   likewise;
 - ``online``: per-subject standardisation with the statistics of the user's earlier trials (in
   trial order; the pooled training statistics blended in with a prior weight of 3 trials);
 - ``unlabelled``: per-subject standardisation with all the user's (unlabelled) trials;
-- ``unlabelled+em``: the same, then an EM refinement of class means on the user's unlabelled
-  trials (Gaussian classes with the training subjects' pooled covariance, source means as a prior).
+- ``unlabelled+em``: the same, then EM on the class means with the user's unlabelled trials
+  (:class:`aemg.eval.adapt.SharedGaussian`, shrinkage 0.1, 10 iterations, prior of 5 trials).
 Every regime's test set is the same: each subject's trials except its calibration rest trials.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
 
 import numpy as np
 import torch
 
+from aemg._io import atomic_write
+from aemg.eval.adapt import SharedGaussian, adapted_scores
 from aemg.eval.aemg_methods import AemgProbe, _logistic_regression
+from aemg.eval.baselines import online_standardise
 from aemg.eval.features import pooled_token_features
+from aemg.eval.protocols import rest_class_id, rest_recordings
 from aemg.eval.trials import load_trials
-from aemg.tokenizer.tokens import is_rest_class
-
-def rest_calibration(trials) -> np.ndarray:
-    """Boolean (n,): the first rest-class trial of each (subject, session) in trial order."""
-    names = trials.classes
-    flag = np.zeros(len(trials), dtype=bool)
-    seen = set()
-    for i, (lab, s, ss) in enumerate(zip(trials.labels.tolist(), trials.subjects.tolist(),
-                                         trials.sessions.tolist())):
-        if 0 <= lab < len(names) and is_rest_class(names[lab]) and (s, ss) not in seen:
-            seen.add((s, ss))
-            flag[i] = True
-    return flag
-
 
 def _std(x: np.ndarray) -> np.ndarray:
     sd = x.std(axis=0)
@@ -80,49 +68,6 @@ def normalise(x: np.ndarray, subjects: np.ndarray, sessions: np.ndarray, calib: 
     return out
 
 
-def online_normalise(x_test: np.ndarray, mu0: np.ndarray, var0: np.ndarray, w0: float) -> np.ndarray:
-    """Causal per-user standardisation: trial i uses trials < i (blended with a prior of weight w0)."""
-    out = np.empty_like(x_test)
-    s1 = np.zeros(x_test.shape[1])
-    s2 = np.zeros(x_test.shape[1])
-    for i, row in enumerate(x_test):
-        n = i
-        mean = (w0 * mu0 + s1) / (w0 + n)
-        var = (w0 * (var0 + mu0 ** 2) + s2) / (w0 + n) - mean ** 2
-        out[i] = (row - mean) / np.sqrt(np.maximum(var, 1e-12))
-        s1 += row
-        s2 += row ** 2
-    return out
-
-
-def em_refine(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, n_classes: int,
-              iters: int = 10, prior: float = 5.0, shrink: float = 0.1) -> np.ndarray:
-    """Posterior-argmax labels after EM on the test user's trials: Gaussian classes, shared
-    covariance from training (shrunk), class means re-estimated from the test trials with the
-    training means as a prior worth ``prior`` trials."""
-    d = z_train.shape[1]
-    means = np.stack([z_train[y_train == k].mean(axis=0) if (y_train == k).any() else np.zeros(d)
-                      for k in range(n_classes)])
-    resid = z_train - means[y_train]
-    cov = resid.T @ resid / max(len(z_train) - n_classes, 1)
-    cov = (1 - shrink) * cov + shrink * np.trace(cov) / d * np.eye(d)
-    prec = np.linalg.inv(cov)
-    present = np.array([(y_train == k).any() for k in range(n_classes)])
-    src = means.copy()
-    for _ in range(iters):
-        diff = z_test[:, None, :] - means[None]                     # (n, K, d)
-        logp = -0.5 * np.einsum("nkd,de,nke->nk", diff, prec, diff)
-        logp[:, ~present] = -np.inf
-        logp -= logp.max(axis=1, keepdims=True)
-        p = np.exp(logp)
-        p /= p.sum(axis=1, keepdims=True)
-        means = (p.T @ z_test + prior * src) / (p.sum(axis=0)[:, None] + prior)
-    diff = z_test[:, None, :] - means[None]
-    logp = -0.5 * np.einsum("nkd,de,nke->nk", diff, prec, diff)
-    logp[:, ~present] = -np.inf
-    return logp.argmax(axis=1)
-
-
 def loso(x: np.ndarray, trials, ok: np.ndarray, calib: np.ndarray, regime: str, seed: int,
          classifier: str = "logreg") -> tuple[float, float]:
     """(mean, std over subjects) of LOSO trial accuracy, %, on every non-calibration trial."""
@@ -140,12 +85,14 @@ def loso(x: np.ndarray, trials, ok: np.ndarray, calib: np.ndarray, regime: str, 
         mu, sd = xt.mean(axis=0), _std(xt)
         zt = (xt - mu) / sd
         if regime == "online":
-            raw = x[subjects != s]
-            zs = (online_normalise(x[test], raw.mean(axis=0), raw.var(axis=0), 3.0) - mu) / sd
+            raw, n = x[subjects != s], int(test.sum())
+            zs = (online_standardise(x[test], np.arange(n), np.zeros(n), (raw.mean(axis=0), raw.std(axis=0)), 3.0)
+                  - mu) / sd
         else:
             zs = (xn[test] - mu) / sd
-        if regime == "unlabelled+em":
-            pred = em_refine(zt, y[train], zs, k)
+        if regime == "unlabelled+em":  # the library's EM (aemg.eval.adapt), the user's trials as visible
+            user = np.zeros(len(zs))
+            pred = adapted_scores(SharedGaussian(0.1).fit(zt, y[train], k), zs, user, (zs, user), 10, 5.0).argmax(1)
         elif classifier == "lda":
             from aemg.eval.baselines import LDA
             lda = LDA(0.1).fit(zt, y[train])
@@ -196,7 +143,8 @@ def main() -> None:
         feats["embedding+token-td"] = np.concatenate([feats["embedding"], feats["token-td"]], axis=1)
     if args.features:
         feats = {k: v for k, v in feats.items() if k in args.features.split(",")}
-    calib = rest_calibration(trials)
+    calib = np.zeros(len(trials), dtype=bool)
+    calib[rest_recordings(trials, rest_class_id(trials))] = True
     result = {"archive": args.archive, "run": args.run, "trials": len(trials), "seed": args.seed,
               "calibration_trials": int(calib.sum()), "loso_trial_acc": {}}
     for name, x in feats.items():
@@ -205,10 +153,7 @@ def main() -> None:
             result["loso_trial_acc"][key] = loso(x, trials, ok, calib, regime, args.seed)
             print(key, "%.1f +- %.1f" % tuple(result["loso_trial_acc"][key]), flush=True)
     result["seconds"] = time.perf_counter() - t0
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.out)) or ".")
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, args.out)
+    atomic_write(args.out, json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
