@@ -81,9 +81,9 @@ def register(subparsers) -> None:
     p.add_argument("--method-options", default=None,
                    help='JSON {"method": {"option": value}}, e.g. {"cnn": {"epochs": 5}}')
     p.add_argument("--checkpoint", default=None, metavar="RUN",
-                   help="pre-training run or checkpoint folder, or shipped weights (aemg-tiny), for the AEMG methods (aemg-probe, "
-                        "aemg-finetune; architecture and tokenizer settings of aemg-scratch and "
-                        "window-transformer); same as the method option run")
+                   help="pre-training run or checkpoint folder, or shipped weights (aemg-tiny), for the "
+                        "AEMG methods (aemg-probe, aemg-finetune; architecture and tokenizer settings of "
+                        "aemg-scratch and window-transformer); same as the method option run")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.add_argument("--allow-partial", action="store_true",
                    help="also evaluate an incomplete archive (a rectify run still writing or interrupted)")
