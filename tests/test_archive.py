@@ -390,3 +390,29 @@ def test_scale_sample_is_spread_and_deterministic():
     sources = [f"f{i}" for i in range(100)]
     assert scale_sample(sources, 4) == ["f0", "f33", "f66", "f99"]
     assert scale_sample(sources[:3], 8) == sources[:3] and scale_sample([], 8) == []
+
+
+class IrregularReader(FakeReader):
+    """Like FakeReader, but every recording is an irregular log at its own rate (90 + 5 i Hz)."""
+
+    def read(self, source):
+        i = int(source[1:])
+        rng = np.random.default_rng(i)
+        native = 90.0 + 5 * i
+        t = np.sort(rng.uniform(0, 4.0, int(4.0 * native)))
+        x = rng.normal(size=(8, t.size)).astype(np.float32) * 20
+        yield Recording(x, 200.0, "myo", units="int8", subject=str(i % 3), trial=f"t{i}", times=t,
+                        source=source, dataset="fake", classes=CLASSES)
+
+
+def test_irregular_dataset_gets_one_native_rate(tmp_path):
+    rectify_dataset(IrregularReader(n=4), tmp_path / "a", SPACE, workers=1, progress=False)
+    arch = open_archive(tmp_path / "a")
+    native = arch.manifest["native_rate"]
+    bands = {tuple(rec.meta["rectify"]["band"]) for rec in arch}
+    assert len(bands) == 1 and list(bands)[0][1] == pytest.approx(0.45 * native)
+    assert all(rec.meta["rectify"]["native_rate"] == native for rec in arch)
+    assert 90.0 <= native < 105.0
+    # a uniformly sampled dataset has none
+    rectify_dataset(FakeReader(n=2), tmp_path / "b", SPACE, workers=1, progress=False)
+    assert "native_rate" not in open_archive(tmp_path / "b").manifest

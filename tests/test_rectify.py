@@ -6,8 +6,8 @@ import pytest
 
 from aemg.data.devices import TWO_PI
 from aemg.data.recording import Recording
-from aemg.data.rectify import (StandardSpace, amplitude_gain, bandpass, collapse_held,
-                               detect_line_frequency, estimate_amplitude_scale, line_harmonics,
+from aemg.data.rectify import (StandardSpace, amplitude_gain, bandpass, collapse_held, dataset_native_rate,
+                               detect_line_frequency, effective_rate, estimate_amplitude_scale, line_harmonics,
                                moving_rms, noise_floor, notch, power_above, rate_ratio, rectify,
                                resample, resample_irregular, standard_device)
 from aemg.data.synthetic import SyntheticConfig, generate_unit
@@ -268,3 +268,28 @@ def test_rectify_real_3dc_and_uci(data_root):
     out = rectify(rec)
     assert out.rate == 500.0 and out.labels is not None
     assert out.duration == pytest.approx(rec.duration, abs=0.5)
+
+
+def test_dataset_native_rate_gives_irregular_logs_one_band(rng):
+    """Two logs of one device at different native rates: without a dataset rate each gets its own
+    band (0.9 x its own Nyquist); with dataset_native_rate both get the same one."""
+    recs = []
+    for native in (60.0, 130.0):
+        times, x = myo_like_log(rng, seconds=6.0, native=native)
+        x8 = np.repeat(x[:1], 8, axis=0) * 30 + rng.normal(size=(8, 1)).round()
+        recs.append(Recording(x8.astype(np.float32), 200.0, "myo", units="int8", times=times))
+    own = [rectify(r, amplitude_scale=1.0).meta["rectify"] for r in recs]
+    rates = [effective_rate(r.times, r.data) for r in recs]
+    assert rates[1] > rates[0] * 1.2
+    assert [o["band"][1] for o in own] == pytest.approx([0.45 * r for r in rates])
+    native = dataset_native_rate(recs)
+    assert native == pytest.approx(np.percentile(rates, 10.0))
+    shared = [rectify(r, amplitude_scale=1.0, native_rate=native).meta["rectify"] for r in recs]
+    assert shared[0]["band"] == shared[1]["band"] and shared[0]["band"][1] == pytest.approx(0.45 * native)
+    assert shared[0]["native_rate"] == shared[1]["native_rate"] == native
+    # uniform recordings: no native rate, and the argument changes nothing for them
+    uniform = Recording(rng.normal(size=(8, 600)).astype(np.float32), 200.0, "myo", units="int8")
+    assert dataset_native_rate([uniform]) is None
+    assert np.array_equal(rectify(uniform, amplitude_scale=1.0, native_rate=50.0).data,
+                          rectify(uniform, amplitude_scale=1.0).data)
+    assert dataset_native_rate([]) is None

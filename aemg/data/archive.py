@@ -6,7 +6,9 @@ Layout (format ``aemg-archive``, version 2)::
       manifest.json      written once when the archive is created, never changed afterwards:
                          {"format", "version", "aemg_version", "created", "reader",
                           "reader_options", "source_root", "space" (StandardSpace dict),
-                          "amplitude_scale", "shard_bytes", "compression"}
+                          "amplitude_scale", "shard_bytes", "compression", and "native_rate"
+                          when the dataset is logged irregularly (the one rate that bounds every
+                          recording's band, see aemg.data.rectify.dataset_native_rate)}
       index.json         the commit record, replaced atomically after every shard:
                          {"format", "version", "complete",
                           "sources":    [{"source", "recordings", "error"}]   (every finished source)

@@ -94,8 +94,8 @@ class RectifyReport:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(reader, space, scale) -> None:
-    _WORKER.update(reader=reader, space=space, scale=scale)
+def _init_worker(reader, space, scale, native_rate=None) -> None:
+    _WORKER.update(reader=reader, space=space, scale=scale, native_rate=native_rate)
 
 
 def _problem(exc: BaseException, path: str) -> str:
@@ -144,9 +144,11 @@ def check_time_span(rec: Recording, where: str | os.PathLike) -> None:
                                "(check the time column and its time_scale)")
 
 
-def _read_checked(reader, source: str, space, scale: float | None) -> tuple[list[Recording], list[Recording], int]:
+def _read_checked(reader, source: str, space, scale: float | None,
+                  native_rate: float | None = None) -> tuple[list[Recording], list[Recording], int]:
     """The raw and rectified recordings of ``source`` and its raw samples per channel; raises what
-    any step raises (the caller reports it as this source's problem)."""
+    any step raises (the caller reports it as this source's problem). ``native_rate``: the
+    dataset's rate for irregular logs (:func:`~aemg.data.rectify.dataset_native_rate`)."""
     from .rectify import rectify
     path = _source_path(reader, source)
     raw = list(reader.read(source))
@@ -155,7 +157,8 @@ def _read_checked(reader, source: str, space, scale: float | None) -> tuple[list
             raise DataError(path, f"{rec.key}: {rec.n_samples} sample(s), too short to rectify (at least "
                                   f"{MIN_SAMPLES})")
         check_time_span(rec, path)
-    return raw, [rectify(rec, space, amplitude_scale=scale) for rec in raw], sum(r.n_samples for r in raw)
+    return (raw, [rectify(rec, space, amplitude_scale=scale, native_rate=native_rate) for rec in raw],
+            sum(r.n_samples for r in raw))
 
 
 def _scale_source(source: str) -> tuple[str, list[Recording] | None, str | None]:
@@ -177,7 +180,7 @@ def _rectify_source(source: str) -> tuple[str, list[Recording] | None, str | Non
     Any exception is this source's problem: the run goes on with the next source."""
     reader, space, scale = _WORKER["reader"], _WORKER["space"], _WORKER["scale"]
     try:
-        _, recs, n_in = _read_checked(reader, source, space, scale)
+        _, recs, n_in = _read_checked(reader, source, space, scale, _WORKER.get("native_rate"))
         return source, recs, None, n_in
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
         return source, None, _problem(exc, _source_path(reader, source)), 0
@@ -325,10 +328,14 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
     sources = list(rdr.sources())
     stored = _stored_manifest(out)
     if stored is None:
-        scale = _estimate_scale(rdr, sources, space, min(workers, len(sources) or 1), estimate_amplitude_scale)
+        scale, native = _estimate_scale(rdr, sources, space, min(workers, len(sources) or 1),
+                                        estimate_amplitude_scale)
         manifest["amplitude_scale"] = scale
+        if native is not None:
+            manifest["native_rate"] = native
     writer = ArchiveWriter(out, manifest)  # checks the arguments of a resumed archive
     scale = float(writer.manifest["amplitude_scale"])
+    native = writer.manifest.get("native_rate")  # absent: archives before it, or no irregular logs
     for problem in writer.damaged:
         logger.warning("%s/%s; its sources are read again", out, problem)
     for name_ in writer.cleaned:
@@ -343,8 +350,8 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
 
     bar = _progress_bar(progress, len(sources), report.skipped)
     try:
-        with _logging_redirect(bar), (_Runner(min(workers, len(todo)), (rdr, space, scale))
-                                           if remote is None else remote((rdr, space, scale))) as runner:
+        with _logging_redirect(bar), (_Runner(min(workers, len(todo)), (rdr, space, scale, native))
+                                           if remote is None else remote((rdr, space, scale, native))) as runner:
             for source, recs, problem, n_in in runner.imap(_rectify_source, todo):
                 report.processed += 1
                 # add() may turn the source into an error (a duplicate recording key)
@@ -383,10 +390,12 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
     return report
 
 
-def _estimate_scale(rdr, sources: list[str], space, workers: int, estimate: Callable) -> float:
-    """The amplitude scale of the dataset from the raw recordings of :func:`scale_sample` that
-    pass (a sampled file that fails is logged and left out; it is reported again when its turn
-    comes in the run)."""
+def _estimate_scale(rdr, sources: list[str], space, workers: int,
+                    estimate: Callable) -> tuple[float, float | None]:
+    """The amplitude scale and the native rate of irregular logs (None when none is irregular) of
+    the dataset, from the raw recordings of :func:`scale_sample` that pass (a sampled file that
+    fails is logged and left out; it is reported again when its turn comes in the run)."""
+    from .rectify import dataset_native_rate
     sample = scale_sample(sources)
     if not sample:
         raise DataError(getattr(rdr, "root", None) or rdr.info.name, "the reader lists no sources")
@@ -403,7 +412,8 @@ def _estimate_scale(rdr, sources: list[str], space, workers: int, estimate: Call
         where = getattr(rdr, "root", None) or rdr.info.name
         raise DataError(where, f"none of the {len(sample)} sources sampled to estimate the amplitude scale "
                                f"could be read (first: {problems[0] if problems else 'no recordings'})")
-    return float(estimate(recordings, space))
+    native = dataset_native_rate(recordings)
+    return float(estimate(recordings, space, native_rate=native)), native
 
 
 def _progress_bar(progress: bool, total: int, initial: int):

@@ -661,8 +661,11 @@ def amplitude_gain(space: StandardSpace, *, scale: float | None = None,
 
 # -- the pipeline -------------------------------------------------------------------------------
 
-def _unscaled(rec: Recording, space: StandardSpace) -> tuple[np.ndarray, np.ndarray | None, dict]:
-    """Rectified samples (channels, T') float64 before the amplitude gain, labels, provenance."""
+def _unscaled(rec: Recording, space: StandardSpace,
+              native_rate: float | None = None) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """Rectified samples (channels, T') float64 before the amplitude gain, labels, provenance.
+    ``native_rate``: for irregular logs, the rate whose Nyquist bounds the band (the dataset's,
+    see :func:`dataset_native_rate`); None: the recording's own effective rate."""
     where = rec.source or rec.key
     rate_in = rec.rate
     W = topology_matrix(rec.device, space.channels)
@@ -675,6 +678,8 @@ def _unscaled(rec: Recording, space: StandardSpace) -> tuple[np.ndarray, np.ndar
     labels = rec.labels
     if rec.times is not None:
         native = effective_rate(rec.times, x) if x.shape[1] >= 2 else space.rate
+        if native_rate is not None:
+            native = float(native_rate)
         y, t_out = resample_irregular(rec.times, x, space.rate)
         x = y.astype(np.float64)
         if labels is not None:
@@ -725,7 +730,7 @@ def _unscaled(rec: Recording, space: StandardSpace) -> tuple[np.ndarray, np.ndar
 
 
 def rectify(rec: Recording, space: StandardSpace = StandardSpace(), *,
-            amplitude_scale: float | None = None) -> Recording:
+            amplitude_scale: float | None = None, native_rate: float | None = None) -> Recording:
     """Rectify one recording into the standard space.
 
     Parameters
@@ -735,6 +740,11 @@ def rectify(rec: Recording, space: StandardSpace = StandardSpace(), *,
     space : StandardSpace
     amplitude_scale : float or None
         The dataset's noise floor (:func:`estimate_amplitude_scale`), used in ``"noise_floor"`` mode.
+    native_rate : float or None
+        Irregular logs only (``rec.times`` set): the dataset's native rate (:func:`dataset_native_rate`),
+        Hz; the band's upper edge is then the same for every recording of the dataset. None: each
+        recording's own effective rate bounds its band (per-recording bands: features that depend
+        on the band, such as zero crossings, then differ between a user's recordings).
 
     Returns
     -------
@@ -743,7 +753,7 @@ def rectify(rec: Recording, space: StandardSpace = StandardSpace(), *,
         :func:`standard_device`, labels resampled by nearest sample, ``times`` None, and
         ``meta["rectify"]`` = provenance (source rate, device and units, band, notches, gain).
     """
-    x, labels, prov = _unscaled(rec, space)
+    x, labels, prov = _unscaled(rec, space, native_rate)
     own = (noise_floor(x, space.rate, window_s=space.floor_window_s, percentile=space.floor_percentile)
            if space.amplitude == "recording" or (space.amplitude == "noise_floor" and amplitude_scale is None)
            else None)
@@ -757,8 +767,26 @@ def rectify(rec: Recording, space: StandardSpace = StandardSpace(), *,
                      source=rec.source, meta=meta, times=None)
 
 
+def dataset_native_rate(recordings: Iterable[Recording], percentile: float = 10.0) -> float | None:
+    """One native rate for a dataset's irregularly logged recordings (``times`` set), Hz: the
+    ``percentile`` of their effective rates (:func:`effective_rate`), or None when none is irregular.
+
+    A logger that holds values (UCI's Myo log: 92-111 distinct samples/s per recording) gives each
+    recording its own effective rate; bounding every recording's band by that one rate keeps the
+    band, and the waveform features measured in it, the same across the dataset. A low percentile
+    rather than the minimum, so one recording with long gaps does not narrow the band of all."""
+    rates = []
+    for r in recordings:
+        if r.times is not None and r.n_samples >= 2:
+            try:
+                rates.append(effective_rate(r.times, r.data))
+            except DataError:  # fewer than two distinct timed samples: rectify reports it
+                continue
+    return float(np.percentile(rates, percentile)) if rates else None
+
+
 def estimate_amplitude_scale(recordings: Iterable[Recording], space: StandardSpace = StandardSpace(), *,
-                             limit: int | None = None) -> float:
+                             limit: int | None = None, native_rate: float | None = None) -> float:
     """A dataset's noise floor in the standard space (before gain): the ``space.floor_percentile``
     percentile of the moving RMS pooled over (at most ``limit`` of) ``recordings``, each rectified
     with ``amplitude="none"``.
@@ -773,7 +801,7 @@ def estimate_amplitude_scale(recordings: Iterable[Recording], space: StandardSpa
     for i, rec in enumerate(recordings):
         if limit is not None and i >= limit:
             break
-        x, _, _ = _unscaled(rec, raw)
+        x, _, _ = _unscaled(rec, raw, native_rate)
         pooled.append(moving_rms(x, raw.rate, raw.floor_window_s))
     values = np.concatenate(pooled) if pooled else np.zeros(0)
     if values.size == 0:
