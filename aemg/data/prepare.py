@@ -62,7 +62,7 @@ class PrepareReport:
 
     @property
     def samples_per_s(self) -> float:
-        """Raw channel-samples read per second of wall time (both stages)."""
+        """Raw samples per channel read per second of wall time (both stages; ``rectify.samples_in``)."""
         return self.rectify.samples_in / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self) -> str:
