@@ -72,9 +72,10 @@ class TokenizerConfig:
     no_event : {"background", "empty"}
         What a trial without any event gives (see module docstring).
     calibration : {"rest", "robust"}
-        Noise floor used by :func:`aemg.tokenizer.corpus.tokenize_archive`: ``"rest"`` = from the
-        rest-class trials of the same subject and session when there are any (else robust
-        statistics of the trial), ``"robust"`` = robust statistics of each trial alone.
+        Noise floor used by :func:`aemg.tokenizer.corpus.tokenize_archive` (the policy:
+        :mod:`aemg.tokenizer.calibration`): ``"rest"`` = from the rest-class trials of the same
+        subject and session when there are any (else robust statistics of the trial),
+        ``"robust"`` = robust statistics of each trial alone.
     """
 
     token_s: float = 0.25
