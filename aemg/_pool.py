@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import os
 import signal
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -21,6 +22,14 @@ from .errors import AemgError
 
 #: seconds a worker may go on with its task after Ctrl-C before it is terminated
 GRACE_S = 2.0
+
+
+def default_workers() -> int:
+    """The default number of worker processes: all cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 class WorkerDied(AemgError, RuntimeError):

@@ -65,13 +65,13 @@ class Embeddings:
 def _sentences_from_recordings(recordings, data_info: dict, rectified: bool) -> list:
     """Rectify (unless ``rectified``), cut into trials and tokenize with the checkpoint's settings.
 
-    Noise levels follow ``aemg tokenize`` (:func:`aemg.tokenizer.corpus.noise_levels`): trials are
+    Noise levels follow ``aemg tokenize`` (:func:`aemg.tokenizer.calibration.noise_levels`): trials are
     grouped by (dataset, subject, session) and calibrated on the group's rest trials, so an archive
     gives the same sentences here as in its token corpus.
     """
     from .data.rectify import StandardSpace, rectify
     from .data.trials import split_trials
-    from .tokenizer.corpus import is_rest_trial, noise_levels
+    from .tokenizer.calibration import is_rest_trial, noise_levels
     from .tokenizer.tokens import TokenizerConfig, tokenize_recording
 
     space = StandardSpace.from_dict(data_info["space"]) if data_info.get("space") else StandardSpace()

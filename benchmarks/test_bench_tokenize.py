@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import harness
+from aemg._pool import default_workers
 from aemg.data import Recording
 from aemg.data.archive import ArchiveWriter
 from aemg.tokenizer.corpus import tokenize_archive
@@ -101,7 +102,7 @@ def test_tokenize_end_to_end(tmp_path_factory, quick):
         rounds = 4
     out_root = Path(os.environ.get("AEMG_BENCH_OUT") or tmp)
     cfg = TokenizerConfig()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = default_workers()
     # warm-up (kernel loading, page cache)
     tokenize_archive(archive, out_root / "bench_tok_warm", cfg, workers=1, progress=False)
     shutil.rmtree(out_root / "bench_tok_warm")
@@ -121,13 +122,13 @@ def test_tokenize_end_to_end(tmp_path_factory, quick):
             digests[workers] = digest(out)
             shutil.rmtree(out)
     for workers, (seconds, report) in best.items():
-        rate = report.samples / seconds
+        rate = report.channel_samples / seconds
         # per busy core: samples over the CPU time of all processes (robust to a loaded machine);
         # parent_cpu_share: the serial part in the parent (with 2 workers) -> Amdahl bound
         harness.record("tokenize", archive=name, workers=report.workers, cores=cores, load=os.getloadavg()[0],
-                       msamples=report.samples / 1e6, tokens=report.tokens, sentences=report.sentences,
+                       msamples=report.channel_samples / 1e6, tokens=report.tokens, sentences=report.sentences,
                        seconds=seconds, msamples_per_s=rate / 1e6, msamples_per_s_per_worker=rate / workers / 1e6,
-                       cpu_seconds=report.cpu_seconds, msamples_per_cpu_s=report.samples_per_cpu_s / 1e6,
+                       cpu_seconds=report.cpu_seconds, msamples_per_cpu_s=report.channel_samples_per_cpu_s / 1e6,
                        parent_cpu_share=report.parent_cpu_seconds / report.cpu_seconds,
                        tokens_per_s=report.tokens / seconds)
     speedup = best[1][0] / best[2][0]

@@ -28,7 +28,7 @@ from probe_diagnostics import embed, energy_features, loso  # noqa: E402
 
 from aemg.eval.aemg_methods import AemgProbe  # noqa: E402
 from aemg.eval.trials import load_trials  # noqa: E402
-from aemg.tokenizer.tokens import is_rest_class  # noqa: E402
+from aemg.tokenizer.calibration import is_rest_class  # noqa: E402
 
 
 def level_normalised(sentence):

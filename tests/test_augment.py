@@ -64,12 +64,12 @@ def test_gain_changes_energy_not_the_normalised_waveform(batch):
 def test_augmentation_keeps_padding_zero_and_is_deterministic(batch):
     cfg = AugmentConfig(channel_gain_db=3, global_gain_db=3, rotation=1.5, noise=0.5, rate_jitter=0.1)
     a, b = augment_batch(batch, cfg, _g(7)), augment_batch(batch, cfg, _g(7))
-    for k in ("payload", "energy", "dominant"):
+    for k in ("payload", "energy", "dominant_channel"):
         assert torch.equal(a[k], b[k])
     pad = ~batch["mask"]
     assert (a["payload"][pad] == 0).all() and (a["energy"][pad] == 0).all()
     assert torch.isfinite(a["payload"]).all() and torch.isfinite(a["energy"]).all()
-    assert torch.equal(a["dominant"][batch["mask"]], a["energy"].argmax(-1)[batch["mask"]])
+    assert torch.equal(a["dominant_channel"][batch["mask"]], a["energy"].argmax(-1)[batch["mask"]])
     assert a["order"] is batch["order"]
 
 

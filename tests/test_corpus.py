@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import tree_digest
 
 from aemg.cli import main
 from aemg.data import Recording
@@ -12,7 +13,6 @@ from aemg.data.archive import ArchiveWriter
 from aemg.errors import ConfigError, DataError
 from aemg.tokenizer.corpus import ConcatCorpus, TokenCorpus, open_corpus, tokenize_archive
 from aemg.tokenizer.tokens import TokenizerConfig, tokenize_recording
-from helpers import tree_digest
 
 RATE = 500.0
 CLASSES = ("neutral", "fist", "open")
@@ -60,14 +60,14 @@ def archive(tmp_path_factory):
 def test_tokenize_archive_is_deterministic_resumable_and_readable(archive, tmp_path):
     cfg = TokenizerConfig(token_s=0.2)
     r1 = tokenize_archive(archive, tmp_path / "c1", cfg, workers=1, progress=False)
-    r2 = tokenize_archive(archive, tmp_path / "c2", cfg, workers=2, progress=False, min_samples_per_worker=0)
+    r2 = tokenize_archive(archive, tmp_path / "c2", cfg, workers=2, progress=False, min_channel_samples_per_worker=0)
     assert r2.workers == 2 and r1.workers == 1
     # a small job runs in one process whatever the workers asked for (the bytes are the same anyway)
     assert tokenize_archive(archive, tmp_path / "c3", cfg, workers=2, progress=False).workers == 1
     assert tree_digest(tmp_path / "c1") == tree_digest(tmp_path / "c2")
     assert r1.tokens == r2.tokens > 0 and r1.groups == 7 and r1.groups_done_before == 0
     # 3 subjects x 6 trials + 3 series split into 4 trials each (+1 too short to tokenize)
-    assert r1.sentences == 18 + 12 and r1.empty_sentences == 1 and r1.samples > 0
+    assert r1.sentences == 18 + 12 and r1.empty_sentences == 1 and r1.channel_samples > 0
 
     c = open_corpus(tmp_path / "c1")
     assert c.n_sentences == 30 and c.n_tokens == r1.tokens and c.token_shape == (16, 100)
@@ -100,7 +100,7 @@ def test_tokenize_archive_is_deterministic_resumable_and_readable(archive, tmp_p
     n = max(c.sentences[i]["n_tokens"] for i in idx)
     assert b["payload"].shape == (3, n, 16, 100) and b["payload"].dtype == np.float32
     assert b["mask"].sum(1).tolist() == [c.sentences[i]["n_tokens"] for i in idx]
-    for k in ("event_index", "order", "dominant", "label", "subject_id", "dataset_id"):
+    for k in ("event_index", "order", "dominant_channel", "label", "subject_id", "dataset_id"):
         assert b[k].dtype == np.int64
     assert np.all(b["payload"][~b["mask"]] == 0) and b["order"][0, :3].tolist() == [0, 1, 2]
     np.testing.assert_array_equal(b["energy"][1, :c.sentences[5]["n_tokens"]], c.sentence(5).energy)
@@ -114,26 +114,31 @@ def test_tokenize_archive_is_deterministic_resumable_and_readable(archive, tmp_p
     shutil.rmtree(tmp_path / "c1" / "shards" / "000003")
     (tmp_path / "c1" / "corpus.json").unlink()
     (tmp_path / "c1" / "shards" / ".000004.tmp").mkdir()
-    r3 = tokenize_archive(archive, tmp_path / "c1", cfg, workers=2, progress=False, min_samples_per_worker=0)
+    r3 = tokenize_archive(archive, tmp_path / "c1", cfg, workers=2, progress=False, min_channel_samples_per_worker=0)
     assert r3.groups_done_before == 6 and tree_digest(tmp_path / "c1") == before
     with pytest.raises(ConfigError, match="other settings"):
         tokenize_archive(archive, tmp_path / "c1", TokenizerConfig(token_s=0.1), workers=1, progress=False)
 
 
 def test_batch_size_and_calibration_rules_do_not_change_the_corpus(archive, tmp_path, monkeypatch):
-    """Groups are tokenized in batches of recordings (corpus.BATCH_BYTES) read into one reused
+    """Groups are tokenized in batches of recordings (writer.BATCH_BYTES) read into one reused
     buffer: one recording per batch, and one batch per group, give the same bytes."""
-    from aemg.tokenizer import corpus
+    from aemg.tokenizer import calibration
+    from aemg.tokenizer.corpus import writer
     cfg = TokenizerConfig(token_s=0.2)
     tokenize_archive(archive, tmp_path / "big", cfg, workers=1, progress=False)
-    monkeypatch.setattr(corpus, "BATCH_BYTES", 1)
+    batches = []
+    real = writer._batches
+    monkeypatch.setattr(writer, "BATCH_BYTES", 1)
+    monkeypatch.setattr(writer, "_batches", lambda *a, **k: batches.append(real(*a, **k)) or batches[-1])
     tokenize_archive(archive, tmp_path / "small", cfg, workers=1, progress=False)
     assert tree_digest(tmp_path / "big") == tree_digest(tmp_path / "small")
-    # the calibration rules the shards were made with (see noise_levels)
-    assert corpus.group_noise([], None) == (None, "robust")
-    assert corpus.group_noise([2.0], 0) == (None, "robust")          # a lone rest trial: robust
-    assert corpus.group_noise([1.0, 3.0, 8.0], None) == (3.0, "rest")  # other trials: median of all
-    assert corpus.group_noise([1.0, 3.0, 8.0], 1) == (4.5, "rest")     # a rest trial: the others
+    assert batches and all(len(b) == 1 for bs in batches for b in bs)  # one recording per batch
+    # the calibration rules the shards were made with (see calibration.noise_levels)
+    assert calibration.group_noise([], None) == (None, "robust")
+    assert calibration.group_noise([2.0], 0) == (None, "robust")          # a lone rest trial: robust
+    assert calibration.group_noise([1.0, 3.0, 8.0], None) == (3.0, "rest")  # other trials: median of all
+    assert calibration.group_noise([1.0, 3.0, 8.0], 1) == (4.5, "rest")     # a rest trial: the others
 
 
 def test_work_chunks_cover_every_group_once_in_archive_order():

@@ -337,7 +337,7 @@ def test_probe_reads_only_what_its_regime_allows(archive_and_run, variant):
 
 def test_probe_calibration_training_subjects_as_corpus_user_by_rest_recording(archive_and_run):
     from aemg.eval.aemg_methods import calibrate, regime_noise_levels
-    from aemg.tokenizer.corpus import _rest_level
+    from aemg.tokenizer.calibration import rest_level
     trials, run = archive_and_run
     fold = loso_folds(trials, regime="rest")[0]
     adaptation = fold_adaptation(trials, fold, rest_class_id(trials))
@@ -345,7 +345,7 @@ def test_probe_calibration_training_subjects_as_corpus_user_by_rest_recording(ar
     train = trials.subset(fold.train)
     assert regime_noise_levels(train, cfg, adaptation) == calibrate(train, cfg)  # aemg tokenize's policy
     test = trials.subset(fold.test).without_labels()
-    own = _rest_level(trials.data[fold.rest[0]], trials.rate, cfg)
+    own = rest_level(trials.data[fold.rest[0]], trials.rate, cfg)
     assert regime_noise_levels(test, cfg, adaptation) == [own] * len(test)
     with pytest.raises(DataError, match="needs its rest recording"):
         regime_noise_levels(test, cfg, dataclasses.replace(adaptation, rest=None))

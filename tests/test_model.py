@@ -148,8 +148,8 @@ def test_masked_tokens_hide_content():
     b2["payload"][0, 1] += 5.0
     b2["energy"] = b["energy"].clone()
     b2["energy"][0, 1] *= 9.0
-    b2["dominant"] = b["dominant"].clone()
-    b2["dominant"][0, 1] = (b["dominant"][0, 1] + 1) % 4
+    b2["dominant_channel"] = b["dominant_channel"].clone()
+    b2["dominant_channel"][0, 1] = (b["dominant_channel"][0, 1] + 1) % 4
     assert torch.allclose(h1, m.backbone(b2, a, z, masked), atol=1e-6)
     assert not torch.allclose(h1, m.backbone(b2, a, z, None), atol=1e-3)
 

@@ -11,7 +11,7 @@ import pytest
 from aemg.data.readers import get_reader, list_readers, read_dataset
 from aemg.data.trials import split_trials
 from aemg.errors import ConfigError, DataError
-from aemg.tokenizer.tokens import is_rest_class
+from aemg.tokenizer.calibration import is_rest_class
 
 realdata = pytest.mark.realdata
 NEW = ("myo_readings", "ciil_myo", "suguru_longterm_armband", "multiday_4ch")

@@ -78,15 +78,15 @@ def test_a_killed_worker_is_an_error_not_a_hang():
 
 SLOW_TOKENIZE = """
     import sys, time
-    import aemg.tokenizer.corpus as c
+    import aemg.tokenizer.corpus.writer as c
     from aemg.cli import main
-    slow = c._tokenize_group
+    slow = c.tokenize_group
     def group(*a, **k):
         time.sleep(0.15)
         print("group", flush=True)
         return slow(*a, **k)
-    c._tokenize_group = group
-    getattr(c.tokenize_archive, "__wrapped__", c.tokenize_archive).__kwdefaults__["min_samples_per_worker"] = 0
+    c.tokenize_group = group
+    getattr(c.tokenize_archive, "__wrapped__", c.tokenize_archive).__kwdefaults__["min_channel_samples_per_worker"] = 0
     sys.exit(main(["tokenize", sys.argv[1], sys.argv[2], "--workers", "2", "--no-progress"]))
 """
 
@@ -104,7 +104,7 @@ def test_tokenize_ctrl_c_with_workers_ends_and_resumes_to_the_same_bytes(archive
     assert rc == 130, err
     assert err.strip().splitlines()[-1].startswith("aemg: interrupted"), err
     assert "Traceback" not in err
-    tokenize_archive(archive, tmp_path / "c", workers=2, progress=False, min_samples_per_worker=0)
+    tokenize_archive(archive, tmp_path / "c", workers=2, progress=False, min_channel_samples_per_worker=0)
     assert tree_digest(tmp_path / "c") == tree_digest(reference)
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from aemg.errors import DataError
 from aemg.eval.features import (TOKEN_FEATURES, pooled_token_features, td_features, token_features)
-from aemg.tokenizer.tokens import Sentence
+from aemg.tokenizer.sentence import Sentence
 
 
 def _sentence(payload, energy, rate=500.0):

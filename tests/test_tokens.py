@@ -7,9 +7,18 @@ import pytest
 from aemg import backends
 from aemg.data import Recording
 from aemg.errors import ConfigError, DataError
-from aemg.tokenizer.tokens import (Sentence, StreamingTokenizer, TokenizerConfig, event_token_starts,
-                                   extract_tokens, extract_tokens_into, is_rest_class, tokenize_recording, tokenize_signal,
-                                   window_starts)
+from aemg.tokenizer.calibration import is_rest_class
+from aemg.tokenizer.sentence import Sentence
+from aemg.tokenizer.stream import StreamingTokenizer
+from aemg.tokenizer.tokens import (
+    TokenizerConfig,
+    event_token_starts,
+    extract_tokens,
+    extract_tokens_into,
+    tokenize_recording,
+    tokenize_signal,
+    window_starts,
+)
 
 RATE = 500.0
 

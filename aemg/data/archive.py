@@ -19,22 +19,28 @@ Layout (format ``aemg-archive``, version 2)::
       errors.jsonl       one {"source", "problem"} line per source that failed (a copy of the
                          failed ``sources`` entries, for people and ``grep``)
       shards/000001.h5   HDF5, the shard's recordings stored one after the other:
-                           samples  (S,) float32   every recording's (C, T) samples in C order
+                           samples  (S,) float32   every recording's (C, T) channel-samples in C
+                                                   order (the dataset keeps its format-1 name)
                            labels   (S_l,) int32   per-sample labels of the recordings having them
                            times    (S_t,) float64 timestamps of the irregular recordings
-                           layout   (n, 5) int64   per recording: samples offset, C, T, labels
-                                                   offset, times offset (-1 = none)
+                           layout   (n, 5) int64   per recording: offset in ``samples``, C, T,
+                                                   labels offset, times offset (-1 = none)
                            headers  (B,) uint8     UTF-8 JSON {"devices": [Device dicts],
                                                    "headers": [Recording.header() with "device"
                                                    = index into "devices"]}
 
 A whole shard (or any run of its recordings) is read with one call per array, and each
 :class:`Recording` is a view of that buffer (:meth:`Archive.read_many`): no per-recording HDF5
-object, attribute or JSON parse. Version 1 (one HDF5 group per recording) is still read.
+object, attribute or JSON parse. Version 1 (one HDF5 group per recording) is still read: an
+archive costs hours of reading and rectifying to remake, and its reader is two short functions
+(:func:`read_group`, the version-1 branches of :class:`Archive`) covered by a test.
 
 An index row holds ``key, dataset, subject, session, trial, device, n_channels, label, classes,
-n_samples, rate, source`` and where the samples are: ``shard`` (path relative to OUT) and
-``group`` (the recording's position in that shard, ``"000000"``, ``"000001"``, ...).
+n_samples`` (time samples per channel), ``rate, source`` and where the samples are: ``shard`` (path
+relative to OUT) and ``position`` (the recording's position in that shard, ``"000000"``,
+``"000001"``, ...; in a version-1 shard the name of its HDF5 group). Archives written before
+issue 11 call it ``group``: :func:`read_rows` renames it when reading (and a resumed run writes
+the new name).
 
 Crash safety: a shard is written to ``shards/NNNNNN.h5.tmp``, flushed to disk (fsync) and renamed;
 only then is ``index.json`` rewritten (temp file, fsync, rename). The index therefore only ever
@@ -52,15 +58,16 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import h5py
 import numpy as np
 
+from .._folder import dumps as _dumps
+from .._folder import field_differences, identity_error, is_temp, remove_leftovers, select_rows, stored_marker
+from .._io import atomic_write, check_format, digest_problem, file_digest, fsync_dir, fsync_file, read_json
 from .._version import __version__
-from .._io import (atomic_write, check_format, digest_problem, file_digest, folder_entries, fsync_dir, fsync_file,
-                   read_json)
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from .devices import device_from_dict
 from .recording import Recording
 
@@ -85,37 +92,36 @@ DEFAULT_SHARD_BYTES = 64 << 20
 IDENTITY_FIELDS = ("format", "version", "aemg_version", "reader", "reader_options", "source_root",
                    "space")
 INDEX_FIELDS = ("key", "dataset", "subject", "session", "trial", "device", "n_channels", "label",
-                "classes", "n_samples", "rate", "source", "shard", "group")
+                "classes", "n_samples", "rate", "source", "shard", "position")
+#: the name of ``position`` in index rows written before issue 11 (still read)
+OLD_POSITION = "group"
 
 _SHARD_NAME = re.compile(r"^(\d{6})\.h5$")
 
 
 # -- small file helpers ----------------------------------------------------------------------------
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (Path, os.PathLike)):
-        return os.fspath(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
-
-
-def _dumps(obj: Any, **kw) -> str:
-    return json.dumps(obj, default=_json_default, **kw)
-
-
-def _read_json(path: Path) -> Any:
+def read_archive_json(path: Path) -> Any:
+    """An archive's manifest.json or index.json (DataError naming it when missing or corrupt)."""
     return read_json(path, missing="missing (not an aemg archive, or created by an interrupted run "
                                    "before its first commit)")
 
 
-def index_row(rec: Recording, shard: str, group: str) -> dict[str, Any]:
-    """The index row of ``rec`` stored in ``shard`` (path relative to the archive) at ``group``."""
+def read_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The index rows of an index.json ``state``, with ``position`` under its current name
+    (rows of archives written before issue 11 call it ``group``; renamed in place)."""
+    rows = state["recordings"]
+    for r in rows:
+        if OLD_POSITION in r and "position" not in r:
+            r["position"] = r.pop(OLD_POSITION)
+    return rows
+
+
+def index_row(rec: Recording, shard: str, position: str) -> dict[str, Any]:
+    """The index row of ``rec`` stored in ``shard`` (path relative to the archive) at ``position``."""
     return {"key": rec.key, "dataset": rec.dataset, "subject": rec.subject, "session": rec.session,
             "trial": rec.trial, "device": rec.device.name, "n_channels": rec.n_channels,
             "label": rec.label, "classes": list(rec.classes), "n_samples": rec.n_samples,
-            "rate": rec.rate, "source": rec.source, "shard": shard, "group": group}
+            "rate": rec.rate, "source": rec.source, "shard": shard, "position": position}
 
 
 def _concat(parts: list[np.ndarray], dtype) -> np.ndarray:
@@ -137,14 +143,14 @@ def write_shard(path: Path, recordings: Sequence[Recording], *, compression: str
     tmp = path.with_name(path.name + ".tmp")
     layout = np.full((len(recordings), len(LAYOUT)), -1, np.int64)
     samples, labels, times = [], [], []
-    n_samples = n_labels = n_times = 0
+    n_channel_samples = n_labels = n_times = 0
     devices: dict[str, int] = {}
     device_dicts, headers = [], []
     for i, rec in enumerate(recordings):
         n_ch, n_t = rec.data.shape
-        layout[i, :3] = (n_samples, n_ch, n_t)
+        layout[i, :3] = (n_channel_samples, n_ch, n_t)
         samples.append(rec.data)
-        n_samples += rec.data.size
+        n_channel_samples += rec.data.size
         if rec.labels is not None:
             layout[i, 3] = n_labels
             labels.append(rec.labels)
@@ -228,11 +234,11 @@ class _ShardTable:
             meta = json.loads(f["headers"][()].tobytes().decode("utf-8"))
             self.devices = [device_from_dict(d) for d in meta["devices"]]
             self.headers = meta["headers"]
-            self.samples, self.labels, self.times = f["samples"], f["labels"], f["times"]
+            self.channel_samples, self.labels, self.times = f["samples"], f["labels"], f["times"]
             # byte offset of the samples when stored contiguous, unfiltered, little-endian float32
             # (what write_shard makes without compression): then read_run can pread them directly
-            self._samples_at = self.samples.id.get_offset() if self.samples.chunks is None and \
-                self.samples.dtype == np.dtype("<f4") else None
+            self._samples_at = self.channel_samples.id.get_offset() if self.channel_samples.chunks is None \
+                and self.channel_samples.dtype == np.dtype("<f4") else None
         except (KeyError, OSError, ValueError, TypeError) as exc:
             raise DataError(where, f"unreadable shard ({exc})") from None
         if self.layout.ndim != 2 or self.layout.shape != (len(self.headers), len(LAYOUT)):
@@ -267,7 +273,7 @@ class _ShardTable:
         a, b = self.span(i)
         _, _, t, lo, to = (int(v) for v in self.layout[i])
         try:
-            return self.recording(i, self.samples[a:b], None if lo < 0 else self.labels[lo:lo + t],
+            return self.recording(i, self.channel_samples[a:b], None if lo < 0 else self.labels[lo:lo + t],
                                   None if to < 0 else self.times[to:to + t], where)
         except OSError as exc:
             raise DataError(where, f"unreadable recording ({exc})") from None
@@ -277,10 +283,10 @@ class _ShardTable:
             os.close(self._fd)
             self._fd = -1
 
-    def _read_samples(self, lo: int, hi: int, buffer: ReadBuffer | None) -> np.ndarray:
+    def _read_channel_samples(self, lo: int, hi: int, buffer: ReadBuffer | None) -> np.ndarray:
         """Flat samples [lo, hi): with ``pread`` into ``buffer`` when the layout allows, else h5py."""
         if buffer is None or self._samples_at is None or hi <= lo:
-            return self.samples[lo:hi]
+            return self.channel_samples[lo:hi]
         if self._fd < 0:
             self._fd = os.open(self.where, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         out = buffer.take((hi - lo) * 4).view(np.float32)
@@ -295,7 +301,7 @@ class _ShardTable:
         lo_s = int(lay[:, 0].min())
         hi_s = int((lay[:, 0] + lay[:, 1] * lay[:, 2]).max())
         try:
-            samples = self._read_samples(lo_s, hi_s, buffer)
+            samples = self._read_channel_samples(lo_s, hi_s, buffer)
             bufs = {}
             for col, ds in ((3, self.labels), (4, self.times)):
                 have = lay[:, col] >= 0
@@ -366,21 +372,14 @@ class ArchiveWriter:
         manifest = json.loads(_dumps({"format": FORMAT, "version": VERSION, "aemg_version": __version__,
                                       **manifest}))
         manifest_path = self.path / MANIFEST
-        if manifest_path.is_file():
-            stored = _read_json(manifest_path)
-            diff = [k for k in IDENTITY_FIELDS if stored.get(k) != manifest.get(k)]
+        stored = stored_marker(self.path, MANIFEST, "an aemg archive", read_archive_json)
+        if stored is not None:
+            diff = field_differences(stored, manifest, IDENTITY_FIELDS, "archive")
             if diff:
-                details = "; ".join(f"{k}: archive has {_dumps(stored.get(k))}, now {_dumps(manifest.get(k))}"
-                                    for k in diff)
-                raise ConfigError(f"{self.path}: already holds an archive made with other settings "
-                                  f"({details}); re-run with the same arguments to resume, or choose "
-                                  "another output folder")
+                raise identity_error(self.path, "an archive made with other settings", diff, "output folder")
             self.manifest = stored
             self.resumed = True
         else:
-            if self.path.exists() and (not self.path.is_dir() or folder_entries(self.path)):
-                raise ConfigError(f"{self.path}: exists and is not an aemg archive (no {MANIFEST}); "
-                                  "refusing to write into it")
             self.shard_dir.mkdir(parents=True, exist_ok=True)
             manifest.setdefault("created", datetime.datetime.now(datetime.timezone.utc)
                                 .isoformat(timespec="seconds"))
@@ -390,9 +389,9 @@ class ArchiveWriter:
         self.shard_dir.mkdir(exist_ok=True)
         self.shard_bytes = int(self.manifest.get("shard_bytes") or DEFAULT_SHARD_BYTES)
         self.compression = self.manifest.get("compression")
-        state = _read_json(self.path / INDEX) if (self.path / INDEX).is_file() else None
+        state = read_archive_json(self.path / INDEX) if (self.path / INDEX).is_file() else None
         self.sources: list[dict[str, Any]] = list(state["sources"]) if state else []
-        self.rows: list[dict[str, Any]] = list(state["recordings"]) if state else []
+        self.rows: list[dict[str, Any]] = list(read_rows(state)) if state else []
         self.complete = bool(state and state.get("complete"))
         #: size, checksum and sources of every committed shard (absent in archives made before them)
         self.shards: dict[str, dict[str, Any]] = dict(state.get("shards") or {}) if state else {}
@@ -432,13 +431,13 @@ class ArchiveWriter:
     def _clean(self) -> list[str]:
         """Delete temp files and shards the index does not name; return their names."""
         named = {r["shard"] for r in self.rows}
-        removed = []
-        for p in sorted(self.path.glob("*.tmp")) + sorted(self.shard_dir.iterdir()):
-            rel = p.relative_to(self.path).as_posix()
-            if p.name.endswith(".tmp") or (_SHARD_NAME.match(p.name) and rel not in named):
-                p.unlink()
-                removed.append(rel)
-        return removed
+
+        def unnamed(p: Path) -> bool:
+            return is_temp(p) or (bool(_SHARD_NAME.match(p.name))
+                                  and p.relative_to(self.path).as_posix() not in named)
+
+        removed = remove_leftovers(self.path, is_temp) + remove_leftovers(self.shard_dir, unnamed)
+        return [p.relative_to(self.path).as_posix() for p in removed]
 
     # -- adding ------------------------------------------------------------------------------
     def add(self, source: str, recordings: Iterable[Recording] = (), error: str | None = None) -> str | None:
@@ -528,13 +527,13 @@ class Archive:
                 where = self.path if self.path.is_dir() else self.path
                 raise DataError(where, "not an aemg archive (no manifest.json)" if self.path.is_dir()
                                 else "archive folder not found")
-            manifest = _read_json(self.path / MANIFEST)
+            manifest = read_archive_json(self.path / MANIFEST)
             check_format(manifest, self.path / MANIFEST, FORMAT, READ_VERSIONS, "archive")
-            state = _read_json(self.path / INDEX) if (self.path / INDEX).is_file() else \
+            state = read_archive_json(self.path / INDEX) if (self.path / INDEX).is_file() else \
                 {"complete": False, "sources": [], "recordings": []}
             _state = (manifest, state)
         self.manifest, self._state = _state
-        self._rows = self._state["recordings"] if _rows is None else _rows
+        self._rows = read_rows(self._state) if _rows is None else _rows
         self._by_key: dict[str, int] | None = None
         self._files: dict[str, h5py.File] = {}
         self._tables: dict[str, _ShardTable] = {}
@@ -593,11 +592,7 @@ class Archive:
 
         >>> archive.select(subject=["1", "2"], label=lambda c: c is not None)   # doctest: +SKIP
         """
-        unknown = sorted(set(filters) - set(INDEX_FIELDS))
-        if unknown:
-            raise ConfigError(f"select: unknown field(s) {', '.join(unknown)}; fields: {', '.join(INDEX_FIELDS)}")
-        tests = {name: _matcher(value) for name, value in filters.items()}
-        rows = [r for r in self._rows if all(t(r[name]) for name, t in tests.items())]
+        rows = [self._rows[i] for i in select_rows(self._rows, filters, INDEX_FIELDS)]
         return Archive(self.path, rows, (self.manifest, self._state))
 
     # -- data --------------------------------------------------------------------------------
@@ -634,7 +629,7 @@ class Archive:
         by_shard: dict[str, list[tuple[int, int]]] = {}
         for k, i in enumerate(idx):
             row = self._rows[i]
-            by_shard.setdefault(row["shard"], []).append((int(row["group"]), k))
+            by_shard.setdefault(row["shard"], []).append((int(row["position"]), k))
         used = 0
         for shard, wanted in by_shard.items():
             table = self._table(shard)
@@ -686,9 +681,9 @@ class Archive:
         return table
 
     def _position(self, row: dict[str, Any]) -> int:
-        pos = int(row["group"])
+        pos = int(row["position"])
         if pos >= len(self._table(row["shard"])):
-            raise DataError(self.path / row["shard"], f"recording {row['key']!r} (position {row['group']}) "
+            raise DataError(self.path / row["shard"], f"recording {row['key']!r} (position {row['position']}) "
                                                       "missing from the shard")
         return pos
 
@@ -696,11 +691,11 @@ class Archive:
         path = self.path / row["shard"]
         if self.manifest.get("version") == 1:
             f = self._file(row["shard"])
-            if row["group"] not in f:
-                raise DataError(path, f"recording {row['key']!r} (group {row['group']}) missing from the shard")
-            return read_group(f[row["group"]], f"{path}:{row['group']}")
+            if row["position"] not in f:
+                raise DataError(path, f"recording {row['key']!r} (group {row['position']}) missing from the shard")
+            return read_group(f[row["position"]], f"{path}:{row['position']}")
         pos = self._position(row)
-        return self._table(row["shard"]).read(pos, f"{path}:{row['group']}")
+        return self._table(row["shard"]).read(pos, f"{path}:{row['position']}")
 
     def close(self) -> None:
         for t in self._tables.values():
@@ -718,15 +713,6 @@ class Archive:
     def __repr__(self) -> str:
         return (f"Archive({str(self.path)!r}, recordings={len(self)}, subjects={len(self.subjects())}, "
                 f"reader={self.manifest.get('reader')!r}, complete={self.complete})")
-
-
-def _matcher(value: Any) -> Callable[[Any], bool]:
-    if callable(value):
-        return lambda v: bool(value(v))
-    if isinstance(value, (list, tuple, set, frozenset)):
-        tests = [_matcher(v) for v in value]
-        return lambda v: any(t(v) for t in tests)
-    return lambda v: v == value or (isinstance(v, str) and not isinstance(value, str) and v == str(value))
 
 
 def open_archive(path: str | os.PathLike, *, allow_partial: bool = False) -> Archive:
@@ -781,7 +767,7 @@ def verify_archive(path: str | os.PathLike) -> tuple[list[str], str]:
         try:
             table = archive._table(shard)
             for row in rows:
-                pos = int(row["group"])
+                pos = int(row["position"])
                 if pos >= len(table):
                     problems.append(f"{where}: recording {row['key']!r} (position {pos}) missing from the shard")
                     continue

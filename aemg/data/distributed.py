@@ -269,13 +269,11 @@ _OPENED: dict[str, str] = {}  # archive path -> identity digest this worker proc
 
 
 def tokenize_groups_task(archive_path: str, task, config_dict: dict, backend, identity: str):
-    """On a worker: the tokenizer's ``_tokenize_groups``, reopening the archive when this worker
+    """On a worker: the tokenizer's ``tokenize_groups``, reopening the archive when this worker
     last opened another archive at the same path (workers outlive runs, forked pools do not)."""
-    from ..tokenizer import corpus
+    from ..tokenizer.corpus import writer
     if _OPENED.get(archive_path) != identity:
-        stale = corpus._ARCHIVES.pop(archive_path, None)
-        if stale is not None:
-            stale.close()
+        writer.forget_archive(archive_path)
         _OPENED[archive_path] = identity
     with _TASK_LOCK:
-        return corpus._tokenize_groups(archive_path, task, config_dict, backend)
+        return writer.tokenize_groups(archive_path, task, config_dict, backend)

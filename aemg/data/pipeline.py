@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +17,12 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from .._io import folder_entries, locks_folder
-from .._pool import WorkerPool, submit_bounded
+from .._folder import stored_marker
+from .._io import locks_folder
+from .._pool import WorkerPool, default_workers, submit_bounded
+from .._progress import logging_redirect, progress_bar
 from ..errors import AemgError, ConfigError, DataError, shorten
-from .archive import DEFAULT_SHARD_BYTES, MANIFEST, ArchiveWriter, _read_json
+from .archive import DEFAULT_SHARD_BYTES, MANIFEST, ArchiveWriter, read_archive_json
 from .distributed import checked_runner
 from .recording import Recording
 
@@ -217,14 +218,6 @@ class _Runner:
 
 
 # -- the run ---------------------------------------------------------------------------------------
-def default_workers() -> int:
-    """All cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def scale_sample(sources: Sequence[str], k: int = SCALE_SAMPLE_SOURCES) -> list[str]:
     """``k`` sources evenly spaced over ``sources`` (all of them when there are fewer): deterministic."""
     if len(sources) <= k:
@@ -244,14 +237,6 @@ def _resolve_reader(reader, root, reader_options):
     if info is None or not callable(getattr(reader, "sources", None)) or not callable(getattr(reader, "read", None)):
         raise ConfigError(f"rectify_dataset: {reader!r} is neither a reader name nor a Reader")
     return reader, info.name, options or dict(getattr(reader, "options", {}) or {})
-
-
-def _stored_manifest(out: Path) -> dict | None:
-    if (out / MANIFEST).is_file():
-        return _read_json(out / MANIFEST)
-    if out.exists() and (not out.is_dir() or folder_entries(out)):
-        raise ConfigError(f"{out}: exists and is not an aemg archive (no {MANIFEST}); refusing to write into it")
-    return None
 
 
 @locks_folder("out", "archive")
@@ -326,7 +311,7 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
                 "space": space.to_dict(), "shard_bytes": int(shard_bytes), "compression": compression}
 
     sources = list(rdr.sources())
-    stored = _stored_manifest(out)
+    stored = stored_marker(out, MANIFEST, "an aemg archive", read_archive_json)
     if stored is None:
         scale, native = _estimate_scale(rdr, sources, space, min(workers, len(sources) or 1),
                                         estimate_amplitude_scale)
@@ -348,9 +333,9 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
         report.complete, report.seconds = True, time.perf_counter() - t0
         return report
 
-    bar = _progress_bar(progress, len(sources), report.skipped)
+    bar = progress_bar(progress, total=len(sources), initial=report.skipped, desc="rectify", unit="file")
     try:
-        with _logging_redirect(bar), (_Runner(min(workers, len(todo)), (rdr, space, scale, native))
+        with logging_redirect(bar), (_Runner(min(workers, len(todo)), (rdr, space, scale, native))
                                            if remote is None else remote((rdr, space, scale, native))) as runner:
             for source, recs, problem, n_in in runner.imap(_rectify_source, todo):
                 report.processed += 1
@@ -414,30 +399,3 @@ def _estimate_scale(rdr, sources: list[str], space, workers: int,
                                f"could be read (first: {problems[0] if problems else 'no recordings'})")
     native = dataset_native_rate(recordings)
     return float(estimate(recordings, space, native_rate=native)), native
-
-
-def _progress_bar(progress: bool, total: int, initial: int):
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, initial=initial, unit="file", desc="rectify", file=sys.stderr,
-                dynamic_ncols=True)
-
-
-class _logging_redirect:
-    """Route log lines through ``tqdm.write`` while a bar is shown (no torn bars)."""
-
-    def __init__(self, bar):
-        self.bar = bar
-        self.ctx = None
-
-    def __enter__(self):
-        if self.bar is not None:
-            from tqdm.contrib.logging import logging_redirect_tqdm
-            self.ctx = logging_redirect_tqdm()
-            self.ctx.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.ctx is not None:
-            self.ctx.__exit__(*exc)

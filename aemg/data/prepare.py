@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._folder import refuse_foreign
 from ..errors import ConfigError
-from .archive import INDEX, MANIFEST, _read_json, index_row
+from .archive import INDEX, MANIFEST, index_row, read_archive_json, read_rows
 from .pipeline import RectifyReport, rectify_dataset
 from .recording import Recording
 
@@ -61,7 +62,7 @@ class PrepareReport:
 
     @property
     def samples_per_s(self) -> float:
-        """Raw channel-samples read per second of wall time (both stages)."""
+        """Raw samples per channel read per second of wall time (both stages; ``rectify.samples_in``)."""
         return self.rectify.samples_in / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self) -> str:
@@ -86,7 +87,7 @@ class _MemoryArchive:
 
 
 def _group_key(dataset, subject, session) -> tuple[str, str, str]:
-    return (dataset, str(subject), str(session))  # as aemg.tokenizer.corpus._groups
+    return (dataset, str(subject), str(session))  # as aemg.tokenizer.corpus.format.group_key
 
 
 class _GroupStream:
@@ -134,19 +135,13 @@ class _GroupStream:
         if self.open is None or not self.recordings:
             self.open, self.recordings = None, []
             return
-        from ..tokenizer import corpus
+        from ..tokenizer.corpus import tokenize_group
 
         number = self.numbers[self.open]
         shard = self.staging / f"{number:06d}"
         shutil.rmtree(shard, ignore_errors=True)  # left by an interrupted run: redone
-        memory = _MemoryArchive(self.recordings)
-        key = f"<prepare:{id(memory)}>"
-        corpus._ARCHIVES[key] = memory  # the group worker looks archives up by path
-        try:
-            corpus._tokenize_group(key, list(range(len(self.recordings))), self.config.to_dict(),
-                                   str(shard), self.backend)
-        finally:
-            del corpus._ARCHIVES[key]
+        tokenize_group(_MemoryArchive(self.recordings), list(range(len(self.recordings))),
+                       self.config.to_dict(), str(shard), self.backend)
         self.from_memory.add(number)
         self.open, self.recordings = None, []
 
@@ -210,9 +205,9 @@ def prepare_dataset(reader, out: str | os.PathLike, space=None, config=None, *,
     archive = default_archive(out) if archive is None else Path(archive)
     if archive.resolve() == out.resolve():
         raise ConfigError(f"{out}: the corpus and the archive need two folders (give another --archive)")
-    if out.exists() and not (out / PLAN).is_file() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"{out}: exists and is not a token corpus (no {PLAN}); refusing to write into it")
-    earlier = _read_json(archive / INDEX)["recordings"] if (archive / MANIFEST).is_file() and \
+    if not (out / PLAN).is_file():
+        refuse_foreign(out, PLAN, "a token corpus")
+    earlier = read_rows(read_archive_json(archive / INDEX)) if (archive / MANIFEST).is_file() and \
         (archive / INDEX).is_file() else []
     staging = archive / STAGING
     stream = _GroupStream(earlier, staging, config, backend)

@@ -15,7 +15,7 @@ Registered in the method registry (:func:`aemg.eval.baselines.get_method`):
 Trials become sentences with :func:`aemg.tokenizer.tokens.tokenize_signal` and the tokenizer
 settings of the checkpoint (defaults without one). **Noise calibration** (events mode) under a
 regime (:func:`regime_noise_levels`): training subjects follow ``aemg tokenize``
-(:func:`aemg.tokenizer.corpus.noise_levels`: per (dataset, subject, session), from the group's
+(:func:`aemg.tokenizer.calibration.noise_levels`: per (dataset, subject, session), from the group's
 rest-class trials; their labels are visible); every trial of the test user takes the level of its
 rest recording of the same session (the one designated rest trial given by the regime), as a live
 system would from the rest recorded at donning. Such a method ``needs_rest`` and supports
@@ -185,10 +185,8 @@ def _dataset_of(key: str, default: str) -> str:
 def _rest_flags(trials: TrialSet, rest_id: int | None = None) -> list[bool]:
     """Per trial: labelled with a class whose name marks rest (as ``aemg tokenize``) or with
     ``rest_id`` (``--rest-class``)."""
-    from ..tokenizer.tokens import is_rest_class
-    names = trials.classes
-    return [bool(lab == rest_id or (0 <= lab < len(names) and is_rest_class(names[lab])))
-            for lab in trials.labels.tolist()]
+    from ..tokenizer.calibration import is_rest_label
+    return [is_rest_label(lab, trials.classes, rest_id) for lab in trials.labels.tolist()]
 
 
 def _noise_key(config) -> tuple:
@@ -198,7 +196,7 @@ def _noise_key(config) -> tuple:
 def calibrate(trials: TrialSet, config) -> list[float | None]:
     """Noise levels of every trial under ``aemg tokenize``'s policy, grouped by (dataset, subject,
     session), rest trials chosen by their labels (hidden labels: robust statistics per trial)."""
-    from ..tokenizer.corpus import noise_levels
+    from ..tokenizer.calibration import noise_levels
     groups = [(_dataset_of(k, trials.name), s, ss) for k, s, ss in
               zip(trials.keys.tolist(), trials.subjects.tolist(), trials.sessions.tolist())]
     levels = noise_levels(trials.data, [trials.rate] * len(trials), _rest_flags(trials), config, groups)
@@ -226,9 +224,9 @@ def regime_noise_levels(trials: TrialSet, config, adaptation: Adaptation) -> lis
     DataError
         The trials hold the test user but the adaptation gives no rest recording.
     """
-    from ..tokenizer.corpus import _calibrates, noise_levels
+    from ..tokenizer.calibration import calibrates, noise_levels, session_noise
     n = len(trials)
-    if not _calibrates(config):
+    if not calibrates(config):
         return [None] * n
     levels: list[float | None] = [None] * n
     user = adaptation.subject
@@ -254,18 +252,17 @@ def regime_noise_levels(trials: TrialSet, config, adaptation: Adaptation) -> lis
         by_session: dict = {}
         for j in range(len(rest)):
             by_session.setdefault(rest.sessions[j], []).append(_cached_rest_level(rest, j, config))
-        every = [v for vs in by_session.values() for v in vs]
         for i in np.flatnonzero(mine).tolist():
-            levels[i] = float(np.median(by_session.get(trials.sessions[i], every)))
+            levels[i] = session_noise(by_session, trials.sessions[i])
     return levels
 
 
 def _cached_rest_level(trials: TrialSet, i: int, config) -> float:
     """A rest trial's own level (its median envelope), cached per trial."""
-    from ..tokenizer.corpus import _rest_level
+    from ..tokenizer.calibration import rest_level
     k = (trials.keys[i], ("aemg-rest-level", _noise_key(config)[1]))
     if k not in trials.cache:
-        trials.cache[k] = _rest_level(trials.data[i], trials.rate, config)
+        trials.cache[k] = rest_level(trials.data[i], trials.rate, config)
     return trials.cache[k]
 
 
@@ -280,7 +277,8 @@ def _resolved_levels(trials: TrialSet, config, levels: list | None) -> list:
     if missing:
         sub = trials.subset(missing)
         fallback = dict(zip(sub.keys.tolist(), calibrate(sub, config)))
-        if config.mode == "events" and config.calibration == "rest" and (sub.labels < 0).any():
+        from ..tokenizer.calibration import calibrates
+        if calibrates(config) and (sub.labels < 0).any():
             log.warning("%d trials with hidden labels were not calibrated beforehand "
                         "(AemgMethod.prepare): robust per-trial noise levels used", int((sub.labels < 0).sum()))
     return [trials.cache[(k, what)] if (k, what) in trials.cache else fallback[k] for k in trials.keys.tolist()]
@@ -389,8 +387,8 @@ class AemgMethod(Method):
     @property
     def needs_rest(self) -> bool:
         """Whether the tokenizer calibrates from rest recordings (events mode, rest calibration)."""
-        from ..tokenizer.corpus import _calibrates
-        return _calibrates(self.tokenizer_config())
+        from ..tokenizer.calibration import calibrates
+        return calibrates(self.tokenizer_config())
 
     @property
     def regimes(self) -> tuple:

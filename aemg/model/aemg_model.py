@@ -10,11 +10,8 @@ from .backbone import Backbone, Transformer
 from .config import ModelConfig
 from .embeddings import SpatialEmbedding
 from .targets import TARGET_PARTS, flatten_features, n_target_features, standardise, token_targets
+from ..tokenizer.sentence import BATCH_KEYS  # noqa: F401 - the keys of a corpus batch the model reads
 from .vq import VectorQuantizer, _distributed, vq_lookup
-
-#: keys of a corpus batch the model reads (see aemg.tokenizer.corpus.TokenCorpus.batch)
-BATCH_KEYS = ("payload", "energy", "onset_event_s", "onset_trial_s", "duration_s", "event_index",
-              "order", "dominant", "mask")
 
 
 class Decoder(nn.Module):

@@ -5,9 +5,10 @@ import torch
 from torch import nn
 
 from ..ops import masked_attention
+from ..tokenizer.sentence import TIME_FIELDS
 from .config import ModelConfig
-from .encoder import TokenEncoder
 from .embeddings import SpatialEmbedding, TemporalEmbedding
+from .encoder import TokenEncoder
 
 
 class Block(nn.Module):
@@ -48,9 +49,10 @@ class Transformer(nn.Module):
 class Backbone(nn.Module):
     """Token encoder + spatial/temporal/order embeddings + CLS + mask token + Transformer.
 
-    ``forward(batch, angles, z, masked=None)`` with ``batch`` the tensors of a corpus batch
-    (payload (B,N,C,L), energy (B,N,C), onset_event_s, onset_trial_s, duration_s (B,N) seconds,
-    order, event_index, dominant (B,N) int64, mask (B,N) bool True = real), electrode ``angles``
+    ``forward(batch, angles, z, masked=None)`` with ``batch`` the tensors of a corpus batch (keys
+    :data:`aemg.tokenizer.sentence.BATCH_KEYS`: payload (B,N,C,L), energy (B,N,C), onset_in_event_s,
+    onset_in_trial_s, duration_s (B,N) seconds, event_index, order, dominant_channel (B,N) int64,
+    mask (B,N) bool True = real), electrode ``angles``
     and ``z`` (C,), and ``masked`` (B,N) bool marking tokens replaced by the mask token.
     Returns (B, 1+N, d_model): index 0 is the CLS token.
     """
@@ -70,11 +72,10 @@ class Backbone(nn.Module):
         x = self.encoder(batch["payload"], batch["energy"], angles, z)  # (B, N, d)
         if masked is not None:
             x = torch.where(masked[..., None], self.mask_token.to(x.dtype), x)
-        dom = self.dominant(angles, z)[batch["dominant"].clamp(0, angles.numel() - 1)]  # (B, N, d)
+        dom = self.dominant(angles, z)[batch["dominant_channel"].clamp(0, angles.numel() - 1)]  # (B, N, d)
         if masked is not None:  # the dominant channel describes the token's content: hide it too
             dom = dom * (~masked)[..., None]
-        x = x + self.temporal(batch["onset_event_s"], batch["onset_trial_s"], batch["duration_s"],
-                              batch["order"], batch["event_index"]) + dom
+        x = x + self.temporal(*(batch[k] for k in TIME_FIELDS), batch["order"], batch["event_index"]) + dom
         B = x.shape[0]
         x = torch.cat([self.cls.expand(B, -1, -1).to(x.dtype), x], dim=1)
         kpm = torch.cat([torch.ones(B, 1, dtype=torch.bool, device=x.device), batch["mask"]], dim=1)

@@ -74,8 +74,9 @@ class TemporalEmbedding(nn.Module):
     duration (seconds, sinusoids over 10 ms .. 100 s), its order in the sentence and the index of
     its contraction event (sinusoids over 2 .. 1000 positions).
 
-    ``forward(onset_event_s, onset_trial_s, duration_s, order, event_index)``, each (B, N),
-    returns (B, N, dim).
+    ``forward(onset_in_event_s, onset_in_trial_s, duration_s, order, event_index)``, each (B, N)
+    (the time fields of :data:`aemg.tokenizer.sentence.TIME_FIELDS`, then positions), returns
+    (B, N, dim).
     """
 
     N_FREQS = 8
@@ -84,9 +85,9 @@ class TemporalEmbedding(nn.Module):
         super().__init__()
         self.proj = nn.Linear(5 * 2 * self.N_FREQS, dim)
 
-    def forward(self, onset_event_s, onset_trial_s, duration_s, order, event_index) -> torch.Tensor:
+    def forward(self, onset_in_event_s, onset_in_trial_s, duration_s, order, event_index) -> torch.Tensor:
         f = self.N_FREQS
-        feats = [sinusoid(onset_event_s, f, 0.01, 100.0), sinusoid(onset_trial_s, f, 0.01, 100.0),
+        feats = [sinusoid(onset_in_event_s, f, 0.01, 100.0), sinusoid(onset_in_trial_s, f, 0.01, 100.0),
                  sinusoid(duration_s, f, 0.01, 100.0), sinusoid(order.float(), f, 2.0, 1000.0),
                  sinusoid(event_index.float(), f, 2.0, 1000.0)]
         return self.proj(torch.cat(feats, dim=-1))

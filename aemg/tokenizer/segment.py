@@ -226,7 +226,7 @@ for _op in ("envelope", "segment"):
 # ---------------------------------------------------------------------------------------------
 # input checks
 
-def _as_signal(x, where: str) -> np.ndarray:
+def as_signal(x, where: str) -> np.ndarray:
     """Validate a (C, T) real signal and return it in a dtype the kernels read."""
     try:
         arr = np.asarray(x)
@@ -243,7 +243,7 @@ def _as_signal(x, where: str) -> np.ndarray:
     return arr
 
 
-def _check_rate(rate) -> float:
+def check_rate(rate) -> float:
     try:
         r = float(rate)
     except (TypeError, ValueError):
@@ -253,7 +253,7 @@ def _check_rate(rate) -> float:
     return r
 
 
-def _nonfinite_error(x: np.ndarray, where: str, n_bad: int) -> DataError:
+def nonfinite_error(x: np.ndarray, where: str, n_bad: int) -> DataError:
     with np.errstate(over="ignore"):
         bad = ~(np.asarray(x, dtype=np.float64) ** 2 < np.inf)
     c, t = np.argwhere(bad)[0]
@@ -303,8 +303,8 @@ def energy_envelope(x, rate: float, window_s: float, *, per_channel: bool = Fals
     np.ndarray, float64, shape (T,) or (C, T)
         Mean square in squared input units.
     """
-    x = _as_signal(x, "x")
-    rate = _check_rate(rate)
+    x = as_signal(x, "x")
+    rate = check_rate(rate)
     if not (isinstance(window_s, (int, float)) and math.isfinite(window_s) and window_s > 0):
         raise ConfigError(f"window_s={window_s!r}: must be a positive number of seconds")
     if nan_policy not in NAN_POLICIES:
@@ -312,7 +312,7 @@ def energy_envelope(x, rate: float, window_s: float, *, per_channel: bool = Fals
     window = max(1, seconds_to_samples(window_s, rate))
     env, n_bad = backends.get("envelope", backend)(x, window, bool(per_channel))
     if n_bad and nan_policy == "raise":
-        raise _nonfinite_error(x, "x", n_bad)
+        raise nonfinite_error(x, "x", n_bad)
     return env
 
 
@@ -342,18 +342,18 @@ def noise_level(x, rate: float, params: SegmentParams = SegmentParams(), *, cali
     DataError
         No finite sample to estimate from; non-finite samples under ``nan_policy="raise"``.
     """
-    x = _as_signal(x, "x")
-    rate = _check_rate(rate)
+    x = as_signal(x, "x")
+    rate = check_rate(rate)
     where, q, src = "x", params.noise_percentile, x
     if calibration is not None:
-        src = _as_signal(calibration, "calibration")
+        src = as_signal(calibration, "calibration")
         where, q = "calibration", 50.0
         if src.shape[0] != x.shape[0]:
             raise DataError("calibration", f"has {src.shape[0]} channels but the signal has {x.shape[0]}")
     window = params.samples(rate)[0]
     env, n_bad = backends.get("envelope", backend)(src, window, False)
     if n_bad and params.nan_policy == "raise":
-        raise _nonfinite_error(src, where, n_bad)
+        raise nonfinite_error(src, where, n_bad)
     if n_bad:
         valid = _valid_windows(src, window)
     else:
@@ -446,8 +446,8 @@ def detect_events(x, rate: float, params: SegmentParams = SegmentParams(), *, ca
     -------
     Events
     """
-    x = _as_signal(x, "x")
-    rate = _check_rate(rate)
+    x = as_signal(x, "x")
+    rate = check_rate(rate)
     C, T = x.shape
     window, min_len, gap, max_len = params.samples(rate)
     if noise is not None:
@@ -461,7 +461,7 @@ def detect_events(x, rate: float, params: SegmentParams = SegmentParams(), *, ca
     flips, n_bad = backends.get("segment", backend)(x, state, on_level * (C * window),
                                                     off_level * (C * window))
     if n_bad and params.nan_policy == "raise":
-        raise _nonfinite_error(x, "x", n_bad)
+        raise nonfinite_error(x, "x", n_bad)
     starts, ends = flips[0::2], flips[1::2]
     if ends.size < starts.size:  # still active at the end: the event closes with the signal
         ends = np.concatenate((ends, [T])).astype(np.int64)

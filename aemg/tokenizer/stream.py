@@ -1,23 +1,35 @@
-"""Streaming segmentation: feed chunks as they arrive (e.g. from a live armband).
+"""Streaming segmentation and tokenization: feed chunks as they arrive (e.g. from a live armband).
 
 :class:`StreamingSegmenter` carries the kernel state (prefix sum, window ring, hysteresis state)
 across chunks and applies the post-processing of :func:`~aemg.tokenizer.segment.detect_events`
 causally. Given the same noise level it emits exactly the events of ``detect_events`` on the
 concatenated signal, whatever the chunk sizes. Delays: an event is emitted ``merge_gap_s`` after
 its end (it may still merge with a following one); the pieces of an event longer than
-``max_event_s`` are emitted as soon as each is complete.
+``max_event_s`` are emitted as soon as each is complete. :class:`StreamingTokenizer` cuts the tokens
+of those events (or fixed windows) with a bounded buffer: the same tokens as
+:func:`~aemg.tokenizer.tokens.tokenize_signal` on the whole signal, uncapped, without the no-event
+fallback.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import backends
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ._reference import KernelState
-from .segment import (SegmentParams, _as_signal, _check_rate, _nonfinite_error, check_noise,
-                      noise_level, thresholds)
+from .segment import (
+    SegmentParams,
+    as_signal,
+    check_noise,
+    check_rate,
+    noise_level,
+    nonfinite_error,
+    thresholds,
+)
+from .sentence import Sentence
+from .tokens import TokenizerConfig, event_token_starts, events_sentence, windows_sentence
 
-__all__ = ["StreamingSegmenter", "EventAssembler"]
+__all__ = ["StreamingSegmenter", "EventAssembler", "StreamingTokenizer"]
 
 
 class EventAssembler:
@@ -116,7 +128,7 @@ class StreamingSegmenter:
 
     def __init__(self, rate: float, n_channels: int, params: SegmentParams = SegmentParams(), *,
                  noise: float, backend: str | None = None):
-        self.rate = _check_rate(rate)
+        self.rate = check_rate(rate)
         if int(n_channels) != n_channels or n_channels < 1:
             raise DataError("n_channels", f"must be a positive integer, got {n_channels!r}")
         self.n_channels = int(n_channels)
@@ -136,7 +148,7 @@ class StreamingSegmenter:
     def from_calibration(cls, rate: float, calibration, params: SegmentParams = SegmentParams(), *,
                          backend: str | None = None) -> "StreamingSegmenter":
         """A segmenter whose noise level is the median envelope of ``calibration`` (C, Tc)."""
-        cal = _as_signal(calibration, "calibration")
+        cal = as_signal(calibration, "calibration")
         noise = noise_level(cal, rate, params, calibration=cal, backend=backend)
         return cls(rate, cal.shape[0], params, noise=noise, backend=backend)
 
@@ -172,14 +184,14 @@ class StreamingSegmenter:
         """
         if self._closed:
             raise DataError("push", "the stream was flushed; create a new StreamingSegmenter")
-        x = _as_signal(chunk, "chunk")
+        x = as_signal(chunk, "chunk")
         if x.shape[0] != self.n_channels:
             raise DataError("chunk", f"has {x.shape[0]} channels, expected {self.n_channels}")
         if self.params.nan_policy == "raise" and x.dtype.kind == "f":
             with np.errstate(over="ignore"):
                 n_bad = int(np.count_nonzero(~(x.astype(np.float64) ** 2 < np.inf)))
             if n_bad:  # checked first so that the state is untouched
-                err = _nonfinite_error(x, "chunk", n_bad)
+                err = nonfinite_error(x, "chunk", n_bad)
                 raise DataError(err.where, f"(stream position {self.position}) {err.problem}")
         was_active = self._state.active
         flips, _ = self._kernel(x, self._state, self._on_sum, self._off_sum)
@@ -200,3 +212,116 @@ class StreamingSegmenter:
             self._assembler.close(self.position, out)
             self._closed = True
         return out
+
+
+class StreamingTokenizer:
+    """Tokenize a live signal chunk by chunk with a bounded buffer.
+
+    Emits the same event tokens as :func:`~aemg.tokenizer.tokens.tokenize_signal` on the whole
+    signal (events mode, or windows mode), with no cap and no no-event fallback.
+
+    Parameters
+    ----------
+    rate : float
+        Hz.
+    n_channels : int
+    config : TokenizerConfig
+    noise : float
+        Noise level (events mode), e.g. measured on a rest recording when the armband is put on.
+    """
+
+    def __init__(self, rate: float, n_channels: int, config: TokenizerConfig = TokenizerConfig(), *,
+                 noise: float | None = None):
+        self.rate, self.n_channels, self.config = float(rate), int(n_channels), config
+        self.L, self.hop = config.token_len(rate), config.hop_len(rate)
+        if config.mode == "events":
+            if noise is None:
+                raise ConfigError("StreamingTokenizer: events mode needs noise= (e.g. from a rest recording)")
+            self._seg = StreamingSegmenter(rate, n_channels, config.segment, noise=noise)
+        self._buf = np.zeros((n_channels, 0), np.float32)
+        self._buf_start = 0      # recording sample of self._buf[:, 0]
+        self._n = 0              # samples received
+        self._pending: list[tuple[int, int, int]] = []  # (event_index, start, end)
+        self._n_events = 0
+        self._next_window = 0
+        self._done = False
+
+    @property
+    def samples_seen(self) -> int:
+        return self._n
+
+    @property
+    def buffered(self) -> int:
+        """Samples held in the buffer now."""
+        return int(self._buf.shape[1])
+
+    def push(self, chunk: np.ndarray) -> Sentence:
+        """Add ``chunk`` (C, t) and return the tokens completed so far (possibly none)."""
+        if self._done:
+            raise DataError("StreamingTokenizer.push", "the stream was flushed; start a new tokenizer")
+        chunk = np.asarray(chunk, dtype=np.float32)
+        if chunk.ndim != 2 or chunk.shape[0] != self.n_channels:
+            raise DataError("StreamingTokenizer.push",
+                            f"chunk must be ({self.n_channels}, t), got {chunk.shape}")
+        if chunk.size and not np.isfinite(chunk).all():
+            raise DataError("StreamingTokenizer.push", "non-finite samples (NaN or inf) in the chunk")
+        self._buf = np.concatenate([self._buf, chunk], axis=1)
+        self._n += chunk.shape[1]
+        if self.config.mode == "events":
+            for s, e in self._seg.push(chunk):
+                self._pending.append((self._n_events, int(s), int(e)))
+                self._n_events += 1
+        return self._emit(final=False)
+
+    def flush(self) -> Sentence:
+        """End of the signal: return the remaining tokens."""
+        if self._done:
+            return self._empty()
+        if self.config.mode == "events":
+            for s, e in self._seg.flush():
+                self._pending.append((self._n_events, int(s), int(e)))
+                self._n_events += 1
+        out = self._emit(final=True)
+        self._done = True
+        return out
+
+    def _open_event_start(self) -> int:
+        """Earliest sample an event not yet emitted by the segmenter can start at."""
+        return self._seg.pending_start
+
+    def _empty(self) -> Sentence:
+        return Sentence.empty(self.n_channels, self.L, rate=self.rate)
+
+    def _emit(self, final: bool) -> Sentence:
+        L, n = self.L, self._n
+        parts = []
+        if self.config.mode == "windows":
+            starts = np.arange(self._next_window, n - L + 1, self.hop, dtype=np.int64)
+            if starts.size:
+                self._next_window = int(starts[-1]) + self.hop
+                parts.append(windows_sentence(self._buf, self.rate, starts, L, self._buf_start))
+            keep_from = self._next_window
+        else:
+            keep_from = n
+            while self._pending:
+                idx, s, e = self._pending[0]
+                starts, _ = event_token_starts(np.array([s]), np.array([e]), L, self.hop,
+                                               n if final else None)
+                if not final and starts.size and starts.max() + L > n:
+                    break  # a token centred on a short event needs samples not seen yet
+                self._pending.pop(0)
+                if starts.size and n >= L:
+                    parts.append(events_sentence(self._buf, self.rate, starts,
+                                                 np.zeros(starts.size, np.int64), np.array([s]), np.array([e]),
+                                                 L, self._buf_start))
+                    parts[-1].event_index[:] = idx
+            if self._pending:
+                keep_from = min(keep_from, self._pending[0][1])
+            keep_from = max(0, min(keep_from, self._open_event_start()) - L)
+        drop = keep_from - self._buf_start
+        if drop > 0:
+            self._buf = self._buf[:, drop:]
+            self._buf_start = keep_from
+        if not parts:
+            return self._empty()
+        return Sentence.concat(parts, rate=self.rate)

@@ -25,36 +25,29 @@ Rules (also in docs/notes/tokens.md):
   trial, and duration = the window length.
 - **Cap**: at most ``max_sentence_len`` tokens: ``cap="first"`` keeps the first ones (the onset of a
   movement carries most of its intent), ``cap="energy"`` keeps the most energetic ones in time order.
-- **Streaming** (:class:`StreamingTokenizer`): fed chunk by chunk, it emits the same event tokens
+- **Streaming** (:class:`~aemg.tokenizer.stream.StreamingTokenizer`): fed chunk by chunk, it emits the same event tokens
   as :func:`tokenize_recording` on the whole signal, uncapped, without the no-event fallback.
 """
 from __future__ import annotations
 
 import importlib
 import math
-import re
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Iterable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
 from .. import backends
 from ..errors import ConfigError, DataError
+from .calibration import CALIBRATION, is_rest_class  # noqa: F401 - is_rest_class: its old home
 from .segment import Events, SegmentParams, detect_events
-from .stream import StreamingSegmenter
+from .sentence import Sentence
 
 MODES = ("events", "windows")
 CAPS = ("first", "energy")
 NO_EVENT = ("background", "empty")
-CALIBRATION = ("rest", "robust")
-_REST = re.compile(r"\b(rest|neutral|no ?gesture|no ?motion|relax(ed)?)\b", re.IGNORECASE)
 _FLAT_REL = 1e-5
 _TINY = 1e-12
-
-
-def is_rest_class(name: str) -> bool:
-    """True for class names that mean "no movement" (rest, neutral, noGesture, no motion)."""
-    return bool(_REST.search(re.sub(r"([a-z])([A-Z])", r"\1 \2", str(name))))
 
 
 @dataclass(frozen=True)
@@ -79,9 +72,10 @@ class TokenizerConfig:
     no_event : {"background", "empty"}
         What a trial without any event gives (see module docstring).
     calibration : {"rest", "robust"}
-        Noise floor used by :func:`aemg.tokenizer.corpus.tokenize_archive`: ``"rest"`` = from the
-        rest-class trials of the same subject and session when there are any (else robust
-        statistics of the trial), ``"robust"`` = robust statistics of each trial alone.
+        Noise floor used by :func:`aemg.tokenizer.corpus.tokenize_archive` (the policy:
+        :mod:`aemg.tokenizer.calibration`): ``"rest"`` = from the rest-class trials of the same
+        subject and session when there are any (else robust statistics of the trial),
+        ``"robust"`` = robust statistics of each trial alone.
     """
 
     token_s: float = 0.25
@@ -134,112 +128,6 @@ class TokenizerConfig:
         if isinstance(d.get("segment"), dict):
             d["segment"] = SegmentParams(**d["segment"])
         return cls(**d)
-
-
-_TOKEN_FIELDS = ("payload", "energy", "onset_in_event_s", "onset_in_trial_s", "duration_s",
-                 "event_index", "dominant_channel")
-_DTYPES = {"payload": np.float32, "energy": np.float32, "onset_in_event_s": np.float32,
-           "onset_in_trial_s": np.float32, "duration_s": np.float32, "event_index": np.int32,
-           "dominant_channel": np.int16}
-
-
-@dataclass(eq=False)
-class Sentence:
-    """The ordered tokens of one trial.
-
-    Attributes
-    ----------
-    payload : np.ndarray, shape (N, C, L), float32
-        Token samples z-scored per channel (flat channels: zeros).
-    energy : np.ndarray, shape (N, C), float32
-        Per-channel RMS of the token before normalisation, in the recording's units.
-    onset_in_event_s, onset_in_trial_s, duration_s : np.ndarray, shape (N,), float32
-        Token start relative to its event's start and to the trial's start; its event's length.
-    event_index : np.ndarray, shape (N,), int32
-        Index of the token's event within the trial (0, 1, ...).
-    dominant_channel : np.ndarray, shape (N,), int16
-        Channel of largest raw energy.
-    key, dataset, subject, session, trial, device : str
-        Provenance of the trial (``device`` is the device name).
-    label : int
-        Trial class id, -1 when unknown.
-    rate : float
-        Sampling rate, Hz.
-    n_events : int
-        Events detected in the trial (before the cap; 0 when the tokens are background tokens).
-    events : np.ndarray, shape (E, 2), int64
-        Event ``[start, end)`` sample ranges (empty in windows mode).
-    """
-
-    payload: np.ndarray
-    energy: np.ndarray
-    onset_in_event_s: np.ndarray
-    onset_in_trial_s: np.ndarray
-    duration_s: np.ndarray
-    event_index: np.ndarray
-    dominant_channel: np.ndarray
-    key: str = ""
-    dataset: str = ""
-    subject: str = ""
-    session: str = ""
-    trial: str = ""
-    label: int = -1
-    device: str = ""
-    rate: float = 0.0
-    n_events: int = 0
-    events: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
-
-    @property
-    def n_tokens(self) -> int:
-        return int(self.payload.shape[0])
-
-    def __len__(self) -> int:
-        return self.n_tokens
-
-    @property
-    def token_shape(self) -> tuple[int, int]:
-        return (int(self.payload.shape[1]), int(self.payload.shape[2]))
-
-    def tokens(self) -> dict[str, np.ndarray]:
-        """The per-token arrays by name."""
-        return {k: getattr(self, k) for k in _TOKEN_FIELDS}
-
-    def take(self, index) -> "Sentence":
-        """A sentence with only the tokens ``index`` (slice or integer array), same provenance."""
-        return replace(self, **{k: np.ascontiguousarray(getattr(self, k)[index]) for k in _TOKEN_FIELDS})
-
-    def rolled(self, k: int) -> "Sentence":
-        """The sentence with every token's channels rolled by ``k`` positions of a channel ring
-        (payload, energy and dominant channel; as if a ring armband had been donned rotated by
-        ``k`` x 360/C degrees). ``k = 0`` returns ``self``."""
-        c = self.payload.shape[1]
-        if k % max(c, 1) == 0 or not self.n_tokens:
-            return self
-        return replace(self, payload=np.roll(self.payload, k, axis=1), energy=np.roll(self.energy, k, axis=1),
-                       dominant_channel=((self.dominant_channel.astype(np.int64) + k) % c)
-                       .astype(self.dominant_channel.dtype))
-
-    @classmethod
-    def empty(cls, n_channels: int, token_len: int, **meta) -> "Sentence":
-        arrays = {k: np.zeros((0,), _DTYPES[k]) for k in _TOKEN_FIELDS}
-        arrays["payload"] = np.zeros((0, n_channels, token_len), np.float32)
-        arrays["energy"] = np.zeros((0, n_channels), np.float32)
-        return cls(**arrays, **meta)
-
-    @classmethod
-    def concat(cls, parts: Iterable["Sentence"], **meta) -> "Sentence":
-        """Tokens of ``parts`` one after the other (provenance from ``meta``, else the first part)."""
-        parts = list(parts)
-        if not parts:
-            raise DataError("Sentence.concat", "nothing to concatenate")
-        base = {f.name: getattr(parts[0], f.name) for f in fields(cls) if f.name not in _TOKEN_FIELDS}
-        base.update(meta)
-        arrays = {k: np.concatenate([getattr(p, k) for p in parts]) for k in _TOKEN_FIELDS}
-        return cls(**arrays, **base)
-
-    def __repr__(self) -> str:
-        return (f"Sentence({self.key!r}, tokens={self.n_tokens}, events={self.n_events}, "
-                f"token_shape={self.token_shape}, label={self.label})")
 
 
 # -- token geometry ------------------------------------------------------------------------------
@@ -359,11 +247,11 @@ def extract_tokens_into(x: np.ndarray, token_starts: np.ndarray, token_len: int,
     C-contiguous (e.g. row slices of a whole shard's arrays). ``backend``: ``"numpy"`` (reference),
     ``"numba"`` or ``"cython"`` (default: the fastest available; env ``AEMG_BACKEND_TOKENS``).
     """
-    _extract_into(backends.get("tokens", backend), x, token_starts, token_len, payload, energy, dominant,
-                  offset)
+    extract_tokens_with(backends.get("tokens", backend), x, token_starts, token_len, payload, energy,
+                        dominant, offset)
 
 
-def _extract_into(kernel, x, token_starts, token_len, payload, energy, dominant, offset=0) -> None:
+def extract_tokens_with(kernel, x, token_starts, token_len, payload, energy, dominant, offset=0) -> None:
     """:func:`extract_tokens_into` with the kernel already chosen (``backends.get("tokens")``)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     rel = np.asarray(token_starts, np.int64) - offset
@@ -438,9 +326,11 @@ def token_times(starts: np.ndarray, event_start: np.ndarray, event_len: np.ndarr
             "duration_s": (event_len / rate).astype(np.float32)}
 
 
-def _build(x: np.ndarray, rate: float, token_starts: np.ndarray, token_event: np.ndarray,
-           ev_starts: np.ndarray, ev_ends: np.ndarray, token_len: int, offset: int = 0,
-           **meta) -> Sentence:
+def events_sentence(x: np.ndarray, rate: float, token_starts: np.ndarray, token_event: np.ndarray,
+                    ev_starts: np.ndarray, ev_ends: np.ndarray, token_len: int, offset: int = 0,
+                    **meta) -> Sentence:
+    """The sentence of the tokens at ``token_starts`` (recording samples; ``x`` starts at sample
+    ``offset``), token ``i`` belonging to event ``token_event[i]`` of ``[ev_starts, ev_ends)``."""
     payload, energy, dominant = extract_tokens(x, token_starts, token_len, offset)
     return Sentence(payload=payload, energy=energy,
                     **token_times(token_starts, ev_starts[token_event], (ev_ends - ev_starts)[token_event], rate),
@@ -448,12 +338,13 @@ def _build(x: np.ndarray, rate: float, token_starts: np.ndarray, token_event: np
                     rate=float(rate), **meta)
 
 
-def _windows(x: np.ndarray, rate: float, starts: np.ndarray, token_len: int, offset: int = 0,
-             **meta) -> Sentence:
-    # Fixed windows (windows mode, background tokens): the trial is event 0, so the onset in the
-    # event is the onset in the trial, and the duration is the window's own length.
-    return _build(x, rate, starts, np.zeros(starts.size, np.int64), np.zeros(1, np.int64),
-                  np.array([token_len], np.int64), token_len, offset, **meta)
+def windows_sentence(x: np.ndarray, rate: float, starts: np.ndarray, token_len: int, offset: int = 0,
+                     **meta) -> Sentence:
+    """The sentence of fixed windows at ``starts`` (windows mode, background tokens): the trial is
+    event 0, so the onset in the event is the onset in the trial, and the duration is the window's
+    own length."""
+    return events_sentence(x, rate, starts, np.zeros(starts.size, np.int64), np.zeros(1, np.int64),
+                           np.array([token_len], np.int64), token_len, offset, **meta)
 
 
 @dataclass
@@ -647,114 +538,3 @@ def tokenize_recording(rec, config: TokenizerConfig = TokenizerConfig(), *, nois
     """
     return tokenize_signal(rec.data, rec.rate, config, noise=noise, calibration=calibration,
                            backend=backend, cap=cap, **_meta(rec))
-
-
-class StreamingTokenizer:
-    """Tokenize a live signal chunk by chunk with a bounded buffer.
-
-    Emits the same event tokens as :func:`tokenize_signal` on the whole signal (events mode, or
-    windows mode), with no cap and no no-event fallback.
-
-    Parameters
-    ----------
-    rate : float
-        Hz.
-    n_channels : int
-    config : TokenizerConfig
-    noise : float
-        Noise level (events mode), e.g. measured on a rest recording when the armband is put on.
-    """
-
-    def __init__(self, rate: float, n_channels: int, config: TokenizerConfig = TokenizerConfig(), *,
-                 noise: float | None = None):
-        self.rate, self.n_channels, self.config = float(rate), int(n_channels), config
-        self.L, self.hop = config.token_len(rate), config.hop_len(rate)
-        if config.mode == "events":
-            if noise is None:
-                raise ConfigError("StreamingTokenizer: events mode needs noise= (e.g. from a rest recording)")
-            self._seg = StreamingSegmenter(rate, n_channels, config.segment, noise=noise)
-        self._buf = np.zeros((n_channels, 0), np.float32)
-        self._buf_start = 0      # recording sample of self._buf[:, 0]
-        self._n = 0              # samples received
-        self._pending: list[tuple[int, int, int]] = []  # (event_index, start, end)
-        self._n_events = 0
-        self._next_window = 0
-        self._done = False
-
-    @property
-    def samples_seen(self) -> int:
-        return self._n
-
-    @property
-    def buffered(self) -> int:
-        """Samples held in the buffer now."""
-        return int(self._buf.shape[1])
-
-    def push(self, chunk: np.ndarray) -> Sentence:
-        """Add ``chunk`` (C, t) and return the tokens completed so far (possibly none)."""
-        if self._done:
-            raise DataError("StreamingTokenizer.push", "the stream was flushed; start a new tokenizer")
-        chunk = np.asarray(chunk, dtype=np.float32)
-        if chunk.ndim != 2 or chunk.shape[0] != self.n_channels:
-            raise DataError("StreamingTokenizer.push", f"chunk must be ({self.n_channels}, t), got {chunk.shape}")
-        if chunk.size and not np.isfinite(chunk).all():
-            raise DataError("StreamingTokenizer.push", "non-finite samples (NaN or inf) in the chunk")
-        self._buf = np.concatenate([self._buf, chunk], axis=1)
-        self._n += chunk.shape[1]
-        if self.config.mode == "events":
-            for s, e in self._seg.push(chunk):
-                self._pending.append((self._n_events, int(s), int(e)))
-                self._n_events += 1
-        return self._emit(final=False)
-
-    def flush(self) -> Sentence:
-        """End of the signal: return the remaining tokens."""
-        if self._done:
-            return self._empty()
-        if self.config.mode == "events":
-            for s, e in self._seg.flush():
-                self._pending.append((self._n_events, int(s), int(e)))
-                self._n_events += 1
-        out = self._emit(final=True)
-        self._done = True
-        return out
-
-    def _open_event_start(self) -> int:
-        """Earliest sample an event not yet emitted by the segmenter can start at."""
-        return self._seg.pending_start
-
-    def _empty(self) -> Sentence:
-        return Sentence.empty(self.n_channels, self.L, rate=self.rate)
-
-    def _emit(self, final: bool) -> Sentence:
-        L, n = self.L, self._n
-        parts = []
-        if self.config.mode == "windows":
-            starts = np.arange(self._next_window, n - L + 1, self.hop, dtype=np.int64)
-            if starts.size:
-                self._next_window = int(starts[-1]) + self.hop
-                parts.append(_windows(self._buf, self.rate, starts, L, self._buf_start))
-            keep_from = self._next_window
-        else:
-            keep_from = n
-            while self._pending:
-                idx, s, e = self._pending[0]
-                starts, _ = event_token_starts(np.array([s]), np.array([e]), L, self.hop,
-                                               n if final else None)
-                if not final and starts.size and starts.max() + L > n:
-                    break  # a token centred on a short event needs samples not seen yet
-                self._pending.pop(0)
-                if starts.size and n >= L:
-                    parts.append(_build(self._buf, self.rate, starts, np.zeros(starts.size, np.int64),
-                                        np.array([s]), np.array([e]), L, self._buf_start))
-                    parts[-1].event_index[:] = idx
-            if self._pending:
-                keep_from = min(keep_from, self._pending[0][1])
-            keep_from = max(0, min(keep_from, self._open_event_start()) - L)
-        drop = keep_from - self._buf_start
-        if drop > 0:
-            self._buf = self._buf[:, drop:]
-            self._buf_start = keep_from
-        if not parts:
-            return self._empty()
-        return Sentence.concat(parts, rate=self.rate)

@@ -26,7 +26,7 @@ from ..model.config import AugmentConfig
 __all__ = ["AugmentConfig", "augment_batch", "ring_rotate", "time_scale"]
 
 #: batch keys the augmented view replaces (the other keys are shared with the clean batch)
-VIEW_KEYS = ("payload", "energy", "dominant")
+VIEW_KEYS = ("payload", "energy", "dominant_channel")
 #: last seed part of the augmentation generator of a step (sentence indices, the other last
 #: parts used with the same (seed, stage, step), stay far below it)
 AUGMENT_STREAM = 0x41554731
@@ -104,5 +104,5 @@ def augment_batch(batch: dict, cfg: AugmentConfig, generator: torch.Generator) -
     out = dict(batch)
     out["payload"] = (new_payload * keep[..., None]).to(payload.dtype)
     out["energy"] = (rms * keep).to(energy.dtype)
-    out["dominant"] = torch.where(real, out["energy"].argmax(dim=-1), batch["dominant"])
+    out["dominant_channel"] = torch.where(real, out["energy"].argmax(dim=-1), batch["dominant_channel"])
     return out

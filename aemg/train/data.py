@@ -14,10 +14,11 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..tokenizer.corpus import ConcatCorpus, _CorpusBase
-from ..tokenizer.tokens import Sentence
+from ..tokenizer.corpus import ConcatCorpus, Corpus
+from ..tokenizer.sentence import Sentence
 
-class ArrayCorpus(_CorpusBase):
+
+class ArrayCorpus(Corpus):
     """A token corpus held in memory, built from sentences; the same interface (``batch``,
     ``select``, ``sentence`` ...) as :class:`aemg.tokenizer.corpus.TokenCorpus`.
 
@@ -52,9 +53,9 @@ class ArrayCorpus(_CorpusBase):
         self.sentences = [{"key": s.key, "dataset": s.dataset, "subject": s.subject, "session": s.session,
                            "trial": s.trial, "label": int(s.label), "device": s.device,
                            "n_tokens": int(s.payload.shape[0]), "n_events": int(s.n_events)} for s in self._s]
-        self._init_ids()
+        self.init_ids()
 
-    def _tokens(self, i: int) -> dict[str, np.ndarray]:
+    def tokens(self, i: int) -> dict[str, np.ndarray]:
         return self._s[i].tokens()
 
 
