@@ -36,19 +36,6 @@ from aemg._io import atomic_write
 from aemg.tokenizer.corpus import ConcatCorpus, open_corpus
 
 
-class SubsetCorpus(ConcatCorpus):
-    """The sentences ``keep`` (indices into the concatenation of ``corpora``), same interface."""
-
-    def __init__(self, corpora, keep):
-        super().__init__(corpora)
-        keep = sorted(int(i) for i in keep)
-        if not keep:
-            raise SystemExit("scaling_study: the subset is empty")
-        self._where = [self._where[i] for i in keep]
-        self.sentences = [self.sentences[i] for i in keep]
-        self._init_ids()
-
-
 def subset_indices(corpus, kind: str, share: float, seed: int) -> list[int]:
     """Indices of a seeded ``share`` of ``corpus``'s sentences (``kind="share"``) or of the
     sentences of a seeded ``share`` of each dataset's users (``kind="users"``), per dataset."""
@@ -86,7 +73,7 @@ def pretrain_condition(kind: str, value: float, corpora, run: Path, seed: int) -
         data, steps = ConcatCorpus(corpora), int(value)
     else:
         full = ConcatCorpus(corpora)
-        data, steps = SubsetCorpus(corpora, subset_indices(full, kind, value, seed)), None
+        data, steps = full.subset(sorted(subset_indices(full, kind, value, seed))), None
     print(f"[{kind}={value:g}] pre-training on {data.n_sentences} sentences, {data.n_tokens} tokens, "
           f"{len(data.subjects)} users -> {run}", flush=True)
     pretrain(data, run, "tiny", steps=steps, seed=seed, resume=has_checkpoint(run), progress=False)

@@ -252,3 +252,21 @@ def test_reads_version_1_corpora(archive, tmp_path):
     for i in picks:
         for field, arr in want[i].items():
             np.testing.assert_array_equal(getattr(old.sentence(i), field), arr, err_msg=field)
+
+
+def test_subset_corpus_is_a_view_with_the_same_interface():
+    from aemg.train.data import synthetic_corpus
+
+    base = synthetic_corpus(12, n_channels=4, token_len=20)
+    keep = base.select(subject=["1", "3"])
+    sub = base.subset(keep)
+    assert sub.n_sentences == len(keep) == 6 and sub.subjects == ["synthetic/1", "synthetic/3"]
+    assert sub.n_tokens == sum(base.sentences[i]["n_tokens"] for i in keep)
+    got, ref = sub.batch([0, 1]), base.batch(keep[:2])
+    for k in ("payload", "energy", "mask", "label"):
+        assert np.array_equal(got[k], ref[k])
+    assert sub.token_shape == base.token_shape and np.array_equal(sub.channel_angles, base.channel_angles)
+    with pytest.raises(ConfigError, match="out of range"):
+        base.subset([0, 99])
+    with pytest.raises(ConfigError, match="repeated"):
+        base.subset([1, 1])

@@ -123,6 +123,41 @@ class Corpus:
         """Trial labels of every sentence, (n_sentences,) int64 (-1 = unknown)."""
         return np.array([int(s["label"]) for s in self.sentences], np.int64)
 
+    def subset(self, indices: Iterable[int]) -> "SubsetCorpus":
+        """The sentences ``indices`` (e.g. from :meth:`select`) as a corpus of their own, in the
+        given order, e.g. to pre-train on chosen users: ``c.subset(c.select(subject=["1", "2"]))``."""
+        return SubsetCorpus(self, indices)
+
+
+class SubsetCorpus(Corpus):
+    """A view of some sentences of another corpus (:meth:`Corpus.subset`); same interface.
+
+    ``parts`` are the base corpus's, so a pre-training run records the folders its tokens came from.
+    """
+
+    def __init__(self, base: Corpus, indices: Iterable[int]):
+        self.base = base
+        self.indices = [int(i) for i in indices]
+        n = base.n_sentences
+        bad = [i for i in self.indices if not 0 <= i < n]
+        if bad:
+            raise ConfigError(f"subset: sentence indices {bad[:5]} out of range for {n} sentences")
+        if len(set(self.indices)) != len(self.indices):
+            raise ConfigError("subset: repeated sentence indices")
+        self.sentences = [base.sentences[i] for i in self.indices]
+        self.token_shape, self.rate = base.token_shape, base.rate
+        self.channel_angles = base.channel_angles
+        self.config = getattr(base, "config", None)
+        self.classes = dict(getattr(base, "classes", {}))
+        self.parts = list(getattr(base, "parts", None) or [base])
+        self.init_ids()
+
+    def tokens(self, i: int) -> dict[str, np.ndarray]:
+        return self.base.tokens(self.indices[i])
+
+    def __repr__(self) -> str:
+        return f"SubsetCorpus({self.n_sentences} of {self.base.n_sentences} sentences, tokens={self.n_tokens})"
+
 
 class TokenCorpus(Corpus):
     """A token corpus folder written by :func:`tokenize_archive`, opened for reading.
