@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from aemg._io import atomic_write
-from aemg.eval.aemg_methods import AemgProbe, _logistic_regression, load_run
+from aemg.eval.methods import AemgProbe, _logistic_regression, load_run
 from aemg.eval.trials import load_trials
 from aemg.model import AEMG
 
@@ -41,7 +41,7 @@ def _subject_standardise(x: np.ndarray, subjects: np.ndarray) -> np.ndarray:
 
 def embed(probe, sentences: list) -> np.ndarray:
     """(n, d) mean-pooled backbone outputs of the run's backbone (zeros for empty sentences)."""
-    from aemg.model.aemg_model import pool
+    from aemg.model.network import pool
     run = probe._run()
     use = probe._usable(sentences)
     out = np.zeros((len(sentences), run.model_config.d_model))

@@ -33,7 +33,7 @@ import torch
 
 from aemg._io import atomic_write
 from aemg.eval.adapt import SharedGaussian, adapted_scores
-from aemg.eval.aemg_methods import AemgProbe, _logistic_regression
+from aemg.eval.methods import AemgProbe, _logistic_regression
 from aemg.eval.baselines import online_standardise
 from aemg.eval.features import pooled_token_features
 from aemg.eval.protocols import rest_class_id, rest_recordings
@@ -123,7 +123,7 @@ def main() -> None:
         probe.prepare(trials)
         sents = probe.sentences(trials)
     else:
-        from aemg.eval.aemg_methods import prepare_calibration, trial_sentences
+        from aemg.eval.methods import prepare_calibration, trial_sentences
         from aemg.tokenizer import TokenizerConfig
         cfg = TokenizerConfig()
         prepare_calibration(trials, cfg)

@@ -12,7 +12,7 @@ import torch
 
 torch.set_num_threads(1)
 from aemg.eval.trials import load_trials
-from aemg.eval.aemg_methods import prepare_calibration, trial_sentences, _logistic_regression
+from aemg.eval.methods import prepare_calibration, trial_sentences, _logistic_regression
 from aemg.eval.features import pooled_token_features
 from aemg.eval.protocols import intra_folds
 from aemg.tokenizer import TokenizerConfig

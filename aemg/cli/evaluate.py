@@ -34,7 +34,7 @@ class _ListMethods(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, **kw)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        from ..eval import aemg_methods  # noqa: F401 - registers the AEMG methods
+        from ..eval import methods  # noqa: F401 - registers the AEMG methods
         from ..eval.baselines import list_methods
         print("\n".join(list_methods()))
         parser.exit(0)
@@ -121,7 +121,7 @@ def run(args) -> int:
     if not isinstance(method_options, dict):
         raise ConfigError("--method-options: expected a JSON object {\"method\": {\"option\": value}}")
     if args.checkpoint:
-        from ..eval.aemg_methods import AEMG_METHODS, PROBE_VARIANTS
+        from ..eval.methods import AEMG_METHODS, PROBE_VARIANTS
         for m in (*AEMG_METHODS, *PROBE_VARIANTS):
             method_options.setdefault(m, {}).setdefault("run", args.checkpoint)
     for m in methods:

@@ -524,7 +524,7 @@ class AemgProbe(AemgMethod):
         noise level."""
         import torch
 
-        from ..model.aemg_model import pool
+        from ..model.network import pool
         run = self._run()
         if run is not None:
             check_run_matches(run, trials)
@@ -678,7 +678,7 @@ class AemgSupervised(AemgMethod):
         import torch
         import torch.nn.functional as F
 
-        from ..model.aemg_model import pool
+        from ..model.network import pool
 
         sents = self.sentences(train, adaptation)
         use = self._usable(sents)
@@ -727,7 +727,7 @@ class AemgSupervised(AemgMethod):
     def predict(self, test, adaptation=None):
         import torch
 
-        from ..model.aemg_model import pool
+        from ..model.network import pool
         sents = self.sentences(test, adaptation)
         use = self._usable(sents)
         out = np.full(len(test), -1, dtype=np.int64)
