@@ -33,6 +33,7 @@ import numpy as np
 from scipy import signal
 
 from .. import backends
+from .._config import dataclass_from_dict
 from ..errors import ConfigError, DataError
 from .devices import Device, known_devices
 from .recording import Recording
@@ -119,11 +120,7 @@ class StandardSpace:
 
     @classmethod
     def from_dict(cls, d: dict) -> "StandardSpace":
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise ConfigError(f"standard space: unknown fields {unknown}")
-        return cls(**known)
+        return dataclass_from_dict(cls, d, "standard space")  # ConfigError naming unknown keys
 
     @property
     def device(self) -> Device:

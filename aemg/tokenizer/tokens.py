@@ -39,6 +39,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from .. import backends
+from .._config import dataclass_from_dict
 from ..errors import ConfigError, DataError
 from .segment import Events, SegmentParams, detect_events
 from .stream import StreamingSegmenter
@@ -126,14 +127,7 @@ class TokenizerConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TokenizerConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"tokenizer config: unknown keys {sorted(unknown)}")
-        d = dict(d)
-        if isinstance(d.get("segment"), dict):
-            d["segment"] = SegmentParams(**d["segment"])
-        return cls(**d)
+        return dataclass_from_dict(cls, d, "tokenizer config")  # ConfigError naming unknown keys, nested too
 
 
 _TOKEN_FIELDS = ("payload", "energy", "onset_in_event_s", "onset_in_trial_s", "duration_s",
