@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from aemg._io import atomic_write
-from aemg.eval.methods import AemgProbe, _logistic_regression, load_run
+from aemg.eval.classifiers import logistic_regression
+from aemg.eval.methods import AemgProbe, load_run
 from aemg.eval.trials import load_trials
 from aemg.model import AEMG
 
@@ -79,7 +80,7 @@ def loso(x: np.ndarray, y: np.ndarray, subjects: np.ndarray, ok: np.ndarray, n_c
         xt = x[train]
         mu, sd = xt.mean(axis=0), xt.std(axis=0)
         sd = np.where(sd > 0, sd, 1.0)
-        w, b = _logistic_regression((xt - mu) / sd, y[train], n_classes, 1e-3, 200, seed)
+        w, b = logistic_regression((xt - mu) / sd, y[train], n_classes, 1e-3, 200)
         pred = (((x_test[test] - mu) / sd) @ w.T + b).argmax(axis=1)
         accs.append(np.mean((pred == y[test]) & ok[test]))
     accs = 100 * np.asarray(accs)
