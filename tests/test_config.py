@@ -65,8 +65,8 @@ def test_preset_then_overrides_and_file_key_paths(tmp_path):
 
 
 def test_tokenize_config_file_and_options_on_top(tmp_path, capsys):
-    from aemg.cli.tokenize import tokenizer_config
     from aemg.cli import build_parser
+    from aemg.cli.tokenize import tokenizer_config
 
     toml = tmp_path / "tok.toml"
     toml.write_text('token_s = 0.2\ncap = "energy"\n[segment]\non_factor = 5.0\n')
