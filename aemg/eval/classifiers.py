@@ -12,8 +12,8 @@ Both keep the formulation the evaluation reports were made with:
   ``ShrunkCovariance`` scaled by n / (n - K). LDA averages the estimator's per-class covariances
   with the class priors; shrinkage is linear, so the average of the shrunk ones is the shrunk
   average, and the factor turns the divisor n of those maximum-likelihood covariances into n - K.
-  Why not the defaults: ``solver="svd"`` divides by n - K up to scikit-learn 1.6 and by n from 1.7
-  on (the log-priors then weigh K / n more; a 0.05 % change on UCI Myo that moved no window), and
+  Why not the defaults: ``solver="svd"`` divides by n - K in scikit-learn 1.6.1 and by n in 1.9.1
+  (the log-priors then weigh K / n more; a 0.05 % change on UCI Myo that moved no window), and
   ``shrinkage=a`` shrinks towards another target (in some versions after standardising each class).
 - Logistic regression: ``mean CE + l2 * ||W||^2`` over the softmax weights (bias free), i.e.
   scikit-learn's ``C = 1 / (2 n l2)`` for K > 2 classes (multinomial) and ``C = 1 / (n l2)`` for two
