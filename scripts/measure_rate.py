@@ -37,14 +37,16 @@ def load_3dc(root, limit: int) -> list[tuple[np.ndarray, float]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python scripts/measure_rate.py", description=__doc__.splitlines()[0])
-    ap.add_argument("--data-root", default=None, help="folder holding 3dc_armband/ (default: the shared data)")
+    ap.add_argument("--data-root", default=None,
+                    help="folder holding 3dc_armband/ (default: the shared data)")
     ap.add_argument("--limit", type=int, default=88, help="number of 3DC files (spread over subjects)")
     args = ap.parse_args(argv)
     recs = load_3dc(args.data_root or default_data_root(), args.limit)
     freqs = [r / 2 for r in RATES[:-1]] + [460]  # 460 Hz: 3DC's analogue anti-alias edge
     for reduce in ("median", "pooled"):
         frac = power_above(recs, freqs, lo=20.0, reduce=reduce)
-        print(f"3DC ({len(recs)} files, 1000 Hz): fraction of power in [20, 500] Hz above f ({reduce} over files)")
+        print(f"3DC ({len(recs)} files, 1000 Hz): fraction of power in [20, 500] Hz above f "
+              f"({reduce} over files)")
         for r, f in zip(RATES, freqs):
             label = f"standard rate {r} Hz" if r != 1000 else "3DC anti-alias edge"
             print(f"  f = {f:5g} Hz ({label}): {100 * frac[f]:.2f} %")

@@ -18,8 +18,8 @@ def test_nested_tables_update_the_defaults():
     assert cfg.token_s == 0.5 and cfg.segment.on_factor == 5.0
     assert cfg.segment == SegmentParams(on_factor=5.0)  # the other detector settings keep their defaults
     assert TokenizerConfig.from_dict(cfg.to_dict()) == cfg
-    assert dataclass_from_dict(cfg, {"mode": "windows"}) == TokenizerConfig(0.5, None, SegmentParams(on_factor=5.0),
-                                                                            mode="windows")
+    want = TokenizerConfig(0.5, None, SegmentParams(on_factor=5.0), mode="windows")
+    assert dataclass_from_dict(cfg, {"mode": "windows"}) == want
 
 
 @pytest.mark.parametrize("load, where", [

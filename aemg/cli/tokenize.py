@@ -39,7 +39,8 @@ def add_tokenizer_options(p) -> None:
     p.add_argument("--mode", choices=MODES,
                    help=f"contraction events (NCT) or fixed sliding windows (ablation); default {d.mode}")
     p.add_argument("--token-s", type=positive_float, help=f"token length, seconds (default {d.token_s:g})")
-    p.add_argument("--hop-s", type=positive_float, help="hop between token starts, seconds (default: token length)")
+    p.add_argument("--hop-s", type=positive_float,
+                   help="hop between token starts, seconds (default: the token length)")
     p.add_argument("--max-len", type=positive_int,
                    help=f"most tokens per sentence (default {d.max_sentence_len})")
     p.add_argument("--cap", choices=CAPS,

@@ -213,7 +213,8 @@ def label_runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if values.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     change = np.flatnonzero(np.diff(values)) + 1
-    return np.concatenate([[0], change]).astype(np.int64), np.concatenate([change, [values.size]]).astype(np.int64)
+    starts = np.concatenate([[0], change]).astype(np.int64)
+    return starts, np.concatenate([change, [values.size]]).astype(np.int64)
 
 
 def first_backwards(times: np.ndarray) -> int | None:

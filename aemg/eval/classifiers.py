@@ -89,7 +89,8 @@ class LDA:
         self.model_ = None
         k = len(self.classes_)
         if k > 1:  # one class: nothing to discriminate, always that class
-            pooled = _pooled_covariance_class()(shrinkage=float(self.shrinkage), factor=len(x) / max(len(x) - k, 1))
+            pooled = _pooled_covariance_class()(shrinkage=float(self.shrinkage),
+                                                factor=len(x) / max(len(x) - k, 1))
             self.model_ = LinearDiscriminantAnalysis(solver="lsqr", covariance_estimator=pooled).fit(
                 (x - self.mean_) / self.scale_, y)
         return self

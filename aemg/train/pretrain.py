@@ -139,7 +139,8 @@ class TrainingLog:
         """Stage ``stage`` of ``total`` steps begins at step ``start`` (> 0 when resumed)."""
         if self.progress and self.main:
             from tqdm import tqdm
-            self._bar = tqdm(total=total, initial=start, desc=f"stage {stage}", unit="step", dynamic_ncols=True)
+            self._bar = tqdm(total=total, initial=start, desc=f"stage {stage}", unit="step",
+                             dynamic_ncols=True)
 
     def step(self, row: dict, total: int) -> None:
         """Record the row of one finished step of a stage of ``total`` steps."""
@@ -284,7 +285,8 @@ def _set_up(corpora, out, config, stage, steps, batch_size, seed, resume, device
                 raise ConfigError(f"{ck.path}: stage 1 of this run is not finished; resume it first")
             ck = replace(ck, optimizer=None, state={**ck.state, "stage": 2, "step": 0})
     elif stages == [2]:
-        raise ConfigError(f"{run_dir}: stage 2 needs a finished stage 1 in this run folder; run stage 1 first")
+        raise ConfigError(f"{run_dir}: stage 2 needs a finished stage 1 in this run folder; "
+                          "run stage 1 first")
     model.to(dev)
     if info.main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -397,7 +399,8 @@ def _stage1_step(run: _Run, st: _Stage, step: int) -> dict:
         loss_sum = loss_sum + run.aug.consistency * out["inv_sum"]
     g_loss = _optimise(run, st, step, loss_sum, n)
     row = _base_row(run, st, step, g_loss, lr, n_real, t0)
-    sums = {k: ddp.all_reduce_sum(v.detach().float()).item() / n for k, v in out.items() if k.endswith("_sum")}
+    sums = {k: ddp.all_reduce_sum(v.detach().float()).item() / n for k, v in out.items()
+            if k.endswith("_sum")}
     used, ppl = model.quantizer.window_stats() if quantize else (0, 0.0)
     row.update({k[:-4] + ("" if k.endswith("_base_sum") else "_loss"): v for k, v in sums.items()})
     row.update(rec_base=sum(sums[p + "_base_sum"] for p in TARGET_PARTS), quantized=int(quantize),
@@ -526,8 +529,9 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
     """
     t_start = time.perf_counter()
     run = _set_up(corpora, out, config, stage, steps, batch_size, seed, resume, device, t_start)
-    logger = TrainingLog(run.run_dir, (int(run.state["stage"]), int(run.state["step"])) if run.ck else None,
-                         run.cfg.train.log_every, main=run.info.main, progress=progress, tensorboard=tensorboard)
+    keep_until = (int(run.state["stage"]), int(run.state["step"])) if run.ck else None
+    logger = TrainingLog(run.run_dir, keep_until, run.cfg.train.log_every, main=run.info.main,
+                         progress=progress, tensorboard=tensorboard)
     stop = _StopRequest()  # Ctrl-C: finish the step, checkpoint, raise Interrupted
     try:
         for s in run.stages:
