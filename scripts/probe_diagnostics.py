@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from aemg._io import atomic_write
-from aemg.eval.aemg_methods import AemgProbe, _logistic_regression, load_run
+from aemg.eval.classifiers import logistic_regression
+from aemg.eval.methods import AemgProbe, load_run
 from aemg.eval.trials import load_trials
 from aemg.model import AEMG
 
@@ -41,7 +42,7 @@ def _subject_standardise(x: np.ndarray, subjects: np.ndarray) -> np.ndarray:
 
 def embed(probe, sentences: list) -> np.ndarray:
     """(n, d) mean-pooled backbone outputs of the run's backbone (zeros for empty sentences)."""
-    from aemg.model.aemg_model import pool
+    from aemg.model.network import pool
     run = probe._run()
     use = probe._usable(sentences)
     out = np.zeros((len(sentences), run.model_config.d_model))
@@ -79,7 +80,7 @@ def loso(x: np.ndarray, y: np.ndarray, subjects: np.ndarray, ok: np.ndarray, n_c
         xt = x[train]
         mu, sd = xt.mean(axis=0), xt.std(axis=0)
         sd = np.where(sd > 0, sd, 1.0)
-        w, b = _logistic_regression((xt - mu) / sd, y[train], n_classes, 1e-3, 200, seed)
+        w, b = logistic_regression((xt - mu) / sd, y[train], n_classes, 1e-3, 200)
         pred = (((x_test[test] - mu) / sd) @ w.T + b).argmax(axis=1)
         accs.append(np.mean((pred == y[test]) & ok[test]))
     accs = 100 * np.asarray(accs)

@@ -14,7 +14,7 @@ import dataclasses
 
 import torch
 
-from aemg.eval.aemg_methods import AemgProbe, load_run, state_sha256
+from aemg.eval.methods import AemgProbe, load_run, state_sha256
 from aemg.eval.baselines import register_method
 from aemg.eval.report import write_report
 from aemg.eval.runner import evaluate

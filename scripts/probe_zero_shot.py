@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from probe_diagnostics import embed, energy_features, loso  # noqa: E402
 
-from aemg.eval.aemg_methods import AemgProbe  # noqa: E402
+from aemg.eval.methods import AemgProbe  # noqa: E402
 from aemg.eval.trials import load_trials  # noqa: E402
 from aemg.tokenizer.calibration import is_rest_class  # noqa: E402
 

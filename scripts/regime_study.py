@@ -33,7 +33,8 @@ import torch
 
 from aemg._io import atomic_write
 from aemg.eval.adapt import SharedGaussian, adapted_scores
-from aemg.eval.aemg_methods import AemgProbe, _logistic_regression
+from aemg.eval.classifiers import logistic_regression
+from aemg.eval.methods import AemgProbe
 from aemg.eval.baselines import online_standardise
 from aemg.eval.features import pooled_token_features
 from aemg.eval.protocols import rest_class_id, rest_recordings
@@ -94,11 +95,11 @@ def loso(x: np.ndarray, trials, ok: np.ndarray, calib: np.ndarray, regime: str, 
             user = np.zeros(len(zs))
             pred = adapted_scores(SharedGaussian(0.1).fit(zt, y[train], k), zs, user, (zs, user), 10, 5.0).argmax(1)
         elif classifier == "lda":
-            from aemg.eval.baselines import LDA
+            from aemg.eval.classifiers import LDA
             lda = LDA(0.1).fit(zt, y[train])
             pred = lda.predict(zs)
         else:
-            w, b = _logistic_regression(zt, y[train], k, 1e-3, 200, seed)
+            w, b = logistic_regression(zt, y[train], k, 1e-3, 200)
             pred = (zs @ w.T + b).argmax(axis=1)
         accs.append(np.mean((pred == y[test]) & ok[test]))
     accs = 100 * np.asarray(accs)
@@ -123,7 +124,7 @@ def main() -> None:
         probe.prepare(trials)
         sents = probe.sentences(trials)
     else:
-        from aemg.eval.aemg_methods import prepare_calibration, trial_sentences
+        from aemg.eval.methods import prepare_calibration, trial_sentences
         from aemg.tokenizer import TokenizerConfig
         cfg = TokenizerConfig()
         prepare_calibration(trials, cfg)

@@ -12,7 +12,8 @@ import torch
 
 torch.set_num_threads(1)
 from aemg.eval.trials import load_trials
-from aemg.eval.aemg_methods import prepare_calibration, trial_sentences, _logistic_regression
+from aemg.eval.classifiers import logistic_regression
+from aemg.eval.methods import prepare_calibration, trial_sentences
 from aemg.eval.features import pooled_token_features
 from aemg.eval.protocols import intra_folds
 from aemg.tokenizer import TokenizerConfig
@@ -33,6 +34,6 @@ for n, g in groups.items():
     for f in folds[:60]:
         x = F[:, g]; tr, te = f.train, f.test
         mu, sd = x[tr].mean(0), x[tr].std(0); sd[sd == 0] = 1
-        w, b = _logistic_regression((x[tr]-mu)/sd, t.labels[tr], t.n_classes, 1e-3, 200, 0)
+        w, b = logistic_regression((x[tr]-mu)/sd, t.labels[tr], t.n_classes, 1e-3, 200)
         accs.append(np.mean((((x[te]-mu)/sd) @ w.T + b).argmax(1) == t.labels[te]))
     print(n, round(100*np.mean(accs), 1))

@@ -1,4 +1,4 @@
-"""AEMG downstream methods (aemg.eval.aemg_methods): probe, fine-tune, scratch, window Transformer.
+"""AEMG downstream methods (aemg.eval.methods): probe, fine-tune, scratch, window Transformer.
 
 One tiny synthetic archive (3 subjects, rest + 2 gestures x 2 repetitions) is rectified, tokenized
 and pre-trained for a few steps once per module; every test reuses it.
@@ -14,7 +14,7 @@ from aemg.data.pipeline import rectify_dataset
 from aemg.embed import _sentences_from_recordings
 from aemg.errors import ConfigError, DataError
 from aemg.eval import evaluate, get_method, load_trials, loso_folds
-from aemg.eval.aemg_methods import (AEMG_METHODS, calibrate, load_run, prepare_calibration, state_sha256,
+from aemg.eval.methods import (AEMG_METHODS, calibrate, load_run, prepare_calibration, state_sha256,
                                     trial_sentences)
 from aemg.tokenizer.corpus import open_corpus, tokenize_archive
 from aemg.tokenizer.tokens import TokenizerConfig

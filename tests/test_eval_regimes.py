@@ -336,7 +336,7 @@ def test_probe_reads_only_what_its_regime_allows(archive_and_run, variant):
 
 
 def test_probe_calibration_training_subjects_as_corpus_user_by_rest_recording(archive_and_run):
-    from aemg.eval.aemg_methods import calibrate, regime_noise_levels
+    from aemg.eval.methods import calibrate, regime_noise_levels
     from aemg.tokenizer.calibration import rest_level
     trials, run = archive_and_run
     fold = loso_folds(trials, regime="rest")[0]

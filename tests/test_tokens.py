@@ -228,7 +228,7 @@ def test_config_validation_and_roundtrip():
             TokenizerConfig(**bad)
     with pytest.raises(ConfigError, match="shorter than one sample"):
         TokenizerConfig(token_s=0.001).token_len(200)
-    with pytest.raises(ConfigError, match="unknown keys"):
+    with pytest.raises(ConfigError, match="unknown key"):
         TokenizerConfig.from_dict({"tokens": 3})
 
 

@@ -127,7 +127,7 @@ def step_evaluate(state: DemoState) -> str:
     the report to ``OUT/report`` (skipped when ``OUT/report/demo.json`` exists)."""
     import json
     from ..eval import evaluate, load_trials, write_report
-    from ..eval.aemg_methods import AEMG_METHODS
+    from ..eval.methods import AEMG_METHODS
     from ..train.checkpoint import write_json_atomic
     report = state.out / "report"
     marker = report / "demo.json"

@@ -34,13 +34,16 @@ class _ListMethods(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, **kw)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        from ..eval import aemg_methods  # noqa: F401 - registers the AEMG methods
+        from ..eval import methods  # noqa: F401 - registers the AEMG methods
         from ..eval.baselines import list_methods
         print("\n".join(list_methods()))
         parser.exit(0)
 
 
 def register(subparsers) -> None:
+    from ..eval.baselines import DEFAULT_METHODS
+    from ..eval.protocols import DEFAULT_SHARES, REGIMES
+
     p = subparsers.add_parser(
         "evaluate", help="evaluate methods under adaptation regimes (none / rest / online / unlabelled / "
                          "fewshot) and the intra-subject reference",
@@ -54,10 +57,10 @@ def register(subparsers) -> None:
     p.add_argument("source", help="archive folder, reader name, or reader:folder")
     p.add_argument("--list-methods", action=_ListMethods, help="print the method names and exit")
     p.add_argument("--out", required=True, help="report folder (created)")
-    p.add_argument("--methods", default="lda,lda-log,lda-log-subjnorm",
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                    help="comma-separated methods (see --list-methods); default %(default)s")
     p.add_argument("--regimes", default=None,
-                   help="comma-separated adaptation regimes: none,rest,online,unlabelled,fewshot")
+                   help=f"comma-separated adaptation regimes: {','.join(REGIMES)}")
     p.add_argument("--protocols", default=None,
                    help="comma-separated: loso (each method's native LOSO regime), fewshot (= regime "
                         "fewshot), intra (within-subject reference); default loso when --regimes is "
@@ -65,7 +68,8 @@ def register(subparsers) -> None:
     p.add_argument("--rest-class", default=None, metavar="NAME",
                    help="the class whose first trial per subject and session is the rest recording "
                         "(default: the class whose name marks rest, e.g. rest / neutral / noGesture)")
-    p.add_argument("--shares", default="0.01,0.05,0.2,0.4,0.8", help="few-shot shares")
+    p.add_argument("--shares", default=",".join(f"{s:g}" for s in DEFAULT_SHARES),
+                   help="few-shot shares (default %(default)s)")
     p.add_argument("--small-share", choices=("skip", "error", "one"), default="skip",
                    help="a share giving some class no training trial: skip it (noted in the report), "
                         "fail, or take one trial per class (default %(default)s)")
@@ -121,7 +125,7 @@ def run(args) -> int:
     if not isinstance(method_options, dict):
         raise ConfigError("--method-options: expected a JSON object {\"method\": {\"option\": value}}")
     if args.checkpoint:
-        from ..eval.aemg_methods import AEMG_METHODS, PROBE_VARIANTS
+        from ..eval.methods import AEMG_METHODS, PROBE_VARIANTS
         for m in (*AEMG_METHODS, *PROBE_VARIANTS):
             method_options.setdefault(m, {}).setdefault("run", args.checkpoint)
     for m in methods:

@@ -19,8 +19,11 @@ def register(subparsers) -> None:
     p.add_argument("--trial", type=count, default=0,
                    help="for recordings with per-sample labels: which labelled run (default 0)")
     p.add_argument("--out", required=True, help="PNG file to write")
-    p.add_argument("--mode", choices=("events", "windows"), default="events")
-    p.add_argument("--token-s", type=positive_float, default=0.25, help="token length, seconds")
+    from ..tokenizer.tokens import MODES, TokenizerConfig
+
+    d = TokenizerConfig()
+    p.add_argument("--mode", choices=MODES, help=f"contraction events or fixed windows (default {d.mode})")
+    p.add_argument("--token-s", type=positive_float, help=f"token length, seconds (default {d.token_s:g})")
     p.add_argument("--tokens", type=count, default=6, help="example tokens to draw (default 6)")
     add_common_options(p, segment_backend=True, allow_partial=True)
     p.set_defaults(func=run, on_interrupt=NOT_RESUMABLE)
@@ -47,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     trials = split_trials(rec)
     if not 0 <= args.trial < len(trials):
         raise ConfigError(f"--trial {args.trial}: {rec.key} has {len(trials)} labelled trial(s)")
-    config = dataclasses.replace(TokenizerConfig(), token_s=args.token_s, mode=args.mode)
+    given = {k: v for k, v in (("token_s", args.token_s), ("mode", args.mode)) if v is not None}
+    config = dataclasses.replace(TokenizerConfig(), **given)
     out = plot_events(trials[args.trial], args.out, config, n_tokens=args.tokens, backend=args.backend)
     print(f"wrote {out}")
     return 0

@@ -55,7 +55,10 @@ def add_rectify_options(p) -> None:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="any reader option; VALUE is read as JSON when it parses (numbers, true, "
                         "lists), else as a string; repeatable")
-    p.add_argument("--shard-mb", type=positive_float, default=64.0, help="samples per shard, MiB (default 64)")
+    from ..data.archive import DEFAULT_SHARD_BYTES
+
+    p.add_argument("--shard-mb", type=positive_float, default=DEFAULT_SHARD_BYTES / 2**20,
+                   help="samples per shard, MiB (default %(default)g)")
 
 
 def rectify_arguments(args: argparse.Namespace):

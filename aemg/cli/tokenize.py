@@ -21,29 +21,50 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+#: option -> TokenizerConfig field (the option's default is the field's default)
+TOKENIZER_FLAGS = {"mode": "mode", "token_s": "token_s", "hop_s": "hop_s", "max_len": "max_sentence_len",
+                   "cap": "cap", "calibration": "calibration", "no_event": "no_event"}
+
+
 def add_tokenizer_options(p) -> None:
-    """The tokenizer's options (``aemg tokenize`` and ``aemg prepare``)."""
-    p.add_argument("--mode", choices=("events", "windows"), default="events",
-                   help="contraction events (NCT, default) or fixed sliding windows (ablation)")
-    p.add_argument("--token-s", type=positive_float, default=0.25, help="token length, seconds (default 0.25)")
-    p.add_argument("--hop-s", type=positive_float, help="hop between token starts, seconds (default: token length)")
-    p.add_argument("--max-len", type=positive_int, default=256, help="most tokens per sentence (default 256)")
-    p.add_argument("--cap", choices=("first", "energy"), default="first",
-                   help="which tokens a long sentence keeps (default: the first)")
-    p.add_argument("--calibration", choices=("rest", "robust"), default="rest",
-                   help="noise floor from the rest trials of each subject/session (default) or "
-                        "robust statistics of each trial")
-    p.add_argument("--no-event", choices=("background", "empty"), default="background",
-                   help="a trial without events gives background tokens (default) or nothing")
+    """The tokenizer's options (``aemg tokenize`` and ``aemg prepare``); their defaults are those of
+    :class:`~aemg.tokenizer.tokens.TokenizerConfig` (or of the ``--config`` file)."""
+    from ..tokenizer.tokens import CALIBRATION, CAPS, MODES, NO_EVENT, TokenizerConfig
+
+    d = TokenizerConfig()
+    p.add_argument("--config", metavar="FILE",
+                   help="TOML or JSON file of tokenizer settings: TokenizerConfig fields (token_s, hop_s, "
+                        "max_sentence_len, mode, cap, no_event, calibration) and a [segment] table of the "
+                        "event detector (SegmentParams); the options below override it")
+    p.add_argument("--mode", choices=MODES,
+                   help=f"contraction events (NCT) or fixed sliding windows (ablation); default {d.mode}")
+    p.add_argument("--token-s", type=positive_float, help=f"token length, seconds (default {d.token_s:g})")
+    p.add_argument("--hop-s", type=positive_float,
+                   help="hop between token starts, seconds (default: the token length)")
+    p.add_argument("--max-len", type=positive_int,
+                   help=f"most tokens per sentence (default {d.max_sentence_len})")
+    p.add_argument("--cap", choices=CAPS,
+                   help=f"which tokens a long sentence keeps (default {d.cap}: the first ones)")
+    p.add_argument("--calibration", choices=CALIBRATION,
+                   help=f"noise floor from the rest trials of each subject/session (rest) or robust "
+                        f"statistics of each trial (robust); default {d.calibration}")
+    p.add_argument("--no-event", choices=NO_EVENT,
+                   help=f"a trial without events gives background tokens or nothing (empty); "
+                        f"default {d.no_event}")
 
 
 def tokenizer_config(args: argparse.Namespace):
-    """The TokenizerConfig of :func:`add_tokenizer_options`' arguments."""
+    """The TokenizerConfig of :func:`add_tokenizer_options`' arguments: the ``--config`` file's
+    settings (else the defaults) with the options given on top."""
+    from .._config import dataclass_from_dict, read_table
     from ..tokenizer.tokens import TokenizerConfig
 
-    return dataclasses.replace(TokenizerConfig(), token_s=args.token_s, hop_s=args.hop_s,
-                               max_sentence_len=args.max_len, mode=args.mode, cap=args.cap,
-                               calibration=args.calibration, no_event=args.no_event)
+    base = TokenizerConfig()
+    if args.config:
+        base = dataclass_from_dict(TokenizerConfig, read_table(args.config), f"{args.config}:")
+    given = {field: getattr(args, flag) for flag, field in TOKENIZER_FLAGS.items()
+             if getattr(args, flag) is not None}
+    return dataclasses.replace(base, **given)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -69,6 +69,7 @@ from .._io import atomic_write, check_format, digest_problem, file_digest, fsync
 from .._version import __version__
 from ..errors import DataError
 from .devices import device_from_dict
+from .paths import natural_key
 from .recording import Recording
 
 FORMAT = "aemg-archive"
@@ -581,8 +582,7 @@ class Archive:
 
     def subjects(self) -> list[str]:
         """Distinct subjects, numbers in natural order (``"2"`` before ``"10"``)."""
-        return sorted({r["subject"] for r in self._rows},
-                      key=lambda s: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)])
+        return sorted({r["subject"] for r in self._rows}, key=natural_key)
 
     def select(self, **filters: Any) -> "Archive":
         """A view of the recordings whose index fields match every filter.

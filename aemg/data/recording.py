@@ -130,9 +130,8 @@ class Recording:
                 raise DataError(where, f"times have shape {t.shape}, expected ({data.shape[1]},)")
             if t.size and not np.all(np.isfinite(t)):
                 raise DataError(where, "timestamps must be finite")
-            back = np.flatnonzero(np.diff(t) < 0)
-            if back.size:
-                i = int(back[0]) + 1
+            i = first_backwards(t)
+            if i is not None:
                 raise DataError(where, f"timestamps go backwards at sample {i + 1} (1-based): {t[i - 1]:.6g} s -> "
                                        f"{t[i]:.6g} s")
             self.times = t
@@ -198,12 +197,31 @@ class Recording:
 def labels_to_intervals(labels: np.ndarray, rate: float) -> list[tuple[float, float, int]]:
     """Runs of equal per-sample labels as ``(start_s, end_s, class)``, unlabelled runs left out."""
     labels = np.asarray(labels)
-    if labels.size == 0:
-        return []
-    change = np.flatnonzero(np.diff(labels)) + 1
-    starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [labels.size]])
+    starts, ends = label_runs(labels)
     return [(s / rate, e / rate, int(labels[s])) for s, e in zip(starts, ends) if labels[s] != UNLABELLED]
+
+
+def label_runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of equal consecutive values of a 1-D array (per-sample labels, repetition ids).
+
+    Returns
+    -------
+    starts, ends : (R,) int64
+        Run r covers ``values[starts[r]:ends[r]]`` (end exclusive); both empty for an empty array.
+    """
+    values = np.asarray(values)
+    if values.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    change = np.flatnonzero(np.diff(values)) + 1
+    starts = np.concatenate([[0], change]).astype(np.int64)
+    return starts, np.concatenate([change, [values.size]]).astype(np.int64)
+
+
+def first_backwards(times: np.ndarray) -> int | None:
+    """Index ``i`` of the first timestamp earlier than the one before it (``times[i] < times[i-1]``),
+    or None when ``times`` (T,) never goes backwards."""
+    back = np.flatnonzero(np.diff(np.asarray(times, dtype=np.float64)) < 0)
+    return int(back[0]) + 1 if back.size else None
 
 
 def intervals_to_labels(intervals: Sequence[tuple[float, float, int]], n_samples: int,

@@ -17,22 +17,22 @@ Steps (each a public function, tested on its own), all linear so their order is 
    device's resting noise level: int8 counts, ADC counts and volts become comparable while the
    rest-vs-contraction difference of each trial is kept (see docs/notes/rectify.md).
 
-``python -m aemg.data.rectify --measure-rate`` re-runs the measurement that chose the standard rate.
+``python scripts/measure_rate.py`` re-runs the measurement that chose the standard rate
+(:func:`power_above` on 3DC).
 """
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from functools import lru_cache
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 from scipy import signal
 
 from .. import backends
+from .._config import dataclass_from_dict
 from ..errors import ConfigError, DataError
 from .devices import Device, known_devices
 from .recording import Recording
@@ -119,11 +119,7 @@ class StandardSpace:
 
     @classmethod
     def from_dict(cls, d: dict) -> "StandardSpace":
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise ConfigError(f"standard space: unknown fields {unknown}")
-        return cls(**known)
+        return dataclass_from_dict(cls, d, "standard space")  # ConfigError naming unknown keys
 
     @property
     def device(self) -> Device:
@@ -812,7 +808,7 @@ def estimate_amplitude_scale(recordings: Iterable[Recording], space: StandardSpa
     return scale
 
 
-# -- the standard-rate measurement --------------------------------------------------------------
+# -- the standard-rate measurement (scripts/measure_rate.py) ------------------------------------
 
 def power_above(recordings: Iterable[tuple[np.ndarray, float]], freqs: Sequence[float], *,
                 lo: float = 20.0, reduce: str = "median") -> dict[float, float]:
@@ -859,45 +855,3 @@ def power_above(recordings: Iterable[tuple[np.ndarray, float]], freqs: Sequence[
     per_a, w = np.array(per), np.array(totals)
     vals = np.median(per_a, axis=0) if reduce == "median" else (per_a * w[:, None]).sum(0) / w.sum()
     return dict(zip(fl, vals.tolist()))
-
-
-def _load_3dc(root, limit: int) -> list[tuple[np.ndarray, float]]:
-    """``limit`` 3DC training-split recordings spread evenly over the sorted files, as
-    ``(data (C, T), rate)`` pairs, read with the ``3dc`` reader (folder ``<root>/3dc_armband``)."""
-    from .readers import get_reader
-
-    reader = get_reader("3dc", Path(root, "3dc_armband"))
-    sources = sorted(s for s in reader.sources() if s.split("/")[1] == "train")
-    if not sources:
-        raise DataError(reader.root, "no 3DC recordings found")
-    step = max(1, len(sources) // limit)
-    return [(rec.data, rec.rate) for source in sources[::step][:limit] for rec in reader.read(source)]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m aemg.data.rectify --measure-rate``: power of the 3DC data above candidate
-    Nyquist frequencies (what each standard rate would lose)."""
-    from .paths import default_data_root
-
-    ap = argparse.ArgumentParser(prog="python -m aemg.data.rectify")
-    ap.add_argument("--measure-rate", action="store_true", help="measure power above candidate Nyquist frequencies")
-    ap.add_argument("--data-root", default=None)
-    ap.add_argument("--limit", type=int, default=88, help="number of 3DC files (spread over subjects)")
-    args = ap.parse_args(argv)
-    if not args.measure_rate:
-        ap.print_help()
-        return 1
-    recs = _load_3dc(args.data_root or default_data_root(), args.limit)
-    rates = [200, 250, 400, 500, 640, 800, 1000]
-    freqs = [r / 2 for r in rates[:-1]] + [460]
-    for reduce in ("median", "pooled"):
-        frac = power_above(recs, freqs, lo=20.0, reduce=reduce)
-        print(f"3DC ({len(recs)} files, 1000 Hz): fraction of power in [20, 500] Hz above f ({reduce} over files)")
-        for r, f in zip(rates, freqs):
-            label = f"standard rate {r} Hz" if r != 1000 else "3DC anti-alias edge"
-            print(f"  f = {f:5g} Hz ({label}): {100 * frac[f]:.2f} %")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

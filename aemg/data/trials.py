@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from .recording import UNLABELLED, Recording
+from .recording import UNLABELLED, Recording, label_runs
 
 
 def split_trials(rec: Recording, *, min_s: float = 0.5) -> list[Recording]:
@@ -37,9 +37,7 @@ def split_trials(rec: Recording, *, min_s: float = 0.5) -> list[Recording]:
     labels = rec.labels
     if labels.size == 0:
         return []
-    change = np.flatnonzero(np.diff(labels)) + 1
-    starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [labels.size]])
+    starts, ends = label_runs(labels)
     reps = rec.meta.get("repetitions") or []
     seen: dict[int, int] = {}
     out: list[Recording] = []

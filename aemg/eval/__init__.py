@@ -14,7 +14,7 @@ from .protocols import (REGIMES, Adaptation, Fold, fewshot_folds, intra_folds, l
 from .report import regime_table, results_markdown, write_report
 from .runner import Results, evaluate, fold_adaptation, run_fold
 from .trials import TrialSet, load_trials
-from . import aemg_methods  # noqa: E402,F401  (registers aemg-probe, aemg-finetune, aemg-scratch, window-transformer)
+from . import methods  # noqa: E402,F401  (registers aemg-probe, aemg-finetune, aemg-scratch, ...)
 
 __all__ = ["DEFAULT_METHODS", "HudginsLDA", "LDA", "DannCNN", "Method", "Prediction", "WindowCNN",
            "get_method", "list_methods", "register_method", "vote", "sliding_windows", "td_features",

@@ -43,6 +43,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .adapt import SharedGaussian, adapted_scores
+from .classifiers import LDA
 from .features import window_params, windowed_features, sliding_windows
 from .protocols import LOSO_REGIMES, Adaptation, rest_class_id, rest_recordings
 from .trials import TrialSet
@@ -190,62 +191,6 @@ def running_stats(feats: np.ndarray, owner: np.ndarray, n_trials: int,
     mean = mean + centre
     mean[~have], std[~have] = fallback[0], fallback[1]
     return mean, std
-
-
-# ----------------------------------------------------------------------------------------------
-# LDA
-class LDA:
-    """Linear discriminant analysis with a pooled covariance and optional shrinkage (NumPy).
-
-    Features are standardised with the training mean/std first (numerics only: without shrinkage
-    LDA is invariant to it); the pooled within-class covariance is inverted by pseudo-inverse so
-    constant or collinear features (e.g. ZC of a silent channel) are harmless.
-
-    Parameters
-    ----------
-    shrinkage : float
-        ``Sigma <- (1 - a) Sigma + a * mean(diag(Sigma)) I``, ``a`` in [0, 1].
-    """
-
-    def __init__(self, shrinkage: float = 0.0):
-        if not 0.0 <= shrinkage <= 1.0:
-            raise ConfigError(f"LDA shrinkage must be in [0, 1], got {shrinkage}")
-        self.shrinkage = shrinkage
-
-    def fit(self, x: np.ndarray, y: np.ndarray) -> "LDA":
-        """x: (n, d) float; y: (n,) int class ids."""
-        x = np.asarray(x, dtype=np.float64)
-        y = np.asarray(y)
-        if x.ndim != 2 or len(x) != len(y) or len(x) == 0:
-            raise DataError("LDA.fit", f"expected x (n, d) and y (n,), got {x.shape} and {y.shape}")
-        if not np.all(np.isfinite(x)):
-            raise DataError("LDA.fit", "features contain NaN or inf")
-        self.mean_ = x.mean(axis=0)
-        self.scale_ = x.std(axis=0)
-        self.scale_[self.scale_ == 0] = 1.0
-        z = (x - self.mean_) / self.scale_
-        self.classes_, yi = np.unique(y, return_inverse=True)
-        k = len(self.classes_)
-        means = np.zeros((k, z.shape[1]))
-        np.add.at(means, yi, z)
-        counts = np.bincount(yi, minlength=k)
-        means /= counts[:, None]
-        centred = z - means[yi]
-        cov = centred.T @ centred / max(len(z) - k, 1)
-        if self.shrinkage:
-            cov = (1 - self.shrinkage) * cov + self.shrinkage * np.mean(np.diag(cov)) * np.eye(len(cov))
-        prec = np.linalg.pinv(cov, hermitian=True)
-        self.coef_ = means @ prec                                    # (K, d)
-        self.intercept_ = -0.5 * np.einsum("kd,kd->k", self.coef_, means) + np.log(counts / len(z))
-        return self
-
-    def decision_function(self, x: np.ndarray) -> np.ndarray:
-        """(n, d) -> (n, K) linear scores (log-posteriors up to a per-row constant)."""
-        z = (np.asarray(x, dtype=np.float64) - self.mean_) / self.scale_
-        return z @ self.coef_.T + self.intercept_
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.classes_[self.decision_function(x).argmax(axis=1)]
 
 
 def _subject_standardise(feats: np.ndarray, subjects: np.ndarray, stats: dict) -> np.ndarray:

@@ -15,12 +15,11 @@ A config file holds one table per part and may start from a preset::
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
-from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 
+from .._config import dataclass_from_dict, read_table
 from ..errors import ConfigError
 from .targets import _check_edges
 
@@ -241,34 +240,13 @@ class PretrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict, *, where: str = "config") -> "PretrainConfig":
-        """Build from a mapping ``{"preset"?, "model": {...}, "train": {...}}``; unknown keys raise."""
+    def from_dict(cls, d: dict, *, where: str = "config") -> PretrainConfig:
+        """Build from a mapping ``{"preset"?, "model": {...}, "train": {...}}`` on top of the preset
+        (default: the dataclass defaults); unknown keys at any depth raise ConfigError naming their
+        key path (:func:`aemg._config.dataclass_from_dict`)."""
         d = dict(d)
         base = preset(d.pop("preset")) if "preset" in d else cls()
-        unknown = set(d) - {"model", "train"}
-        if unknown:
-            raise ConfigError(f"{where}: unknown section(s) {sorted(unknown)}; expected 'preset', 'model', 'train'")
-        return cls(model=_update(base.model, d.get("model", {}), f"{where}[model]"),
-                   train=_update(base.train, d.get("train", {}), f"{where}[train]"))
-
-
-def _update(obj, values: dict, where: str):
-    if not isinstance(values, dict):
-        raise ConfigError(f"{where}: expected a table, got {type(values).__name__}")
-    names = {f.name: f for f in fields(obj)}
-    unknown = set(values) - set(names)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(names)}")
-    out = {}
-    for k, v in values.items():
-        want = type(getattr(obj, k))
-        if want is bool and not isinstance(v, bool):
-            raise ConfigError(f"{where}.{k}={v!r}: expected true/false")
-        try:
-            out[k] = want(v)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}.{k}={v!r}: expected {want.__name__}") from None
-    return replace(obj, **out)
+        return dataclass_from_dict(base, d, where)
 
 
 PRESETS: dict[str, PretrainConfig] = {
@@ -303,22 +281,4 @@ def preset(name: str) -> PretrainConfig:
 
 def load_config(path: str | os.PathLike) -> PretrainConfig:
     """Read a :class:`PretrainConfig` from a ``.toml`` or ``.json`` file (see module docstring)."""
-    path = Path(path)
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
-    try:
-        if path.suffix.lower() == ".json":
-            d = json.loads(text)
-        else:
-            try:
-                import tomllib
-            except ImportError:  # Python 3.10
-                raise ConfigError(f"{path}: reading TOML needs Python >= 3.11; use a .json config") from None
-            d = tomllib.loads(text.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'} ({exc})") from None
-    if not isinstance(d, dict):
-        raise ConfigError(f"{path}: expected a table at top level")
-    return PretrainConfig.from_dict(d, where=str(path))
+    return PretrainConfig.from_dict(read_table(path), where=f"{path}:")

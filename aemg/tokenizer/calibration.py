@@ -4,7 +4,7 @@ The event detector needs a noise level per trial (:func:`aemg.tokenizer.segment.
 how a level is *measured* from a signal is :func:`aemg.tokenizer.segment.noise_level` (a
 percentile of the energy envelope, or the median envelope of a calibration signal). This module is
 the *policy* on top of it, used alike by ``aemg tokenize`` (:mod:`aemg.tokenizer.corpus`),
-:func:`aemg.embed` and the evaluation (:mod:`aemg.eval.aemg_methods`), so that one trial gets the
+:func:`aemg.embed` and the evaluation (:mod:`aemg.eval.methods`), so that one trial gets the
 same level everywhere:
 
 - **Rest classes** are recognised by their names (:func:`is_rest_class`: rest, neutral, noGesture,

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from .. import backends
+from .._config import dataclass_from_dict
 from ..errors import ConfigError, DataError
 from .calibration import CALIBRATION, is_rest_class  # noqa: F401 - is_rest_class: its old home
 from .segment import Events, SegmentParams, detect_events
@@ -120,14 +121,7 @@ class TokenizerConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TokenizerConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"tokenizer config: unknown keys {sorted(unknown)}")
-        d = dict(d)
-        if isinstance(d.get("segment"), dict):
-            d["segment"] = SegmentParams(**d["segment"])
-        return cls(**d)
+        return dataclass_from_dict(cls, d, "tokenizer config")  # ConfigError naming unknown keys, nested too
 
 
 # -- token geometry ------------------------------------------------------------------------------

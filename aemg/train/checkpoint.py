@@ -149,7 +149,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     ck = resolve(path)
     try:
         meta = json.loads((ck / STATE_FILE).read_text())
-        config = PretrainConfig.from_dict(meta["config"], where=str(ck / STATE_FILE))
+        config = PretrainConfig.from_dict(meta["config"], where=f"{ck / STATE_FILE}: config")
     except FileNotFoundError:
         raise DataError(ck / STATE_FILE, "missing: the checkpoint is incomplete") from None
     except (ValueError, KeyError, TypeError) as exc:

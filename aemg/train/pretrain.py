@@ -84,9 +84,37 @@ def _stages(stage) -> list[int]:
     raise ConfigError(f"stage={stage!r}: choose 1, 2 or 'both'")
 
 
-class _CsvLog:
-    def __init__(self, path: Path, keep_until: tuple[int, int] | None):
-        self.path = path
+class TrainingLog:
+    """The run's one logger: each step's row (columns of :data:`LOG_COLUMNS`) goes to the progress
+    bar (every step), to RUN/log.csv (every ``log_every`` steps and a stage's last step) and, when
+    asked, to TensorBoard (the same rows' float columns as ``stage{s}/{column}``). Only the main
+    process writes: on the others every method does nothing.
+
+    Parameters
+    ----------
+    run_dir : Path
+        The run folder (log.csv, tensorboard/).
+    keep_until : (stage, step) or None
+        Resuming: the rows of an existing log.csv up to this step are kept, later ones (written
+        after the checkpoint resumed from) dropped; None: a new log.csv.
+    log_every : int
+        Steps between CSV / TensorBoard rows.
+    main : bool
+        This process writes (rank 0).
+    progress : bool
+        Show a tqdm bar per stage with the loss and tokens/s.
+    tensorboard : bool
+        Also write TensorBoard logs (ConfigError when the tensorboard package is missing).
+    """
+
+    def __init__(self, run_dir: Path, keep_until: tuple[int, int] | None, log_every: int, *,
+                 main: bool = True, progress: bool = True, tensorboard: bool = False):
+        self.run_dir, self.log_every = Path(run_dir), int(log_every)
+        self.main, self.progress = main, progress
+        self._file = self._csv = self._tb = self._bar = None
+        if not main:
+            return
+        path = self.run_dir / "log.csv"
         rows = []
         if keep_until is not None and path.is_file():
             with open(path, newline="") as f:
@@ -96,85 +124,97 @@ class _CsvLog:
         w.writeheader()
         w.writerows(rows)
         atomic_write(path, buf.getvalue())
-        self.f = open(path, "a", newline="")
-        self.w = csv.DictWriter(self.f, LOG_COLUMNS)
+        self._file = open(path, "a", newline="")  # noqa: SIM115 - open for the run; close() closes it
+        self._csv = csv.DictWriter(self._file, LOG_COLUMNS)
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                self.close()
+                raise ConfigError("--tensorboard: the tensorboard package is not installed (pip install "
+                                  "tensorboard), or drop the option; the CSV log is always written") from None
+            self._tb = SummaryWriter(str(self.run_dir / "tensorboard"))
 
-    def write(self, row: dict) -> None:
-        self.w.writerow({k: row.get(k, "") for k in LOG_COLUMNS})
-        self.f.flush()
+    def start_stage(self, stage: int, total: int, start: int) -> None:
+        """Stage ``stage`` of ``total`` steps begins at step ``start`` (> 0 when resumed)."""
+        if self.progress and self.main:
+            from tqdm import tqdm
+            self._bar = tqdm(total=total, initial=start, desc=f"stage {stage}", unit="step",
+                             dynamic_ncols=True)
+
+    def step(self, row: dict, total: int) -> None:
+        """Record the row of one finished step of a stage of ``total`` steps."""
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.0f}")
+        done = int(row["step"])
+        if self._csv is None or not (done % self.log_every == 0 or done == total):
+            return
+        self._csv.writerow({k: row.get(k, "") for k in LOG_COLUMNS})
+        self._file.flush()
+        if self._tb is not None:
+            for k, v in row.items():
+                if k not in ("stage", "step") and isinstance(v, float):
+                    self._tb.add_scalar(f"stage{row['stage']}/{k}", v, done)
+
+    def end_stage(self) -> None:
+        """The stage's steps are done (closes its progress bar)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
     def close(self) -> None:
-        self.f.close()
+        """Close the bar, log.csv and the TensorBoard writer (idempotent)."""
+        self.end_stage()
+        if self._file is not None:
+            self._file.close()
+            self._file = self._csv = None
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
 
 
-def _tensorboard(run_dir: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise ConfigError("--tensorboard: the tensorboard package is not installed "
-                          "(pip install tensorboard), or drop the option; the CSV log is always written") from None
-    return SummaryWriter(str(run_dir / "tensorboard"))
+@dataclass
+class _Run:
+    """A run after :func:`_set_up`: what every stage and step reads."""
+
+    run_dir: Path
+    cfg: PretrainConfig
+    corpus: Any
+    model: AEMG
+    dev: torch.device
+    info: Any                 # ddp.setup(): rank, world size, main process
+    angles: torch.Tensor      # channel geometry of the corpus (aemg.train.data.geometry)
+    z: torch.Tensor
+    stages: list[int]
+    seed: int
+    state: dict               # trainer state written into every checkpoint
+    ck: Any                   # the checkpoint resumed or continued from, or None
+    resume: bool
+    aug: AugmentConfig
+    use_amp: bool
+    result: PretrainResult
+    t_start: float            # time.perf_counter() at the call
+    tokens_total: int = 0     # real tokens seen by all steps so far (all processes)
 
 
-@locks_folder("out", "run")
-def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str | None = "tiny", *,
-             stage: str | int | None = "both", steps: int | None = None, batch_size: int | None = None,
-             seed: int | None = 0, resume: bool = False, device: str | None = None, progress: bool = True,
-             tensorboard: bool = False, on_step: Callable[[dict], None] | None = None) -> PretrainResult:
-    """Pre-train AEMG on token corpora.
+@dataclass
+class _Stage:
+    """One stage's loop state (:func:`_start_stage`)."""
 
-    Parameters
-    ----------
-    corpora : corpus or sequence of corpora
-        Token corpora (``aemg.tokenizer.corpus.open_corpus`` or :class:`~aemg.train.data.ArrayCorpus`);
-        several are mixed.
-    out : path
-        Run folder: config.json, log.csv, checkpoints (see :mod:`aemg.train.checkpoint`).
-    config : PretrainConfig, preset name, or None
-        None: the tiny preset, or with ``resume`` the run's own config.
-    stage : 1, 2, "both" or None
-        Stage 2 alone needs a run folder whose stage 1 is done (it continues from it). None: both,
-        or with ``resume`` the run's.
-    steps : int, optional
-        Override the steps of every stage run (>= 1).
-    batch_size : int, optional
-        Override the global batch (sentences per step, split across processes; >= 1).
-    seed : int or None
-        None: 0, or with ``resume`` the run's.
-    resume : bool
-        Continue from the run folder's latest checkpoint. Every argument given must be the run's
-        (config, steps, batch size, seed, stage, corpora), else ConfigError naming each that differs;
-        those left None are the run's. A run folder whose run stopped before its first checkpoint
-        starts again from step 0.
-    device : str, optional
-        ``"cpu"``, ``"cuda"``...; default CUDA when available. bfloat16 autocast on CUDA when
-        ``config.train.amp``.
-    progress : bool
-        Show a tqdm bar with the loss and tokens/s.
-    tensorboard : bool
-        Also write TensorBoard logs (needs the tensorboard package).
-    on_step : callable, optional
-        Called with each step's log row after the step (a KeyboardInterrupt raised there is handled
-        like Ctrl-C: a checkpoint is written and the run can be resumed).
+    number: int
+    total: int                # steps of the stage
+    params: list
+    opt: torch.optim.Optimizer
+    net: torch.nn.Module      # the model, or its DistributedDataParallel wrapper
+    vq_start: int = 0         # stage 1: quantise from this step on
+    last_ck: Path | None = None
 
-    Ctrl-C (SIGINT, in the main thread) finishes the current step, writes a checkpoint and raises
-    :class:`Interrupted` (a KeyboardInterrupt naming the checkpoint); a second Ctrl-C stops at once.
 
-    Returns
-    -------
-    PretrainResult
-
-    Raises
-    ------
-    DataError
-        Empty corpus, sentences longer than ``model.max_tokens``, wrong token length, bad checkpoint.
-    ConfigError
-        Existing run without ``resume``, ``resume`` with other arguments than the run's, a
-        checkpoint of another model, stage 2 without stage 1, ``steps`` or ``batch_size`` < 1.
-    NonFiniteLoss
-        The loss became NaN/inf: the run stops, the last good checkpoint stays.
-    """
-    t_start = time.perf_counter()
+def _set_up(corpora, out, config, stage, steps, batch_size, seed, resume, device, t_start) -> _Run:
+    """Check the arguments, resolve the config (preset, object, or the resumed run's), open the
+    corpus, build the model (with the weights of the checkpoint resumed or continued from) and the
+    trainer state, and write config.json; see :func:`pretrain` for the rules."""
     run_dir = Path(out)
     for name, value in (("steps", steps), ("batch_size", batch_size)):
         if value is not None and int(value) < 1:
@@ -245,12 +285,12 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
                 raise ConfigError(f"{ck.path}: stage 1 of this run is not finished; resume it first")
             ck = replace(ck, optimizer=None, state={**ck.state, "stage": 2, "step": 0})
     elif stages == [2]:
-        raise ConfigError(f"{run_dir}: stage 2 needs a finished stage 1 in this run folder; run stage 1 first")
+        raise ConfigError(f"{run_dir}: stage 2 needs a finished stage 1 in this run folder; "
+                          "run stage 1 first")
     model.to(dev)
     if info.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / "config.json", cfg.to_dict())
-    result = PretrainResult(run_dir, ck.path if ck else None, cfg)
     state = dict(ck.state) if ck else {"stage": stages[0], "step": 0, "stage1_done": False, "seed": seed,
                                        "data": _data_info(corpus)}
     if ck is not None:
@@ -259,153 +299,249 @@ def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str 
             torch.set_rng_state(ck.rng["rng.torch"])
     state["seed"] = seed
     state["args"] = run_args  # what a resumed run must repeat (checked by resume_arguments)
-    csv_log = _CsvLog(run_dir / "log.csv", (int(state["stage"]), int(state["step"])) if ck else None) \
-        if info.main else None
-    tb = _tensorboard(run_dir) if tensorboard and info.main else None
-    use_amp = dev.type == "cuda" and cfg.train.amp
-    tokens_total = int(state.get("tokens", 0))
+    return _Run(run_dir, cfg, corpus, model, dev, info, angles, z, stages, seed, state, ck, resume, aug,
+                use_amp=dev.type == "cuda" and cfg.train.amp,
+                result=PretrainResult(run_dir, ck.path if ck else None, cfg), t_start=t_start,
+                tokens_total=int(state.get("tokens", 0)))
+
+
+def _local_batch(run: _Run, s: int, k: int) -> dict:
+    """This process's share of the global batch of step ``k`` of stage ``s``, as tensors."""
+    return to_tensors(run.corpus.batch(local_share(
+        batch_indices(run.corpus.n_sentences, run.cfg.train.batch_size, run.seed, s, k), run.info)), run.dev)
+
+
+def _start_stage(run: _Run, s: int) -> _Stage:
+    """Optimiser (its state restored when resuming this stage), DDP wrapper and the train / eval
+    modes of stage ``s``."""
+    cfg, model = run.cfg, run.model
+    total = cfg.train.stage1_steps if s == 1 else cfg.train.stage2_steps
+    params = model.trainable(s)
+    opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    if run.ck is not None and run.ck.optimizer is not None and int(run.ck.state["stage"]) == s and run.resume:
+        opt.load_state_dict(run.ck.optimizer)
+    net = model
+    if run.info.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[run.dev.index] if run.dev.type == "cuda" else None)
+    model.train()
+    if s == 2:
+        model.vq_encoder.eval()
+    return _Stage(s, total, params, opt, net, vq_start=min(cfg.train.vq_warmup_steps, max(total - 1, 0)))
+
+
+def _step_inputs(run: _Run, st: _Stage, step: int):
+    """(batch, local sentence indices, real tokens of the global batch, the step's generator, lr)
+    of step ``step``; sets the optimiser's learning rate."""
+    s = st.number
+    lidx = local_share(batch_indices(run.corpus.n_sentences, run.cfg.train.batch_size, run.seed, s, step),
+                       run.info)
+    batch = to_tensors(run.corpus.batch(lidx), run.dev)
+    if run.aug.active:  # nuisance view of every sentence (own generator: clean runs unchanged)
+        batch["view"] = augment_batch(batch, run.aug, torch.Generator().manual_seed(
+            _step_seed(run.seed, s, step, AUGMENT_STREAM)))
+    n_real = ddp.all_reduce_sum(batch["mask"].sum().float()).item()
+    gen = torch.Generator().manual_seed(_step_seed(run.seed, s, step))
+    lr = _lr(run.cfg, step, st.total)
+    for g in st.opt.param_groups:
+        g["lr"] = lr
+    return batch, lidx, n_real, gen, lr
+
+
+def _optimise(run: _Run, st: _Stage, step: int, loss_sum: torch.Tensor, n: float) -> float:
+    """One optimiser step on ``loss_sum`` (this process's sum over the ``n`` items of the global
+    batch); returns the global mean loss. NonFiniteLoss (on every process) when it is NaN / inf."""
+    loss = loss_sum * (run.info.world / n)
+    g_loss = ddp.all_reduce_sum(loss_sum).item() / n
+    if ddp.any_true(not math.isfinite(g_loss)):
+        raise NonFiniteLoss(
+            f"{run.run_dir}: stage {st.number} step {step + 1}: the loss is {g_loss}; training stopped. "
+            f"The last good checkpoint is kept ({st.last_ck or run.result.checkpoint or 'none yet'}); "
+            "check the corpus for bad values or lower train.lr, then resume")
+    st.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if run.cfg.train.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(st.params, run.cfg.train.grad_clip)
+    st.opt.step()
+    return g_loss
+
+
+def _base_row(run: _Run, st: _Stage, step: int, g_loss: float, lr: float, n_real: float, t0: float) -> dict:
+    """The columns every stage logs (counts the step's tokens into ``run.tokens_total``)."""
+    dt = time.perf_counter() - t0
+    run.tokens_total += int(n_real)
+    return {"stage": st.number, "step": step + 1, "loss": g_loss, "lr": lr, "tokens": run.tokens_total,
+            "tokens_per_s": n_real / dt if dt > 0 else float("nan"),
+            "elapsed_s": time.perf_counter() - run.t_start}
+
+
+def _stage1_step(run: _Run, st: _Stage, step: int) -> dict:
+    """One step of stage 1 (VQ vocabulary: reconstruction of the token targets); its log row."""
+    t0 = time.perf_counter()
+    cfg, model = run.cfg, run.model
+    batch, _, n_real, gen, lr = _step_inputs(run, st, step)
+    quantize = step >= st.vq_start
+    if quantize and not bool(model.quantizer.initialised):
+        # k-means on the current encoder's outputs of this and the previous batches
+        m_init = cfg.train.kmeans_batches
+        with torch.no_grad():
+            was = model.vq_encoder.training
+            model.vq_encoder.eval()
+            pool = [batch] + [_local_batch(run, 1, k) for k in range(max(0, step - m_init + 1), step)]
+            zc = torch.cat([model.encode_codes(b, run.angles, run.z)[b["mask"]] for b in pool])
+            model.vq_encoder.train(was)
+        model.quantizer.initialise(zc, cfg.train.kmeans_iters, gen)
+    with torch.autocast(run.dev.type, dtype=torch.bfloat16, enabled=run.use_amp):
+        out = st.net(1, batch, run.angles, run.z, gen, quantize=quantize)
+    n = max(n_real, 1.0)
+    loss_sum = out["rec_sum"] + cfg.model.commitment * out["commit_sum"]
+    if "inv_sum" in out:
+        loss_sum = loss_sum + run.aug.consistency * out["inv_sum"]
+    g_loss = _optimise(run, st, step, loss_sum, n)
+    row = _base_row(run, st, step, g_loss, lr, n_real, t0)
+    sums = {k: ddp.all_reduce_sum(v.detach().float()).item() / n for k, v in out.items()
+            if k.endswith("_sum")}
+    used, ppl = model.quantizer.window_stats() if quantize else (0, 0.0)
+    row.update({k[:-4] + ("" if k.endswith("_base_sum") else "_loss"): v for k, v in sums.items()})
+    row.update(rec_base=sum(sums[p + "_base_sum"] for p in TARGET_PARTS), quantized=int(quantize),
+               codes_used=used, usage=used / cfg.model.codebook_size, perplexity=ppl,
+               batch_perplexity=perplexity(out["counts"]))
+    return row
+
+
+def _stage2_step(run: _Run, st: _Stage, step: int) -> dict:
+    """One step of stage 2 (masked token modelling of the frozen stage-1 codes); its log row."""
+    t0 = time.perf_counter()
+    batch, lidx, n_real, _, lr = _step_inputs(run, st, step)
+    masked = run.model.sample_mask(batch["mask"], [_step_seed(run.seed, 2, step, i) for i in lidx])
+    with torch.autocast(run.dev.type, dtype=torch.bfloat16, enabled=run.use_amp):
+        out = st.net(2, batch, run.angles, run.z, masked, quantize=True)
+    n = max(ddp.all_reduce_sum(out["n_tokens"].float()).item(), 1.0)
+    g_loss = _optimise(run, st, step, out["ce_sum"], n)
+    row = _base_row(run, st, step, g_loss, lr, n_real, t0)
+    counts = ddp.all_reduce_sum(out["target_counts"].float())
+    row.update(accuracy=ddp.all_reduce_sum(out["correct"].float()).item() / n,
+               majority_acc=float(counts.max()) / n)
+    return row
+
+
+#: stage -> its step function (run, stage state, step index) -> log row
+STAGE_STEPS: dict[int, Callable[[_Run, _Stage, int], dict]] = {1: _stage1_step, 2: _stage2_step}
+
+
+def _run_stage(run: _Run, s: int, logger: TrainingLog, stop: _StopRequest,
+               on_step: Callable[[dict], None] | None) -> None:
+    """The steps of stage ``s`` from the trainer state's step on: each logged, a checkpoint every
+    ``checkpoint_every`` steps and at the end; Ctrl-C (``stop``) checkpoints after the step and
+    raises :class:`Interrupted`."""
+    state, result, cfg = run.state, run.result, run.cfg
+    if s == 2 and not state.get("stage1_done") and 1 not in run.stages:
+        raise ConfigError(f"{run.run_dir}: stage 2 needs a finished stage 1")
+    start = int(state["step"]) if int(state["stage"]) == s else 0
+    st = _start_stage(run, s)
+    logger.start_stage(s, st.total, start)
+    state.update(stage=s, step=start)
+    if s == 1 and not bool(run.model.targets_ready):  # target statistics from the first batches
+        run.model.init_target_stats([_local_batch(run, 1, k) for k in range(cfg.train.kmeans_batches)])
+    for step in range(start, st.total):
+        row = STAGE_STEPS[s](run, st, step)
+        result.history.append(row)
+        state.update(step=step + 1, tokens=run.tokens_total)
+        if step + 1 == st.total and s == 1:
+            state["stage1_done"] = True
+        logger.step(row, st.total)
+        if (step + 1) % cfg.train.checkpoint_every == 0 or step + 1 == st.total:
+            st.last_ck = _save(run.run_dir, run.model, st.opt, state, cfg, run.info)
+            result.checkpoint = st.last_ck
+        if on_step is not None:
+            try:
+                on_step(row)
+            except KeyboardInterrupt:
+                stop.requested = True
+        if ddp.any_true(stop.requested):
+            if st.last_ck is None or not st.last_ck.name.endswith(f"{step + 1:07d}"):
+                result.checkpoint = _save(run.run_dir, run.model, st.opt, state, cfg, run.info)
+            raise Interrupted(result.checkpoint, s, step + 1)
+    logger.end_stage()
+    if result.history and result.history[-1]["stage"] == s:
+        result.final[s] = result.history[-1]
+    if s == 1 and 2 in run.stages:
+        state.update(stage=2, step=0)
+
+
+@locks_folder("out", "run")
+def pretrain(corpora: Any, out: str | os.PathLike, config: PretrainConfig | str | None = "tiny", *,
+             stage: str | int | None = "both", steps: int | None = None, batch_size: int | None = None,
+             seed: int | None = 0, resume: bool = False, device: str | None = None, progress: bool = True,
+             tensorboard: bool = False, on_step: Callable[[dict], None] | None = None) -> PretrainResult:
+    """Pre-train AEMG on token corpora.
+
+    Parameters
+    ----------
+    corpora : corpus or sequence of corpora
+        Token corpora (``aemg.tokenizer.corpus.open_corpus`` or :class:`~aemg.train.data.ArrayCorpus`);
+        several are mixed.
+    out : path
+        Run folder: config.json, log.csv, checkpoints (see :mod:`aemg.train.checkpoint`).
+    config : PretrainConfig, preset name, or None
+        None: the tiny preset, or with ``resume`` the run's own config.
+    stage : 1, 2, "both" or None
+        Stage 2 alone needs a run folder whose stage 1 is done (it continues from it). None: both,
+        or with ``resume`` the run's.
+    steps : int, optional
+        Override the steps of every stage run (>= 1).
+    batch_size : int, optional
+        Override the global batch (sentences per step, split across processes; >= 1).
+    seed : int or None
+        None: 0, or with ``resume`` the run's.
+    resume : bool
+        Continue from the run folder's latest checkpoint. Every argument given must be the run's
+        (config, steps, batch size, seed, stage, corpora), else ConfigError naming each that differs;
+        those left None are the run's. A run folder whose run stopped before its first checkpoint
+        starts again from step 0.
+    device : str, optional
+        ``"cpu"``, ``"cuda"``...; default CUDA when available. bfloat16 autocast on CUDA when
+        ``config.train.amp``.
+    progress : bool
+        Show a tqdm bar with the loss and tokens/s.
+    tensorboard : bool
+        Also write TensorBoard logs (needs the tensorboard package).
+    on_step : callable, optional
+        Called with each step's log row after the step (a KeyboardInterrupt raised there is handled
+        like Ctrl-C: a checkpoint is written and the run can be resumed).
+
+    Ctrl-C (SIGINT, in the main thread) finishes the current step, writes a checkpoint and raises
+    :class:`Interrupted` (a KeyboardInterrupt naming the checkpoint); a second Ctrl-C stops at once.
+
+    Returns
+    -------
+    PretrainResult
+
+    Raises
+    ------
+    DataError
+        Empty corpus, sentences longer than ``model.max_tokens``, wrong token length, bad checkpoint.
+    ConfigError
+        Existing run without ``resume``, ``resume`` with other arguments than the run's, a
+        checkpoint of another model, stage 2 without stage 1, ``steps`` or ``batch_size`` < 1.
+    NonFiniteLoss
+        The loss became NaN/inf: the run stops, the last good checkpoint stays.
+    """
+    t_start = time.perf_counter()
+    run = _set_up(corpora, out, config, stage, steps, batch_size, seed, resume, device, t_start)
+    keep_until = (int(run.state["stage"]), int(run.state["step"])) if run.ck else None
+    logger = TrainingLog(run.run_dir, keep_until, run.cfg.train.log_every, main=run.info.main,
+                         progress=progress, tensorboard=tensorboard)
     stop = _StopRequest()  # Ctrl-C: finish the step, checkpoint, raise Interrupted
     try:
-        for s in stages:
-            if s < int(state["stage"]):
-                continue
-            total = cfg.train.stage1_steps if s == 1 else cfg.train.stage2_steps
-            if s == 2 and not state.get("stage1_done") and 1 not in stages:
-                raise ConfigError(f"{run_dir}: stage 2 needs a finished stage 1")
-            start = int(state["step"]) if int(state["stage"]) == s else 0
-            params = model.trainable(s)
-            opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-            if ck is not None and ck.optimizer is not None and int(ck.state["stage"]) == s and resume:
-                opt.load_state_dict(ck.optimizer)
-            net = model
-            if info.world > 1:
-                net = torch.nn.parallel.DistributedDataParallel(
-                    model, device_ids=[dev.index] if dev.type == "cuda" else None)
-            model.train()
-            if s == 2:
-                model.vq_encoder.eval()
-            bar = None
-            if progress and info.main:
-                from tqdm import tqdm
-                bar = tqdm(total=total, initial=start, desc=f"stage {s}", unit="step", dynamic_ncols=True)
-            state.update(stage=s, step=start)
-            last_ck = None
-
-            def local_batch(k: int) -> dict:
-                """This process's share of the global batch of step ``k`` of stage ``s``."""
-                return to_tensors(corpus.batch(local_share(
-                    batch_indices(corpus.n_sentences, cfg.train.batch_size, seed, s, k), info)), dev)
-
-            m_init = cfg.train.kmeans_batches
-            vq_start = min(cfg.train.vq_warmup_steps, max(total - 1, 0))  # quantise from this step on
-            if s == 1 and not bool(model.targets_ready):
-                model.init_target_stats([local_batch(k) for k in range(m_init)])
-            for step in range(start, total):
-                t0 = time.perf_counter()
-                gidx = batch_indices(corpus.n_sentences, cfg.train.batch_size, seed, s, step)
-                lidx = local_share(gidx, info)
-                batch = to_tensors(corpus.batch(lidx), dev)
-                if aug.active:  # nuisance view of every sentence (own generator: clean runs unchanged)
-                    batch["view"] = augment_batch(batch, aug, torch.Generator().manual_seed(
-                        _step_seed(seed, s, step, AUGMENT_STREAM)))
-                n_real = ddp.all_reduce_sum(batch["mask"].sum().float()).item()
-                gen = torch.Generator().manual_seed(_step_seed(seed, s, step))
-                lr = _lr(cfg, step, total)
-                for g in opt.param_groups:
-                    g["lr"] = lr
-                quantize = s == 2 or step >= vq_start
-                if s == 1 and quantize and not bool(model.quantizer.initialised):
-                    # k-means on the current encoder's outputs of this and the previous batches
-                    with torch.no_grad():
-                        was = model.vq_encoder.training
-                        model.vq_encoder.eval()
-                        pool = [batch] + [local_batch(k) for k in range(max(0, step - m_init + 1), step)]
-                        zc = torch.cat([model.encode_codes(b, angles, z)[b["mask"]] for b in pool])
-                        model.vq_encoder.train(was)
-                    model.quantizer.initialise(zc, cfg.train.kmeans_iters, gen)
-                if s == 2:
-                    masked = model.sample_mask(batch["mask"], [_step_seed(seed, s, step, i) for i in lidx])
-                    extra = masked
-                else:
-                    extra = gen
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-                    out = net(s, batch, angles, z, extra, quantize=quantize)
-                if s == 1:
-                    n = max(n_real, 1.0)
-                    loss_sum = out["rec_sum"] + cfg.model.commitment * out["commit_sum"]
-                    if "inv_sum" in out:
-                        loss_sum = loss_sum + aug.consistency * out["inv_sum"]
-                else:
-                    n = max(ddp.all_reduce_sum(out["n_tokens"].float()).item(), 1.0)
-                    loss_sum = out["ce_sum"]
-                loss = loss_sum * (info.world / n)
-                g_loss = ddp.all_reduce_sum(loss_sum).item() / n
-                if ddp.any_true(not math.isfinite(g_loss)):
-                    raise NonFiniteLoss(
-                        f"{run_dir}: stage {s} step {step + 1}: the loss is {g_loss}; training stopped. "
-                        f"The last good checkpoint is kept ({last_ck or result.checkpoint or 'none yet'}); "
-                        "check the corpus for bad values or lower train.lr, then resume")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.train.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
-                opt.step()
-                dt = time.perf_counter() - t0
-                tokens_total += int(n_real)
-                row = {"stage": s, "step": step + 1, "loss": g_loss, "lr": lr, "tokens": tokens_total,
-                       "tokens_per_s": n_real / dt if dt > 0 else float("nan"),
-                       "elapsed_s": time.perf_counter() - t_start}
-                if s == 1:
-                    sums = {k: ddp.all_reduce_sum(v.detach().float()).item() / n for k, v in out.items()
-                            if k.endswith("_sum")}
-                    used, ppl = model.quantizer.window_stats() if quantize else (0, 0.0)
-                    row.update({k[:-4] + ("" if k.endswith("_base_sum") else "_loss"): v for k, v in sums.items()})
-                    row.update(rec_base=sum(sums[p + "_base_sum"] for p in TARGET_PARTS), quantized=int(quantize),
-                               codes_used=used, usage=used / cfg.model.codebook_size, perplexity=ppl,
-                               batch_perplexity=perplexity(out["counts"]))
-                else:
-                    counts = ddp.all_reduce_sum(out["target_counts"].float())
-                    row.update(accuracy=ddp.all_reduce_sum(out["correct"].float()).item() / n,
-                               majority_acc=float(counts.max()) / n)
-                result.history.append(row)
-                state.update(step=step + 1, tokens=tokens_total)
-                if step + 1 == total and s == 1:
-                    state["stage1_done"] = True
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{g_loss:.4f}", tok_s=f"{row['tokens_per_s']:.0f}")
-                if info.main and ((step + 1) % cfg.train.log_every == 0 or step + 1 == total):
-                    csv_log.write(row)
-                    if tb is not None:
-                        for k, v in row.items():
-                            if k not in ("stage", "step") and isinstance(v, float):
-                                tb.add_scalar(f"stage{s}/{k}", v, step + 1)
-                if (step + 1) % cfg.train.checkpoint_every == 0 or step + 1 == total:
-                    last_ck = _save(run_dir, model, opt, state, cfg, info)
-                    result.checkpoint = last_ck
-                if on_step is not None:
-                    try:
-                        on_step(row)
-                    except KeyboardInterrupt:
-                        stop.requested = True
-                if ddp.any_true(stop.requested):
-                    if last_ck is None or not last_ck.name.endswith(f"{step + 1:07d}"):
-                        result.checkpoint = _save(run_dir, model, opt, state, cfg, info)
-                    raise Interrupted(result.checkpoint, s, step + 1)
-            if bar is not None:
-                bar.close()
-            if result.history and result.history[-1]["stage"] == s:
-                result.final[s] = result.history[-1]
-            if s == 1 and 2 in stages:
-                state.update(stage=2, step=0)
+        for s in run.stages:
+            if s >= int(run.state["stage"]):
+                _run_stage(run, s, logger, stop, on_step)
     finally:
         stop.restore()
-        if csv_log is not None:
-            csv_log.close()
-        if tb is not None:
-            tb.close()
-    result.wall_s = time.perf_counter() - t_start
-    return result
+        logger.close()
+    run.result.wall_s = time.perf_counter() - t_start
+    return run.result
 
 
 class Interrupted(KeyboardInterrupt):

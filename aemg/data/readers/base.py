@@ -25,8 +25,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ...errors import SHORT_CHARS, ConfigError, DataError, shorten
-from ..paths import default_data_root
-from ..recording import Recording
+from ..paths import default_data_root, natural_key  # noqa: F401 - natural_key: the readers sort with it
+from ..recording import Recording, first_backwards
 
 
 @dataclass(frozen=True)
@@ -200,11 +200,6 @@ def _glob_following_links(root: Path, pattern: str) -> list[Path]:
     return out
 
 
-def natural_key(text: str) -> list:
-    """Sort key that orders embedded numbers numerically (``user2`` before ``user10``)."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
-
-
 def read_bytes(path: str | os.PathLike) -> bytes:
     """All bytes of a file, gunzipped when its name ends in ``.gz``.
 
@@ -341,9 +336,8 @@ def check_finite(path: str | os.PathLike, table: np.ndarray, what: str = "sample
 def check_increasing(path: str | os.PathLike, times: np.ndarray, first_line: int = 1) -> None:
     """Raise DataError naming the first row (1-based file line, as :func:`check_finite`) where the
     timestamps ``times`` (T,) go backwards."""
-    back = np.flatnonzero(np.diff(np.asarray(times, dtype=np.float64)) < 0)
-    if back.size:
-        i = int(back[0]) + 1
+    i = first_backwards(times)
+    if i is not None:
         raise DataError(path, f"timestamps go backwards at row {i + first_line}: {times[i - 1]:.6g} s -> "
                               f"{times[i]:.6g} s")
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import ConfigError, DataError
-from ..recording import Recording
+from ..recording import Recording, label_runs
 from . import register_reader
 from .base import DatasetInfo, Reader, check_choice, check_finite
 
@@ -184,9 +184,5 @@ class NinaproReader(Reader):
 
 def _runs(values: np.ndarray) -> list[list[int]]:
     """Runs of equal non-zero values as ``[start, end, value]`` (end exclusive)."""
-    if values.size == 0:
-        return []
-    change = np.flatnonzero(np.diff(values)) + 1
-    starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [values.size]])
+    starts, ends = label_runs(values)
     return [[int(s), int(e), int(values[s])] for s, e in zip(starts, ends) if values[s] != 0]

@@ -46,9 +46,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .baselines import (LDA, Method, Prediction, _subject_standardise, _subject_stats, online_standardise,
-                        register_method, user_standardise)
 from .adapt import SharedGaussian, adapted_scores
+from .baselines import (Method, Prediction, _subject_standardise, _subject_stats, online_standardise,
+                        register_method, user_standardise)
+from .classifiers import LDA, logistic_regression
 from .protocols import Adaptation
 from .trials import TrialSet
 
@@ -430,8 +431,9 @@ class AemgProbe(AemgMethod):
 
     Sentence embeddings (cached per trial) are standardised with the training trials' mean/std
     (or per subject: ``subject_norm``, see :data:`SUBJECT_NORMS`), then ``classifier`` is fitted:
-    ``"logreg"`` = multinomial logistic regression (L-BFGS, L2 penalty ``l2`` on the weights),
-    ``"lda"`` = :class:`~aemg.eval.baselines.LDA` with ``shrinkage``. ``rotations = r`` adds the
+    ``"logreg"`` = multinomial logistic regression (:func:`~aemg.eval.classifiers.logistic_regression`:
+    scikit-learn L-BFGS, L2 penalty ``l2`` on the weights), ``"lda"`` =
+    :class:`~aemg.eval.classifiers.LDA` with ``shrinkage``. ``rotations = r`` adds the
     training trials rolled by +-1..+-r positions of the standard channel ring (armband rotation).
     ``subject_norm="all"``: the test user's statistics from ``adaptation.unlabelled`` (``online``:
     its earlier trials, running statistics; before the first one the training trials' pooled ones,
@@ -522,7 +524,7 @@ class AemgProbe(AemgMethod):
         noise level."""
         import torch
 
-        from ..model.aemg_model import pool
+        from ..model.network import pool
         run = self._run()
         if run is not None:
             check_run_matches(run, trials)
@@ -565,7 +567,7 @@ class AemgProbe(AemgMethod):
         elif self.classifier == "lda":
             self.lda_ = LDA(self.shrinkage).fit(z, y)
         else:
-            self.weight_, self.bias_ = _logistic_regression(z, y, self.n_classes_, self.l2, self.max_iter, seed)
+            self.weight_, self.bias_ = logistic_regression(z, y, self.n_classes_, self.l2, self.max_iter)
         return self
 
     def _class_scores(self, z: np.ndarray) -> np.ndarray:
@@ -611,33 +613,6 @@ class AemgProbe(AemgMethod):
         return self._prediction(len(test), self._class_scores(z), use)
 
 
-def _logistic_regression(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float, max_iter: int,
-                         seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Multinomial logistic regression, full-batch L-BFGS (float64, deterministic).
-
-    Minimises ``mean CE + l2 * ||W||^2`` (bias not penalised). Classes absent from ``y`` get
-    weights that the data push down only through the softmax (they are never predicted unless
-    nothing else fits). Returns (W (K, d), b (K,)).
-    """
-    import torch
-    g = torch.Generator().manual_seed(int(seed))
-    xt = torch.as_tensor(x, dtype=torch.float64)
-    yt = torch.as_tensor(y, dtype=torch.int64)
-    w = (0.01 * torch.randn(n_classes, x.shape[1], generator=g, dtype=torch.float64)).requires_grad_()
-    b = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-9, tolerance_change=1e-12)
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(xt @ w.T + b, yt) + l2 * (w * w).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return w.detach().numpy(), b.detach().numpy()
-
-
 class AemgSupervised(AemgMethod):
     """Backbone + linear head trained supervised on each fold (base of fine-tune, scratch and the
     window Transformer).
@@ -676,7 +651,7 @@ class AemgSupervised(AemgMethod):
         import torch
         import torch.nn.functional as F
 
-        from ..model.aemg_model import pool
+        from ..model.network import pool
 
         sents = self.sentences(train, adaptation)
         use = self._usable(sents)
@@ -725,7 +700,7 @@ class AemgSupervised(AemgMethod):
     def predict(self, test, adaptation=None):
         import torch
 
-        from ..model.aemg_model import pool
+        from ..model.network import pool
         sents = self.sentences(test, adaptation)
         use = self._usable(sents)
         out = np.full(len(test), -1, dtype=np.int64)
