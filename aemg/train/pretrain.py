@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .._io import atomic_write, folder_entries, locks_folder
+from .._progress import progress_bar
 from ..errors import AemgError, ConfigError
 from ..model import AEMG
 from ..model.config import PretrainConfig, preset
@@ -137,10 +138,8 @@ class TrainingLog:
 
     def start_stage(self, stage: int, total: int, start: int) -> None:
         """Stage ``stage`` of ``total`` steps begins at step ``start`` (> 0 when resumed)."""
-        if self.progress and self.main:
-            from tqdm import tqdm
-            self._bar = tqdm(total=total, initial=start, desc=f"stage {stage}", unit="step",
-                             dynamic_ncols=True)
+        self._bar = progress_bar(self.progress and self.main, total=total, initial=start,
+                                 desc=f"stage {stage}", unit="step")
 
     def step(self, row: dict, total: int) -> None:
         """Record the row of one finished step of a stage of ``total`` steps."""
