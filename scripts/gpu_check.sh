@@ -80,7 +80,7 @@ PYTEST=("$PY" -m pytest -q -p no:cacheprovider -o addopts="")
 if [ "$GPU" = "1" ]; then
   export AEMG_TEST_CUDA=1
   unset TRITON_INTERPRET
-  run_step cuda_tests 240 "${PYTEST[@]}" tests/test_kernels_vq.py tests/test_kernels_attention.py \
+  run_step cuda_tests 240 "${PYTEST[@]}" tests/test_kernels_vq_lookup.py tests/test_kernels_masked_attention.py \
     -k cuda --junit-xml="$WORK/cuda_tests.xml"
   run_step cuda_marked 120 "${PYTEST[@]}" tests -m cuda --junit-xml="$WORK/cuda_marked.xml"
   run_step benchmarks 300 env AEMG_BENCH_RESULTS="$WORK/bench" "${PYTEST[@]}" \
@@ -88,7 +88,7 @@ if [ "$GPU" = "1" ]; then
   run_step aot 120 "$PY" -m aemg.kernels._aot "$ARCH"
 else
   export TRITON_INTERPRET=1
-  run_step interpreter_tests 240 "${PYTEST[@]}" tests/test_kernels_vq.py tests/test_kernels_attention.py \
+  run_step interpreter_tests 240 "${PYTEST[@]}" tests/test_kernels_vq_lookup.py tests/test_kernels_masked_attention.py \
     --junit-xml="$WORK/interpreter_tests.xml"
   if [ "${AEMG_GPU_CHECK_AOT:-0}" = "1" ]; then
     run_step aot 240 env -u TRITON_INTERPRET "$PY" -m aemg.kernels._aot 90

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import backends
 from ..errors import DataError
-from ._reference import KernelState
+from .segment_reference import KernelState
 from .segment import (SegmentParams, _as_signal, _check_rate, _nonfinite_error, check_noise,
                       noise_level, thresholds)
 
