@@ -29,7 +29,8 @@ def main() -> int:
         ext = importlib.import_module("aemg._ext")
         built = sorted(f.split(".")[0] for f in os.listdir(os.path.dirname(ext.__file__))
                        if f.endswith((".so", ".pyd")))
-        print(f"compiled extensions: {built or 'none'}" + (" (not loaded: AEMG_NO_EXT=1)" if ext.DISABLED else ""))
+        note = " (not loaded: AEMG_NO_EXT=1)" if ext.DISABLED else ""
+        print(f"compiled extensions: {built or 'none'}{note}")
         csrc = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(ext.__file__))), "csrc")
         if not built and not ext.DISABLED and os.path.isdir(csrc) \
                 and any(f.endswith(".pyx") for f in os.listdir(csrc)):

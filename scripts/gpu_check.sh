@@ -8,9 +8,9 @@
 #   when Cython is missing: the lent machine has no registry access) and runs with PYTHONPATH=., so
 #   it works from a bare checkout without pip install.
 # - With a GPU (torch.cuda.is_available()): AEMG_TEST_CUDA=1, TRITON_INTERPRET unset; the CUDA cases
-#   of the Triton kernels' tests (KERNEL_TESTS) plus every test marked `cuda`; benchmarks/test_bench_kernels.py (VQ
-#   lookup N=65536 K=8192 D=256 in fp32/TF32/bf16, varlen attention on lengths <= 256 vs SDPA) and
-#   benchmarks/test_bench_pretrain.py (tiny and base tokens/s); the Triton AOT register report for
+#   of the Triton kernels' tests (KERNEL_TESTS) plus every test marked `cuda`;
+#   benchmarks/test_bench_kernels.py (VQ lookup N=65536 K=8192 D=256 in fp32/TF32/bf16, varlen
+#   attention on lengths <= 256 vs SDPA) and benchmarks/test_bench_pretrain.py (tiny and base tokens/s); the Triton AOT register report for
 #   the GPU's architecture. Each step has a time limit; the whole run is meant to finish in < 8 min.
 # - Without a GPU: the CPU-interpreter part only (TRITON_INTERPRET=1: the Triton kernels' tests
 #   executed by the interpreter, about a minute on 2 cores); AEMG_GPU_CHECK_AOT=1 adds the sm_90

@@ -84,7 +84,7 @@ def _cpu_matmul(dtype) -> bool:
 
 def test_rule_catches_a_kernel_that_is_too_coarse():
     """The rule is not vacuous: attention computed from inputs rounded to a coarser grid fails it."""
-    low, wide, grad_out, mask = _inputs(torch.float16, "cpu")
+    low, wide, _, mask = _inputs(torch.float16, "cpu")
     ref = attention_plain(*[t.detach() for t in wide], mask)
     pt = attention_plain(*[t.detach() for t in low], mask)  # PyTorch's own fp16
 

@@ -37,10 +37,10 @@ def _numba_jit_calls(tree: ast.AST):
         if not isinstance(node, ast.Call):
             continue
         f = node.func
-        if isinstance(f, ast.Name) and f.id in {"njit", "jit", "vectorize", "guvectorize", "stencil"}:
-            yield node
-        elif isinstance(f, ast.Attribute) and f.attr in {"njit", "jit", "vectorize", "guvectorize"} \
-                and isinstance(f.value, ast.Name) and f.value.id in {"nb", "numba"}:
+        bare = isinstance(f, ast.Name) and f.id in {"njit", "jit", "vectorize", "guvectorize", "stencil"}
+        dotted = isinstance(f, ast.Attribute) and f.attr in {"njit", "jit", "vectorize", "guvectorize"} \
+            and isinstance(f.value, ast.Name) and f.value.id in {"nb", "numba"}
+        if bare or dotted:
             yield node
 
 
