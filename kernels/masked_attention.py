@@ -41,8 +41,8 @@ _NEG_BIG = tl.constexpr(-1.0e30)
 def _sentence_end(
     mask_ptr,  # (B, L) uint8 key-padding mask, 1 = real token
     b,  # sentence index
-    smb,  # mask stride between sentences
-    sml,  # mask stride between tokens
+    smb,  # mask stride between sentences (elements)
+    sml,  # mask stride between tokens (elements)
     L,  # sentence length (tokens)
     BLOCK_L: tl.constexpr,  # next power of two >= L
 ):
@@ -60,24 +60,24 @@ def _attn_fwd_kernel(
     o_ptr,  # (B, H, L, Dh) out, dtype of q
     lse_ptr,  # (B*H, L) fp32 out: log2-sum-exp of each query row (for backward), contiguous
     mask_ptr,  # (B, L) uint8 key-padding mask, 1 = real token
-    sqb,  # q strides: batch, head, token, feature (elements)
-    sqh,
-    sql,
-    sqd,
-    skb,  # k strides: batch, head, token, feature
-    skh,
-    skl,
-    skd,
-    svb,  # v strides: batch, head, token, feature
-    svh,
-    svl,
-    svd,
-    sob,  # out strides: batch, head, token, feature
-    soh,
-    sol,
-    sod,
-    smb,  # mask strides: sentence, token
-    sml,
+    sqb,  # q stride between sentences (elements)
+    sqh,  # q stride between heads (elements)
+    sql,  # q stride between tokens (elements)
+    sqd,  # q stride between features (elements)
+    skb,  # k stride between sentences (elements)
+    skh,  # k stride between heads (elements)
+    skl,  # k stride between tokens (elements)
+    skd,  # k stride between features (elements)
+    svb,  # v stride between sentences (elements)
+    svh,  # v stride between heads (elements)
+    svl,  # v stride between tokens (elements)
+    svd,  # v stride between features (elements)
+    sob,  # out stride between sentences (elements)
+    soh,  # out stride between heads (elements)
+    sol,  # out stride between tokens (elements)
+    sod,  # out stride between features (elements)
+    smb,  # mask stride between sentences (elements)
+    sml,  # mask stride between tokens (elements)
     H,  # heads
     L,  # tokens per sentence (padded length)
     Dh,  # head width
@@ -147,24 +147,24 @@ def _attn_bwd_dkdv_kernel(
     mask_ptr,  # (B, L) uint8 key-padding mask, 1 = real token
     dk_ptr,  # (B, H, L, Dh) out, contiguous, dtype of q
     dv_ptr,  # (B, H, L, Dh) out, contiguous, dtype of q
-    sqb,  # q strides: batch, head, token, feature (elements)
-    sqh,
-    sql,
-    sqd,
-    skb,  # k strides: batch, head, token, feature
-    skh,
-    skl,
-    skd,
-    svb,  # v strides: batch, head, token, feature
-    svh,
-    svl,
-    svd,
-    sdob,  # dO strides: batch, head, token, feature
-    sdoh,
-    sdol,
-    sdod,
-    smb,  # mask strides: sentence, token
-    sml,
+    sqb,  # q stride between sentences (elements)
+    sqh,  # q stride between heads (elements)
+    sql,  # q stride between tokens (elements)
+    sqd,  # q stride between features (elements)
+    skb,  # k stride between sentences (elements)
+    skh,  # k stride between heads (elements)
+    skl,  # k stride between tokens (elements)
+    skd,  # k stride between features (elements)
+    svb,  # v stride between sentences (elements)
+    svh,  # v stride between heads (elements)
+    svl,  # v stride between tokens (elements)
+    svd,  # v stride between features (elements)
+    sdob,  # dO stride between sentences (elements)
+    sdoh,  # dO stride between heads (elements)
+    sdol,  # dO stride between tokens (elements)
+    sdod,  # dO stride between features (elements)
+    smb,  # mask stride between sentences (elements)
+    sml,  # mask stride between tokens (elements)
     H,  # heads
     L,  # tokens per sentence (padded length)
     Dh,  # head width
@@ -234,24 +234,24 @@ def _attn_bwd_dq_kernel(
     delta_ptr,  # (B*H, L) fp32 row terms sum_d O * dO, contiguous
     mask_ptr,  # (B, L) uint8 key-padding mask, 1 = real token
     dq_ptr,  # (B, H, L, Dh) out, contiguous, dtype of q
-    sqb,  # q strides: batch, head, token, feature (elements)
-    sqh,
-    sql,
-    sqd,
-    skb,  # k strides: batch, head, token, feature
-    skh,
-    skl,
-    skd,
-    svb,  # v strides: batch, head, token, feature
-    svh,
-    svl,
-    svd,
-    sdob,  # dO strides: batch, head, token, feature
-    sdoh,
-    sdol,
-    sdod,
-    smb,  # mask strides: sentence, token
-    sml,
+    sqb,  # q stride between sentences (elements)
+    sqh,  # q stride between heads (elements)
+    sql,  # q stride between tokens (elements)
+    sqd,  # q stride between features (elements)
+    skb,  # k stride between sentences (elements)
+    skh,  # k stride between heads (elements)
+    skl,  # k stride between tokens (elements)
+    skd,  # k stride between features (elements)
+    svb,  # v stride between sentences (elements)
+    svh,  # v stride between heads (elements)
+    svl,  # v stride between tokens (elements)
+    svd,  # v stride between features (elements)
+    sdob,  # dO stride between sentences (elements)
+    sdoh,  # dO stride between heads (elements)
+    sdol,  # dO stride between tokens (elements)
+    sdod,  # dO stride between features (elements)
+    smb,  # mask stride between sentences (elements)
+    sml,  # mask stride between tokens (elements)
     H,  # heads
     L,  # tokens per sentence (padded length)
     Dh,  # head width
@@ -312,14 +312,14 @@ def _attn_bwd_delta_kernel(
     o_ptr,  # (B, H, L, Dh) forward output, any strides
     do_ptr,  # (B, H, L, Dh) gradient of the output, any strides
     delta_ptr,  # (B*H, L) fp32 out, contiguous
-    sob,  # out strides: batch, head, token, feature
-    soh,
-    sol,
-    sod,
-    sdob,  # dO strides: batch, head, token, feature
-    sdoh,
-    sdol,
-    sdod,
+    sob,  # out stride between sentences (elements)
+    soh,  # out stride between heads (elements)
+    sol,  # out stride between tokens (elements)
+    sod,  # out stride between features (elements)
+    sdob,  # dO stride between sentences (elements)
+    sdoh,  # dO stride between heads (elements)
+    sdol,  # dO stride between tokens (elements)
+    sdod,  # dO stride between features (elements)
     H,  # heads
     L,  # tokens per sentence
     Dh,  # head width

@@ -1,4 +1,5 @@
-"""The compiler settings that bit-identity of the signal kernels relies on stay in place.
+"""The compiler settings that bit-identity of the signal kernels relies on stay in place (and the
+Triton kernels keep their documented one-argument-per-line signatures).
 
 The NumPy reference, the Numba and the Cython kernels of ``envelope``/``segment``/``tokens``/
 ``sosfiltfilt`` agree bit for bit because all of them perform the same IEEE float64 operations in
@@ -93,3 +94,33 @@ def test_build_flags_keep_ieee_semantics():
     assert '"-O3"' in text  # not -Ofast
     for cfg in ("pyproject.toml",):
         assert not UNSAFE_FLAGS.search((ROOT / cfg).read_text()), cfg
+
+
+TRITON_FILES = sorted((ROOT / "kernels").glob("*.py"))
+
+
+def _triton_kernels(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and any(
+                isinstance(d, ast.Attribute) and d.attr == "jit" and isinstance(d.value, ast.Name)
+                and d.value.id == "triton" for d in node.decorator_list):
+            yield node
+
+
+@pytest.mark.parametrize("path", TRITON_FILES, ids=lambda p: p.name)
+def test_triton_signatures_one_commented_argument_per_line(path):
+    """Kernel signatures list one argument per line, each with a comment (shape/role of a pointer,
+    what a stride strides over, the meaning of a constexpr)."""
+    lines = path.read_text().splitlines()
+    for fn in _triton_kernels(ast.parse("\n".join(lines))):
+        args = fn.args.args
+        where = f"kernels/{path.name}:{fn.name}"
+        assert len({a.lineno for a in args}) == len(args), f"{where}: one argument per line"
+        for a in args:
+            assert "#" in lines[a.lineno - 1], f"{where}: argument {a.arg} has no comment"
+
+
+def test_triton_lint_sees_the_kernels():
+    names = {fn.name for p in TRITON_FILES for fn in _triton_kernels(ast.parse(p.read_text()))}
+    assert {"_vq_argmin_kernel", "_attn_fwd_kernel", "_attn_bwd_dkdv_kernel", "_attn_bwd_dq_kernel",
+            "_attn_bwd_delta_kernel"} <= names
