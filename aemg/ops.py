@@ -1,7 +1,7 @@
 """Public model kernels with PyTorch references and backend dispatch: VQ lookup, masked attention.
 
-Operations and backends (registered with :mod:`aemg.backends`, chosen per call by
-``backend=`` > ``AEMG_BACKEND_<OP>`` > ``AEMG_BACKEND`` > automatic):
+Operations and backends (declared in :data:`aemg.backends.TABLE`, chosen per call by
+``backend=`` > ``backends.use()`` / ``AEMG_BACKEND_<OP>`` > ``AEMG_BACKEND`` > automatic):
 
 ==================  ==========================================  =====================================
 op                  backends                                    automatic choice
@@ -120,12 +120,6 @@ def vq_lookup_reference(z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.
         return torch.cat(indices), torch.cat(distances)
 
 
-def _load_vq_triton():
-    _require_triton()
-    from aemg.kernels.vq_lookup import vq_lookup_triton
-    return vq_lookup_triton
-
-
 def vq_lookup(z: torch.Tensor, codebook: torch.Tensor, *,
               backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Index of and squared euclidean distance to the nearest codeword of every row of ``z``.
@@ -154,7 +148,7 @@ def vq_lookup(z: torch.Tensor, codebook: torch.Tensor, *,
         Wrong rank, dtype, device or mismatched D, or an empty codebook.
     """
     z, codebook = _check_vq(z, codebook)
-    impl = backends.get("vq_lookup", _pick("vq_lookup", backend, z.device))
+    impl = backends.get("vq_lookup", choose("vq_lookup", z.device, backend))
     with torch.no_grad():
         return impl(z, codebook)
 
@@ -201,12 +195,6 @@ def masked_attention_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     return out * key_padding_mask[:, None, :, None].to(out.dtype)
 
 
-def _load_attention_triton():
-    _require_triton()
-    from aemg.kernels.masked_attention import masked_attention_triton
-    return masked_attention_triton
-
-
 def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_padding_mask: torch.Tensor,
                      *, backend: str | None = None) -> torch.Tensor:
     """Scaled dot-product attention over the real tokens of padded, variable-length sentences.
@@ -233,42 +221,23 @@ def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_padd
         Wrong shapes, dtypes, devices, or a non-bool mask.
     """
     _check_attention(q, k, v, key_padding_mask)
-    impl = backends.get("masked_attention", _pick("masked_attention", backend, q.device))
+    impl = backends.get("masked_attention", choose("masked_attention", q.device, backend))
     return impl(q, k, v, key_padding_mask)
 
 
 # ----------------------------------------------------------------------------- dispatch
 
 
-def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
-
-
-def _require_triton() -> None:
-    """Raise ImportError unless Triton can launch kernels here (CUDA GPU or the interpreter)."""
-    if not (torch.cuda.is_available() or _interpreting()):
-        raise ImportError("triton needs a CUDA GPU (or TRITON_INTERPRET=1 for the CPU interpreter)")
-    import triton  # noqa: F401  (ImportError when not installed)
-
-
-def _pick(op: str, backend: str | None, device: torch.device) -> str | None:
-    """Backend name for tensors on ``device``: ``backend`` or the environment when given, else the
+def choose(op: str, device: torch.device | str, backend: str | None = None) -> str:
+    """Name of the backend ``op`` (``"vq_lookup"`` or ``"masked_attention"``) uses for tensors on
+    ``device``: ``backend``, :func:`aemg.backends.use` or the environment when given, else the
     automatic choice, except that triton is never chosen automatically for non-CUDA tensors."""
-    if backend is not None or os.environ.get(f"AEMG_BACKEND_{op.upper()}"):
-        return backend
+    if backend is not None or backends.requested(op):
+        return backends.choose(op, backend)
+    device = torch.device(device)
     name = backends.choose(op)
     if name == "triton" and device.type != "cuda" and os.environ.get("AEMG_BACKEND") != "triton":
         cpu_order = [n for n in backends.names(op) if n != "triton"]
         return next(n for n in cpu_order if n in backends.available(op))
     return name
 
-
-# Priorities: triton first only on a CUDA machine; on CPU it stays registered (the interpreter can
-# run it by name) but below every PyTorch backend. sdpa beats the reference on CPU (measured).
-_TRITON_PRIORITY = 100 if torch.cuda.is_available() else -100
-backends.register("vq_lookup", "torch", lambda: vq_lookup_reference, priority=0, reference=True)
-backends.register("vq_lookup", "triton", _load_vq_triton, priority=_TRITON_PRIORITY)
-backends.register("masked_attention", "torch", lambda: masked_attention_reference, priority=0,
-                  reference=True)
-backends.register("masked_attention", "sdpa", lambda: masked_attention_sdpa, priority=50)
-backends.register("masked_attention", "triton", _load_attention_triton, priority=_TRITON_PRIORITY)

@@ -2,8 +2,8 @@
 
 Imports every subpackage (``aemg.kernels`` is mapped from the top-level kernels/ folder, so it is
 the first thing a broken install loses), reports which compute backends load here, and exits
-non-zero when something that should be installed is missing. ``AEMG_NO_EXT=1`` at build time
-makes the Cython extensions optional.
+non-zero when something that should be installed is missing. ``AEMG_NO_EXT=1`` (at build time,
+or now: then the built extensions are not loaded) makes the Cython extensions optional.
 """
 from __future__ import annotations
 
@@ -29,17 +29,16 @@ def main() -> int:
         ext = importlib.import_module("aemg._ext")
         built = sorted(f.split(".")[0] for f in os.listdir(os.path.dirname(ext.__file__))
                        if f.endswith((".so", ".pyd")))
-        print(f"compiled extensions: {built or 'none'}")
+        note = " (not loaded: AEMG_NO_EXT=1)" if ext.DISABLED else ""
+        print(f"compiled extensions: {built or 'none'}{note}")
         csrc = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(ext.__file__))), "csrc")
-        if not built and os.environ.get("AEMG_NO_EXT") != "1" and os.path.isdir(csrc) \
+        if not built and not ext.DISABLED and os.path.isdir(csrc) \
                 and any(f.endswith(".pyx") for f in os.listdir(csrc)):
             problems.append("Cython sources exist but no extension was built")
     except ImportError as exc:
         problems.append(f"aemg._ext: {exc}")
-    import aemg.ops  # noqa: F401  (registers the vq_lookup and masked_attention backends)
     from aemg import backends
-    import aemg.tokenizer.segment  # noqa: F401 - registers the envelope/segment backends
-    for op in sorted(backends._REGISTRY):
+    for op in backends.list_ops():
         if not op.startswith("_"):
             print(f"backends[{op}]: available {backends.available(op)}")
     from aemg import weights

@@ -113,7 +113,7 @@ def test_masked_attention_cpu(preset, heads, head_dim, quick, one_thread):
     leaves = [t.detach().requires_grad_() for t in (q, k, v)]
     grad_out = torch.randn(q.shape)
     names = [n for n in backends.available("masked_attention") if n != "triton"]  # interpreter: no
-    auto = ops._pick("masked_attention", None, torch.device("cpu"))
+    auto = ops.choose("masked_attention", torch.device("cpu"))
     ref = ops.masked_attention_reference(q, k, v, mask)
     fns = {}
     for name in names:

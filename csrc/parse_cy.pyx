@@ -1,4 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+# distutils: extra_compile_args = -ffp-contract=off
 """Cython parser of delimited *integer* text tables (-> ``aemg._ext.parse_cy``), the common case of
 raw ADC or int8 counts saved as text (3DC's ``.txt.gz``). Used by
 ``aemg.data.readers.base.parse_table`` before ``np.loadtxt``: it returns ``None`` for anything it

@@ -3,7 +3,7 @@
 """Cython kernel of token extraction (-> ``aemg._ext.tokens_cy``): cut, per-channel RMS energy,
 z-score and dominant channel of every token, written into preallocated rows.
 
-Bit-identical to ``aemg.tokenizer._tokens_numba.extract_into`` (the same float64 operations in the
+Bit-identical to ``aemg.tokenizer.tokens_numba.extract_into`` (the same float64 operations in the
 same order: 4 interleaved lanes per row, ``(l0 + l1) + (l2 + l3)``, then the tail; no FMA).
 Reference: ``aemg.tokenizer.tokens.extract_tokens_reference``.
 """

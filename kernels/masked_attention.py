@@ -22,23 +22,30 @@ import time, so import it lazily.
 from __future__ import annotations
 
 import math
-import os
 
 import torch
 import triton
 import triton.language as tl
 
-from aemg.errors import BackendUnavailable
+from aemg.kernels.common import INTERPRET, check_device, dot_precision
 
-#: True when kernels run in Triton's CPU interpreter (decided when ``triton.jit`` decorates them).
-INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+__all__ = ["INTERPRET", "TritonMaskedAttention", "aot_compile", "attention_backward", "attention_forward",
+           "dot_precision", "masked_attention_triton"]
+
 _LOG2E = 1.4426950408889634
 # finite "minus infinity" for running maxima: exp2(-inf - -inf) would be NaN
 _NEG_BIG = tl.constexpr(-1.0e30)
 
 
 @triton.jit
-def _sentence_end(mask_ptr, b, smb, sml, L, BLOCK_L: tl.constexpr):
+def _sentence_end(
+    mask_ptr,  # (B, L) uint8 key-padding mask, 1 = real token
+    b,  # sentence index
+    smb,  # mask stride between sentences (elements)
+    sml,  # mask stride between tokens (elements)
+    L,  # sentence length (tokens)
+    BLOCK_L: tl.constexpr,  # next power of two >= L
+):
     """One past the last real token of sentence ``b`` (0 when it has none): one vector load."""
     offs = tl.arange(0, BLOCK_L)
     real = tl.load(mask_ptr + b * smb + offs * sml, mask=offs < L, other=0) != 0
@@ -46,11 +53,42 @@ def _sentence_end(mask_ptr, b, smb, sml, L, BLOCK_L: tl.constexpr):
 
 
 @triton.jit
-def _attn_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, mask_ptr,
-                     sqb, sqh, sql, sqd, skb, skh, skl, skd, svb, svh, svl, svd,
-                     sob, soh, sol, sod, smb, sml, H, L, Dh, qk_scale,
-                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-                     BLOCK_L: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr):
+def _attn_fwd_kernel(
+    q_ptr,  # (B, H, L, Dh) queries, fp32/fp16/bf16, any strides
+    k_ptr,  # (B, H, L, Dh) keys, dtype of q
+    v_ptr,  # (B, H, L, Dh) values, dtype of q
+    o_ptr,  # (B, H, L, Dh) out, dtype of q
+    lse_ptr,  # (B*H, L) fp32 out: log2-sum-exp of each query row (for backward), contiguous
+    mask_ptr,  # (B, L) uint8 key-padding mask, 1 = real token
+    sqb,  # q stride between sentences (elements)
+    sqh,  # q stride between heads (elements)
+    sql,  # q stride between tokens (elements)
+    sqd,  # q stride between features (elements)
+    skb,  # k stride between sentences (elements)
+    skh,  # k stride between heads (elements)
+    skl,  # k stride between tokens (elements)
+    skd,  # k stride between features (elements)
+    svb,  # v stride between sentences (elements)
+    svh,  # v stride between heads (elements)
+    svl,  # v stride between tokens (elements)
+    svd,  # v stride between features (elements)
+    sob,  # out stride between sentences (elements)
+    soh,  # out stride between heads (elements)
+    sol,  # out stride between tokens (elements)
+    sod,  # out stride between features (elements)
+    smb,  # mask stride between sentences (elements)
+    sml,  # mask stride between tokens (elements)
+    H,  # heads
+    L,  # tokens per sentence (padded length)
+    Dh,  # head width
+    qk_scale,  # log2(e) / sqrt(Dh): scores in log2 units
+    BLOCK_M: tl.constexpr,  # queries per block
+    BLOCK_N: tl.constexpr,  # keys per block
+    BLOCK_D: tl.constexpr,  # head features (power of two >= Dh)
+    BLOCK_L: tl.constexpr,  # power of two >= L (one vector load of a mask row)
+    UPCAST: tl.constexpr,  # load as fp32 (the interpreter's tl.dot is wrong for bf16)
+    PRECISION: tl.constexpr,  # tl.dot input_precision ("ieee" or "tf32"; see common.dot_precision)
+):
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)
     b = pid_bh // H
@@ -99,12 +137,46 @@ def _attn_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, mask_ptr,
 
 
 @triton.jit
-def _attn_bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, mask_ptr,
-                          dk_ptr, dv_ptr,
-                          sqb, sqh, sql, sqd, skb, skh, skl, skd, svb, svh, svl, svd,
-                          sdob, sdoh, sdol, sdod, smb, sml, H, L, Dh, qk_scale, sm_scale,
-                          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-                          BLOCK_L: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr):
+def _attn_bwd_dkdv_kernel(
+    q_ptr,  # (B, H, L, Dh) queries, any strides
+    k_ptr,  # (B, H, L, Dh) keys
+    v_ptr,  # (B, H, L, Dh) values
+    do_ptr,  # (B, H, L, Dh) gradient of the output
+    lse_ptr,  # (B*H, L) fp32 log2-sum-exp saved by the forward, contiguous
+    delta_ptr,  # (B*H, L) fp32 row terms sum_d O * dO, contiguous
+    mask_ptr,  # (B, L) uint8 key-padding mask, 1 = real token
+    dk_ptr,  # (B, H, L, Dh) out, contiguous, dtype of q
+    dv_ptr,  # (B, H, L, Dh) out, contiguous, dtype of q
+    sqb,  # q stride between sentences (elements)
+    sqh,  # q stride between heads (elements)
+    sql,  # q stride between tokens (elements)
+    sqd,  # q stride between features (elements)
+    skb,  # k stride between sentences (elements)
+    skh,  # k stride between heads (elements)
+    skl,  # k stride between tokens (elements)
+    skd,  # k stride between features (elements)
+    svb,  # v stride between sentences (elements)
+    svh,  # v stride between heads (elements)
+    svl,  # v stride between tokens (elements)
+    svd,  # v stride between features (elements)
+    sdob,  # dO stride between sentences (elements)
+    sdoh,  # dO stride between heads (elements)
+    sdol,  # dO stride between tokens (elements)
+    sdod,  # dO stride between features (elements)
+    smb,  # mask stride between sentences (elements)
+    sml,  # mask stride between tokens (elements)
+    H,  # heads
+    L,  # tokens per sentence (padded length)
+    Dh,  # head width
+    qk_scale,  # log2(e) / sqrt(Dh): scores in log2 units
+    sm_scale,  # 1 / sqrt(Dh)
+    BLOCK_M: tl.constexpr,  # queries per block
+    BLOCK_N: tl.constexpr,  # keys per block
+    BLOCK_D: tl.constexpr,  # head features (power of two >= Dh)
+    BLOCK_L: tl.constexpr,  # power of two >= L (one vector load of a mask row)
+    UPCAST: tl.constexpr,  # load as fp32 (the interpreter's tl.dot is wrong for bf16)
+    PRECISION: tl.constexpr,  # tl.dot input_precision ("ieee" or "tf32"; see common.dot_precision)
+):
     pid_n = tl.program_id(0)
     pid_bh = tl.program_id(1)
     b = pid_bh // H
@@ -153,11 +225,45 @@ def _attn_bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, mask_
 
 
 @triton.jit
-def _attn_bwd_dq_kernel(q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, mask_ptr, dq_ptr,
-                        sqb, sqh, sql, sqd, skb, skh, skl, skd, svb, svh, svl, svd,
-                        sdob, sdoh, sdol, sdod, smb, sml, H, L, Dh, qk_scale, sm_scale,
-                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-                        BLOCK_L: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr):
+def _attn_bwd_dq_kernel(
+    q_ptr,  # (B, H, L, Dh) queries, any strides
+    k_ptr,  # (B, H, L, Dh) keys
+    v_ptr,  # (B, H, L, Dh) values
+    do_ptr,  # (B, H, L, Dh) gradient of the output
+    lse_ptr,  # (B*H, L) fp32 log2-sum-exp saved by the forward, contiguous
+    delta_ptr,  # (B*H, L) fp32 row terms sum_d O * dO, contiguous
+    mask_ptr,  # (B, L) uint8 key-padding mask, 1 = real token
+    dq_ptr,  # (B, H, L, Dh) out, contiguous, dtype of q
+    sqb,  # q stride between sentences (elements)
+    sqh,  # q stride between heads (elements)
+    sql,  # q stride between tokens (elements)
+    sqd,  # q stride between features (elements)
+    skb,  # k stride between sentences (elements)
+    skh,  # k stride between heads (elements)
+    skl,  # k stride between tokens (elements)
+    skd,  # k stride between features (elements)
+    svb,  # v stride between sentences (elements)
+    svh,  # v stride between heads (elements)
+    svl,  # v stride between tokens (elements)
+    svd,  # v stride between features (elements)
+    sdob,  # dO stride between sentences (elements)
+    sdoh,  # dO stride between heads (elements)
+    sdol,  # dO stride between tokens (elements)
+    sdod,  # dO stride between features (elements)
+    smb,  # mask stride between sentences (elements)
+    sml,  # mask stride between tokens (elements)
+    H,  # heads
+    L,  # tokens per sentence (padded length)
+    Dh,  # head width
+    qk_scale,  # log2(e) / sqrt(Dh): scores in log2 units
+    sm_scale,  # 1 / sqrt(Dh)
+    BLOCK_M: tl.constexpr,  # queries per block
+    BLOCK_N: tl.constexpr,  # keys per block
+    BLOCK_D: tl.constexpr,  # head features (power of two >= Dh)
+    BLOCK_L: tl.constexpr,  # power of two >= L (one vector load of a mask row)
+    UPCAST: tl.constexpr,  # load as fp32 (the interpreter's tl.dot is wrong for bf16)
+    PRECISION: tl.constexpr,  # tl.dot input_precision ("ieee" or "tf32"; see common.dot_precision)
+):
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)
     b = pid_bh // H
@@ -202,8 +308,24 @@ def _attn_bwd_dq_kernel(q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, mask_pt
 
 
 @triton.jit
-def _attn_bwd_delta_kernel(o_ptr, do_ptr, delta_ptr, sob, soh, sol, sod, sdob, sdoh, sdol, sdod,
-                           H, L, Dh, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr):
+def _attn_bwd_delta_kernel(
+    o_ptr,  # (B, H, L, Dh) forward output, any strides
+    do_ptr,  # (B, H, L, Dh) gradient of the output, any strides
+    delta_ptr,  # (B*H, L) fp32 out, contiguous
+    sob,  # out stride between sentences (elements)
+    soh,  # out stride between heads (elements)
+    sol,  # out stride between tokens (elements)
+    sod,  # out stride between features (elements)
+    sdob,  # dO stride between sentences (elements)
+    sdoh,  # dO stride between heads (elements)
+    sdol,  # dO stride between tokens (elements)
+    sdod,  # dO stride between features (elements)
+    H,  # heads
+    L,  # tokens per sentence
+    Dh,  # head width
+    BLOCK_M: tl.constexpr,  # rows per program
+    BLOCK_D: tl.constexpr,  # power of two >= Dh
+):
     """delta[b*H + h, l] = sum_d O * dO (fp32): the softmax-gradient row term."""
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)
@@ -238,21 +360,12 @@ def _config(length: int, head_dim: int, dtype: torch.dtype) -> dict:
     return meta
 
 
-def dot_precision(dtype: torch.dtype) -> str:
-    """``tl.dot`` input precision: fp32 follows ``torch.backends.cuda.matmul.allow_tf32``."""
-    if dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32:
-        return "ieee"
-    return "tf32"
-
-
 def attention_forward(q, k, v, mask_u8):
     """Forward pass: (out (B, H, L, Dh) in q's dtype, lse (B*H, L) float32 in log2 units).
 
     ``mask_u8`` is the (B, L) key-padding mask viewed as uint8 (1 = real token).
     """
-    if q.device.type != "cuda" and not INTERPRET:
-        raise BackendUnavailable(f"triton masked_attention needs CUDA tensors or TRITON_INTERPRET=1 "
-                                 f"(got {q.device})")
+    check_device("masked_attention", q)
     bsz, heads, length, head_dim = q.shape
     out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
     lse = torch.empty((bsz * heads, length), dtype=torch.float32, device=q.device)
@@ -336,7 +449,7 @@ def aot_compile(arch: int = 90, dtypes=(torch.bfloat16, torch.float16, torch.flo
         for head_dim in head_dims:
             meta = _config(length, head_dim, dtype)
             meta["PRECISION"] = dot_precision(dtype)
-            strides = lambda p: {f"{p}{c}": "i32" for c in "bhld"}  # noqa: E731
+            strides = lambda p: {f"{p}{c}": "i32" for c in "bhld"}
             sizes = dict(smb="i32", sml="i32", H="i32", L="i32", Dh="i32", qk_scale="fp32", sm_scale="fp32")
             tensors = dict(q_ptr=f"*{t}", k_ptr=f"*{t}", v_ptr=f"*{t}", o_ptr=f"*{t}", do_ptr=f"*{t}",
                            dq_ptr=f"*{t}", dk_ptr=f"*{t}", dv_ptr=f"*{t}", lse_ptr="*fp32", delta_ptr="*fp32",

@@ -1,7 +1,7 @@
 """Fused nearest-codeword lookup (Triton): distances and argmin in one pass over codebook blocks.
 
-Each program owns ``BLOCK_M`` rows of ``z`` and walks the codebook in blocks of ``BLOCK_N`` codewords,
-computing ``||z||^2 + ||c||^2 - 2 z.c`` with ``tl.dot`` (fp32 accumulation) and keeping a running
+Each program owns ``BLOCK_M`` rows of ``z`` and walks the codebook in blocks of ``BLOCK_N``
+codewords, computing ``||z||^2 + ||c||^2 - 2 z.c`` with ``tl.dot`` (fp32 accumulation) and keeping a running
 minimum and its index. Only the ``(N,)`` indices and distances are written: the ``N x K`` distance
 matrix never exists, so extra memory is O(N) (plus the O(K) codeword norms).
 
@@ -16,23 +16,35 @@ time, so import it lazily.
 """
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
 
-from aemg.errors import BackendUnavailable
+from aemg.kernels.common import INTERPRET, check_device, dot_precision
 
-#: True when kernels run in Triton's CPU interpreter (decided when ``triton.jit`` decorates them).
-INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+__all__ = ["INTERPRET", "aot_compile", "dot_precision", "vq_lookup_triton"]
 
 
 @triton.jit
-def _vq_argmin_kernel(z_ptr, c_ptr, cnorm_ptr, idx_ptr, dist_ptr, N, K, D,
-                      stride_zn, stride_zd, stride_ck, stride_cd,
-                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-                      UPCAST: tl.constexpr, PRECISION: tl.constexpr):
+def _vq_argmin_kernel(
+    z_ptr,  # (N, D) queries, fp32/fp16/bf16, any strides
+    c_ptr,  # (K, D) codebook, dtype of z
+    cnorm_ptr,  # (K,) fp32 squared codeword norms, contiguous
+    idx_ptr,  # (N,) int64 out: index of the nearest codeword
+    dist_ptr,  # (N,) fp32 out: its squared distance
+    N,  # rows of z
+    K,  # codewords
+    D,  # feature width
+    stride_zn,  # elements between rows of z
+    stride_zd,  # elements between columns of z
+    stride_ck,  # elements between codewords
+    stride_cd,  # elements between codebook columns
+    BLOCK_M: tl.constexpr,  # rows of z per program
+    BLOCK_N: tl.constexpr,  # codewords per inner block
+    BLOCK_D: tl.constexpr,  # feature columns per dot
+    UPCAST: tl.constexpr,  # load as fp32 (the interpreter's tl.dot is wrong for bf16)
+    PRECISION: tl.constexpr,  # tl.dot input_precision ("ieee" or "tf32"; see common.dot_precision)
+):
     pid = tl.program_id(0)
     rows = pid * BLOCK_M + tl.arange(0, BLOCK_M)
     row_ok = rows < N
@@ -86,19 +98,12 @@ def _blocks(n: int, k: int, d: int, dtype: torch.dtype) -> tuple[int, int, int, 
     spills for 16-bit inputs at 128x128x64 (tensor-core dots) nor for fp32 at 128x128x32.
     """
     if INTERPRET:  # small blocks: tests on tiny shapes still cross block boundaries in every loop
-        return (max(16, min(32, triton.next_power_of_2(n))), max(16, min(32, triton.next_power_of_2(k))),
+        return (max(16, min(32, triton.next_power_of_2(n))),
+                max(16, min(32, triton.next_power_of_2(k))),
                 max(16, min(32, triton.next_power_of_2(d))), 1, 1)
     if dtype == torch.float32:
         return 128, 128, max(16, min(32, triton.next_power_of_2(d))), 8, 2
     return 128, 128, max(16, min(64, triton.next_power_of_2(d))), 8, 3
-
-
-def dot_precision(dtype: torch.dtype) -> str:
-    """``tl.dot`` input precision for ``dtype``: fp32 follows ``torch.backends.cuda.matmul.allow_tf32``
-    (off by default, so fp32 matches torch's fp32 matmul); fp16/bf16 always use tensor cores."""
-    if dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32:
-        return "ieee"
-    return "tf32"
 
 
 def vq_lookup_triton(z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,9 +119,7 @@ def vq_lookup_triton(z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Ten
     indices : Tensor, shape (N,), int64
     distances : Tensor, shape (N,), float32, squared euclidean distance to the chosen codeword
     """
-    if z.device.type != "cuda" and not INTERPRET:
-        raise BackendUnavailable(f"triton vq_lookup needs CUDA tensors or TRITON_INTERPRET=1 "
-                                 f"(got {z.device})")
+    check_device("vq_lookup", z)
     n, d = z.shape
     k = codebook.shape[0]
     indices = torch.empty(n, dtype=torch.int64, device=z.device)
@@ -144,11 +147,11 @@ def aot_compile(arch: int = 90, dtypes=(torch.float16, torch.bfloat16, torch.flo
     for dtype in dtypes:
         bm, bn, bd, warps, stages = _blocks(65536, 8192, d, dtype)
         t = triton_type(dtype)
-        types = dict(z_ptr=f"*{t}", c_ptr=f"*{t}", cnorm_ptr="*fp32", idx_ptr="*i64", dist_ptr="*fp32",
-                     N="i32", K="i32", D="i32", stride_zn="i32", stride_zd="i32", stride_ck="i32",
-                     stride_cd="i32")
-        meta = dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=bd, UPCAST=False, PRECISION=dot_precision(dtype),
-                    num_warps=warps, num_stages=stages)
+        types = dict(z_ptr=f"*{t}", c_ptr=f"*{t}", cnorm_ptr="*fp32", idx_ptr="*i64",
+                     dist_ptr="*fp32", N="i32", K="i32", D="i32", stride_zn="i32", stride_zd="i32",
+                     stride_ck="i32", stride_cd="i32")
+        meta = dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=bd, UPCAST=False,
+                    PRECISION=dot_precision(dtype), num_warps=warps, num_stages=stages)
         out.append((f"vq_argmin {t} {bm}x{bn}x{bd} w{warps} s{stages}",
                     compile_kernel(_vq_argmin_kernel, types, meta, arch=arch)))
     return out

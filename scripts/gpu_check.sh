@@ -8,9 +8,9 @@
 #   when Cython is missing: the lent machine has no registry access) and runs with PYTHONPATH=., so
 #   it works from a bare checkout without pip install.
 # - With a GPU (torch.cuda.is_available()): AEMG_TEST_CUDA=1, TRITON_INTERPRET unset; the CUDA cases
-#   of tests/test_kernels_*.py plus every test marked `cuda`; benchmarks/test_bench_kernels.py (VQ
-#   lookup N=65536 K=8192 D=256 in fp32/TF32/bf16, varlen attention on lengths <= 256 vs SDPA) and
-#   benchmarks/test_bench_pretrain.py (tiny and base tokens/s); the Triton AOT register report for
+#   of the Triton kernels' tests (KERNEL_TESTS) plus every test marked `cuda`;
+#   benchmarks/test_bench_kernels.py (VQ lookup N=65536 K=8192 D=256 in fp32/TF32/bf16, varlen
+#   attention on lengths <= 256 vs SDPA) and benchmarks/test_bench_pretrain.py (tiny and base tokens/s); the Triton AOT register report for
 #   the GPU's architecture. Each step has a time limit; the whole run is meant to finish in < 8 min.
 # - Without a GPU: the CPU-interpreter part only (TRITON_INTERPRET=1: the Triton kernels' tests
 #   executed by the interpreter, about a minute on 2 cores); AEMG_GPU_CHECK_AOT=1 adds the sm_90
@@ -77,19 +77,20 @@ else
 fi
 
 PYTEST=("$PY" -m pytest -q -p no:cacheprovider -o addopts="")
+# the Triton kernels' tests, one file per op (+ the fp16/bf16 error-relative-to-PyTorch rule)
+KERNEL_TESTS=(tests/test_kernels_vq_lookup.py tests/test_kernels_masked_attention.py
+              tests/test_kernels_masked_attention_precision.py)
 if [ "$GPU" = "1" ]; then
   export AEMG_TEST_CUDA=1
   unset TRITON_INTERPRET
-  run_step cuda_tests 240 "${PYTEST[@]}" tests/test_kernels_vq.py tests/test_kernels_attention.py \
-    -k cuda --junit-xml="$WORK/cuda_tests.xml"
+  run_step cuda_tests 240 "${PYTEST[@]}" "${KERNEL_TESTS[@]}" -k cuda --junit-xml="$WORK/cuda_tests.xml"
   run_step cuda_marked 120 "${PYTEST[@]}" tests -m cuda --junit-xml="$WORK/cuda_marked.xml"
   run_step benchmarks 300 env AEMG_BENCH_RESULTS="$WORK/bench" "${PYTEST[@]}" \
     benchmarks/test_bench_kernels.py benchmarks/test_bench_pretrain.py -m cuda --junit-xml="$WORK/benchmarks.xml"
   run_step aot 120 "$PY" -m aemg.kernels._aot "$ARCH"
 else
   export TRITON_INTERPRET=1
-  run_step interpreter_tests 240 "${PYTEST[@]}" tests/test_kernels_vq.py tests/test_kernels_attention.py \
-    --junit-xml="$WORK/interpreter_tests.xml"
+  run_step interpreter_tests 240 "${PYTEST[@]}" "${KERNEL_TESTS[@]}" --junit-xml="$WORK/interpreter_tests.xml"
   if [ "${AEMG_GPU_CHECK_AOT:-0}" = "1" ]; then
     run_step aot 240 env -u TRITON_INTERPRET "$PY" -m aemg.kernels._aot 90
   fi

@@ -1,10 +1,9 @@
-"""Recording validation, device registry and backend dispatch."""
+"""Recording validation and the device registry (backend dispatch: tests/test_backends.py)."""
 import numpy as np
 import pytest
 
-from aemg import backends
 from aemg.data import Device, Recording, get_device, intervals_to_labels, labels_to_intervals
-from aemg.errors import BackendUnavailable, ConfigError, DataError
+from aemg.errors import ConfigError, DataError
 
 
 def test_recording_converts_to_float32_and_validates():
@@ -55,36 +54,6 @@ def test_device_specs():
         get_device("octopus")
     with pytest.raises(ConfigError, match="same|angles but"):
         Device("bad", np.zeros(3), np.zeros(2))
-
-
-def test_backend_dispatch(monkeypatch):
-    backends.register("_demo", "ref", lambda: (lambda: "ref"), reference=True)
-    backends.register("_demo", "fast", lambda: (lambda: "fast"), priority=10)
-
-    def broken():
-        raise ImportError("no compiler")
-    backends.register("_demo", "broken", broken, priority=20)
-    assert backends.names("_demo") == ["broken", "fast", "ref"]
-    assert backends.available("_demo") == ["fast", "ref"]
-    assert backends.get("_demo")() == "fast"                     # automatic fallback
-    assert backends.get("_demo", "ref")() == "ref"                # explicit
-    with pytest.raises(BackendUnavailable, match="no compiler"):
-        backends.get("_demo", "broken")                           # explicit, unavailable: error
-    with pytest.raises(ConfigError, match="unknown backend"):
-        backends.get("_demo", "nope")
-    monkeypatch.setenv("AEMG_BACKEND", "ref")
-    assert backends.get("_demo")() == "ref"
-    monkeypatch.delenv("AEMG_BACKEND")
-    monkeypatch.setenv("AEMG_BACKEND__DEMO", "ref")                 # per operation, after a cached answer
-    assert backends.get("_demo")() == "ref"
-    monkeypatch.delenv("AEMG_BACKEND__DEMO")
-    backends.register("_demo", "faster", lambda: (lambda: "faster"), priority=15)
-    assert backends.get("_demo")() == "faster"                   # a new registration is seen
-    monkeypatch.setitem(backends._REGISTRY["_demo"], "faster", backends._REGISTRY["_demo"]["fast"])
-    assert backends.get("_demo")() == "fast"                     # so is a replaced entry
-    monkeypatch.setenv("AEMG_STRICT", "1")
-    with pytest.raises(BackendUnavailable, match="AEMG_STRICT"):
-        backends.get("_demo")
 
 
 def test_irregular_times_validated():

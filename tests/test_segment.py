@@ -6,7 +6,7 @@ import pytest
 
 from aemg import backends
 from aemg.errors import BackendUnavailable, ConfigError, DataError
-from aemg.tokenizer import _reference
+from aemg.tokenizer import segment_reference
 from aemg.tokenizer.segment import (Events, SegmentParams, detect_events, energy_envelope,
                                     noise_level, postprocess_events, seconds_to_samples)
 
@@ -226,39 +226,38 @@ def test_noise_level_rules(rng):
 
 
 def test_dispatch_fallback_without_cython(monkeypatch, caplog):
-    def missing():
-        raise ImportError("No module named 'aemg._ext.nct_cy'")
-    for op in ("segment", "envelope"):
-        monkeypatch.setitem(backends._REGISTRY[op], "cython", backends._Backend("cython", missing, 20))
+    missing = ImportError("No module named 'aemg._ext.segment_cy'")
     monkeypatch.delenv("AEMG_BACKEND", raising=False)
     monkeypatch.delenv("AEMG_BACKEND_SEGMENT", raising=False)
     monkeypatch.delenv("AEMG_STRICT", raising=False)
-    monkeypatch.setattr(backends, "_WARNED", set())
-    with caplog.at_level(logging.WARNING, logger="aemg.backends"):
-        assert backends.choose("segment") in ("numba", "numpy")
-    assert "unavailable" in caplog.text
-    x = bursty(np.random.default_rng(0), 3, 3000)
-    assert detect_events(x, 1000.0).pairs() == detect_events(x, 1000.0, backend="numpy").pairs()
-    with pytest.raises(BackendUnavailable, match="cython"):
-        detect_events(x, 1000.0, backend="cython")
-    monkeypatch.setenv("AEMG_BACKEND_ENVELOPE", "cython")
-    with pytest.raises(BackendUnavailable, match="cython"):
-        energy_envelope(x, 1000.0, 0.05)
-    monkeypatch.delenv("AEMG_BACKEND_ENVELOPE")
-    monkeypatch.setenv("AEMG_STRICT", "1")
-    with pytest.raises(BackendUnavailable, match="AEMG_STRICT"):
-        detect_events(x, 1000.0)
-    with pytest.raises(ConfigError, match="unknown backend"):
-        detect_events(x, 1000.0, backend="fortran")
+    # as on a machine where the extension is not built (restored on exit)
+    with backends.override("segment", "cython", error=missing), \
+            backends.override("envelope", "cython", error=missing):
+        with caplog.at_level(logging.WARNING, logger="aemg.backends"):
+            assert backends.choose("segment") in ("numba", "numpy")
+        assert "unavailable" in caplog.text
+        x = bursty(np.random.default_rng(0), 3, 3000)
+        assert detect_events(x, 1000.0).pairs() == detect_events(x, 1000.0, backend="numpy").pairs()
+        with pytest.raises(BackendUnavailable, match="cython"):
+            detect_events(x, 1000.0, backend="cython")
+        monkeypatch.setenv("AEMG_BACKEND_ENVELOPE", "cython")
+        with pytest.raises(BackendUnavailable, match="cython"):
+            energy_envelope(x, 1000.0, 0.05)
+        monkeypatch.delenv("AEMG_BACKEND_ENVELOPE")
+        monkeypatch.setenv("AEMG_STRICT", "1")
+        with pytest.raises(BackendUnavailable, match="AEMG_STRICT"):
+            detect_events(x, 1000.0)
+        with pytest.raises(ConfigError, match="unknown backend"):
+            detect_events(x, 1000.0, backend="fortran")
 
 
 def test_reference_kernel_is_resumable():
     rng = np.random.default_rng(5)
     x = bursty(rng, 3, 4000).astype(np.float32)
-    whole = _reference.KernelState(7)
-    a, _ = _reference.segment(x, whole, 4000.0, 1500.0)
-    parts = _reference.KernelState(7)
-    b = np.concatenate([_reference.segment(x[:, i:j], parts, 4000.0, 1500.0)[0]
+    whole = segment_reference.KernelState(7)
+    a, _ = segment_reference.segment(x, whole, 4000.0, 1500.0)
+    parts = segment_reference.KernelState(7)
+    b = np.concatenate([segment_reference.segment(x[:, i:j], parts, 4000.0, 1500.0)[0]
                         for i, j in [(0, 3), (3, 1000), (1000, 1000), (1000, 4000)]])
     np.testing.assert_array_equal(a, b)
     assert parts.position == whole.position == 4000

@@ -1,8 +1,8 @@
 """Every backend gives the reference's envelope and event boundaries, bit for bit.
 
 The envelope's stated tolerance is 0 (not just "close"): all backends perform the same float64
-operations in the same order (see aemg/tokenizer/_reference.py), which is what makes integer event
-boundaries identical even when the envelope sits exactly on a threshold.
+operations in the same order (see aemg/tokenizer/segment_reference.py), which is what makes
+integer event boundaries identical even when the envelope sits exactly on a threshold.
 """
 import numpy as np
 import pytest
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from aemg import backends
 from aemg.data.readers import get_reader
 from aemg.errors import DataError
-from aemg.tokenizer import _reference
+from aemg.tokenizer import segment_reference
 from aemg.tokenizer.segment import SegmentParams, detect_events, energy_envelope, noise_level
 
 COMPILED = [b for b in backends.available("segment") if b != "numpy"]
@@ -122,8 +122,8 @@ def test_many_crossings_and_thresholds_hit_exactly():
 def test_compiled_kernel_resumes_like_reference(backend):
     x = make_signal(7, 5, 5000, np.float32, "C", False)
     kernel = backends.get("segment", backend)
-    ref_state, state = _reference.KernelState(13), _reference.KernelState(13)
-    ref, _ = _reference.segment(x, ref_state, 9e4, 4e4)
+    ref_state, state = segment_reference.KernelState(13), segment_reference.KernelState(13)
+    ref, _ = segment_reference.segment(x, ref_state, 9e4, 4e4)
     got = np.concatenate([kernel(x[:, i:j], state, 9e4, 4e4)[0] for i, j in
                           [(0, 1), (1, 700), (700, 700), (700, 5000)]])
     np.testing.assert_array_equal(got, ref)

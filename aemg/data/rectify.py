@@ -186,8 +186,9 @@ def sosfiltfilt_reference(sos: np.ndarray, x: np.ndarray, padlen: int, zi: np.nd
     return y.astype(dtype, copy=False)
 
 
-def _load_sosfiltfilt_cython():
-    from .._ext.filt_cy import sosfiltfilt_into
+def sosfiltfilt_entry(sosfiltfilt_into):
+    """The ``sosfiltfilt`` op around the compiled ``aemg._ext.filt_cy.sosfiltfilt_into`` (the
+    ``wrap`` of that backend in :data:`aemg.backends.TABLE`)."""
 
     def sosfiltfilt_cython(sos, x, padlen, zi=None, dtype=np.float64):
         sos = np.ascontiguousarray(sos, dtype=np.float64)
@@ -199,10 +200,6 @@ def _load_sosfiltfilt_cython():
         return out
 
     return sosfiltfilt_cython
-
-
-backends.register("sosfiltfilt", "scipy", lambda: sosfiltfilt_reference, priority=0, reference=True)
-backends.register("sosfiltfilt", "cython", _load_sosfiltfilt_cython, priority=20)
 
 
 def _sos_zi(sos: np.ndarray) -> np.ndarray:
@@ -487,8 +484,9 @@ def _polyphase_plan(up: int, down: int) -> tuple[np.ndarray, int, int, int]:
     return h_tf, half_len, n_pre_pad, (half_len + n_pre_pad) // down
 
 
-def _load_resample_cython():
-    from .._ext.filt_cy import upfirdn_into
+def resample_poly_entry(upfirdn_into):
+    """The ``resample_poly`` op around the compiled ``aemg._ext.filt_cy.upfirdn_into`` (the
+    ``wrap`` of that backend in :data:`aemg.backends.TABLE`)."""
 
     def resample_poly_cython(x: np.ndarray, up: int, down: int) -> np.ndarray:
         # zero taps appended after the filter (SciPy's post padding) add 0.0 * x: they change no
@@ -502,10 +500,6 @@ def _load_resample_cython():
         return out
 
     return resample_poly_cython
-
-
-backends.register("resample_poly", "scipy", lambda: resample_poly_reference, priority=0, reference=True)
-backends.register("resample_poly", "cython", _load_resample_cython, priority=20)
 
 
 def collapse_held(times, x) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,7 @@ Pipeline, for a signal ``x`` of shape (C, T) at ``rate`` Hz:
 
 1. **Envelope**: mean square over all channels in a trailing (causal) window of
    ``W = round(window_s * rate)`` samples, float64, in squared input units (see
-   :mod:`aemg.tokenizer._reference` for the exact arithmetic every backend reproduces).
+   :mod:`aemg.tokenizer.segment_reference` for the exact arithmetic every backend reproduces).
 2. **Noise level** (envelope units): the median envelope of a calibration (rest) segment when one
    is given, otherwise the ``noise_percentile``-th percentile of the recording's own envelope
    (robust: the quietest windows are taken as rest). Only full windows without non-finite samples
@@ -20,9 +20,10 @@ Pipeline, for a signal ``x`` of shape (C, T) at ``rate`` Hz:
    bounded delay (``merge_gap_s``), so :class:`~aemg.tokenizer.stream.StreamingSegmenter` emits
    exactly the same events.
 
-Backends (ops ``"envelope"`` and ``"segment"`` in :mod:`aemg.backends`): ``numpy`` (reference),
-``numba``, ``cython`` (``aemg._ext.nct_cy``); all give bit-identical envelopes and event
-boundaries.
+Backends (ops ``"envelope"`` and ``"segment"``, declared in :data:`aemg.backends.TABLE`):
+``numpy`` (:mod:`aemg.tokenizer.segment_reference`), ``numba``
+(:mod:`aemg.tokenizer.segment_numba`), ``cython`` (``aemg._ext.segment_cy`` from
+csrc/segment_cy.pyx); all give bit-identical envelopes and event boundaries.
 
 Bad input (documented behaviour):
 
@@ -37,7 +38,6 @@ Bad input (documented behaviour):
 """
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass, field
 
@@ -45,7 +45,7 @@ import numpy as np
 
 from .. import backends
 from ..errors import ConfigError, DataError
-from ._reference import KernelState
+from .segment_reference import KernelState
 
 __all__ = ["SegmentParams", "Events", "noise_level", "energy_envelope", "detect_events",
            "postprocess_events", "seconds_to_samples"]
@@ -178,8 +178,9 @@ class Events:
 # ---------------------------------------------------------------------------------------------
 # backends
 
-def _chunked(chunk_kernel):
-    """Wrap a compiled resumable kernel ``segment_chunk`` into the ``segment`` op contract."""
+def chunked_kernel(chunk_kernel):
+    """Wrap a compiled resumable kernel ``segment_chunk`` (Numba or Cython) into the ``segment`` op
+    contract (the ``wrap`` of those backends in :data:`aemg.backends.TABLE`)."""
 
     def segment(x: np.ndarray, state: KernelState, on_sum: float, off_sum: float):
         x = np.ascontiguousarray(x)
@@ -197,30 +198,6 @@ def _chunked(chunk_kernel):
         return out, int(state.istate[3]) - bad0
 
     return segment
-
-
-def _load_reference(name):
-    return lambda: getattr(importlib.import_module("aemg.tokenizer._reference"), name)
-
-
-def _load_numba(name):
-    def load():
-        mod = importlib.import_module("aemg.tokenizer._numba")
-        return _chunked(mod.segment_chunk) if name == "segment" else mod.envelope
-    return load
-
-
-def _load_cython(name):
-    def load():
-        mod = importlib.import_module("aemg._ext.nct_cy")
-        return _chunked(mod.segment_chunk) if name == "segment" else mod.envelope
-    return load
-
-
-for _op in ("envelope", "segment"):
-    backends.register(_op, "numpy", _load_reference(_op), priority=0, reference=True)
-    backends.register(_op, "numba", _load_numba(_op), priority=10)
-    backends.register(_op, "cython", _load_cython(_op), priority=20)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,7 +338,7 @@ def noise_level(x, rate: float, params: SegmentParams = SegmentParams(), *, cali
         valid[window - 1:] = True
     if valid.any():
         return float(np.percentile(env[valid], q))
-    from ._reference import squares
+    from .segment_reference import squares
     sq, n_bad = squares(src)
     n_ok = sq.size - n_bad
     if n_ok == 0:

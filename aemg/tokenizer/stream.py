@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import backends
 from ..errors import ConfigError, DataError
-from ._reference import KernelState
+from .segment_reference import KernelState
 from .segment import (
     SegmentParams,
     as_signal,

@@ -30,7 +30,6 @@ Rules (also in docs/notes/tokens.md):
 """
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -214,22 +213,14 @@ def _extract_reference(x, rel_starts, token_len, payload, energy, dominant) -> N
     dominant[...] = np.argmax(energy, axis=1)
 
 
-def _load_tokens_kernel(module: str):
-    def load():
-        extract_into = importlib.import_module(module).extract_into
+def token_kernel(extract_into):
+    """Wrap a compiled ``extract_into`` (Numba or Cython; they take the flatness constants as
+    arguments) into the ``tokens`` op contract (the ``wrap`` of those backends in
+    :data:`aemg.backends.TABLE`)."""
 
-        def extract(x, rel_starts, token_len, payload, energy, dominant):
-            extract_into(x, rel_starts, token_len, _FLAT_REL, _TINY, payload, energy, dominant)
-        return extract
-    return load
-
-
-# the compiled kernels are bit-identical to each other (same float64 operations in the same order)
-# and equal to the reference to float32 rounding; Cython first: it loads in milliseconds, Numba's
-# first call in a process costs about 0.5 s of JIT-cache loading
-backends.register("tokens", "numpy", lambda: extract_tokens_reference, priority=0, reference=True)
-backends.register("tokens", "numba", _load_tokens_kernel("aemg.tokenizer._tokens_numba"), priority=10)
-backends.register("tokens", "cython", _load_tokens_kernel("aemg._ext.tokens_cy"), priority=20)
+    def extract(x, rel_starts, token_len, payload, energy, dominant):
+        extract_into(x, rel_starts, token_len, _FLAT_REL, _TINY, payload, energy, dominant)
+    return extract
 
 
 def extract_tokens_into(x: np.ndarray, token_starts: np.ndarray, token_len: int, payload: np.ndarray,

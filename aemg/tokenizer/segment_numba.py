@@ -1,10 +1,10 @@
 """Numba backend of the energy envelope and raw segmentation (``cache=True``, no fastmath).
 
-Bit-identical to :mod:`aemg.tokenizer._reference` (same float64 operations in the same order; no
-fastmath, so LLVM neither reassociates nor contracts to FMA). The fused kernel works in blocks of
-``BLOCK`` time steps: channel energies are accumulated into a small float64 buffer (vectorisable,
-one contiguous row at a time), then one sequential pass updates the prefix sum, the ring of the
-last ``W`` prefix values and the hysteresis state.
+Bit-identical to :mod:`aemg.tokenizer.segment_reference` (same float64 operations in the same
+order; no fastmath, so LLVM neither reassociates nor contracts to FMA). The fused kernel works in
+blocks of ``BLOCK`` time steps: channel energies are accumulated into a small float64 buffer
+(vectorisable, one contiguous row at a time), then one sequential pass updates the prefix sum, the
+ring of the last ``W`` prefix values and the hysteresis state.
 """
 from __future__ import annotations
 
@@ -69,8 +69,8 @@ def _block_prefix(x, t, n, e, hist, W, p):  # pragma: no cover - compiled
 def segment_chunk(x, start, ring, fstate, istate, on_sum, off_sum, cross):  # pragma: no cover
     """Process ``x[:, start:]`` until done or ``cross`` could overflow; returns (next t, #crossings).
 
-    x : (C, T) C-contiguous; ring/fstate/istate: :class:`~aemg.tokenizer._reference.KernelState`
-    arrays (updated; the ring is left in time order, ``pos = 0``); cross : int64 output buffer
+    x : (C, T) C-contiguous; ring/fstate/istate:
+    :class:`~aemg.tokenizer.segment_reference.KernelState` arrays (updated; the ring is left in time order, ``pos = 0``); cross : int64 output buffer
     (capacity >= MAX_BLOCK).
 
     Per block of ``n`` time steps: (1) channel energies (vectorised); (2) the prefix sums, the only
@@ -183,7 +183,7 @@ def envelope_per_channel(x, W, out):  # pragma: no cover - compiled
 
 
 def envelope(x: np.ndarray, window: int, per_channel: bool = False) -> tuple[np.ndarray, int]:
-    """Backend entry of op ``"envelope"`` (see :func:`aemg.tokenizer._reference.envelope`)."""
+    """Backend entry of op ``"envelope"`` (see :func:`aemg.tokenizer.segment_reference.envelope`)."""
     x = np.ascontiguousarray(x)
     C, T = x.shape
     if per_channel:

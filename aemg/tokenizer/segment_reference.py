@@ -20,7 +20,7 @@ Definitions (every backend reproduces them bit for bit, so event boundaries agre
   ``on_sum = on_level * C * W`` is computed once by the caller, so all backends compare the same
   float64 numbers.
 
-Backend contract (ops registered in :mod:`aemg.tokenizer.segment`):
+Backend contract (ops "envelope" and "segment", declared in :mod:`aemg.backends`):
 
 ``envelope(x, W, per_channel) -> (env, n_nonfinite)``
     x (C, T) float32/float64/int16/int8; env float64 (T,) or (C, T).

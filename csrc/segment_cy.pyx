@@ -1,8 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 # distutils: extra_compile_args = -ffp-contract=off
-"""Cython backend of the energy envelope and raw segmentation (-> ``aemg._ext.nct_cy``).
+"""Cython backend of the energy envelope and raw segmentation (-> ``aemg._ext.segment_cy``).
 
-Bit-identical to ``aemg.tokenizer._reference``: the same float64 operations in the same order
+Bit-identical to ``aemg.tokenizer.segment_reference``: the same float64 operations in the same order
 (``-ffp-contract=off`` forbids fusing ``v*v + e`` into an FMA on CPUs that have one). Inputs are
 C-contiguous (C, T) arrays of float32, float64, int16 or int8; the Python driver in
 ``aemg.tokenizer.segment`` makes them so.
@@ -187,7 +187,7 @@ def _envelope_per_channel(const sample_t[:, ::1] x, Py_ssize_t W, double[:, ::1]
 
 
 def envelope(x, Py_ssize_t window, bint per_channel=False):
-    """Backend entry of op ``"envelope"`` (see ``aemg.tokenizer._reference.envelope``)."""
+    """Backend entry of op ``"envelope"`` (see ``aemg.tokenizer.segment_reference.envelope``)."""
     x = np.ascontiguousarray(x)
     C, T = x.shape
     if per_channel:
