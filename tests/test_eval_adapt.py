@@ -56,3 +56,29 @@ def test_bad_input_is_refused():
         get_method("lda-log", adapt="em")
     with pytest.raises(ConfigError, match="subject_norm"):
         get_method("nct-logreg", adapt="em")
+
+
+def test_em_with_class_priors_follows_a_rest_heavy_user():
+    """Half of each user's trials are rest (myo_readings): with equal priors EM hands rest trials
+    to the gestures and drags their means; with the training priors, re-estimated per user, the
+    means follow the user and the rest share is recovered."""
+    rng = np.random.default_rng(3)
+    means = np.array([[0.0, 0.0], [1.2, 0.0], [0.0, 1.2], [1.2, 1.2]])
+    counts = [120, 40, 40, 40]
+    y = np.repeat(np.arange(4), counts)
+    z = means[y] + 0.4 * rng.standard_normal((len(y), 2))
+    yu = np.repeat(np.arange(4), [60, 20, 20, 20])
+    zu = means[yu] + [0.5, -0.4] + 0.4 * rng.standard_normal((len(yu), 2))
+    acc = {}
+    for priors in ("train", "equal"):
+        g = SharedGaussian(0.1, priors=priors).fit(z, y, 4)
+        m, lp = g.adapt_em(zu, iters=20, prior=2.0)
+        acc[priors] = (g.scores(zu, m, lp).argmax(1) == yu).mean()
+        if priors == "train":
+            np.testing.assert_allclose(np.exp(lp), [0.5, 1 / 6, 1 / 6, 1 / 6], atol=0.08)
+            np.testing.assert_allclose(np.exp(g.log_prior_), np.array(counts) / sum(counts))
+        else:
+            np.testing.assert_allclose(lp, np.log(0.25))
+    assert acc["train"] > acc["equal"] + 0.03
+    with pytest.raises(DataError, match="priors"):
+        SharedGaussian(priors="uniform")

@@ -42,7 +42,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .adapt import SharedGaussian, adapted_scores
+from .adapt import PRIORS, SharedGaussian, adapted_scores
 from .classifiers import LDA
 from .features import window_params, windowed_features, sliding_windows
 from .protocols import LOSO_REGIMES, Adaptation, rest_class_id, rest_recordings
@@ -272,7 +272,8 @@ class HudginsLDA(Method):
     adapt : {"none", "em"}
         ``"em"`` (with ``norm="subject"``, regime ``unlabelled`` only): the class means re-estimated
         on the user's unlabelled windows (:class:`aemg.eval.adapt.SharedGaussian`, shrinkage at
-        least 1e-3, training means as a prior of ``em_prior`` trials' windows).
+        least 1e-3, training means as a prior of ``em_prior`` trials' windows; ``em_priors``:
+        class priors, ``"train"`` = the training frequencies re-estimated per user, ``"equal"``).
     """
 
     windowed = True
@@ -280,13 +281,16 @@ class HudginsLDA(Method):
     def __init__(self, log: bool = False, norm: str = "none", window_s: float = 0.2,
                  step_s: float = 0.05, threshold: float = 0.0, shrinkage: float = 0.0,
                  per_subject: bool | None = None, online_prior: float = 0.0, adapt: str = "none",
-                 em_iters: int = 10, em_prior: float = 5.0):
+                 em_iters: int = 10, em_prior: float = 5.0, em_priors: str = "train"):
         norm = "subject" if per_subject else norm
         if norm not in LDA_NORMS:
             raise ConfigError(f"lda: norm={norm!r}; choose from {', '.join(LDA_NORMS)}")
         if adapt not in ("none", "em") or (adapt == "em" and norm != "subject"):
             raise ConfigError(f"lda: adapt={adapt!r}; choose none, or em with norm='subject'")
+        if em_priors not in PRIORS:
+            raise ConfigError(f"{self.name}: em_priors={em_priors!r}; choose from {PRIORS}")
         self.adapt, self.em_iters, self.em_prior = adapt, int(em_iters), float(em_prior)
+        self.em_priors = em_priors
         self.log, self.norm = log, norm
         self.window_s, self.step_s, self.threshold = window_s, step_s, threshold
         self.shrinkage = shrinkage
@@ -353,7 +357,8 @@ class HudginsLDA(Method):
         self.lda_ = LDA(self.shrinkage).fit(feats, train.labels[owner])
         self.n_classes_ = max(train.n_classes, int(self.lda_.classes_.max()) + 1)
         if self.adapt == "em":
-            self.gauss_ = SharedGaussian(max(self.shrinkage, 1e-3)).fit(feats, train.labels[owner], self.n_classes_)
+            self.gauss_ = SharedGaussian(max(self.shrinkage, 1e-3), self.em_priors).fit(
+                feats, train.labels[owner], self.n_classes_)
         return self
 
     def _vote(self, feats: np.ndarray, owner: np.ndarray, n_trials: int) -> Prediction:

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .adapt import SharedGaussian, adapted_scores
+from .adapt import PRIORS, SharedGaussian, adapted_scores
 from .baselines import (Method, Prediction, _subject_standardise, _subject_stats, online_standardise,
                         register_method, user_standardise)
 from .classifiers import LDA, logistic_regression
@@ -437,7 +437,9 @@ class AemgProbe(AemgMethod):
     training trials rolled by +-1..+-r positions of the standard channel ring (armband rotation).
     ``subject_norm="all"``: the test user's statistics from ``adaptation.unlabelled`` (``online``:
     its earlier trials, running statistics; before the first one the training trials' pooled ones,
-    which ``online_prior`` trials of weight keep blended in afterwards).
+    which ``online_prior`` trials of weight keep blended in afterwards). ``adapt="em"``: EM on the
+    class means and priors (:class:`~aemg.eval.adapt.SharedGaussian`; ``em_iters``, ``em_prior``
+    trials per class, ``em_priors`` = ``"train"`` or ``"equal"``).
     """
 
     name = "aemg-probe"
@@ -447,7 +449,7 @@ class AemgProbe(AemgMethod):
     def __init__(self, run=None, classifier: str = "logreg", l2: float = 1e-3, shrinkage: float = 0.1,
                  max_iter: int = 200, subject_norm: str = "none", rotations: int = 0,
                  online_prior: float = 0.0, features: str = "embedding", adapt: str = "none",
-                 em_iters: int = 10, em_prior: float = 5.0, **kw):
+                 em_iters: int = 10, em_prior: float = 5.0, em_priors: str = "train", **kw):
         super().__init__(run, **kw)
         if features not in PROBE_FEATURES:
             raise ConfigError(f"{self.name}: features={features!r}; choose from {PROBE_FEATURES}")
@@ -461,7 +463,9 @@ class AemgProbe(AemgMethod):
         if int(em_iters) < 0 or float(em_prior) < 0:
             raise ConfigError(f"{self.name}: em_iters={em_iters!r} and em_prior={em_prior!r} must be >= 0")
         self.features, self.adapt = features, adapt
-        self.em_iters, self.em_prior = int(em_iters), float(em_prior)
+        if em_priors not in PRIORS:
+            raise ConfigError(f"{self.name}: em_priors={em_priors!r}; choose from {PRIORS}")
+        self.em_iters, self.em_prior, self.em_priors = int(em_iters), float(em_prior), em_priors
         if classifier not in CLASSIFIERS:
             raise ConfigError(f"aemg-probe: classifier={classifier!r}; choose from {CLASSIFIERS}")
         if subject_norm not in SUBJECT_NORMS:
@@ -563,7 +567,7 @@ class AemgProbe(AemgMethod):
             self.stats_ = _subject_stats(feats, subjects)
             z = _subject_standardise(feats, subjects, self.stats_)
         if self.adapt == "em":
-            self.gauss_ = SharedGaussian(self.shrinkage).fit(z, y, self.n_classes_)
+            self.gauss_ = SharedGaussian(self.shrinkage, self.em_priors).fit(z, y, self.n_classes_)
         elif self.classifier == "lda":
             self.lda_ = LDA(self.shrinkage).fit(z, y)
         else:
