@@ -63,3 +63,22 @@ def test_logistic_regression_absent_class_is_never_predicted():
     assert np.isneginf(b[[1, 3]]).all() and set(scores.argmax(1)) <= {0, 2}
     w1, b1 = logistic_regression(x, np.full(len(x), 2), 3, 1e-3)  # a single class
     assert ((x @ w1.T + b1).argmax(1) == 2).all()
+
+
+def test_lda_with_no_more_samples_than_classes_uses_the_same_formulas():
+    """scikit-learn refuses n <= K (one trial per class, or a tiny intra fold): LDA computes the
+    lsqr solution itself; on data scikit-learn accepts the two agree exactly."""
+    from aemg.eval.classifiers import _pooled_covariance_class, _SmallLDA
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 5))
+    for y in (np.repeat(np.arange(4), 10), np.repeat(np.arange(2), 20)):
+        lda = LDA(0.1).fit(x, y)
+        z = (x - lda.mean_) / lda.scale_
+        k = len(np.unique(y))
+        small = _SmallLDA(z, y, lda.classes_, _pooled_covariance_class()(shrinkage=0.1, factor=40 / (40 - k)))
+        np.testing.assert_allclose(small.decision_function(z), lda.model_.decision_function(z), atol=1e-10)
+    few = LDA(0.1).fit(x[:3], np.array([0, 1, 2]))  # one sample per class: no within-class spread
+    assert few.decision_function(x).shape == (40, 3) and set(few.predict(x)) <= {0, 1, 2}
+    two = LDA(0.5).fit(x[:3], np.array([0, 1, 1]))
+    assert two.decision_function(x).shape == (40, 2)

@@ -91,8 +91,11 @@ class LDA:
         if k > 1:  # one class: nothing to discriminate, always that class
             pooled = _pooled_covariance_class()(shrinkage=float(self.shrinkage),
                                                 factor=len(x) / max(len(x) - k, 1))
-            self.model_ = LinearDiscriminantAnalysis(solver="lsqr", covariance_estimator=pooled).fit(
-                (x - self.mean_) / self.scale_, y)
+            z = (x - self.mean_) / self.scale_
+            if len(x) > k:
+                self.model_ = LinearDiscriminantAnalysis(solver="lsqr", covariance_estimator=pooled).fit(z, y)
+            else:  # scikit-learn refuses n <= K (one trial per class): the same lsqr formulas here
+                self.model_ = _SmallLDA(z, y, self.classes_, pooled)
         return self
 
     def decision_function(self, x: np.ndarray) -> np.ndarray:
@@ -106,6 +109,28 @@ class LDA:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.classes_[self.decision_function(x).argmax(axis=1)]
+
+
+class _SmallLDA:
+    """LDA's ``solver="lsqr"`` solution for n <= K samples, which scikit-learn refuses: class
+    means, the estimator's covariance averaged with the class priors, coefficients by least squares
+    (minimum norm), intercepts ``-m' w / 2 + log prior``; same ``decision_function`` shapes."""
+
+    def __init__(self, z: np.ndarray, y: np.ndarray, classes: np.ndarray, estimator):
+        priors = np.array([(y == c).mean() for c in classes])
+        means = np.stack([z[y == c].mean(axis=0) for c in classes])
+        with warnings.catch_warnings():  # "only one sample available": the covariance is 0, as meant
+            warnings.simplefilter("ignore", UserWarning)
+            cov = sum(p * estimator.fit(z[y == c]).covariance_ for p, c in zip(priors, classes))
+        self.coef_ = np.linalg.lstsq(cov, means.T, rcond=None)[0].T
+        self.intercept_ = -0.5 * np.einsum("kd,kd->k", means, self.coef_) + np.log(priors)
+        if len(classes) == 2:  # scikit-learn's binary form: one score, class 1 against class 0
+            self.coef_ = self.coef_[1:] - self.coef_[:1]
+            self.intercept_ = self.intercept_[1:] - self.intercept_[:1]
+
+    def decision_function(self, z: np.ndarray) -> np.ndarray:
+        s = z @ self.coef_.T + self.intercept_
+        return s[:, 0] if s.shape[1] == 1 else s
 
 
 def logistic_regression(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float, max_iter: int = 200,
