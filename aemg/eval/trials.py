@@ -221,7 +221,7 @@ def load_trials(source: str | os.PathLike, rate: float | None = None, data_root=
     allow_partial : bool
         Also read an incomplete archive (else DataError: a rectify run is writing or was interrupted).
     """
-    from ..data.readers import _REGISTRY, get_reader
+    from ..data.readers import get_reader, reader_names
 
     src = os.fspath(source)
     name, _, folder = src.partition(":") if ":" in src and not Path(src).exists() else (src, "", "")
@@ -232,13 +232,13 @@ def load_trials(source: str | os.PathLike, rate: float | None = None, data_root=
             raise ConfigError(f"{src}: reading archives needs aemg.data.archive ({exc})") from exc
         recs = iter(open_archive(src, allow_partial=allow_partial))
         label = Path(src).name
-    elif name in _REGISTRY:
+    elif name in reader_names():
         reader = get_reader(name, folder or data_root, **(reader_options or {}))
         recs = iter(reader)
         label = name
     else:
         raise DataError(src, "neither an existing archive folder nor a known dataset reader "
-                        f"({', '.join(sorted(_REGISTRY))})")
+                        f"({', '.join(reader_names())})")
     if subjects:
         wanted = {str(s) for s in subjects}
         recs = (r for r in recs if r.subject in wanted)

@@ -18,7 +18,7 @@ from ..recording import Recording
 from .base import DatasetInfo, Reader, check_options
 
 __all__ = ["DatasetInfo", "Reader", "get_reader", "list_readers", "read_dataset", "register_reader",
-           "reader_class"]
+           "reader_class", "reader_names"]
 
 # name -> "module:Class" (built-ins, imported on first use) or the class itself (registered)
 _REGISTRY: dict[str, str | type[Reader]] = {
@@ -88,6 +88,11 @@ def get_reader(name: str, root: str | os.PathLike | None = None, /, **options) -
 def list_readers() -> list[DatasetInfo]:
     """Information on every registered reader, sorted by name."""
     return [reader_class(name).info for name in sorted(_REGISTRY)]
+
+
+def reader_names() -> list[str]:
+    """Names of every registered reader, sorted (imports no reader module)."""
+    return sorted(_REGISTRY)
 
 
 def read_dataset(name: str, root: str | os.PathLike | None = None, /, **options) -> Iterator[Recording]:

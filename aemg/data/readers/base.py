@@ -70,7 +70,7 @@ class DatasetInfo:
         """Id of the rest class: the first name that :func:`aemg.tokenizer.tokens.is_rest_class`
         takes for "no movement" (what tokenize calibration and the evaluation use), or None
         when no class is at rest (e.g. ``multiday_4ch``)."""
-        from ...tokenizer.tokens import is_rest_class
+        from ...tokenizer.calibration import is_rest_class
 
         return next((i for i, name in enumerate(self.classes) if is_rest_class(name)), None)
 
