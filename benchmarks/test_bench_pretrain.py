@@ -6,10 +6,10 @@ finite and decreases over the timed steps.
 """
 import time
 
+import harness
 import pytest
 import torch
 
-import harness
 from aemg.model import AEMG, preset
 from aemg.train.data import geometry, synthetic_corpus, to_tensors
 

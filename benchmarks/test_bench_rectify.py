@@ -11,11 +11,11 @@ Guard: ours must be at least ``MIN_SPEEDUP`` x the straightforward pipeline's th
 """
 import itertools
 
+import harness
 import numpy as np
 import pytest
 from scipy import signal
 
-import harness
 from aemg.data.paths import default_data_root
 from aemg.data.rectify import StandardSpace, rectify
 from aemg.data.synthetic import SyntheticConfig, generate_unit
@@ -203,6 +203,7 @@ def _median_rounds(fns: dict, rounds: int) -> dict:
 
 def test_rectify_files_vs_plain_scipy(tmp_path, quick):
     import gzip
+
     from aemg.data.pipeline import rectify_dataset
     from aemg.data.readers import base
 

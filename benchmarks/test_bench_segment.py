@@ -21,7 +21,13 @@ import pytest
 from aemg import backends
 from aemg.data.paths import default_data_root
 from aemg.data.readers import get_reader
-from aemg.tokenizer.segment import SegmentParams, detect_events, energy_envelope, noise_level, postprocess_events
+from aemg.tokenizer.segment import (
+    SegmentParams,
+    detect_events,
+    energy_envelope,
+    noise_level,
+    postprocess_events,
+)
 
 RATE = 1000.0
 PARAMS = SegmentParams()

@@ -16,10 +16,10 @@ import shutil
 import time
 from pathlib import Path
 
+import harness
 import numpy as np
 import pytest
 
-import harness
 from aemg._pool import default_workers
 from aemg.data import Recording
 from aemg.data.archive import ArchiveWriter
@@ -64,6 +64,7 @@ def real_archive(tmp: Path) -> Path | None:
 def tiled_archive(src: Path, path: Path, copies: int) -> Path:
     """``copies`` of every recording of ``src``, copy ``k`` of subject ``s`` as subject ``s"c{k}"``."""
     import dataclasses
+
     from aemg.data.archive import open_archive
     archive = open_archive(src)
     manifest = {k: v for k, v in archive.manifest.items() if k not in ("format", "version", "aemg_version")}

@@ -33,12 +33,13 @@ import torch
 
 from aemg._io import atomic_write
 from aemg.eval.adapt import SharedGaussian, adapted_scores
-from aemg.eval.classifiers import logistic_regression
-from aemg.eval.methods import AemgProbe
 from aemg.eval.baselines import online_standardise
+from aemg.eval.classifiers import logistic_regression
 from aemg.eval.features import pooled_token_features
+from aemg.eval.methods import AemgProbe
 from aemg.eval.protocols import rest_class_id, rest_recordings
 from aemg.eval.trials import load_trials
+
 
 def _std(x: np.ndarray) -> np.ndarray:
     sd = x.std(axis=0)

@@ -12,8 +12,16 @@ import numpy as np
 import pytest
 
 from aemg.data import Recording
-from aemg.data.archive import (ERRORS, INDEX, MANIFEST, ArchiveWriter, open_archive, read_group,
-                               read_shard, write_shard)
+from aemg.data.archive import (
+    ERRORS,
+    INDEX,
+    MANIFEST,
+    ArchiveWriter,
+    open_archive,
+    read_group,
+    read_shard,
+    write_shard,
+)
 from aemg.data.pipeline import RectifyReport, rectify_dataset, scale_sample
 from aemg.data.readers import DatasetInfo, Reader
 from aemg.data.rectify import StandardSpace, rectify

@@ -1,7 +1,6 @@
 """Token corpus on disk: tokenize_archive (pool, resume, determinism), reading API, CLI."""
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest

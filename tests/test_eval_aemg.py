@@ -14,8 +14,14 @@ from aemg.data.pipeline import rectify_dataset
 from aemg.embed import _sentences_from_recordings
 from aemg.errors import ConfigError, DataError
 from aemg.eval import evaluate, get_method, load_trials, loso_folds
-from aemg.eval.methods import (AEMG_METHODS, calibrate, load_run, prepare_calibration, state_sha256,
-                                    trial_sentences)
+from aemg.eval.methods import (
+    AEMG_METHODS,
+    calibrate,
+    load_run,
+    prepare_calibration,
+    state_sha256,
+    trial_sentences,
+)
 from aemg.tokenizer.corpus import open_corpus, tokenize_archive
 from aemg.tokenizer.tokens import TokenizerConfig
 from aemg.train import load_checkpoint, pretrain

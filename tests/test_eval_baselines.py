@@ -3,8 +3,15 @@ import numpy as np
 import pytest
 
 from aemg.errors import ConfigError, DataError
-from aemg.eval.baselines import (LDA, HudginsLDA, Method, Prediction, get_method, list_methods,
-                                 register_method, vote)
+from aemg.eval.baselines import (
+    LDA,
+    Method,
+    Prediction,
+    get_method,
+    list_methods,
+    register_method,
+    vote,
+)
 from aemg.eval.protocols import Adaptation
 from aemg.eval.runner import evaluate
 from aemg.eval.trials import TrialSet

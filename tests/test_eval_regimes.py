@@ -15,8 +15,15 @@ from aemg.cli import main
 from aemg.errors import ConfigError, DataError
 from aemg.eval import evaluate, get_method
 from aemg.eval.baselines import Method
-from aemg.eval.protocols import (LOSO_REGIMES, fewshot_folds, intra_folds, loso_folds, make_folds,
-                                 rest_class_id, rest_recordings)
+from aemg.eval.protocols import (
+    LOSO_REGIMES,
+    fewshot_folds,
+    intra_folds,
+    loso_folds,
+    make_folds,
+    rest_class_id,
+    rest_recordings,
+)
 from aemg.eval.report import regime_table
 from aemg.eval.runner import fold_adaptation, run_fold
 from aemg.eval.trials import TrialSet

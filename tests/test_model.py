@@ -12,7 +12,7 @@ from aemg.model.config import PRESETS
 from aemg.model.embeddings import SpatialEmbedding
 from aemg.model.encoder import TemporalConv
 from aemg.model.vq import VectorQuantizer, perplexity, spherical_kmeans, vq_lookup
-from aemg.train.data import synthetic_corpus, to_tensors, geometry
+from aemg.train.data import geometry, synthetic_corpus, to_tensors
 
 MICRO = ModelConfig(name="micro", token_len=20, d_model=32, depth=1, heads=2, mlp_dim=64, conv_channels=4,
                     channel_dim=16, pool_heads=2, codebook_size=16, code_dim=8, vq_depth=1, decoder_depth=1)

@@ -6,10 +6,26 @@ import pytest
 
 from aemg.data.devices import TWO_PI
 from aemg.data.recording import Recording
-from aemg.data.rectify import (StandardSpace, amplitude_gain, bandpass, collapse_held, dataset_native_rate,
-                               detect_line_frequency, effective_rate, estimate_amplitude_scale, line_harmonics,
-                               moving_rms, noise_floor, notch, power_above, rate_ratio, rectify,
-                               resample, resample_irregular, standard_device)
+from aemg.data.rectify import (
+    StandardSpace,
+    amplitude_gain,
+    bandpass,
+    collapse_held,
+    dataset_native_rate,
+    detect_line_frequency,
+    effective_rate,
+    estimate_amplitude_scale,
+    line_harmonics,
+    moving_rms,
+    noise_floor,
+    notch,
+    power_above,
+    rate_ratio,
+    rectify,
+    resample,
+    resample_irregular,
+    standard_device,
+)
 from aemg.data.synthetic import SyntheticConfig, generate_unit
 from aemg.errors import ConfigError, DataError
 

@@ -10,9 +10,9 @@ import subprocess
 import sys
 
 import pytest
+from helpers import synthetic_archive
 
 from aemg.cli import main
-from helpers import synthetic_archive
 
 G = ["--pattern", "P{subject}/gesture{label}_rep{trial}.csv", "--source-rate", "1000", "--device", "ring:2"]
 
@@ -21,9 +21,10 @@ G = ["--pattern", "P{subject}/gesture{label}_rep{trial}.csv", "--source-rate", "
 def env(tmp_path_factory):
     """Paths the invocations use: a complete archive A, an incomplete one P, a corpus C, a run R,
     a folder of generic files SRC, a plain file F and an existing unrelated folder D."""
+    from test_pretrain import MICRO
+
     from aemg.tokenizer.corpus import open_corpus, tokenize_archive
     from aemg.train import pretrain
-    from test_pretrain import MICRO
 
     root = tmp_path_factory.mktemp("cli")
     synthetic_archive(root / "A", n_subjects=2)

@@ -11,10 +11,10 @@ import sys
 import textwrap
 
 import pytest
+from helpers import synthetic_archive, tree_digest
 
 from aemg._pool import WorkerDied, WorkerPool
 from aemg.tokenizer.corpus import tokenize_archive
-from helpers import synthetic_archive, tree_digest
 
 #: a hung command is one still running after this long (liveness, not a speed threshold)
 HANG_S = 60

@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import pytest
+from helpers import synthetic_archive
 
 from aemg._io import LOCK, FolderLock
 from aemg.cli import main
@@ -14,7 +15,6 @@ from aemg.data.archive import verify_archive
 from aemg.data.pipeline import rectify_dataset
 from aemg.errors import ConfigError
 from aemg.tokenizer.corpus import tokenize_archive
-from helpers import synthetic_archive
 
 SLOW_RECTIFY = """
     import sys, time

@@ -11,11 +11,11 @@ import textwrap
 
 import pytest
 import torch
+from test_pretrain import MICRO
 
 from aemg.cli import main
 from aemg.errors import ConfigError
 from aemg.train import load_checkpoint, pretrain, synthetic_corpus
-from test_pretrain import MICRO
 
 HANG_S = 120
 
@@ -92,6 +92,7 @@ SLOW_PRETRAIN = """
 
 def test_ctrl_c_writes_a_checkpoint_and_the_printed_command_resumes_exactly(tmp_path):
     from helpers import synthetic_archive
+
     from aemg.tokenizer.corpus import tokenize_archive
 
     synthetic_archive(tmp_path / "a", n_subjects=2)

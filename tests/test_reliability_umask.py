@@ -4,11 +4,11 @@ import os
 import stat
 
 import pytest
+from helpers import synthetic_archive
+from test_pretrain import MICRO
 
 from aemg.tokenizer.corpus import tokenize_archive
 from aemg.train import pretrain, synthetic_corpus
-from helpers import synthetic_archive
-from test_pretrain import MICRO
 
 
 def _modes(root):

@@ -7,8 +7,15 @@ import pytest
 from aemg import backends
 from aemg.errors import BackendUnavailable, ConfigError, DataError
 from aemg.tokenizer import segment_reference
-from aemg.tokenizer.segment import (Events, SegmentParams, detect_events, energy_envelope,
-                                    noise_level, postprocess_events, seconds_to_samples)
+from aemg.tokenizer.segment import (
+    Events,
+    SegmentParams,
+    detect_events,
+    energy_envelope,
+    noise_level,
+    postprocess_events,
+    seconds_to_samples,
+)
 
 BACKENDS = backends.available("segment")
 

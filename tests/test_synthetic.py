@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 
 from aemg.data.devices import TWO_PI
-from aemg.data.synthetic import (SyntheticConfig, generate, generate_unit, subject_params,
-                                 synthetic_units)
+from aemg.data.synthetic import SyntheticConfig, generate, generate_unit, subject_params, synthetic_units
 from aemg.errors import ConfigError, DataError
 
 SMALL = SyntheticConfig(n_subjects=4, repetitions=2, n_gestures=3, trial_s=2.0)

@@ -7,7 +7,6 @@ import math
 
 from ..errors import ConfigError
 
-
 #: what Ctrl-C prints for a command whose output is written only at its end (nothing to resume)
 NOT_RESUMABLE = "nothing was written (the output is written at the end); run the command again"
 

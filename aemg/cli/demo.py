@@ -126,6 +126,7 @@ def step_evaluate(state: DemoState) -> str:
     """LOSO and few-shot evaluation of :attr:`DemoState.methods` on the archive's trials; writes
     the report to ``OUT/report`` (skipped when ``OUT/report/demo.json`` exists)."""
     import json
+
     from ..eval import evaluate, load_trials, write_report
     from ..eval.methods import AEMG_METHODS
     from ..train.checkpoint import write_json_atomic

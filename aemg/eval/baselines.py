@@ -44,7 +44,7 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from .adapt import SharedGaussian, adapted_scores
 from .classifiers import LDA
-from .features import window_params, windowed_features, sliding_windows
+from .features import sliding_windows, window_params, windowed_features
 from .protocols import LOSO_REGIMES, Adaptation, rest_class_id, rest_recordings
 from .trials import TrialSet
 

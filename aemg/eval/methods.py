@@ -47,8 +47,15 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .adapt import SharedGaussian, adapted_scores
-from .baselines import (Method, Prediction, _subject_standardise, _subject_stats, online_standardise,
-                        register_method, user_standardise)
+from .baselines import (
+    Method,
+    Prediction,
+    _subject_standardise,
+    _subject_stats,
+    online_standardise,
+    register_method,
+    user_standardise,
+)
 from .classifiers import LDA, logistic_regression
 from .protocols import Adaptation
 from .trials import TrialSet
@@ -142,8 +149,8 @@ def load_run(run: str | os.PathLike) -> PretrainedRun:
         No checkpoint there, or a corrupt one (from :func:`aemg.train.load_model`).
     """
     from ..tokenizer.tokens import TokenizerConfig
-    from ..train.checkpoint import MODEL_FILE, resolve
     from ..train import load_model
+    from ..train.checkpoint import MODEL_FILE, resolve
 
     ck_path = resolve(run)
     weights = ck_path / MODEL_FILE
@@ -640,6 +647,7 @@ class AemgSupervised(AemgMethod):
     def initial_backbone(self, trials: TrialSet, seed: int):
         """A new backbone for one fold: a copy of the pre-trained one, or a seeded random one."""
         import torch
+
         from ..model.backbone import Backbone
         if self.pretrained:
             return copy.deepcopy(self._run().model.backbone)

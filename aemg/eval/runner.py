@@ -21,8 +21,19 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .baselines import Method, Prediction, get_method
-from .protocols import (DEFAULT_SHARES, GIVES_REST, POORER, PROTOCOLS, REGIMES, Adaptation, Fold,
-                        make_folds, min_fewshot_share, no_rest_error, rest_class_id)
+from .protocols import (
+    DEFAULT_SHARES,
+    GIVES_REST,
+    POORER,
+    PROTOCOLS,
+    REGIMES,
+    Adaptation,
+    Fold,
+    make_folds,
+    min_fewshot_share,
+    no_rest_error,
+    rest_class_id,
+)
 from .trials import TrialSet
 
 log = logging.getLogger(__name__)

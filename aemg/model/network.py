@@ -6,11 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..tokenizer.sentence import BATCH_KEYS  # noqa: F401 - the keys of a corpus batch the model reads
 from .backbone import Backbone, Transformer
 from .config import ModelConfig
 from .embeddings import SpatialEmbedding
 from .targets import TARGET_PARTS, flatten_features, n_target_features, standardise, token_targets
-from ..tokenizer.sentence import BATCH_KEYS  # noqa: F401 - the keys of a corpus batch the model reads
 from .vq import VectorQuantizer, _distributed, vq_lookup
 
 

@@ -16,7 +16,6 @@ import numpy as np
 
 from .. import backends
 from ..errors import ConfigError, DataError
-from .segment_reference import KernelState
 from .segment import (
     SegmentParams,
     as_signal,
@@ -26,6 +25,7 @@ from .segment import (
     nonfinite_error,
     thresholds,
 )
+from .segment_reference import KernelState
 from .sentence import Sentence
 from .tokens import TokenizerConfig, event_token_starts, events_sentence, windows_sentence
 

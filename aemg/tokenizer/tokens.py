@@ -31,7 +31,7 @@ Rules (also in docs/notes/tokens.md):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np

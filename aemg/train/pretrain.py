@@ -30,8 +30,18 @@ from ..model.vq import perplexity
 from . import ddp
 from .allocator import keep_freed_memory
 from .augment import AUGMENT_STREAM, AugmentConfig, augment_batch
-from .checkpoint import (MODEL_FILE, check_compatible, check_same_run, corpus_identities, has_checkpoint,
-                         load_checkpoint, load_weights, resume_arguments, save_checkpoint, write_json_atomic)
+from .checkpoint import (
+    MODEL_FILE,
+    check_compatible,
+    check_same_run,
+    corpus_identities,
+    has_checkpoint,
+    load_checkpoint,
+    load_weights,
+    resume_arguments,
+    save_checkpoint,
+    write_json_atomic,
+)
 from .data import batch_indices, check_corpus, geometry, local_share, mix_corpora, to_tensors
 
 log = logging.getLogger("aemg.train")

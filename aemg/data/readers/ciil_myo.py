@@ -42,8 +42,18 @@ import numpy as np
 from ...errors import DataError
 from ..recording import Recording
 from . import register_reader
-from .base import (DatasetInfo, Reader, check_choice, check_class, check_finite, match_source, natural_key,
-                   parse_table, read_json, read_text)
+from .base import (
+    DatasetInfo,
+    Reader,
+    check_choice,
+    check_class,
+    check_finite,
+    match_source,
+    natural_key,
+    parse_table,
+    read_json,
+    read_text,
+)
 
 CLASSES = ("hand close", "hand open", "no motion", "wrist extension", "wrist flexion")
 #: the metadata's class names (class_name), in class-id order
