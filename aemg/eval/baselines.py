@@ -152,7 +152,8 @@ def concat_predictions(preds: list[Prediction]) -> Prediction:
 
 
 def running_stats(feats: np.ndarray, owner: np.ndarray, n_trials: int,
-                  fallback: tuple[np.ndarray, np.ndarray], prior: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                  fallback: tuple[np.ndarray, np.ndarray],
+                  prior: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Causal statistics: for each trial i, mean and std (d,) of the rows of trials 0..i-1.
 
     Parameters
@@ -244,7 +245,8 @@ def online_standardise(feats: np.ndarray, owner: np.ndarray, subjects: np.ndarra
 
 
 #: HudginsLDA normalisations -> the regimes they use
-LDA_NORMS = {"none": ("none", "fewshot"), "subject": ("online", "unlabelled", "fewshot"), "rest": ("rest", "fewshot")}
+LDA_NORMS = {"none": ("none", "fewshot"), "subject": ("online", "unlabelled", "fewshot"),
+             "rest": ("rest", "fewshot")}
 
 
 class HudginsLDA(Method):
@@ -295,7 +297,8 @@ class HudginsLDA(Method):
         self.online_prior = float(online_prior)
         self.regimes = ("unlabelled",) if adapt == "em" else LDA_NORMS[norm]
         self.needs_rest = norm == "rest"
-        self.name = ("lda" + ("-log" if log else "") + {"none": "", "subject": "-subjnorm", "rest": "-restnorm"}[norm]
+        self.name = ("lda" + ("-log" if log else "")
+                     + {"none": "", "subject": "-subjnorm", "rest": "-restnorm"}[norm]
                      + ("-em" if adapt == "em" else ""))
 
     def _features(self, trials: TrialSet):
@@ -330,7 +333,8 @@ class HudginsLDA(Method):
             centre = centres.get((s, ss))
             if centre is None:
                 if s not in by_subject:
-                    raise DataError(trials.name or "trials", f"{self.name}: subject {s} has no rest recording "
+                    raise DataError(trials.name or "trials",
+                                    f"{self.name}: subject {s} has no rest recording "
                                     "(no trial of the rest class in any of its sessions)")
                 centre = np.mean(by_subject[s], axis=0)
             rows = owner == i
@@ -353,7 +357,8 @@ class HudginsLDA(Method):
         self.lda_ = LDA(self.shrinkage).fit(feats, train.labels[owner])
         self.n_classes_ = max(train.n_classes, int(self.lda_.classes_.max()) + 1)
         if self.adapt == "em":
-            self.gauss_ = SharedGaussian(max(self.shrinkage, 1e-3)).fit(feats, train.labels[owner], self.n_classes_)
+            self.gauss_ = SharedGaussian(max(self.shrinkage, 1e-3)).fit(feats, train.labels[owner],
+                                                                        self.n_classes_)
         return self
 
     def _vote(self, feats: np.ndarray, owner: np.ndarray, n_trials: int) -> Prediction:
@@ -386,7 +391,8 @@ class HudginsLDA(Method):
         scores = adapted_scores(self.gauss_, z, test.subjects[owner], visible, self.em_iters,
                                 self.em_prior * self.windows_per_trial_)
         win = scores.argmax(axis=1)
-        return Prediction(vote(win, owner, len(test), self.n_classes_, np.where(np.isfinite(scores), scores, -1e9)),
+        return Prediction(vote(win, owner, len(test), self.n_classes_,
+                               np.where(np.isfinite(scores), scores, -1e9)),
                           win, owner)
 
     def predict_online(self, test, adaptation):

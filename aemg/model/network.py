@@ -258,7 +258,8 @@ class AEMG(nn.Module):
         ``tokens`` (B, N, d) (zeros at padding)."""
         h = self.backbone(batch, angles, z)
         tok = h[:, 1:] * batch["mask"][..., None]
-        return {"cls": pool(h, batch["mask"], "cls"), "sentence": pool(h, batch["mask"], "mean"), "tokens": tok}
+        return {"cls": pool(h, batch["mask"], "cls"), "sentence": pool(h, batch["mask"], "mean"),
+                "tokens": tok}
 
 
 def pool(h, mask, pooling: str = "mean"):

@@ -312,7 +312,8 @@ class StreamingTokenizer:
                 self._pending.pop(0)
                 if starts.size and n >= L:
                     parts.append(events_sentence(self._buf, self.rate, starts,
-                                                 np.zeros(starts.size, np.int64), np.array([s]), np.array([e]),
+                                                 np.zeros(starts.size, np.int64),
+                                                 np.array([s]), np.array([e]),
                                                  L, self._buf_start))
                     parts[-1].event_index[:] = idx
             if self._pending:
