@@ -125,7 +125,8 @@ def test_pretrain_cpu_allocator(tmp_path, quick):
     for r in range(2):
         for name, flag in (("default malloc", "0"), ("keep freed memory", "1")):
             env = dict(os.environ, AEMG_KEEP_FREED_MEMORY=flag, OMP_NUM_THREADS="1")
-            out = subprocess.run([sys.executable, "-c", _ALLOC_CHILD, str(steps), str(tmp_path / f"{name}{r}")],
+            out = subprocess.run([sys.executable, "-c", _ALLOC_CHILD, str(steps),
+                                  str(tmp_path / f"{name}{r}")],
                                  env=env, capture_output=True, text=True, check=True)
             rows[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
     summary = {}

@@ -127,9 +127,12 @@ def test_tokenize_end_to_end(tmp_path_factory, quick):
         # per busy core: samples over the CPU time of all processes (robust to a loaded machine);
         # parent_cpu_share: the serial part in the parent (with 2 workers) -> Amdahl bound
         harness.record("tokenize", archive=name, workers=report.workers, cores=cores, load=os.getloadavg()[0],
-                       msamples=report.channel_samples / 1e6, tokens=report.tokens, sentences=report.sentences,
-                       seconds=seconds, msamples_per_s=rate / 1e6, msamples_per_s_per_worker=rate / workers / 1e6,
-                       cpu_seconds=report.cpu_seconds, msamples_per_cpu_s=report.channel_samples_per_cpu_s / 1e6,
+                       msamples=report.channel_samples / 1e6, tokens=report.tokens,
+                       sentences=report.sentences,
+                       seconds=seconds, msamples_per_s=rate / 1e6,
+                       msamples_per_s_per_worker=rate / workers / 1e6,
+                       cpu_seconds=report.cpu_seconds,
+                       msamples_per_cpu_s=report.channel_samples_per_cpu_s / 1e6,
                        parent_cpu_share=report.parent_cpu_seconds / report.cpu_seconds,
                        tokens_per_s=report.tokens / seconds)
     speedup = best[1][0] / best[2][0]

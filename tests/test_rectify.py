@@ -97,7 +97,8 @@ def test_detect_line_frequency(rng):
     assert detect_line_frequency(noise[:, :10], 1000.0) is None
 
 
-@pytest.mark.parametrize("rate_in,rate_out", [(1000.0, 500.0), (200.0, 500.0), (2048.0, 500.0), (1024.0, 500.0)])
+@pytest.mark.parametrize("rate_in,rate_out",
+                         [(1000.0, 500.0), (200.0, 500.0), (2048.0, 500.0), (1024.0, 500.0)])
 def test_resample_reproduces_a_sine(rate_in, rate_out):
     x, _ = sines([13.0], rate_in, seconds=2.0, channels=2)
     y = resample(x, rate_in, rate_out)

@@ -86,7 +86,8 @@ SLOW_TOKENIZE = """
         print("group", flush=True)
         return slow(*a, **k)
     c.tokenize_group = group
-    getattr(c.tokenize_archive, "__wrapped__", c.tokenize_archive).__kwdefaults__["min_channel_samples_per_worker"] = 0
+    tokenize = getattr(c.tokenize_archive, "__wrapped__", c.tokenize_archive)
+    tokenize.__kwdefaults__["min_channel_samples_per_worker"] = 0
     sys.exit(main(["tokenize", sys.argv[1], sys.argv[2], "--workers", "2", "--no-progress"]))
 """
 

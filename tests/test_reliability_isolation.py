@@ -40,7 +40,8 @@ class FaultyReader(FakeReader):
 
 
 def _errors(out):
-    return {e["source"]: e["problem"] for e in map(json.loads, (out / "errors.jsonl").read_text().splitlines())}
+    return {e["source"]: e["problem"]
+            for e in map(json.loads, (out / "errors.jsonl").read_text().splitlines())}
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -79,7 +79,8 @@ def test_nonsense_steps_and_a_run_without_checkpoint(tmp_path, corpus):
 SLOW_PRETRAIN = """
     import importlib, sys, time
     from aemg.cli import main
-    p = importlib.import_module("aemg.train.pretrain")  # the module (aemg.train.pretrain is also the function)
+    # the module (aemg.train.pretrain is also the function)
+    p = importlib.import_module("aemg.train.pretrain")
     lr = p._lr
     def step(*a):
         print("step", flush=True)
