@@ -42,5 +42,4 @@ __all__ = ["DEFAULT_METHODS", "HudginsLDA", "LDA", "DannCNN", "Method", "Predict
            "windowed_features", "REGIMES", "Adaptation", "Fold", "fewshot_folds", "intra_folds", "loso_folds",
            "make_folds", "min_fewshot_share", "rest_class_id", "rest_recordings", "regime_table",
            "results_markdown", "write_report", "Results", "evaluate", "fold_adaptation", "run_fold",
-           "TrialSet",
-           "load_trials"]
+           "TrialSet", "load_trials"]

@@ -153,8 +153,8 @@ def event_token_starts(starts: np.ndarray, ends: np.ndarray, token_len: int, hop
     extra = (length > token_len) & (last_reg_end < ends)
     counts = n_reg + extra
     ev = np.repeat(np.arange(starts.size, dtype=np.int64), counts)
-    first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if starts.size else np.zeros(0,
-                                                                                                        np.int64)
+    first = (np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if starts.size
+             else np.zeros(0, np.int64))
     k = np.arange(ev.size, dtype=np.int64) - first[ev]
     out = starts[ev] + k * hop
     short = length[ev] <= token_len
@@ -461,9 +461,8 @@ def plan_sentences(signals: list[np.ndarray], rate: float, config: TokenizerConf
             mask = np.zeros(hi - lo, bool)
             mask[cap_keep(energy, config.max_sentence_len, config.cap)] = True
             keep[lo:hi] = mask
-        starts, trial, event_index, event_start, event_len = (c[keep] for c in
-                                                              (starts, trial,
-                                                               event_index, event_start, event_len))
+        starts, trial, event_index, event_start, event_len = (
+            c[keep] for c in (starts, trial, event_index, event_start, event_len))
         counts = np.bincount(trial, minlength=n_trials).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     return SentencePlan(starts, trial, event_index.astype(np.int32), event_start, event_len, offsets,

@@ -48,10 +48,8 @@ log = logging.getLogger("aemg.train")
 
 LOG_COLUMNS = ("stage", "step", "loss", "rec_loss", "rec_base", "spatial_loss", "spatial_base", "level_loss",
                "level_base", "envelope_loss", "envelope_base", "spectrum_loss", "spectrum_base",
-               "commit_loss", "inv_loss",
-               "quantized", "codes_used", "usage", "perplexity", "batch_perplexity", "accuracy",
-               "majority_acc",
-               "lr", "tokens", "tokens_per_s", "elapsed_s")
+               "commit_loss", "inv_loss", "quantized", "codes_used", "usage", "perplexity",
+               "batch_perplexity", "accuracy", "majority_acc", "lr", "tokens", "tokens_per_s", "elapsed_s")
 #: Stage-1 columns: ``*_loss`` the standardised squared error of each target part (aemg.model.targets),
 #: ``*_base`` the same for predicting the batch mean; ``codes_used`` codes chosen in the last
 #: ``model.usage_window`` steps, ``usage`` = codes_used / K, ``perplexity`` over that window,

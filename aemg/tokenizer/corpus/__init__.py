@@ -13,5 +13,4 @@ from .writer import (
 
 __all__ = ["CORPUS", "FORMAT", "INDEX", "PLAN", "READ_VERSIONS", "SHARDS", "VERSION", "ConcatCorpus",
            "Corpus", "MIN_CHANNEL_SAMPLES_PER_WORKER", "SubsetCorpus", "TokenCorpus", "TokenizeReport",
-           "open_corpus",
-           "tokenize_archive", "tokenize_group", "verify_corpus", "work_chunks"]
+           "open_corpus", "tokenize_archive", "tokenize_group", "verify_corpus", "work_chunks"]
