@@ -223,8 +223,9 @@ class FolderLock:
                 holder = _read_holder(fd)
                 os.close(fd)
                 self._undo()
-                raise ConfigError(f"{self.folder}: another aemg process is writing this {self.what} ({holder}); "
-                                  "wait for it to finish or stop it, or choose another output folder") from None
+                raise ConfigError(f"{self.folder}: another aemg process is writing "
+                                  f"this {self.what} ({holder}); wait for it to finish or stop it, "
+                                  f"or choose another output folder") from None
             try:  # the file we locked must still be the one at the path (not one a releaser unlinked)
                 same = os.stat(path).st_ino == os.fstat(fd).st_ino
             except FileNotFoundError:
@@ -233,7 +234,8 @@ class FolderLock:
                 break
             os.close(fd)
         os.ftruncate(fd, 0)
-        info = {"pid": os.getpid(), "command": " ".join(sys.argv), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+        info = {"pid": os.getpid(), "command": " ".join(sys.argv),
+                "since": time.strftime("%Y-%m-%d %H:%M:%S")}
         os.write(fd, (json.dumps(info) + "\n").encode())
         self.fd = fd
         return self

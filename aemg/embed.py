@@ -75,9 +75,11 @@ def _sentences_from_recordings(recordings, data_info: dict, rectified: bool) -> 
     from .tokenizer.tokens import TokenizerConfig, tokenize_recording
 
     space = StandardSpace.from_dict(data_info["space"]) if data_info.get("space") else StandardSpace()
-    tok = TokenizerConfig.from_dict(data_info["tokenizer"]) if data_info.get("tokenizer") else TokenizerConfig()
+    tok = (TokenizerConfig.from_dict(data_info["tokenizer"]) if data_info.get("tokenizer")
+           else TokenizerConfig())
     trials = [t for rec in recordings for t in split_trials(rec if rectified else rectify(rec, space))]
-    noises = noise_levels([t.data for t in trials], [t.rate for t in trials], [is_rest_trial(t) for t in trials],
+    noises = noise_levels([t.data for t in trials], [t.rate for t in trials],
+                          [is_rest_trial(t) for t in trials],
                           tok, groups=[(t.dataset, t.subject, t.session) for t in trials])
     sentences = (tokenize_recording(t, tok, noise=noise) for t, (noise, _) in zip(trials, noises))
     return [s for s in sentences if s.n_tokens]
@@ -130,10 +132,12 @@ def embed(checkpoint: str | os.PathLike, data: Any, *, device: str | None = None
     elif hasattr(data, "batch") and hasattr(data, "n_sentences"):
         corpus = data
     else:
-        raise DataError("data", f"cannot embed a {type(data).__name__}: give Recording(s), an archive folder or a corpus")
+        raise DataError("data", f"cannot embed a {type(data).__name__}: give Recording(s), "
+                                f"an archive folder or a corpus")
     if corpus.n_sentences == 0:
         raise DataError(getattr(corpus, "path", "data"), "no tokens: no contraction found in any recording")
-    check_corpus(corpus, ck.config.model.max_tokens, ck.config.model.token_len, str(getattr(corpus, "path", "data")))
+    check_corpus(corpus, ck.config.model.max_tokens, ck.config.model.token_len,
+                 str(getattr(corpus, "path", "data")))
     angles, z = geometry(corpus, dev)
     sent, cls, toks = [], [], []
     for lo in range(0, corpus.n_sentences, batch_size):
@@ -143,7 +147,8 @@ def embed(checkpoint: str | os.PathLike, data: Any, *, device: str | None = None
         cls.append(e["cls"].float().cpu().numpy())
         n = b["mask"].sum(dim=1).tolist()
         toks.extend(e["tokens"][i, :k].float().cpu().numpy() for i, k in enumerate(n))
-    return Embeddings([s["key"] for s in corpus.sentences], np.array([int(s["label"]) for s in corpus.sentences]),
+    return Embeddings([s["key"] for s in corpus.sentences],
+                      np.array([int(s["label"]) for s in corpus.sentences]),
                       np.concatenate(sent), np.concatenate(cls), toks)
 
 
@@ -153,7 +158,8 @@ def _array_corpus(sentences, where):
 
     C = sentences[0].payload.shape[1] if sentences else 16
     dev = standard_device(C)
-    return ArrayCorpus(sentences, dev.angles, dev.z, rate=sentences[0].rate if sentences else 0.0, where=str(where))
+    return ArrayCorpus(sentences, dev.angles, dev.z, rate=sentences[0].rate if sentences else 0.0,
+                       where=str(where))
 
 
 class _CallableModule(type(sys.modules[__name__])):

@@ -17,11 +17,11 @@ from __future__ import annotations
 import math
 import os
 
+import harness
 import pytest
 import torch
 import torch.nn.functional as F
 
-import harness
 from aemg import backends, ops
 
 CUDA = torch.cuda.is_available()

@@ -6,10 +6,10 @@ finite and decreases over the timed steps.
 """
 import time
 
+import harness
 import pytest
 import torch
 
-import harness
 from aemg.model import AEMG, preset
 from aemg.train.data import geometry, synthetic_corpus, to_tensors
 
@@ -125,7 +125,8 @@ def test_pretrain_cpu_allocator(tmp_path, quick):
     for r in range(2):
         for name, flag in (("default malloc", "0"), ("keep freed memory", "1")):
             env = dict(os.environ, AEMG_KEEP_FREED_MEMORY=flag, OMP_NUM_THREADS="1")
-            out = subprocess.run([sys.executable, "-c", _ALLOC_CHILD, str(steps), str(tmp_path / f"{name}{r}")],
+            out = subprocess.run([sys.executable, "-c", _ALLOC_CHILD, str(steps),
+                                  str(tmp_path / f"{name}{r}")],
                                  env=env, capture_output=True, text=True, check=True)
             rows[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
     summary = {}

@@ -11,11 +11,11 @@ Guard: ours must be at least ``MIN_SPEEDUP`` x the straightforward pipeline's th
 """
 import itertools
 
+import harness
 import numpy as np
 import pytest
 from scipy import signal
 
-import harness
 from aemg.data.paths import default_data_root
 from aemg.data.rectify import StandardSpace, rectify
 from aemg.data.synthetic import SyntheticConfig, generate_unit
@@ -173,8 +173,9 @@ def file_inputs(tmp, quick: bool):
             out.parent.mkdir(parents=True, exist_ok=True)
             np.save(out, np.loadtxt(gzip.open(root3 / s, "rt"), delimiter=",").astype(np.int16))
             files.append(out)
-        cases["3dc .npy (int16)"] = ("generic", npy, {"pattern": "{subject}/3dc_EMG_gesture_{trial}_{label}.npy",
-                                                      "rate": 1000.0, "device": "3dc"},
+        cases["3dc .npy (int16)"] = ("generic", npy,
+                                     {"pattern": "{subject}/3dc_EMG_gesture_{trial}_{label}.npy",
+                                      "rate": 1000.0, "device": "3dc"},
                                      files, np.load, 1000.0)
     rootca = data / "coteallard_myoarmband"
     if rootca.is_dir():
@@ -198,11 +199,13 @@ def _median_rounds(fns: dict, rounds: int) -> dict:
             w0, c0 = time.perf_counter(), time.process_time()
             fn()
             times[k].append((time.perf_counter() - w0, time.process_time() - c0))
-    return {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in times.items()}
+    return {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+            for k, v in times.items()}
 
 
 def test_rectify_files_vs_plain_scipy(tmp_path, quick):
     import gzip
+
     from aemg.data.pipeline import rectify_dataset
     from aemg.data.readers import base
 
@@ -236,7 +239,8 @@ def test_rectify_files_vs_plain_scipy(tmp_path, quick):
                            seconds=wall, M_per_s=n_in / wall / 1e6, M_per_cpu_s=n_in / cpu / 1e6,
                            vs_plain=med["plain scipy"][0] / wall)
         floor = MIN_RATIO[name]
-        assert ratio >= floor, f"{name}: aemg rectify is {ratio:.2f}x the plain SciPy pipeline (floor {floor}x)"
+        assert ratio >= floor, (f"{name}: aemg rectify is {ratio:.2f}x the plain SciPy pipeline "
+                                f"(floor {floor}x)")
 
 
 def test_prepare_vs_rectify_then_tokenize(tmp_path, quick):

@@ -21,7 +21,13 @@ import pytest
 from aemg import backends
 from aemg.data.paths import default_data_root
 from aemg.data.readers import get_reader
-from aemg.tokenizer.segment import SegmentParams, detect_events, energy_envelope, noise_level, postprocess_events
+from aemg.tokenizer.segment import (
+    SegmentParams,
+    detect_events,
+    energy_envelope,
+    noise_level,
+    postprocess_events,
+)
 
 RATE = 1000.0
 PARAMS = SegmentParams()
@@ -121,7 +127,8 @@ def test_envelope(signal, quick, memory_read_rate):
     window = PARAMS.samples(RATE)[0]
     ref = energy_envelope(x, RATE, PARAMS.window_s, backend="numpy")
     for dt in (np.float64, np.float32):
-        np.testing.assert_allclose(vectorised_numpy_envelope(x, window, dt), ref, rtol=1e-5, atol=1e-9 * ref.max())
+        np.testing.assert_allclose(vectorised_numpy_envelope(x, window, dt), ref, rtol=1e-5,
+                                   atol=1e-9 * ref.max())
     fns = {"numpy-vectorised": lambda: vectorised_numpy_envelope(x, window),
            "numpy-vectorised-f32": lambda: vectorised_numpy_envelope(x, window, np.float32)}
     for b in backends.available("envelope"):
@@ -137,7 +144,8 @@ def test_segmentation(signal, quick, memory_read_rate):
     ref = detect_events(x, RATE, PARAMS, noise=noise, backend="numpy")
     assert len(ref) > 10
     fns, extra = {}, {}
-    for name, dt, env in (("numpy-perchannel", np.float64, "perchannel"), ("numpy-vectorised", np.float64, None),
+    for name, dt, env in (("numpy-perchannel", np.float64, "perchannel"),
+                          ("numpy-vectorised", np.float64, None),
                           ("numpy-vectorised-f32", np.float32, None)):
         vs, _ = vectorised_numpy_events(x, RATE, PARAMS, noise, dt, env)
         # other rounding (einsum order, float32 energies): nearly all boundaries agree
@@ -154,11 +162,14 @@ def test_segmentation(signal, quick, memory_read_rate):
     # hit one contender harder than another (all of them are memory-bound), so a guard that fails
     # is measured again, at most CONFIRM times in all: a real regression fails every attempt.
     for attempt in range(1, CONFIRM + 1):
-        rates = _record("segmentation", _best_times(fns, quick), x, memory_read_rate, attempt=attempt, **extra)
-        base, best, base32 = rates["numpy-perchannel"], rates["numpy-vectorised"], rates["numpy-vectorised-f32"]
+        rates = _record("segmentation", _best_times(fns, quick), x, memory_read_rate, attempt=attempt,
+                        **extra)
+        base, best = rates["numpy-perchannel"], rates["numpy-vectorised"]
+        base32 = rates["numpy-vectorised-f32"]
         failures = [f"{b}: {rates[b] / base:.2f}x the vectorised NumPy multichannel envelope (< {GUARD}x)"
                     for b in COMPILED if rates[b] < GUARD * base]
-        failures += [f"{b}: {rates[b] / best:.2f}x the channel-summed vectorised NumPy version (< {GUARD_BEST}x)"
+        failures += [f"{b}: {rates[b] / best:.2f}x the channel-summed vectorised "
+                     f"NumPy version (< {GUARD_BEST}x)"
                      for b in COMPILED if rates[b] < GUARD_BEST * best]
         failures += [f"{b}: {rates[b] / base32:.2f}x the float32 vectorised NumPy version (< {GUARD_F32}x)"
                      for b in COMPILED if rates[b] < GUARD_F32 * base32]

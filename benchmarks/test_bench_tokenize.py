@@ -16,10 +16,10 @@ import shutil
 import time
 from pathlib import Path
 
+import harness
 import numpy as np
 import pytest
 
-import harness
 from aemg._pool import default_workers
 from aemg.data import Recording
 from aemg.data.archive import ArchiveWriter
@@ -64,6 +64,7 @@ def real_archive(tmp: Path) -> Path | None:
 def tiled_archive(src: Path, path: Path, copies: int) -> Path:
     """``copies`` of every recording of ``src``, copy ``k`` of subject ``s`` as subject ``s"c{k}"``."""
     import dataclasses
+
     from aemg.data.archive import open_archive
     archive = open_archive(src)
     manifest = {k: v for k, v in archive.manifest.items() if k not in ("format", "version", "aemg_version")}
@@ -126,9 +127,12 @@ def test_tokenize_end_to_end(tmp_path_factory, quick):
         # per busy core: samples over the CPU time of all processes (robust to a loaded machine);
         # parent_cpu_share: the serial part in the parent (with 2 workers) -> Amdahl bound
         harness.record("tokenize", archive=name, workers=report.workers, cores=cores, load=os.getloadavg()[0],
-                       msamples=report.channel_samples / 1e6, tokens=report.tokens, sentences=report.sentences,
-                       seconds=seconds, msamples_per_s=rate / 1e6, msamples_per_s_per_worker=rate / workers / 1e6,
-                       cpu_seconds=report.cpu_seconds, msamples_per_cpu_s=report.channel_samples_per_cpu_s / 1e6,
+                       msamples=report.channel_samples / 1e6, tokens=report.tokens,
+                       sentences=report.sentences,
+                       seconds=seconds, msamples_per_s=rate / 1e6,
+                       msamples_per_s_per_worker=rate / workers / 1e6,
+                       cpu_seconds=report.cpu_seconds,
+                       msamples_per_cpu_s=report.channel_samples_per_cpu_s / 1e6,
                        parent_cpu_share=report.parent_cpu_seconds / report.cpu_seconds,
                        tokens_per_s=report.tokens / seconds)
     speedup = best[1][0] / best[2][0]

@@ -443,13 +443,15 @@ def aot_compile(arch: int = 90, dtypes=(torch.bfloat16, torch.float16, torch.flo
     needed; see :mod:`aemg.kernels._aot`). Returns ``[(label, CompiledKernel), ...]``."""
     from aemg.kernels._aot import compile_kernel, triton_type
 
+    def strides(p: str) -> dict:
+        return {f"{p}{c}": "i32" for c in "bhld"}
+
     out = []
     for dtype in dtypes:
         t = triton_type(dtype)
         for head_dim in head_dims:
             meta = _config(length, head_dim, dtype)
             meta["PRECISION"] = dot_precision(dtype)
-            strides = lambda p: {f"{p}{c}": "i32" for c in "bhld"}
             sizes = dict(smb="i32", sml="i32", H="i32", L="i32", Dh="i32", qk_scale="fp32", sm_scale="fp32")
             tensors = dict(q_ptr=f"*{t}", k_ptr=f"*{t}", v_ptr=f"*{t}", o_ptr=f"*{t}", do_ptr=f"*{t}",
                            dq_ptr=f"*{t}", dk_ptr=f"*{t}", dv_ptr=f"*{t}", lse_ptr="*fp32", delta_ptr="*fp32",

@@ -141,7 +141,8 @@ def main() -> None:
     for k in [int(v) for v in args.rotations.split(",") if v.strip()]:
         rolled = [s.rolled(k) for s in sents]
         for name, x, xr in (("embedding", feats["embedding"], embed(probe, rolled)),
-                            ("token-energy", feats["token-energy"], energy_features(rolled, trials.n_channels))):
+                            ("token-energy", feats["token-energy"],
+                             energy_features(rolled, trials.n_channels))):
             key = f"{name} (train-standardised), test rotated by {k} x {360 / trials.n_channels:g} deg"
             result["loso_trial_acc"][key] = loso(x, y, subjects, ok, trials.n_classes, False, args.seed, xr)
             print(key, "%.1f +- %.1f" % result["loso_trial_acc"][key], flush=True)

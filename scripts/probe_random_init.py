@@ -14,8 +14,8 @@ import dataclasses
 
 import torch
 
-from aemg.eval.methods import AemgProbe, load_run, state_sha256
 from aemg.eval.baselines import register_method
+from aemg.eval.methods import AemgProbe, load_run, state_sha256
 from aemg.eval.report import write_report
 from aemg.eval.runner import evaluate
 from aemg.eval.trials import load_trials

@@ -63,7 +63,8 @@ def main() -> None:
     report("embedding", emb)
     report("embedding, trial-level-normalised input", embed(probe, [level_normalised(s) for s in sents]))
     report("embedding + token-energy", np.concatenate([emb, energy], 1))
-    report("embedding z-scored per trial", (emb - emb.mean(1, keepdims=True)) / (emb.std(1, keepdims=True) + 1e-9))
+    report("embedding z-scored per trial",
+           (emb - emb.mean(1, keepdims=True)) / (emb.std(1, keepdims=True) + 1e-9))
     rest = [i for i, c in enumerate(trials.classes) if is_rest_class(c)]
     centred = emb.copy()
     for s in np.unique(subjects):

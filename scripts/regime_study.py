@@ -33,12 +33,13 @@ import torch
 
 from aemg._io import atomic_write
 from aemg.eval.adapt import SharedGaussian, adapted_scores
-from aemg.eval.classifiers import logistic_regression
-from aemg.eval.methods import AemgProbe
 from aemg.eval.baselines import online_standardise
+from aemg.eval.classifiers import logistic_regression
 from aemg.eval.features import pooled_token_features
+from aemg.eval.methods import AemgProbe
 from aemg.eval.protocols import rest_class_id, rest_recordings
 from aemg.eval.trials import load_trials
+
 
 def _std(x: np.ndarray) -> np.ndarray:
     sd = x.std(axis=0)
@@ -87,13 +88,15 @@ def loso(x: np.ndarray, trials, ok: np.ndarray, calib: np.ndarray, regime: str, 
         zt = (xt - mu) / sd
         if regime == "online":
             raw, n = x[subjects != s], int(test.sum())
-            zs = (online_standardise(x[test], np.arange(n), np.zeros(n), (raw.mean(axis=0), raw.std(axis=0)), 3.0)
+            zs = (online_standardise(x[test], np.arange(n), np.zeros(n),
+                                     (raw.mean(axis=0), raw.std(axis=0)), 3.0)
                   - mu) / sd
         else:
             zs = (xn[test] - mu) / sd
         if regime == "unlabelled+em":  # the library's EM (aemg.eval.adapt), the user's trials as visible
             user = np.zeros(len(zs))
-            pred = adapted_scores(SharedGaussian(0.1).fit(zt, y[train], k), zs, user, (zs, user), 10, 5.0).argmax(1)
+            pred = adapted_scores(SharedGaussian(0.1).fit(zt, y[train], k), zs, user, (zs, user), 10,
+                                  5.0).argmax(1)
         elif classifier == "lda":
             from aemg.eval.classifiers import LDA
             lda = LDA(0.1).fit(zt, y[train])

@@ -42,7 +42,8 @@ def tables(reports: Path) -> str:
     out = []
     for dataset in [d for d in DATASETS if d in rows_by_dataset]:
         rows = rows_by_dataset[dataset]
-        values = [float(r[k]) for r in rows for k in ("trial_mean", "window_mean") if r[k] not in ("", "None")]
+        values = [float(r[k]) for r in rows for k in ("trial_mean", "window_mean")
+                  if r[k] not in ("", "None")]
         scale = 100.0 if values and max(values) <= 1.0 else 1.0
         protocols = [p for p in PROTOCOL_ORDER if any(r["protocol"] == p for r in rows)]
         head = []

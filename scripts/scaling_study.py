@@ -98,7 +98,8 @@ def material(run: Path) -> dict:
 
 def write_table(rows: list[dict], work: Path) -> None:
     cols = sorted({(r["method"], r["column"]) for r in rows})
-    lines = ["| condition | steps/stage | sentences | users | " + " | ".join(f"{m} {c}" for m, c in cols) + " |",
+    lines = ["| condition | steps/stage | sentences | users | "
+             + " | ".join(f"{m} {c}" for m, c in cols) + " |",
              "|---" * (4 + len(cols)) + "|"]
     for cond in dict.fromkeys(r["condition"] for r in rows):
         rs = [r for r in rows if r["condition"] == cond]

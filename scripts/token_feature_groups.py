@@ -10,15 +10,18 @@ import sys
 import numpy as np
 import torch
 
-torch.set_num_threads(1)
-from aemg.eval.trials import load_trials
 from aemg.eval.classifiers import logistic_regression
-from aemg.eval.methods import prepare_calibration, trial_sentences
 from aemg.eval.features import pooled_token_features
+from aemg.eval.methods import prepare_calibration, trial_sentences
 from aemg.eval.protocols import intra_folds
+from aemg.eval.trials import load_trials
 from aemg.tokenizer import TokenizerConfig
+
+torch.set_num_threads(1)
 t = load_trials(sys.argv[1] if len(sys.argv) > 1 else "/tmp/res/arch/uci_myo")
-cfg = TokenizerConfig(); prepare_calibration(t, cfg); s = trial_sentences(t, cfg)
+cfg = TokenizerConfig()
+prepare_calibration(t, cfg)
+s = trial_sentences(t, cfg)
 F = pooled_token_features(s, t.n_channels)
 C = t.n_channels
 groups = {"all": slice(None)}
@@ -32,8 +35,10 @@ print("sessions", sorted(set(t.sessions.tolist()))[:5], "reps?", [f.repetition f
 for n, g in groups.items():
     accs = []
     for f in folds[:60]:
-        x = F[:, g]; tr, te = f.train, f.test
-        mu, sd = x[tr].mean(0), x[tr].std(0); sd[sd == 0] = 1
+        x = F[:, g]
+        tr, te = f.train, f.test
+        mu, sd = x[tr].mean(0), x[tr].std(0)
+        sd[sd == 0] = 1
         w, b = logistic_regression((x[tr]-mu)/sd, t.labels[tr], t.n_classes, 1e-3, 200)
         accs.append(np.mean((((x[te]-mu)/sd) @ w.T + b).argmax(1) == t.labels[te]))
     print(n, round(100*np.mean(accs), 1))

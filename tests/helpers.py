@@ -51,6 +51,7 @@ def synthetic_archive(out, n_subjects: int = 3, trial_s: float = 2.0, **options)
     """A small archive of the synthetic reader at ``out`` (one process, no progress bar)."""
     from aemg.data.pipeline import rectify_dataset
 
-    rectify_dataset("synthetic", out, reader_options={"n_subjects": n_subjects, "trial_s": trial_s, **options},
+    rectify_dataset("synthetic", out,
+                    reader_options={"n_subjects": n_subjects, "trial_s": trial_s, **options},
                     workers=1, progress=False)
     return out

@@ -12,8 +12,16 @@ import numpy as np
 import pytest
 
 from aemg.data import Recording
-from aemg.data.archive import (ERRORS, INDEX, MANIFEST, ArchiveWriter, open_archive, read_group,
-                               read_shard, write_shard)
+from aemg.data.archive import (
+    ERRORS,
+    INDEX,
+    MANIFEST,
+    ArchiveWriter,
+    open_archive,
+    read_group,
+    read_shard,
+    write_shard,
+)
 from aemg.data.pipeline import RectifyReport, rectify_dataset, scale_sample
 from aemg.data.readers import DatasetInfo, Reader
 from aemg.data.rectify import StandardSpace, rectify
@@ -84,7 +92,8 @@ SMALL_SHARD = 60_000  # bytes: about two sources per shard
 
 def test_roundtrip_index_and_selection(tmp_path):
     reader = FakeReader(n=6)
-    report = rectify_dataset(reader, tmp_path / "a", SPACE, workers=1, progress=False, shard_bytes=SMALL_SHARD)
+    report = rectify_dataset(reader, tmp_path / "a", SPACE, workers=1, progress=False,
+                             shard_bytes=SMALL_SHARD)
     assert isinstance(report, RectifyReport)
     assert (report.sources, report.processed, report.skipped, report.recordings) == (6, 6, 0, 12)
     assert report.complete and report.errors == [] and report.samples_in > 0 and report.samples_per_s > 0
@@ -178,7 +187,8 @@ def test_resume_refuses_other_arguments(tmp_path):
     out = tmp_path / "a"
     rectify_dataset(FakeReader(n=2), out, SPACE, workers=1, progress=False)
     with pytest.raises(ConfigError, match="other settings.*space"):
-        rectify_dataset(FakeReader(n=2), out, StandardSpace(rate=300.0, channels=8), workers=1, progress=False)
+        rectify_dataset(FakeReader(n=2), out, StandardSpace(rate=300.0, channels=8), workers=1,
+                        progress=False)
     with pytest.raises(ConfigError, match="reader_options"):
         rectify_dataset(FakeReader(n=3), out, SPACE, workers=1, progress=False)
     (tmp_path / "other").mkdir()
@@ -229,10 +239,12 @@ def test_kill9_leaves_a_valid_archive_and_resumes(tmp_path):
 
 
 def test_duplicate_keys_are_an_error(tmp_path):
-    report = rectify_dataset(FakeReader(n=3, duplicate=True), tmp_path / "a", SPACE, workers=1, progress=False)
+    report = rectify_dataset(FakeReader(n=3, duplicate=True), tmp_path / "a", SPACE, workers=1,
+                             progress=False)
     # s01 and s02 repeat s00's keys only when subject also repeats: subjects are 0, 1, 2 -> unique
     assert report.errors == []
-    report = rectify_dataset(FakeReader(n=4, duplicate=True), tmp_path / "b", SPACE, workers=1, progress=False)
+    report = rectify_dataset(FakeReader(n=4, duplicate=True), tmp_path / "b", SPACE, workers=1,
+                             progress=False)
     assert [e["source"] for e in report.errors] == ["s03"]
     assert "not unique (also from s00)" in report.errors[0]["problem"]
     assert len(open_archive(tmp_path / "b")) == 6

@@ -1,5 +1,4 @@
 """Checkpoints: round trip, atomic layout, truncated/corrupt files, another preset."""
-import json
 
 import pytest
 import torch

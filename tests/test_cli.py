@@ -25,7 +25,8 @@ def aemg(*args, **kw):
 def test_datasets_lists_every_reader(capsys):
     assert main(["datasets"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split()[:7] == ["name", "device", "channels", "rate_hz", "subjects", "classes", "description"]
+    assert out[0].split()[:7] == ["name", "device", "channels", "rate_hz", "subjects", "classes",
+                                  "description"]
     names = [line.split()[0] for line in out[1:]]
     assert names == [info.name for info in list_readers()]
     row = next(line for line in out if line.startswith("libemg_myo "))
@@ -56,7 +57,8 @@ def test_rectify_skips_a_bad_file_or_stops_on_it(tmp_path, data_root):
     errors = [json.loads(line) for line in (tmp_path / "a" / "errors.jsonl").read_text().splitlines()]
     assert errors == [{"source": "R_1_C_2_EMG.csv", "problem": "row 1: 'abc' is not a number"}]
 
-    proc = aemg("rectify", "libemg_myo", src, tmp_path / "b", "--workers", 1, "--stop-on-error", "--no-progress")
+    proc = aemg("rectify", "libemg_myo", src, tmp_path / "b", "--workers", 1, "--stop-on-error",
+                "--no-progress")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == f"aemg: error: {bad}: row 1: 'abc' is not a number"
     before = get_reader("libemg_myo", src).sources().index("R_1_C_2_EMG.csv")
@@ -65,7 +67,8 @@ def test_rectify_skips_a_bad_file_or_stops_on_it(tmp_path, data_root):
 
     # fixed file + same command: resumes and completes; other settings: refused
     shutil.copy(data_root / "libemg_sdist_one_subject_myo" / bad.name, bad)
-    assert main(["rectify", "libemg_myo", str(src), str(tmp_path / "b"), "--workers", "1", "--no-progress"]) == 0
+    assert main(["rectify", "libemg_myo", str(src), str(tmp_path / "b"), "--workers",
+                 "1", "--no-progress"]) == 0
     archive = open_archive(tmp_path / "b")
     assert len(archive) == 20 and archive.complete and archive.errors == []
     proc = aemg("rectify", "libemg_myo", src, tmp_path / "b", "--rate", 300, "--no-progress")

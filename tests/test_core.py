@@ -14,7 +14,8 @@ def test_recording_converts_to_float32_and_validates():
         Recording(np.zeros((7, 10)), 200, "myo")
     with pytest.raises(DataError, match="2-D"):
         Recording(np.zeros(10), 200, "myo")
-    bad = np.zeros((8, 10)); bad[2, 5] = np.nan
+    bad = np.zeros((8, 10))
+    bad[2, 5] = np.nan
     with pytest.raises(DataError, match="channel 3, sample 6 \\(1-based"):
         Recording(bad, 200, "myo", source="x.csv")
     # finite samples whose float32 sum overflows are fine; an inf is found where it is

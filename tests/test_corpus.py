@@ -1,7 +1,6 @@
 """Token corpus on disk: tokenize_archive (pool, resume, determinism), reading API, CLI."""
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,7 +59,8 @@ def archive(tmp_path_factory):
 def test_tokenize_archive_is_deterministic_resumable_and_readable(archive, tmp_path):
     cfg = TokenizerConfig(token_s=0.2)
     r1 = tokenize_archive(archive, tmp_path / "c1", cfg, workers=1, progress=False)
-    r2 = tokenize_archive(archive, tmp_path / "c2", cfg, workers=2, progress=False, min_channel_samples_per_worker=0)
+    r2 = tokenize_archive(archive, tmp_path / "c2", cfg, workers=2, progress=False,
+                          min_channel_samples_per_worker=0)
     assert r2.workers == 2 and r1.workers == 1
     # a small job runs in one process whatever the workers asked for (the bytes are the same anyway)
     assert tokenize_archive(archive, tmp_path / "c3", cfg, workers=2, progress=False).workers == 1
@@ -91,7 +91,8 @@ def test_tokenize_archive_is_deterministic_resumable_and_readable(archive, tmp_p
     ser = c.select(dataset="ser", subject=2)
     assert len(ser) == 4 and sorted(c.sentences[i]["label"] for i in ser) == [0, 0, 1, 2]
     assert c.select(dataset="syn", label=[1, 2], subject="3") == \
-        [i for i, s in enumerate(c.sentences) if s["dataset"] == "syn" and s["subject"] == "3" and s["label"] > 0]
+        [i for i, s in enumerate(c.sentences)
+         if s["dataset"] == "syn" and s["subject"] == "3" and s["label"] > 0]
     with pytest.raises(ConfigError, match="unknown field"):
         c.select(colour="red")
 
@@ -104,8 +105,8 @@ def test_tokenize_archive_is_deterministic_resumable_and_readable(archive, tmp_p
         assert b[k].dtype == np.int64
     assert np.all(b["payload"][~b["mask"]] == 0) and b["order"][0, :3].tolist() == [0, 1, 2]
     np.testing.assert_array_equal(b["energy"][1, :c.sentences[5]["n_tokens"]], c.sentence(5).energy)
-    assert b["subject_id"].tolist() == [c.subjects.index(f"{c.sentences[i]['dataset']}/{c.sentences[i]['subject']}")
-                                        for i in idx]
+    assert b["subject_id"].tolist() == [
+        c.subjects.index(f"{c.sentences[i]['dataset']}/{c.sentences[i]['subject']}") for i in idx]
     short = c.batch(idx, max_len=2)
     assert short["payload"].shape[1] == 2 and short["mask"].all()
 
@@ -114,7 +115,8 @@ def test_tokenize_archive_is_deterministic_resumable_and_readable(archive, tmp_p
     shutil.rmtree(tmp_path / "c1" / "shards" / "000003")
     (tmp_path / "c1" / "corpus.json").unlink()
     (tmp_path / "c1" / "shards" / ".000004.tmp").mkdir()
-    r3 = tokenize_archive(archive, tmp_path / "c1", cfg, workers=2, progress=False, min_channel_samples_per_worker=0)
+    r3 = tokenize_archive(archive, tmp_path / "c1", cfg, workers=2, progress=False,
+                          min_channel_samples_per_worker=0)
     assert r3.groups_done_before == 6 and tree_digest(tmp_path / "c1") == before
     with pytest.raises(ConfigError, match="other settings"):
         tokenize_archive(archive, tmp_path / "c1", TokenizerConfig(token_s=0.1), workers=1, progress=False)
@@ -169,7 +171,8 @@ def test_windows_mode_concat_and_bad_corpora(archive, tmp_path):
     assert both.n_sentences == w.n_sentences + e.n_sentences and both.n_tokens == w.n_tokens + e.n_tokens
     b = both.batch([0, w.n_sentences])
     np.testing.assert_array_equal(b["payload"][1, :e.sentences[0]["n_tokens"]], e.sentence(0).payload)
-    assert both.select(dataset="ser") == w.select(dataset="ser") + [w.n_sentences + i for i in e.select(dataset="ser")]
+    assert both.select(dataset="ser") == w.select(dataset="ser") + [w.n_sentences + i
+                                                                    for i in e.select(dataset="ser")]
     tokenize_archive(archive, tmp_path / "s", TokenizerConfig(token_s=0.1), workers=1, progress=False)
     with pytest.raises(DataError, match="token shape"):
         ConcatCorpus([w, tmp_path / "s"])

@@ -82,7 +82,8 @@ def test_tokenize_on_the_cluster_equals_a_local_run(tmp_path, cluster):
     from aemg.tokenizer.corpus import tokenize_archive
     rectify_dataset("synthetic", tmp_path / "a", reader_options=OPTIONS, workers=1, progress=False)
     tokenize_archive(tmp_path / "a", tmp_path / "local", workers=1, progress=False)
-    report = tokenize_archive(tmp_path / "a", tmp_path / "dask", progress=False, min_channel_samples_per_worker=0,
+    report = tokenize_archive(tmp_path / "a", tmp_path / "dask", progress=False,
+                              min_channel_samples_per_worker=0,
                               scheduler=cluster.scheduler_address)
     assert report.workers >= 1
     same_corpus(tmp_path / "local", tmp_path / "dask")
@@ -119,7 +120,8 @@ def test_cli_scheduler_option(tmp_path, cluster, capsys, monkeypatch):
                  "--scheduler", cluster.scheduler_address]) == 0
     assert main(["prepare", "synthetic", "-", str(tmp_path / "p"), *args,
                  "--scheduler", cluster.scheduler_address]) == 0
-    assert main(["rectify", "synthetic", "-", str(tmp_path / "b"), *args, "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    assert main(["rectify", "synthetic", "-", str(tmp_path / "b"), *args, "--scheduler",
+                 "tcp://127.0.0.1:9"]) == 2
     assert "tcp://127.0.0.1:9: unreachable" in capsys.readouterr().err
 
 

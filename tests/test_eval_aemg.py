@@ -14,8 +14,14 @@ from aemg.data.pipeline import rectify_dataset
 from aemg.embed import _sentences_from_recordings
 from aemg.errors import ConfigError, DataError
 from aemg.eval import evaluate, get_method, load_trials, loso_folds
-from aemg.eval.methods import (AEMG_METHODS, calibrate, load_run, prepare_calibration, state_sha256,
-                                    trial_sentences)
+from aemg.eval.methods import (
+    AEMG_METHODS,
+    calibrate,
+    load_run,
+    prepare_calibration,
+    state_sha256,
+    trial_sentences,
+)
 from aemg.tokenizer.corpus import open_corpus, tokenize_archive
 from aemg.tokenizer.tokens import TokenizerConfig
 from aemg.train import load_checkpoint, pretrain
@@ -63,7 +69,8 @@ def test_every_method_runs_loso_and_fewshot(setup, trials):
         assert r["n_test"] == (5 if r["protocol"] == "loso" else 3)
     for (name, regime, share), conf in res.confusion.items():  # every test trial has tokens here,
         assert conf.shape == (3, 3)                               # so every one got a class
-        assert conf.sum() == sum(r["n_test"] for r in res.folds if (r["method"], r["regime"]) == (name, regime))
+        assert conf.sum() == sum(r["n_test"] for r in res.folds
+                                 if (r["method"], r["regime"]) == (name, regime))
     assert {r["method"] for r in res.summary()} == set(AEMG_METHODS)
 
 
@@ -78,7 +85,8 @@ def test_probe_options_and_training_only_statistics(setup, trials):
         np.testing.assert_allclose(probe.mean_, feats.mean(axis=0))  # training subjects only
         pred = probe.predict(test.without_labels()).trial
         assert pred.shape == (len(test),) and set(pred.tolist()) <= {0, 1, 2}
-    mean_tokens, cls_tokens = (get_method("aemg-probe", run=str(setup / "run"), pooling=p).embeddings(train)[0]
+    mean_tokens, cls_tokens = (get_method("aemg-probe", run=str(setup / "run"),
+                                          pooling=p).embeddings(train)[0]
                                for p in ("mean", "cls"))
     assert not np.allclose(mean_tokens, cls_tokens)
 
@@ -190,7 +198,8 @@ def test_eval_tokens_equal_the_pretraining_corpus_and_embed(setup, trials):
     test = trials.subset(loso_folds(trials)[0].test).without_labels()
     info = load_checkpoint(setup / "run").state["data"]
     from aemg.data.archive import open_archive
-    embedded = {s.key: s for s in _sentences_from_recordings(open_archive(setup / "archive"), info, rectified=True)}
+    embedded = {s.key: s
+                for s in _sentences_from_recordings(open_archive(setup / "archive"), info, rectified=True)}
     for got in (trial_sentences(trials, config), trial_sentences(test, config), list(embedded.values())):
         assert got
         for s in got:
@@ -275,5 +284,6 @@ def test_evaluate_cli_with_checkpoint(setup, tmp_path, capsys):
     assert code == 0 and "aemg-probe" in out and "aemg-finetune" in out
     assert (tmp_path / "rep" / "confusion_aemg-probe_rest.csv").is_file()
     assert (tmp_path / "rep" / "confusion_lda_none.csv").is_file()
-    assert main(["evaluate", str(setup / "archive"), "--out", str(tmp_path / "r2"), "--methods", "aemg-probe"]) == 2
+    assert main(["evaluate", str(setup / "archive"), "--out", str(tmp_path / "r2"),
+                 "--methods", "aemg-probe"]) == 2
     assert "needs a pre-trained run" in capsys.readouterr().err

@@ -3,8 +3,15 @@ import numpy as np
 import pytest
 
 from aemg.errors import ConfigError, DataError
-from aemg.eval.baselines import (LDA, HudginsLDA, Method, Prediction, get_method, list_methods,
-                                 register_method, vote)
+from aemg.eval.baselines import (
+    LDA,
+    Method,
+    Prediction,
+    get_method,
+    list_methods,
+    register_method,
+    vote,
+)
 from aemg.eval.protocols import Adaptation
 from aemg.eval.runner import evaluate
 from aemg.eval.trials import TrialSet
@@ -73,7 +80,8 @@ def test_vote_majority_and_ties():
 
 def test_hudgins_lda_subject_normalisation_removes_gain():
     ts = gain_trials()
-    train, test = ts.subset(np.flatnonzero(ts.subjects != "S2")), ts.subset(np.flatnonzero(ts.subjects == "S2"))
+    train = ts.subset(np.flatnonzero(ts.subjects != "S2"))
+    test = ts.subset(np.flatnonzero(ts.subjects == "S2"))
     plain = get_method("lda").fit(train)
     seen = Adaptation("unlabelled", "S2", unlabelled=test.without_labels())
     norm = get_method("lda-log-subjnorm").fit(train, adaptation=seen)
@@ -90,7 +98,8 @@ def test_hudgins_lda_subject_normalisation_removes_gain():
 @pytest.mark.parametrize("name", ["cnn", "dann"])
 def test_cnn_methods_run_and_are_seeded(name):
     ts = gain_trials(n_subjects=2, n_reps=2, length=120)
-    train, test = ts.subset(np.flatnonzero(ts.subjects == "S0")), ts.subset(np.flatnonzero(ts.subjects == "S1"))
+    train = ts.subset(np.flatnonzero(ts.subjects == "S0"))
+    test = ts.subset(np.flatnonzero(ts.subjects == "S1"))
     seen = Adaptation("unlabelled", "S1", unlabelled=test.without_labels()) if name == "dann" else None
     preds = [get_method(name, epochs=2, batch_size=16).fit(train, seed=3, adaptation=seen).predict(test, seen)
              for _ in range(2)]
@@ -115,7 +124,8 @@ def test_runner_hides_labels_and_target_from_inductive_methods():
     register_method("spy", Spy)
     assert "spy" in list_methods()
     res = evaluate(gain_trials(), ["spy"], ["loso"])
-    assert all(a.regime == "none" and a.rest is None and a.unlabelled is None for kind, a in seen if kind == "fit")
+    assert all(a.regime == "none" and a.rest is None and a.unlabelled is None
+               for kind, a in seen if kind == "fit")
     assert all((lab == -1).all() for kind, lab in seen if kind == "predict")
     assert len(res.folds) == 3 and res.folds[0]["window_acc"] is None
     with pytest.raises(ConfigError, match="unknown method"):

@@ -15,8 +15,15 @@ from aemg.cli import main
 from aemg.errors import ConfigError, DataError
 from aemg.eval import evaluate, get_method
 from aemg.eval.baselines import Method
-from aemg.eval.protocols import (LOSO_REGIMES, fewshot_folds, intra_folds, loso_folds, make_folds,
-                                 rest_class_id, rest_recordings)
+from aemg.eval.protocols import (
+    LOSO_REGIMES,
+    fewshot_folds,
+    intra_folds,
+    loso_folds,
+    make_folds,
+    rest_class_id,
+    rest_recordings,
+)
 from aemg.eval.report import regime_table
 from aemg.eval.runner import fold_adaptation, run_fold
 from aemg.eval.trials import TrialSet
@@ -25,8 +32,8 @@ LDA_FAMILY = ("lda", "lda-log", "lda-log-subjnorm", "lda-log-restnorm", "lda-log
 CNNS = {"cnn": {"epochs": 1, "batch_size": 64, "max_windows": 128},
         "dann": {"epochs": 1, "batch_size": 64, "max_windows": 128}}
 PROBES = ("aemg-probe", "aemg-probe-robust", "aemg-probe-subjnorm", "aemg-probe-calibnorm", "aemg-probe-em",
-          "aemg-probe-tok", "aemg-probe-tok-subjnorm", "aemg-probe-tok-em", "nct-logreg", "nct-logreg-subjnorm",
-          "nct-logreg-em")
+          "aemg-probe-tok", "aemg-probe-tok-subjnorm", "aemg-probe-tok-em", "nct-logreg",
+          "nct-logreg-subjnorm", "nct-logreg-em")
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -144,7 +151,8 @@ def test_rest_recording_is_the_first_rest_trial_and_never_tested():
         if gives_rest:
             assert (a.rest.labels == -1).all() and a.rest.keys.tolist() == ts.keys[f.rest].tolist()
         if gives_all:
-            assert (a.unlabelled.labels == -1).all() and a.unlabelled.keys.tolist() == ts.keys[f.test].tolist()
+            assert (a.unlabelled.labels == -1).all()
+            assert a.unlabelled.keys.tolist() == ts.keys[f.test].tolist()
 
 
 def test_fewshot_draws_around_the_rest_recording():
@@ -166,7 +174,8 @@ def test_loso_equals_regime_none_without_a_rest_class():
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in old.folds]
     assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in new.folds]
     assert sum(r["n_test"] for r in old.folds if r["method"] == "lda") == len(ts)
-    assert {(r["method"], r["regime"]) for r in old.folds} == {("lda", "none"), ("lda-log-subjnorm", "unlabelled")}
+    assert {(r["method"], r["regime"]) for r in old.folds} == {("lda", "none"),
+                                                               ("lda-log-subjnorm", "unlabelled")}
 
 
 # ------------------------------------------------------------------------------------- poisoning
@@ -224,8 +233,8 @@ def test_restnorm_centres_by_the_rest_recording():
 def test_no_rest_class_is_refused_with_the_fix():
     ts = session_trials(classes=("idle", "open", "fist"))
     for regime in ("rest", "fewshot"):
-        with pytest.raises(DataError, match=r"toy.*lda-log-restnorm under regime .* no class name of toy marks rest.*"
-                                            r"--rest-class NAME.*regime none"):
+        with pytest.raises(DataError, match=r"toy.*lda-log-restnorm under regime .* no class name of toy "
+                                            r"marks rest.*--rest-class NAME.*regime none"):
             evaluate(ts, ["lda-log-restnorm"], [], regimes=[regime], shares=[0.4], too_small="one")
     # methods that do not need it run; naming the rest class makes the rest regime work
     assert evaluate(ts, ["lda", "lda-log-subjnorm"], [], regimes=["none", "unlabelled"]).folds
@@ -250,7 +259,8 @@ def test_regime_table_marks_repeated_numbers():
     assert table[0] == "| method | none | rest | online | unlabelled |"
     rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in table[2:]}
     lda = rows["lda"]
-    assert "(" not in lda[0] and all(c.startswith("(") and c[1:].startswith(lda[0].split(" ")[0]) for c in lda[1:])
+    assert "(" not in lda[0] and all(c.startswith("(") and c[1:].startswith(lda[0].split(" ")[0])
+                                     for c in lda[1:])
     assert rows["lda-log-subjnorm"][:2] == ["-", "-"] and "(" not in rows["lda-log-subjnorm"][2]
     assert rows["lda-log-restnorm"][0] == "-" and rows["lda-log-restnorm"][2].startswith("(")
     assert any("lda uses nothing of regimes rest, online, unlabelled beyond none" in n for n in res.notes)
@@ -307,8 +317,9 @@ def archive_and_run(tmp_path_factory, one_torch_thread):
     from aemg.train import pretrain
 
     root = tmp_path_factory.mktemp("regimes")
-    rectify_dataset("synthetic", root / "archive", reader_options={"n_subjects": 3, "n_gestures": 2,
-                                                                   "repetitions": 2}, workers=1, progress=False)
+    rectify_dataset("synthetic", root / "archive",
+                    reader_options={"n_subjects": 3, "n_gestures": 2, "repetitions": 2}, workers=1,
+                    progress=False)
     tokenize_archive(root / "archive", root / "corpus", workers=1, progress=False)
     torch.manual_seed(0)
     pretrain(open_corpus(root / "corpus"), root / "run", "tiny", steps=2, batch_size=8, progress=False,
@@ -325,9 +336,9 @@ def test_probe_reads_only_what_its_regime_allows(archive_and_run, variant):
     subj = ("online", "unlabelled", "fewshot")
     want = {"aemg-probe": ("rest", "fewshot"), "aemg-probe-robust": ("none", "fewshot"),
             "aemg-probe-subjnorm": subj, "aemg-probe-calibnorm": ("rest", "fewshot"),
-            "aemg-probe-em": ("unlabelled",), "aemg-probe-tok": ("rest", "fewshot"), "aemg-probe-tok-subjnorm": subj,
-            "aemg-probe-tok-em": ("unlabelled",), "nct-logreg": ("rest", "fewshot"), "nct-logreg-subjnorm": subj,
-            "nct-logreg-em": ("unlabelled",)}
+            "aemg-probe-em": ("unlabelled",), "aemg-probe-tok": ("rest", "fewshot"),
+            "aemg-probe-tok-subjnorm": subj, "aemg-probe-tok-em": ("unlabelled",),
+            "nct-logreg": ("rest", "fewshot"), "nct-logreg-subjnorm": subj, "nct-logreg-em": ("unlabelled",)}
     assert method.regimes == want[variant]
     assert method.needs_rest == (variant != "aemg-probe-robust")
     for regime in method.regimes:
@@ -408,6 +419,7 @@ def test_online_prior_blends_the_pooled_statistics():
     adaptation = fold_adaptation(ts, fold, 0)
     test = ts.subset(fold.test).without_labels()
     m = get_method("lda-log-subjnorm", online_prior=1e9).fit(ts.subset(fold.train), adaptation=adaptation)
-    np.testing.assert_array_equal(m.predict_online(test, adaptation).window, m.predict(test, adaptation).window)
+    np.testing.assert_array_equal(m.predict_online(test, adaptation).window,
+                                  m.predict(test, adaptation).window)
     with pytest.raises(ConfigError, match="online_prior"):
         get_method("lda-log-subjnorm", online_prior=-1)

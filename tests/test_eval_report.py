@@ -18,12 +18,14 @@ def test_report_files_and_statistics(tmp_path):
     # subject A: seed 0 -> 3/4, seed 1 -> 1/4 (mean 0.5); subject B: 4/4 both seeds
     for seed, a in ((0, 3), (1, 1)):
         for subj, correct in (("A", a), ("B", 4)):
-            res.folds.append({"method": "m", "protocol": "loso", "regime": "none", "share": None, "seed": seed,
+            res.folds.append({"method": "m", "protocol": "loso", "regime": "none",
+                              "share": None, "seed": seed,
                               "subject": subj, "n_test": 4, "correct_trials": correct,
                               "trial_acc": correct / 4, "correct_windows": 2 * correct, "n_windows": 8})
     res.confusion[("m", "none", None)] = np.array([[6, 2], [2, 6]])
-    res.folds.append({"method": "m", "protocol": "fewshot", "regime": "fewshot", "share": 0.5, "seed": 0, "subject": "A",
-                      "n_test": 2, "correct_trials": 1, "trial_acc": 0.5, "correct_windows": 0, "n_windows": 0})
+    res.folds.append({"method": "m", "protocol": "fewshot", "regime": "fewshot", "share": 0.5,
+                      "seed": 0, "subject": "A", "n_test": 2, "correct_trials": 1, "trial_acc": 0.5,
+                      "correct_windows": 0, "n_windows": 0})
     res.confusion[("m", "fewshot", 0.5)] = np.array([[1, 0], [1, 0]])
     out = write_report(res, tmp_path / "rep")
     names = {p.name for p in out.iterdir()}

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import assert_allclose_verbose, assert_compiles_for_gpu
 
 from aemg import backends, ops
 from aemg.errors import DataError
-from helpers import assert_allclose_verbose, assert_compiles_for_gpu
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 BACKENDS = backends.available("vq_lookup")

@@ -12,7 +12,7 @@ from aemg.model.config import PRESETS
 from aemg.model.embeddings import SpatialEmbedding
 from aemg.model.encoder import TemporalConv
 from aemg.model.vq import VectorQuantizer, perplexity, spherical_kmeans, vq_lookup
-from aemg.train.data import synthetic_corpus, to_tensors, geometry
+from aemg.train.data import geometry, synthetic_corpus, to_tensors
 
 MICRO = ModelConfig(name="micro", token_len=20, d_model=32, depth=1, heads=2, mlp_dim=64, conv_channels=4,
                     channel_dim=16, pool_heads=2, codebook_size=16, code_dim=8, vq_depth=1, decoder_depth=1)
@@ -24,8 +24,10 @@ def _batch(n=6, channels=4, seed=0):
 
 
 def test_presets_shapes():
-    assert (PRESETS["base"].model.d_model, PRESETS["base"].model.depth, PRESETS["base"].model.heads) == (256, 6, 8)
-    assert (PRESETS["large"].model.d_model, PRESETS["large"].model.depth, PRESETS["large"].model.heads) == (512, 12, 16)
+    assert (PRESETS["base"].model.d_model, PRESETS["base"].model.depth,
+            PRESETS["base"].model.heads) == (256, 6, 8)
+    assert (PRESETS["large"].model.d_model, PRESETS["large"].model.depth,
+            PRESETS["large"].model.heads) == (512, 12, 16)
     assert preset("tiny").model.mask_ratio == 0.5
     with pytest.raises(ConfigError, match="unknown"):
         preset("huge")
@@ -203,14 +205,15 @@ def test_token_targets_match_loop_reference(L, windows):
     x[1, 2, 3] = 0.0  # a flat channel
     e = rng.gamma(1.0, 2.0, (2, 3, 4)).astype(np.float32)
     e[0, 0, 0] = 0.0
-    t = token_targets(torch.from_numpy(x), torch.from_numpy(e), rate=500.0, windows=windows, band_edges_hz=EDGES)
+    t = token_targets(torch.from_numpy(x), torch.from_numpy(e), rate=500.0, windows=windows,
+                      band_edges_hz=EDGES)
     assert t["spatial"].shape == (2, 3, 4) and t["level"].shape == (2, 3, 1)
     assert t["envelope"].shape == (2, 3, 4, windows) and t["spectrum"].shape == (2, 3, 4, 5)
     assert t["valid"].sum() == 2 * 3 * 4 - 1 and not t["valid"][1, 2, 3]
     for i in range(2):
         for j in range(3):
-            sp, lv, env, spec = _reference_targets(x[i, j].astype(np.float64), e[i, j].astype(np.float64), 500.0,
-                                                   windows, EDGES)
+            sp, lv, env, spec = _reference_targets(x[i, j].astype(np.float64), e[i, j].astype(np.float64),
+                                                   500.0, windows, EDGES)
             np.testing.assert_allclose(t["spatial"][i, j].numpy(), sp, rtol=1e-5, atol=1e-4)
             assert float(t["level"][i, j, 0]) == pytest.approx(lv, rel=1e-5, abs=1e-4)
             np.testing.assert_allclose(t["envelope"][i, j].numpy(), env, rtol=1e-4, atol=1e-4)
@@ -230,7 +233,8 @@ def test_token_targets_physiology():
     e = np.array([5.0, 1.0, 0.3])
     big = np.zeros((3, 2 * L), np.float32)
     big[:, ::2] = x  # non-contiguous view
-    out = token_targets(torch.from_numpy(big)[:, ::2], torch.tensor(e), rate=rate, windows=5, band_edges_hz=EDGES)
+    out = token_targets(torch.from_numpy(big)[:, ::2], torch.tensor(e), rate=rate, windows=5,
+                        band_edges_hz=EDGES)
     assert int(out["envelope"][0].argmax()) == 1
     assert int(out["spectrum"][1].argmax()) == 1
     assert int(out["spatial"].argmax()) == 0 and float(out["spatial"].sum()) == pytest.approx(0.0, abs=1e-5)
@@ -246,7 +250,8 @@ def test_target_stats_standardise_and_config_edges():
     assert abs(float(tgt["level"][real].mean())) < 1e-4 and float(tgt["level"][real].std(unbiased=False)) == \
         pytest.approx(1.0, rel=1e-3)
     env = tgt["envelope"][real][tgt["valid"][real]]  # (n valid channels, W)
-    assert env.mean(0).abs().max() < 1e-4 and torch.allclose(env.std(0, unbiased=False), torch.ones(5), atol=1e-3)
+    assert env.mean(0).abs().max() < 1e-4 and torch.allclose(env.std(0, unbiased=False), torch.ones(5),
+                                                             atol=1e-3)
     with pytest.raises(ConfigError, match="band_edges_hz"):
         ModelConfig(band_edges_hz=(10.0, 5.0))
     assert ModelConfig(band_edges_hz=[1, 2, 3]).band_edges_hz == (1.0, 2.0, 3.0)

@@ -15,7 +15,8 @@ OPTIONS = {"n_subjects": 3, "trial_s": 1.5, "repetitions": 2, "n_gestures": 2}
 
 
 def two_step(tmp_path, reader="synthetic", options=OPTIONS, root=None, **kw):
-    rectify_dataset(reader, tmp_path / "a2", root=root, reader_options=options, workers=1, progress=False, **kw)
+    rectify_dataset(reader, tmp_path / "a2", root=root, reader_options=options, workers=1, progress=False,
+                    **kw)
     tokenize_archive(tmp_path / "a2", tmp_path / "c2", workers=1, progress=False)
     return tmp_path / "c2"
 
@@ -117,8 +118,9 @@ def test_prepare_refuses_bad_folders(tmp_path):
 
 
 def test_cli_prepare(tmp_path, capsys):
-    rc = main(["prepare", "synthetic", "-", str(tmp_path / "c"), "--option", "n_subjects=2", "--option", "repetitions=1",
-               "--option", "trial_s=1.5", "--workers", "1", "--no-progress", "--no-archive"])
+    rc = main(["prepare", "synthetic", "-", str(tmp_path / "c"), "--option", "n_subjects=2",
+               "--option", "repetitions=1", "--option", "trial_s=1.5", "--workers", "1", "--no-progress",
+               "--no-archive"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "tokenized from memory" in out and (tmp_path / "c" / "corpus.json").is_file()

@@ -86,8 +86,8 @@ def test_bad_corpus(tmp_path, corpus):
     long = synthetic_corpus(3, n_channels=4, token_len=20, tokens=(17, 20))
     with pytest.raises(DataError, match="synthetic/0.*longer than the model allows"):
         pretrain(long, tmp_path / "l", MICRO, progress=False)
-    r = pretrain(synthetic_corpus(3, n_channels=4, token_len=30, tokens=(2, 5)), tmp_path / "t", MICRO, stage=1, steps=1,
-                 progress=False)
+    r = pretrain(synthetic_corpus(3, n_channels=4, token_len=30, tokens=(2, 5)), tmp_path / "t", MICRO,
+                 stage=1, steps=1, progress=False)
     assert r.config.model.token_len == 30  # a new run takes the corpus's token length
     assert not (tmp_path / "e").exists() and not (tmp_path / "l").exists()
 
@@ -123,10 +123,12 @@ def test_mixed_corpora(tmp_path, corpus):
     r = pretrain([corpus, other], tmp_path / "run", MICRO, stage=1, steps=2, progress=False)
     assert len(r.history) == 2
     with pytest.raises(DataError, match="token shape"):
-        pretrain([corpus, synthetic_corpus(3, n_channels=5, token_len=20)], tmp_path / "x", MICRO, progress=False)
+        pretrain([corpus, synthetic_corpus(3, n_channels=5, token_len=20)], tmp_path / "x", MICRO,
+                 progress=False)
 
 
-WARM = PretrainConfig(MICRO.model, TrainConfig(**{**MICRO.train.__dict__, "vq_warmup_steps": 2, "kmeans_batches": 2}))
+WARM = PretrainConfig(MICRO.model,
+                      TrainConfig(**{**MICRO.train.__dict__, "vq_warmup_steps": 2, "kmeans_batches": 2}))
 
 
 def test_vq_warmup_then_kmeans_and_exact_resume(tmp_path, corpus):

@@ -148,7 +148,8 @@ def test_3dc(data_root):
 def test_libemg_myo(data_root):
     recs = list(read_dataset("libemg_myo", data_root / "libemg_sdist_one_subject_myo"))
     assert len(recs) == 20
-    assert sorted((r.meta["repetition"], r.label) for r in recs) == [(r, c) for r in range(4) for c in range(5)]
+    assert sorted((r.meta["repetition"], r.label) for r in recs) == [(r, c) for r in range(4)
+                                                                     for c in range(5)]
     assert all(r.n_channels == 8 and 500 < r.n_samples < 700 for r in recs)
     by_class = {}
     for r in recs:

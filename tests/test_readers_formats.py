@@ -61,9 +61,12 @@ def test_uci_bad_files(tmp_path):
 
     write_gz(tmp_path / "01" / "1_raw_data_10-00_01.01.16.txt.gz",
              (header + "".join(row(t, c=0 if t < 3 else 2) for t in range(1, 9))).encode())
-    write_gz(tmp_path / "02" / "1_raw_data_10-00_01.01.16.txt.gz", (header + row(1) + row(3) + row(2)).encode())
-    write_gz(tmp_path / "03" / "1_raw_data_10-00_01.01.16.txt.gz", (header + row(1) + row(2, v="nan")).encode())
-    write_gz(tmp_path / "04" / "1_raw_data_10-00_01.01.16.txt.gz", (header + row(1) + "2\t1e-05\t1\n").encode())
+    write_gz(tmp_path / "02" / "1_raw_data_10-00_01.01.16.txt.gz",
+             (header + row(1) + row(3) + row(2)).encode())
+    write_gz(tmp_path / "03" / "1_raw_data_10-00_01.01.16.txt.gz",
+             (header + row(1) + row(2, v="nan")).encode())
+    write_gz(tmp_path / "04" / "1_raw_data_10-00_01.01.16.txt.gz",
+             (header + row(1) + "2\t1e-05\t1\n").encode())
     write_gz(tmp_path / "05" / "1_raw_data_10-00_01.01.16.txt.gz", (header + row(1, c=9)).encode())
     write_gz(tmp_path / "06" / "1_raw_data_10-00_01.01.16.txt.gz", (header + row(1, v=1.5e-05)).encode())
     reader = get_reader("uci_myo", tmp_path)
@@ -118,7 +121,8 @@ def _write_v73(path, variables):
         for name, value in variables.items():
             fh[name] = np.asarray(value, dtype=np.float64).T
     with open(path, "r+b") as fh:
-        fh.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 .")
+        fh.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 "
+                 b"00:00:00 2024 HDF5 schema 1.00 .")
 
 
 def test_ninapro_v5_and_v73(tmp_path, rng):
@@ -142,7 +146,8 @@ def test_ninapro_v5_and_v73(tmp_path, rng):
     assert "truncated_from" not in b.meta
     np.testing.assert_allclose(b.data, v73["emg"].T.astype(np.float32))
     trials = split_trials(b, min_s=0.01)
-    assert [(t.label, t.meta["repetition"]) for t in trials if t.label] == [(13, 1), (14, 1), (13, 2), (14, 2)]
+    assert [(t.label, t.meta["repetition"]) for t in trials if t.label] == [(13, 1), (14, 1), (13, 2),
+                                                                            (14, 2)]
     assert trials[0].label == 0  # rest is a class in Ninapro
     with pytest.raises(DataError, match="S3_E1_A1.mat: 10 channels but device 'ninapro12' has 12"):
         reader.read("S3_E1_A1.mat")
@@ -220,7 +225,8 @@ def _write_wfdb(folder, record, digital, fs=2048, gain=1000.0, descriptions=None
         flat = digital.T.reshape(-1).astype(np.int64) & 0xFFF
         assert flat.size % 2 == 0
         a, b = flat[0::2], flat[1::2]
-        raw = np.stack([a & 0xFF, ((a >> 8) & 0x0F) | ((b >> 8) << 4), b & 0xFF], axis=1).astype(np.uint8).tobytes()
+        raw = np.stack([a & 0xFF, ((a >> 8) & 0x0F) | ((b >> 8) << 4), b & 0xFF],
+                       axis=1).astype(np.uint8).tobytes()
     (folder / f"{record}.dat").write_bytes(raw)
     lines = [f"{record} {c} {fs} {t if n_samples is None else n_samples}"]
     lines += [f"{record}.dat {fmt} {gain:g}(0)/mV 16 0 0 0 0 {names[i]}" for i in range(c)]
@@ -245,7 +251,8 @@ def test_grabmyo(tmp_path, rng):
     names = [f"F{i}" for i in range(1, 17)] + [f"W{i}" for i in range(1, 13)] + [f"U{i}" for i in range(1, 5)]
     order = rng.permutation(32)
     digital = rng.integers(-3000, 3000, size=(32, 64))
-    _write_wfdb(session, "session1_participant3_gesture17_trial2", digital, descriptions=[names[i] for i in order])
+    _write_wfdb(session, "session1_participant3_gesture17_trial2", digital,
+                descriptions=[names[i] for i in order])
     _write_wfdb(session, "session1_participant3_gesture1_trial1", digital[:28])
     _write_wfdb(session, "session1_participant3_gesture2_trial1", digital[:20])
     _write_wfdb(session, "session1_participant3_gesture3_trial1", digital[:28], n_samples=80)
@@ -254,7 +261,8 @@ def test_grabmyo(tmp_path, rng):
     dat.write_bytes(dat.read_bytes()[:-3])
     reader = get_reader("grabmyo", tmp_path)
     sources = reader.sources()
-    assert [s.rsplit("_", 2)[1] for s in sources] == ["gesture1", "gesture2", "gesture3", "gesture4", "gesture17"]
+    assert [s.rsplit("_", 2)[1] for s in sources] == ["gesture1", "gesture2", "gesture3", "gesture4",
+                                                      "gesture17"]
     (rec,) = reader.read(sources[-1])
     expected = np.stack([digital[list(order).index(names.index(n))] for n in names[:28]]) / 1000.0
     np.testing.assert_allclose(rec.data, expected, rtol=1e-6)
@@ -266,7 +274,8 @@ def test_grabmyo(tmp_path, rng):
         reader.read(sources[1])
     with pytest.raises(DataError, match="gesture3_trial1.dat: 64 samples but the header says 80"):
         reader.read(sources[2])
-    with pytest.raises(DataError, match="gesture4_trial1.dat: size 3581 bytes is not a multiple of the 56-byte"):
+    with pytest.raises(DataError,
+                       match="gesture4_trial1.dat: size 3581 bytes is not a multiple of the 56-byte"):
         reader.read(sources[3])
 
 
@@ -277,11 +286,13 @@ def _csv(rows):
 
 def test_generic_template(tmp_path, rng):
     data = rng.integers(-100, 100, size=(40, 3))
-    for subject, session, label, trial in [("01", "1", "fist", "0"), ("01", "2", "open", "1"), ("02", "1", "rest", "0")]:
+    for subject, session, label, trial in [("01", "1", "fist", "0"), ("01", "2", "open", "1"),
+                                           ("02", "1", "rest", "0")]:
         write_gz(tmp_path / f"P{subject}" / f"day{session}" / f"gesture{label}_rep{trial}.csv.gz",
                  b"a,b,c\n" + _csv(data))
     (tmp_path / "P01" / "notes.txt").write_text("not a recording")
-    reader = get_reader("generic", tmp_path, pattern="P{subject}/day{session}/gesture{label}_rep{trial}.csv.gz",
+    reader = get_reader("generic", tmp_path,
+                        pattern="P{subject}/day{session}/gesture{label}_rep{trial}.csv.gz",
                         rate=1000, device="ring:3", skip_rows=1, classes=["rest", "fist", "open"])
     sources = reader.sources()
     assert sources == ["P01/day1/gesturefist_rep0.csv.gz", "P01/day2/gestureopen_rep1.csv.gz",
@@ -291,19 +302,23 @@ def test_generic_template(tmp_path, rng):
         ("01", "1", "fist.0", 1, 0), ("01", "2", "open.1", 2, 1), ("02", "1", "rest.0", 0, 0)]
     np.testing.assert_array_equal(recs[0].data, data.T)
     assert recs[0].rate == 1000.0 and recs[0].dataset == "generic" and recs[0].units == "a.u."
-    strict = get_reader("generic", tmp_path, pattern="P{subject}/day{session}/gesture{label}_rep{trial}.csv.gz",
+    strict = get_reader("generic", tmp_path,
+                        pattern="P{subject}/day{session}/gesture{label}_rep{trial}.csv.gz",
                         rate=1000, device="ring:3", skip_rows=1, classes=["rest", "fist"])
     with pytest.raises(DataError, match=r"gestureopen_rep1.csv.gz: unknown label 'open'"):
         strict.read(sources[1])
-    no_classes = get_reader("generic", tmp_path, pattern="P{subject}/day{session}/gesture{label}_rep{trial}.csv.gz",
+    no_classes = get_reader("generic", tmp_path,
+                            pattern="P{subject}/day{session}/gesture{label}_rep{trial}.csv.gz",
                             rate=1000, device="ring:3", skip_rows=1)
     with pytest.raises(DataError, match="unknown label 'fist'.*classes="):
         no_classes.read(sources[0])
-    renamed = get_reader("generic", tmp_path, pattern="P{subject}/day{session}/gesture{label}_rep{trial}.csv.gz",
+    renamed = get_reader("generic", tmp_path,
+                         pattern="P{subject}/day{session}/gesture{label}_rep{trial}.csv.gz",
                          rate=1000, device="ring:3", skip_rows=1, classes=["rest", "power"],
                          label_names={"fist": "power"})
     assert renamed.read(sources[0])[0].label == 1
-    wrong = get_reader("generic", tmp_path, pattern="P{subject}/day{session}/gesture{label}_rep{trial}.csv.gz",
+    wrong = get_reader("generic", tmp_path,
+                       pattern="P{subject}/day{session}/gesture{label}_rep{trial}.csv.gz",
                        rate=1000, device="ring:4", skip_rows=1, classes=["rest", "fist", "open"])
     with pytest.raises(DataError, match="gesturefist_rep0.csv.gz: 3 channels but device 'ring:4' has 4"):
         wrong.read(sources[0])

@@ -58,7 +58,8 @@ def test_myo_readings_layout_and_trials(tmp_path, rng):
     assert reader.sources() == ["_readings_left_hand/77-2/1.txt.gz", "_readings_right_hand/123-1/0.txt.gz",
                                 "_readings_right_hand/123-1/5.txt.gz"]
     (rec,) = reader.read("_readings_right_hand/123-1/5.txt.gz")
-    assert (rec.subject, rec.session, rec.trial, rec.meta) == ("123", "1", "5", {"hand": "right", "gesture": 5})
+    assert (rec.subject, rec.session, rec.trial, rec.meta) == ("123", "1", "5",
+                                                               {"hand": "right", "gesture": 5})
     assert np.array_equal(rec.data.T, table[:, :8]) and np.array_equal(rec.labels, table[:, 8])
     trials = split_trials(rec)
     assert [(t.label, t.meta["repetition"]) for t in trials] == [(0, 0), (5, 0), (0, 1), (5, 1)]
@@ -121,7 +122,8 @@ def test_myo_readings_labels_and_values(tmp_path, rng):
         get_reader("myo_readings", tmp_path, label_mismatch="error").read(source)
     reader = get_reader("myo_readings", tmp_path)
     bad = {"0.txt.gz": (table, r"the rest file 0.txt has labels \[0, 2\]"),
-           "4.txt.gz": (np.column_stack([table[:, :8], np.full(len(table), 9)]), r"label column holds \['9'\]"),
+           "4.txt.gz": (np.column_stack([table[:, :8], np.full(len(table), 9)]),
+                        r"label column holds \['9'\]"),
            "5.txt.gz": (np.column_stack([table[:, :7], np.full(len(table), 300), table[:, 8]]),
                         r"data row 1: .* are not Myo int8 values"),
            "8.txt.gz": (table, r"unknown gesture file '8.txt.gz'")}
@@ -187,7 +189,8 @@ def test_ciil_layout_sessions_and_metadata(tmp_path, rng):
                    ("shift-subject3", "trial_0", None), ("minimal-subject3", "train", None),
                    ("minimal-subject3", "trial_2", None)}
     rec = recs["ElectrodeShift/subject3/training/R_1_C_3.csv.gz"]
-    assert (rec.label, rec.trial, rec.meta["repetition"], rec.classes[3]) == (3, "R_1_C_3", 1, "wrist extension")
+    assert (rec.label, rec.trial, rec.meta["repetition"], rec.classes[3]) == (3, "R_1_C_3", 1,
+                                                                              "wrist extension")
     assert rec.n_channels == 8 and rec.n_samples == 30
     assert len(get_reader("ciil_myo", tmp_path, split="minimal").sources()) == 10
     assert len({r.key for r in recs.values()}) == 30
@@ -202,7 +205,8 @@ def test_ciil_refuses_libemg_class_order_and_bad_files(tmp_path, rng):
     folder = tmp_path / "ElectrodeShift/subject0/training"
     _ciil_folder(folder, 1, rng, names=["Close", "Open", "Rest", "Flexion", "Extension"])
     reader = get_reader("ciil_myo", tmp_path)
-    with pytest.raises(DataError, match=r"training/metadata.json: entry for R_0_C_0.csv says .*class_name='Close'"):
+    with pytest.raises(DataError,
+                       match=r"training/metadata.json: entry for R_0_C_0.csv says .*class_name='Close'"):
         reader.read("ElectrodeShift/subject0/training/R_0_C_0.csv.gz")
     (folder / "metadata.json").write_text("{")
     with pytest.raises(DataError, match=r"metadata.json: invalid or truncated JSON"):
@@ -215,7 +219,8 @@ def test_ciil_refuses_libemg_class_order_and_bad_files(tmp_path, rng):
     with pytest.raises(DataError, match=r"R_0_C_1.csv.gz: row 1 has 7 columns, expected 8"):
         reader.read("ElectrodeShift/subject0/training/R_0_C_1.csv.gz")
     write_gz(tmp_path / "ElectrodeShift/subject0/odd/R_0_C_1.csv.gz", rows(np.zeros((3, 8))))
-    with pytest.raises(DataError, match=re.escape("odd/R_0_C_1.csv.gz: expected ElectrodeShift/subject<k>/<training|")):
+    with pytest.raises(DataError,
+                       match=re.escape("odd/R_0_C_1.csv.gz: expected ElectrodeShift/subject<k>/<training|")):
         reader.read("ElectrodeShift/subject0/odd/R_0_C_1.csv.gz")
 
 
@@ -225,8 +230,10 @@ def test_ciil_real(data_root):
     sources = reader.sources()
     assert len(sources) == 2260
     assert len({s.split("/")[1] for s in sources if s.startswith("Elec")}) == 21
-    picks = ["ElectrodeShift/subject0/training/R_4_C_2.csv.gz", "ElectrodeShift/subject0/trial_4/R_1_C_0.csv.gz",
-             "ElectrodeShift/subject16/trial_0/R_0_C_3.csv.gz", "MinimalTrainingData/subject10/train/R_0_C_4.csv.gz",
+    picks = ["ElectrodeShift/subject0/training/R_4_C_2.csv.gz",
+             "ElectrodeShift/subject0/trial_4/R_1_C_0.csv.gz",
+             "ElectrodeShift/subject16/trial_0/R_0_C_3.csv.gz",
+             "MinimalTrainingData/subject10/train/R_0_C_4.csv.gz",
              "MinimalTrainingData/subject10/test/trial_0/R_2_C_1.csv.gz"]
     recs = [reader.read(s)[0] for s in picks]  # each checked against its metadata.json
     assert [r.session for r in recs] == ["training", "trial_4", "trial_0", "train", "trial_0"]
@@ -310,7 +317,8 @@ def test_3dc_reads_the_test_split_beside_train(tmp_path, rng):
                  rows(rng.integers(-100, 100, size=(20, 10))))
     reader = get_reader("3dc", tmp_path)
     recs = [r for s in reader.sources() for r in reader.read(s)]
-    assert sorted((r.session, r.meta["repetition"], r.label) for r in recs) == [("test", 1, 4), ("train", 1, 4)]
+    assert sorted((r.session, r.meta["repetition"], r.label) for r in recs) == [("test", 1, 4),
+                                                                                ("train", 1, 4)]
     assert len({r.key for r in recs}) == 2
 
 

@@ -6,10 +6,26 @@ import pytest
 
 from aemg.data.devices import TWO_PI
 from aemg.data.recording import Recording
-from aemg.data.rectify import (StandardSpace, amplitude_gain, bandpass, collapse_held, dataset_native_rate,
-                               detect_line_frequency, effective_rate, estimate_amplitude_scale, line_harmonics,
-                               moving_rms, noise_floor, notch, power_above, rate_ratio, rectify,
-                               resample, resample_irregular, standard_device)
+from aemg.data.rectify import (
+    StandardSpace,
+    amplitude_gain,
+    bandpass,
+    collapse_held,
+    dataset_native_rate,
+    detect_line_frequency,
+    effective_rate,
+    estimate_amplitude_scale,
+    line_harmonics,
+    moving_rms,
+    noise_floor,
+    notch,
+    power_above,
+    rate_ratio,
+    rectify,
+    resample,
+    resample_irregular,
+    standard_device,
+)
 from aemg.data.synthetic import SyntheticConfig, generate_unit
 from aemg.errors import ConfigError, DataError
 
@@ -81,7 +97,8 @@ def test_detect_line_frequency(rng):
     assert detect_line_frequency(noise[:, :10], 1000.0) is None
 
 
-@pytest.mark.parametrize("rate_in,rate_out", [(1000.0, 500.0), (200.0, 500.0), (2048.0, 500.0), (1024.0, 500.0)])
+@pytest.mark.parametrize("rate_in,rate_out",
+                         [(1000.0, 500.0), (200.0, 500.0), (2048.0, 500.0), (1024.0, 500.0)])
 def test_resample_reproduces_a_sine(rate_in, rate_out):
     x, _ = sines([13.0], rate_in, seconds=2.0, channels=2)
     y = resample(x, rate_in, rate_out)

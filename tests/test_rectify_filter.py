@@ -63,7 +63,8 @@ def test_dtypes_and_non_contiguous_input(backend, dtype, layout, rng):
 def test_one_sample_empty_and_no_sections(backend, rng):
     sos = cascade()
     one = np.array([[3.0], [-2.0]])
-    np.testing.assert_array_equal(zero_phase(sos, one, backend=backend), zero_phase(sos, one, backend="scipy"))
+    np.testing.assert_array_equal(zero_phase(sos, one, backend=backend),
+                                  zero_phase(sos, one, backend="scipy"))
     assert zero_phase(sos, np.zeros((3, 0)), backend=backend).shape == (3, 0)
     x = make((2, 50), np.float32, "C", rng)
     np.testing.assert_array_equal(zero_phase(np.zeros((0, 6)), x, backend=backend), x.astype(np.float64))

@@ -10,9 +10,9 @@ import subprocess
 import sys
 
 import pytest
+from helpers import synthetic_archive
 
 from aemg.cli import main
-from helpers import synthetic_archive
 
 G = ["--pattern", "P{subject}/gesture{label}_rep{trial}.csv", "--source-rate", "1000", "--device", "ring:2"]
 
@@ -21,9 +21,10 @@ G = ["--pattern", "P{subject}/gesture{label}_rep{trial}.csv", "--source-rate", "
 def env(tmp_path_factory):
     """Paths the invocations use: a complete archive A, an incomplete one P, a corpus C, a run R,
     a folder of generic files SRC, a plain file F and an existing unrelated folder D."""
+    from test_pretrain import MICRO
+
     from aemg.tokenizer.corpus import open_corpus, tokenize_archive
     from aemg.train import pretrain
-    from test_pretrain import MICRO
 
     root = tmp_path_factory.mktemp("cli")
     synthetic_archive(root / "A", n_subjects=2)
@@ -38,7 +39,8 @@ def env(tmp_path_factory):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):  # RP: an unfinished run (stage 1 step 1 of 2)
-        pretrain(open_corpus(root / "C"), root / "RP", cfg, steps=2, progress=False, device="cpu", on_step=stop)
+        pretrain(open_corpus(root / "C"), root / "RP", cfg, steps=2, progress=False, device="cpu",
+                 on_step=stop)
     (root / "SRC" / "P1").mkdir(parents=True)
     (root / "SRC" / "P1" / "gesture0_rep0.csv").write_text("1,2\n3,4\n" * 50)
     (root / "F").write_text("a file")
@@ -51,17 +53,21 @@ def env(tmp_path_factory):
 BAD = [
     # rectify: reader options validated against each reader's declared parameters
     ("rectify generic {SRC} {T}/o1", "missing required option(s) --pattern, --source-rate, --device"),
-    ("rectify generic {SRC} {T}/o1 --pattern x{{subject}}.csv", "missing required option(s) --source-rate, --device"),
+    ("rectify generic {SRC} {T}/o1 --pattern x{{subject}}.csv",
+     "missing required option(s) --source-rate, --device"),
     ("rectify synthetic - {T}/o1 --option name=x", "unknown option(s) name"),
     ("rectify generic {SRC} {T}/o1 G --option root=/x", "--option root=...: not an option"),
     ("rectify synthetic - {T}/o1 --option self=1", "--option self=...: not an option"),
     ("rectify generic {SRC} {T}/o1 G --option name=a --option root=b", "not an option"),
-    ("rectify generic {SRC} {T}/o1 G --option channels=3", "--option channels=3: expected a list of integers or null"),
-    ("rectify generic {SRC} {T}/o1 G --option skip_rows=abc", "--option skip_rows=\"abc\": expected an integer"),
+    ("rectify generic {SRC} {T}/o1 G --option channels=3",
+     "--option channels=3: expected a list of integers or null"),
+    ("rectify generic {SRC} {T}/o1 G --option skip_rows=abc",
+     "--option skip_rows=\"abc\": expected an integer"),
     ("rectify generic {SRC} {T}/o1 G --option time_scale=abc", "time_scale=\"abc\": expected a number"),
     ("rectify generic {SRC} {T}/o1 G --option classes=3", "classes=3: expected a list of strings or null"),
     ("rectify generic {SRC} {T}/o1 G --option delimiter=5", "delimiter=5: expected a string or null"),
-    ("rectify generic {SRC} {T}/o1 G --option time_column=0.5", "time_column=0.5: expected an integer or null"),
+    ("rectify generic {SRC} {T}/o1 G --option time_column=0.5",
+     "time_column=0.5: expected an integer or null"),
     ("rectify generic {SRC} {T}/o1 G --option rate=2000", "--source-rate and --option rate=... both given"),
     ("rectify generic {SRC} {T}/o1 G --option units=volts", "units='volts'"),
     ("rectify generic {SRC} {T}/o1 --pattern /abs.csv --source-rate 1 --device ring:2", "pattern='/abs.csv'"),
@@ -104,7 +110,8 @@ BAD = [
     ("pretrain {C} --out {F}/r", "F/r"),
     # embed
     ("embed {R} {A} --out {T}/e.npz --device tpu", "--device 'tpu'"),
-    ("embed {RP} {A} --out {T}/e.npz", "RP: the run is unfinished (its latest checkpoint is stage 1 step 1 of 2)"),
+    ("embed {RP} {A} --out {T}/e.npz",
+     "RP: the run is unfinished (its latest checkpoint is stage 1 step 1 of 2)"),
     ("embed {R} {A} --out {T}/e.npz --batch-size 0", "argument --batch-size: '0': must be >= 1"),
     ("embed {T}/missing {A} --out {T}/e.npz", "missing: no such run or checkpoint folder"),
     ("embed {R} {P} --out {T}/e.npz", "archive is incomplete"),
@@ -169,8 +176,8 @@ def test_bad_invocation_is_one_line_and_exit_2(env, capsys, template, fragment):
 
 
 def test_a_real_process_prints_no_traceback(env):
-    proc = subprocess.run([sys.executable, "-m", "aemg", *_argv(BAD[6][0], env)], capture_output=True, text=True,
-                          timeout=120, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    proc = subprocess.run([sys.executable, "-m", "aemg", *_argv(BAD[6][0], env)], capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ, PYTHONWARNINGS="ignore"))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
 

@@ -6,13 +6,13 @@ import shutil
 
 import numpy as np
 import pytest
+from helpers import tree_digest
 
 from aemg.cli import main
 from aemg.data.archive import INDEX, open_archive, verify_archive
 from aemg.data.pipeline import rectify_dataset
 from aemg.errors import DataError
 from aemg.tokenizer.corpus import tokenize_archive, verify_corpus
-from helpers import tree_digest
 
 OPTIONS = {"n_subjects": 4, "trial_s": 2}
 
@@ -131,8 +131,9 @@ def test_verify_command_exit_codes(tmp_path, reference, capsys):
 
 
 def test_verify_a_run(tmp_path, capsys):
-    from aemg.train import pretrain, synthetic_corpus
     from test_pretrain import MICRO
+
+    from aemg.train import pretrain, synthetic_corpus
 
     pretrain(synthetic_corpus(8, n_channels=4, token_len=20, tokens=(2, 8), seed=1), tmp_path / "r", MICRO,
              stage=1, steps=2, progress=False)

@@ -11,10 +11,10 @@ import sys
 import textwrap
 
 import pytest
+from helpers import synthetic_archive, tree_digest
 
 from aemg._pool import WorkerDied, WorkerPool
 from aemg.tokenizer.corpus import tokenize_archive
-from helpers import synthetic_archive, tree_digest
 
 #: a hung command is one still running after this long (liveness, not a speed threshold)
 HANG_S = 60
@@ -86,7 +86,8 @@ SLOW_TOKENIZE = """
         print("group", flush=True)
         return slow(*a, **k)
     c.tokenize_group = group
-    getattr(c.tokenize_archive, "__wrapped__", c.tokenize_archive).__kwdefaults__["min_channel_samples_per_worker"] = 0
+    tokenize = getattr(c.tokenize_archive, "__wrapped__", c.tokenize_archive)
+    tokenize.__kwdefaults__["min_channel_samples_per_worker"] = 0
     sys.exit(main(["tokenize", sys.argv[1], sys.argv[2], "--workers", "2", "--no-progress"]))
 """
 

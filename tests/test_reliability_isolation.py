@@ -4,13 +4,13 @@ import json
 
 import numpy as np
 import pytest
+from test_archive import SPACE, FakeReader
 
 from aemg.data import Recording
 from aemg.data.archive import open_archive
 from aemg.data.pipeline import check_time_span, rectify_dataset
 from aemg.data.rectify import estimate_amplitude_scale
 from aemg.errors import DataError, shorten
-from test_archive import SPACE, FakeReader
 
 
 class FaultyReader(FakeReader):
@@ -40,7 +40,8 @@ class FaultyReader(FakeReader):
 
 
 def _errors(out):
-    return {e["source"]: e["problem"] for e in map(json.loads, (out / "errors.jsonl").read_text().splitlines())}
+    return {e["source"]: e["problem"]
+            for e in map(json.loads, (out / "errors.jsonl").read_text().splitlines())}
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import pytest
+from helpers import synthetic_archive
 
 from aemg._io import LOCK, FolderLock
 from aemg.cli import main
@@ -14,7 +15,6 @@ from aemg.data.archive import verify_archive
 from aemg.data.pipeline import rectify_dataset
 from aemg.errors import ConfigError
 from aemg.tokenizer.corpus import tokenize_archive
-from helpers import synthetic_archive
 
 SLOW_RECTIFY = """
     import sys, time
@@ -38,7 +38,8 @@ def test_a_second_rectify_is_refused_naming_the_holder_and_deletes_nothing(tmp_p
         for _ in range(3):  # two sources done: at least one shard committed
             assert proc.stdout.readline().startswith("source"), proc.stderr.read()
         before = sorted(p.name for p in (out / "shards").iterdir())
-        with pytest.raises(ConfigError, match=f"another aemg process is writing this archive \\(PID {proc.pid}:"):
+        with pytest.raises(ConfigError,
+                           match=f"another aemg process is writing this archive \\(PID {proc.pid}:"):
             rectify_dataset("synthetic", out, reader_options={"n_subjects": 4, "trial_s": 2}, workers=1,
                             progress=False, shard_bytes=1 << 20)
         assert set(before) <= {p.name for p in (out / "shards").iterdir()}
@@ -63,8 +64,9 @@ def test_tokenize_and_pretrain_refuse_a_locked_folder(tmp_path, capsys):
 
 
 def test_a_killed_holder_leaves_no_lock_behind(tmp_path):
-    code = f"from aemg._io import FolderLock; import os, signal\nwith FolderLock({str(tmp_path / 'x')!r}):\n" \
-           "    os.kill(os.getpid(), signal.SIGKILL)"
+    code = (f"from aemg._io import FolderLock; import os, signal\n"
+            f"with FolderLock({str(tmp_path / 'x')!r}):\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == -signal.SIGKILL
     assert (tmp_path / "x" / LOCK).exists()  # the file stays, the kernel dropped the lock
     with FolderLock(tmp_path / "x"):
@@ -74,5 +76,6 @@ def test_a_killed_holder_leaves_no_lock_behind(tmp_path):
 
 def test_a_refused_command_leaves_no_folder(tmp_path):
     with pytest.raises(ConfigError):
-        rectify_dataset("synthetic", tmp_path / "new", reader_options={"colour": 1}, workers=1, progress=False)
+        rectify_dataset("synthetic", tmp_path / "new", reader_options={"colour": 1}, workers=1,
+                        progress=False)
     assert not (tmp_path / "new").exists()

@@ -87,15 +87,16 @@ def test_recordings_shorter_than_a_token_are_warned_about(tmp_path, caplog):
                                             "space": {}, "amplitude_scale": 1.0})
     rng = np.random.default_rng(0)
     for i, t in enumerate((2000, 30)):
-        writer.add(f"s{i}", [Recording(rng.normal(size=(2, t)).astype(np.float32), rate=1000.0, device="ring:2",
-                                       trial=str(i), units="standard")])
+        writer.add(f"s{i}", [Recording(rng.normal(size=(2, t)).astype(np.float32), rate=1000.0,
+                                       device="ring:2", trial=str(i), units="standard")])
     writer.finish()
     tokenize_archive(tmp_path / "a", tmp_path / "c", TokenizerConfig(token_s=0.05, mode="windows"), workers=1,
                      progress=False)
     assert "1 of 2 recordings are shorter than one token (0.05 s)" in caplog.text
 
 
-@pytest.mark.parametrize("command, says", [("verify", "nothing was written"), ("tokenize", "re-run the same command")])
+@pytest.mark.parametrize("command, says",
+                         [("verify", "nothing was written"), ("tokenize", "re-run the same command")])
 def test_ctrl_c_says_what_to_do(monkeypatch, capsys, command, says):
     import importlib
 

@@ -11,11 +11,11 @@ import textwrap
 
 import pytest
 import torch
+from test_pretrain import MICRO
 
 from aemg.cli import main
 from aemg.errors import ConfigError
 from aemg.train import load_checkpoint, pretrain, synthetic_corpus
-from test_pretrain import MICRO
 
 HANG_S = 120
 
@@ -79,7 +79,8 @@ def test_nonsense_steps_and_a_run_without_checkpoint(tmp_path, corpus):
 SLOW_PRETRAIN = """
     import importlib, sys, time
     from aemg.cli import main
-    p = importlib.import_module("aemg.train.pretrain")  # the module (aemg.train.pretrain is also the function)
+    # the module (aemg.train.pretrain is also the function)
+    p = importlib.import_module("aemg.train.pretrain")
     lr = p._lr
     def step(*a):
         print("step", flush=True)
@@ -92,6 +93,7 @@ SLOW_PRETRAIN = """
 
 def test_ctrl_c_writes_a_checkpoint_and_the_printed_command_resumes_exactly(tmp_path):
     from helpers import synthetic_archive
+
     from aemg.tokenizer.corpus import tokenize_archive
 
     synthetic_archive(tmp_path / "a", n_subjects=2)

@@ -4,11 +4,11 @@ import os
 import stat
 
 import pytest
+from helpers import synthetic_archive
+from test_pretrain import MICRO
 
 from aemg.tokenizer.corpus import tokenize_archive
 from aemg.train import pretrain, synthetic_corpus
-from helpers import synthetic_archive
-from test_pretrain import MICRO
 
 
 def _modes(root):
@@ -21,8 +21,8 @@ def test_every_file_honours_the_umask(tmp_path, mask):
     try:
         synthetic_archive(tmp_path / "a", n_subjects=1)
         tokenize_archive(tmp_path / "a", tmp_path / "c", workers=1, progress=False)
-        pretrain(synthetic_corpus(6, n_channels=4, token_len=20, tokens=(2, 6), seed=1), tmp_path / "r", MICRO,
-                 stage=1, steps=2, progress=False)
+        pretrain(synthetic_corpus(6, n_channels=4, token_len=20, tokens=(2, 6), seed=1), tmp_path / "r",
+                 MICRO, stage=1, steps=2, progress=False)
     finally:
         os.umask(old)
     for name in ("a", "c", "r"):

@@ -7,8 +7,15 @@ import pytest
 from aemg import backends
 from aemg.errors import BackendUnavailable, ConfigError, DataError
 from aemg.tokenizer import segment_reference
-from aemg.tokenizer.segment import (Events, SegmentParams, detect_events, energy_envelope,
-                                    noise_level, postprocess_events, seconds_to_samples)
+from aemg.tokenizer.segment import (
+    Events,
+    SegmentParams,
+    detect_events,
+    energy_envelope,
+    noise_level,
+    postprocess_events,
+    seconds_to_samples,
+)
 
 BACKENDS = backends.available("segment")
 
@@ -150,7 +157,8 @@ def test_nan_policy(backend):
     x = bursty(rng, 4, 3000).astype(np.float32)
     x[2, 1000:1100] = np.nan
     x[0, 5] = np.inf
-    with pytest.raises(DataError, match=r"x: non-finite sample .* channel 1, sample 6 \(1-based; 101 in total\)"):
+    with pytest.raises(DataError,
+                       match=r"x: non-finite sample .* channel 1, sample 6 \(1-based; 101 in total\)"):
         detect_events(x, 1000.0, backend=backend)
     with pytest.raises(DataError, match="non-finite"):
         energy_envelope(x, 1000.0, 0.05, backend=backend)
@@ -261,4 +269,5 @@ def test_reference_kernel_is_resumable():
                         for i, j in [(0, 3), (3, 1000), (1000, 1000), (1000, 4000)]])
     np.testing.assert_array_equal(a, b)
     assert parts.position == whole.position == 4000
-    np.testing.assert_array_equal(np.roll(parts.ring, -parts.istate[0]), np.roll(whole.ring, -whole.istate[0]))
+    np.testing.assert_array_equal(np.roll(parts.ring, -parts.istate[0]),
+                                  np.roll(whole.ring, -whole.istate[0]))

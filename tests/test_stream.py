@@ -53,7 +53,8 @@ def test_stream_equals_offline(seed, C, T, chunks, window_s, merge_gap_s, min_ev
 
 @HYP
 @given(gaps=st.lists(st.tuples(st.integers(1, 30), st.integers(1, 60), st.booleans()), max_size=30),
-       merge_gap=st.integers(0, 20), min_len=st.integers(0, 25), extra=st.one_of(st.none(), st.integers(0, 40)),
+       merge_gap=st.integers(0, 20), min_len=st.integers(0, 25),
+       extra=st.one_of(st.none(), st.integers(0, 40)),
        open_end=st.booleans())
 def test_assembler_equals_vectorised_postprocessing(gaps, merge_gap, min_len, extra, open_end):
     """The causal assembler (fed crossing by crossing) == postprocess_events on the whole list."""
@@ -77,7 +78,8 @@ def test_assembler_equals_vectorised_postprocessing(gaps, merge_gap, min_len, ex
         if tick:
             a.advance(e + 1, out)
     a.close(T, out)
-    ps, pe = postprocess_events(np.array(starts, np.int64), np.array(ends, np.int64), merge_gap, min_len, max_len)
+    ps, pe = postprocess_events(np.array(starts, np.int64), np.array(ends, np.int64), merge_gap, min_len,
+                                max_len)
     assert out == list(zip(ps.tolist(), pe.tolist()))
 
 
@@ -104,7 +106,8 @@ def test_stream_errors_and_calibration():
     bad = np.zeros((3, 10), np.float32)
     bad[1, 4] = np.nan
     seg.push(np.zeros((3, 7)))
-    with pytest.raises(DataError, match=r"chunk: \(stream position 7\) non-finite .* channel 2, sample 5 \(1-based"):
+    with pytest.raises(DataError,
+                       match=r"chunk: \(stream position 7\) non-finite .* channel 2, sample 5 \(1-based"):
         seg.push(bad)
     assert seg.position == 7  # the bad chunk left the state untouched
     zero = StreamingSegmenter(200.0, 3, SegmentParams(nan_policy="zero"), noise=1.0)

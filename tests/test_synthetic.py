@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 
 from aemg.data.devices import TWO_PI
-from aemg.data.synthetic import (SyntheticConfig, generate, generate_unit, subject_params,
-                                 synthetic_units)
+from aemg.data.synthetic import SyntheticConfig, generate, generate_unit, subject_params, synthetic_units
 from aemg.errors import ConfigError, DataError
 
 SMALL = SyntheticConfig(n_subjects=4, repetitions=2, n_gestures=3, trial_s=2.0)
@@ -21,7 +20,8 @@ def test_units_and_determinism():
     # a unit does not depend on which other units exist or are generated
     bigger = SyntheticConfig(n_subjects=6, repetitions=2, n_gestures=3, trial_s=2.0)
     np.testing.assert_array_equal(generate_unit(bigger, "s01")[3].data, a[3].data)
-    other = generate_unit(SyntheticConfig(n_subjects=4, repetitions=2, n_gestures=3, trial_s=2.0, seed=1), "s01")
+    other = generate_unit(SyntheticConfig(n_subjects=4, repetitions=2, n_gestures=3, trial_s=2.0, seed=1),
+                          "s01")
     assert not np.array_equal(other[3].data, a[3].data)
     assert sum(1 for _ in generate(SMALL)) == 4 * len(a)
 

@@ -40,7 +40,8 @@ def test_fast_path_takes_plain_integer_tables(rng):
     fast = base._parse_int_table(text, ",", 0, 10)
     assert fast is not None
     np.testing.assert_array_equal(fast, x)
-    np.testing.assert_array_equal(parse_table(text, "f.txt", delimiter=",", n_columns=10, dtype=np.float32), x)
+    np.testing.assert_array_equal(parse_table(text, "f.txt", delimiter=",", n_columns=10, dtype=np.float32),
+                                  x)
     assert base._parse_int_table(text, ",", 0, 9) is None  # wrong width: loadtxt's path reports it
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from aemg.errors import DataError
-from aemg.eval.features import (TOKEN_FEATURES, pooled_token_features, td_features, token_features)
+from aemg.eval.features import TOKEN_FEATURES, pooled_token_features, td_features, token_features
 from aemg.tokenizer.sentence import Sentence
 
 

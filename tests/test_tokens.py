@@ -138,7 +138,8 @@ def test_compiled_token_kernels_match_the_reference(rng, backend):
 
 def test_extract_tokens_into_checks_shapes(rng):
     x = rng.standard_normal((2, 50)).astype(np.float32)
-    payload, energy, dominant = np.empty((3, 2, 10), np.float32), np.empty((3, 2), np.float32), np.empty(3, np.int16)
+    payload, energy = np.empty((3, 2, 10), np.float32), np.empty((3, 2), np.float32)
+    dominant = np.empty(3, np.int16)
     extract_tokens_into(x, np.array([0, 5, 40]), 10, payload, energy, dominant)
     np.testing.assert_array_equal(payload, extract_tokens(x, np.array([0, 5, 40]), 10)[0])
     with pytest.raises(DataError, match="output shapes"):
@@ -168,7 +169,8 @@ def test_sentence_metadata_follows_the_events(rng):
     assert set(s.dominant_channel.tolist()) == {3}
     for k in range(s.n_tokens):  # payload is exactly the z-scored window
         ref = x[:, starts[k]:starts[k] + L].astype(np.float64)
-        np.testing.assert_allclose(s.payload[k], (ref - ref.mean(1, keepdims=True)) / ref.std(1, keepdims=True),
+        np.testing.assert_allclose(s.payload[k],
+                                   (ref - ref.mean(1, keepdims=True)) / ref.std(1, keepdims=True),
                                    atol=2e-4)
 
 

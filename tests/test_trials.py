@@ -18,7 +18,8 @@ def test_runs_become_trials_and_gaps_are_dropped():
     labels = [-1] * 5 + [0] * 60 + [-1] * 3 + [2] * 70 + [0] * 55 + [-1] * 2
     rec = _rec(labels, meta={"series": 1})
     trials = split_trials(rec)
-    assert [(t.label, t.n_samples, t.trial) for t in trials] == [(0, 60, "7.0"), (2, 70, "7.1"), (0, 55, "7.2")]
+    assert [(t.label, t.n_samples, t.trial) for t in trials] == [(0, 60, "7.0"), (2, 70, "7.1"),
+                                                                 (0, 55, "7.2")]
     assert [t.meta["repetition"] for t in trials] == [0, 0, 1]
     assert trials[1].meta == {"series": 1, "parent_trial": "7", "start_s": 0.68, "repetition": 0}
     np.testing.assert_array_equal(trials[1].data, rec.data[:, 68:138])

@@ -2,12 +2,11 @@
 import json
 import shutil
 
-import numpy as np
 import pytest
 
 import aemg
-from aemg._io import file_digest
 from aemg import weights
+from aemg._io import file_digest
 from aemg.errors import ConfigError, DataError
 from aemg.train.checkpoint import resolve
 

@@ -7,7 +7,6 @@ import math
 
 from ..errors import ConfigError
 
-
 #: what Ctrl-C prints for a command whose output is written only at its end (nothing to resume)
 NOT_RESUMABLE = "nothing was written (the output is written at the end); run the command again"
 
@@ -16,7 +15,8 @@ def _number(text: str, kind: type, least: float, strict: bool):
     try:
         value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not "
+                                         f"{'an integer' if kind is int else 'a number'}") from None
     if not math.isfinite(value) or (value <= least if strict else value < least):
         raise argparse.ArgumentTypeError(f"{text!r}: must be {'>' if strict else '>='} {least:g}")
     return value
@@ -66,11 +66,13 @@ def add_common_options(parser: argparse.ArgumentParser, *, workers: bool = False
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     if allow_partial:
         parser.add_argument("--allow-partial", action="store_true",
-                            help="also read an incomplete archive (a rectify run still writing or interrupted)")
+                            help="also read an incomplete archive (a rectify run "
+                                 "still writing or interrupted)")
     if scheduler:
         parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                             help="run the work on this Dask scheduler's workers (default: $AEMG_SCHEDULER, "
-                                 "else locally); workers must see the data and output folders at the same paths")
+                                 "else locally); workers must see the data and "
+                                 "output folders at the same paths")
 
 
 def torch_device(text: str | None) -> str:

@@ -82,7 +82,8 @@ def step_rectify(state: DemoState) -> str:
     state.results["archive"] = archive
     return (f"archive {report.out}: {len(archive)} recordings, {len(archive.subjects())} subjects, "
             f"{archive.n_samples:,} samples at {archive.space.rate:g} Hz x {archive.space.channels} channels "
-            f"({report.processed} sources read now, {report.skipped} already done, {len(report.errors)} errors)")
+            f"({report.processed} sources read now, {report.skipped} already "
+            f"done, {len(report.errors)} errors)")
 
 
 def step_tokenize(state: DemoState) -> str:
@@ -126,6 +127,7 @@ def step_evaluate(state: DemoState) -> str:
     """LOSO and few-shot evaluation of :attr:`DemoState.methods` on the archive's trials; writes
     the report to ``OUT/report`` (skipped when ``OUT/report/demo.json`` exists)."""
     import json
+
     from ..eval import evaluate, load_trials, write_report
     from ..eval.methods import AEMG_METHODS
     from ..train.checkpoint import write_json_atomic

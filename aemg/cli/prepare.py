@@ -45,5 +45,6 @@ def run(args: argparse.Namespace) -> int:
                              shard_bytes=int(args.shard_mb * 2**20), scheduler=args.scheduler)
     print(report.summary())
     if report.rectify.errors:
-        print(f"{len(report.rectify.errors)} file(s) skipped; see the archive's errors.jsonl", file=sys.stderr)
+        print(f"{len(report.rectify.errors)} file(s) skipped; see the archive's errors.jsonl",
+              file=sys.stderr)
     return 0

@@ -16,11 +16,14 @@ def register(subparsers) -> None:
     p.add_argument("corpus", nargs="+", help="token corpus folder(s) written by `aemg tokenize`")
     p.add_argument("--out", required=True, help="run folder")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--preset", choices=("tiny", "base", "large"), default=None, help="model preset (default tiny)")
+    g.add_argument("--preset", choices=("tiny", "base", "large"), default=None,
+                   help="model preset (default tiny)")
     g.add_argument("--config", help="TOML or JSON config file (see aemg.model.config)")
-    p.add_argument("--stage", choices=("1", "2", "both"), help="stages to run (default both; with --resume the run's)")
+    p.add_argument("--stage", choices=("1", "2", "both"),
+                   help="stages to run (default both; with --resume the run's)")
     p.add_argument("--steps", type=positive_int, help="steps per stage (overrides the config)")
-    p.add_argument("--batch-size", type=positive_int, help="global batch, sentences per step (overrides the config)")
+    p.add_argument("--batch-size", type=positive_int,
+                   help="global batch, sentences per step (overrides the config)")
     p.add_argument("--seed", type=int, help="seed of batch order, initialisation and masks (default 0)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint; the other arguments must be "
@@ -38,7 +41,8 @@ def resume_hint(argv: list[str], exc: BaseException) -> str:
         argv.append("--resume")
     command = f"aemg {shlex.join(argv)}"
     if getattr(exc, "checkpoint", None) is not None:
-        return f"checkpoint {exc.checkpoint} written after stage {exc.stage} step {exc.step}; resume with: {command}"
+        return (f"checkpoint {exc.checkpoint} written after stage {exc.stage} step {exc.step}; "
+                f"resume with: {command}")
     return f"resume from the last checkpoint written (if any) with: {command}"
 
 
@@ -56,9 +60,11 @@ def run(args: argparse.Namespace) -> int:
                  progress=not args.no_progress, tensorboard=args.tensorboard)
     for s, row in sorted(r.final.items()):
         if s == 1:
-            print(f"stage 1: {row['step']} steps, loss {row['loss']:.4f}, reconstruction {row['rec_loss']:.4f}, "
-                  f"codebook usage {row['usage']:.1%}, perplexity {row['perplexity']:.1f}")
+            print(f"stage 1: {row['step']} steps, loss {row['loss']:.4f}, "
+                  f"reconstruction {row['rec_loss']:.4f}, codebook usage {row['usage']:.1%}, "
+                  f"perplexity {row['perplexity']:.1f}")
         else:
-            print(f"stage 2: {row['step']} steps, loss {row['loss']:.4f}, masked-token accuracy {row['accuracy']:.1%}")
+            print(f"stage 2: {row['step']} steps, loss {row['loss']:.4f}, masked-token "
+                  f"accuracy {row['accuracy']:.1%}")
     print(f"checkpoint: {r.checkpoint}  ({r.wall_s:.0f} s)")
     return 0

@@ -43,8 +43,10 @@ def parse_options(pairs: list[str]) -> dict:
 
 def add_rectify_options(p) -> None:
     """Standard space, reader, error and shard options (``aemg rectify`` and ``aemg prepare``)."""
-    p.add_argument("--rate", type=positive_float, help="standard sampling rate, Hz (default: StandardSpace's)")
-    p.add_argument("--channels", type=positive_int, help="standard number of channels (default: StandardSpace's)")
+    p.add_argument("--rate", type=positive_float,
+                   help="standard sampling rate, Hz (default: StandardSpace's)")
+    p.add_argument("--channels", type=positive_int,
+                   help="standard number of channels (default: StandardSpace's)")
     p.add_argument("--stop-on-error", action="store_true",
                    help="stop (exit 2) at the first bad file instead of skipping it")
     p.add_argument("--pattern", help="reader option pattern: path template of the files with {fields}, e.g. "

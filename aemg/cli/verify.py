@@ -13,9 +13,9 @@ def register(subparsers) -> None:
         "verify", help="check an archive, a token corpus or a run and report every problem",
         description="Check an archive (aemg rectify), a token corpus (aemg tokenize) or a pre-training run "
                     "(aemg pretrain): completeness, every file's size and checksum against what was recorded "
-                    "when it was committed, that each shard holds what the index says, that everything reads. "
-                    "Prints one line per problem and a summary; exit code 0 when all is well, 1 when a "
-                    "problem was found.")
+                    "when it was committed, that each shard holds what the index "
+                    "says, that everything reads. Prints one line per problem and a summary; exit code "
+                    "0 when all is well, 1 when a problem was found.")
     p.add_argument("path", help="archive, corpus or run folder")
     p.set_defaults(func=run, on_interrupt=NOT_RESUMABLE)
 

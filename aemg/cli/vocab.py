@@ -11,14 +11,17 @@ from ._common import NOT_RESUMABLE, positive_int, torch_device
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("vocab", help="plot the stage-1 codebook: prototypes and usage per dataset/device",
+    p = subparsers.add_parser("vocab",
+                              help="plot the stage-1 codebook: prototypes and usage per dataset/device",
                               description=" ".join(__doc__.split()))
     p.add_argument("run", help="run folder, checkpoint folder, or shipped weights by name (aemg-tiny)")
     p.add_argument("--corpus", nargs="+", required=True, help="token corpus folder(s) to count code usage on")
     p.add_argument("--out", required=True, help="PNG file to write")
-    p.add_argument("--top", type=positive_int, default=24, help="prototypes shown (most used first; default 24)")
+    p.add_argument("--top", type=positive_int, default=24,
+                   help="prototypes shown (most used first; default 24)")
     p.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
-    p.add_argument("--allow-partial", action="store_true", help="also use an unfinished run's latest checkpoint")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="also use an unfinished run's latest checkpoint")
     p.set_defaults(func=run, on_interrupt=NOT_RESUMABLE)
 
 
@@ -37,15 +40,16 @@ def code_usage(model, corpus, device="cpu", batch_size=64) -> tuple[np.ndarray, 
             idx = list(range(lo, min(lo + batch_size, corpus.n_sentences)))
             b = to_tensors(corpus.batch(idx), device)
             codes = model.code_indices(b, angles, z).cpu().numpy()
-            owner = np.repeat([gid[f"{corpus.sentences[i]['dataset']}/{corpus.sentences[i]['device']}"] for i in idx],
+            owner = np.repeat([gid[f"{corpus.sentences[i]['dataset']}/{corpus.sentences[i]['device']}"]
+                               for i in idx],
                               b["mask"].sum(dim=1).cpu().numpy())
             np.add.at(counts, (owner, codes), 1)
     return counts, groups
 
 
 def plot_vocab(model, corpus, out, *, top: int = 24, device="cpu") -> Path:
-    """Write a PNG: the ``top`` most used prototypes (channels x 50 ms windows of log RMS) with their share per
-    group, and a usage heat map of every code per dataset/device (atomically)."""
+    """Write a PNG: the ``top`` most used prototypes (channels x 50 ms windows of log RMS) with their share
+    per group, and a usage heat map of every code per dataset/device (atomically)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -76,7 +80,8 @@ def plot_vocab(model, corpus, out, *, top: int = 24, device="cpu") -> Path:
     im = ax.imshow(share, aspect="auto", cmap="viridis", interpolation="nearest")
     ax.set_yticks(range(len(groups)), groups, fontsize=7)
     ax.set_xlabel("code index")
-    ax.set_title(f"code usage share per dataset/device ({int((total > 0).sum())}/{len(total)} codes used)", fontsize=8)
+    ax.set_title(f"code usage share per dataset/device ({int((total > 0).sum())}/{len(total)} codes used)",
+                 fontsize=8)
     fig.colorbar(im, ax=ax, fraction=0.02)
     fig.tight_layout()
     out = save_figure(fig, out)

@@ -640,10 +640,12 @@ class Archive:
             wanted.sort()
             run: list[tuple[int, int]] = []
             for pos, k in wanted + [(-1, -1)]:
-                if run and (pos < 0 or table.span(pos)[0] - table.span(run[-1][0])[1] > _MERGE_GAP_BYTES // 4):
+                if run and (pos < 0
+                            or table.span(pos)[0] - table.span(run[-1][0])[1] > _MERGE_GAP_BYTES // 4):
                     positions = sorted({p for p, _ in run})
                     used += 1  # only the first run goes to the buffer: two runs would share it
-                    recs = dict(zip(positions, table.read_run(positions, where, buffer if used == 1 else None)))
+                    recs = dict(zip(positions,
+                                    table.read_run(positions, where, buffer if used == 1 else None)))
                     for p, kk in run:
                         out[kk] = recs[p]
                     run = []
@@ -683,8 +685,8 @@ class Archive:
     def _position(self, row: dict[str, Any]) -> int:
         pos = int(row["position"])
         if pos >= len(self._table(row["shard"])):
-            raise DataError(self.path / row["shard"], f"recording {row['key']!r} (position {row['position']}) "
-                                                      "missing from the shard")
+            raise DataError(self.path / row["shard"],
+                            f"recording {row['key']!r} (position {row['position']}) missing from the shard")
         return pos
 
     def _load(self, row: dict[str, Any]) -> Recording:
@@ -692,7 +694,8 @@ class Archive:
         if self.manifest.get("version") == 1:
             f = self._file(row["shard"])
             if row["position"] not in f:
-                raise DataError(path, f"recording {row['key']!r} (group {row['position']}) missing from the shard")
+                raise DataError(path,
+                                f"recording {row['key']!r} (group {row['position']}) missing from the shard")
             return read_group(f[row["position"]], f"{path}:{row['position']}")
         pos = self._position(row)
         return self._table(row["shard"]).read(pos, f"{path}:{row['position']}")
@@ -769,7 +772,8 @@ def verify_archive(path: str | os.PathLike) -> tuple[list[str], str]:
             for row in rows:
                 pos = int(row["position"])
                 if pos >= len(table):
-                    problems.append(f"{where}: recording {row['key']!r} (position {pos}) missing from the shard")
+                    problems.append(f"{where}: recording {row['key']!r} (position "
+                                    f"{pos}) missing from the shard")
                     continue
                 h = table.headers[pos]
                 key = f"{h.get('dataset')}/{h.get('subject')}/{h.get('session')}/{h.get('trial')}"

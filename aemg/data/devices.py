@@ -170,7 +170,8 @@ def hd_grid(rows: int, cols: int, *, pitch: float = 0.01, radius: float = 0.045,
 
 def _builtin() -> None:
     register_device(Device.ring(8, name="myo", rate=200.0, units="int8",
-                                description="Thalmic Labs Myo armband: 8 dry bipolar electrodes around the forearm"))
+                                description="Thalmic Labs Myo armband: 8 dry bipolar "
+                                            "electrodes around the forearm"))
     register_device(Device.ring(10, name="3dc", rate=1000.0, units="adc",
                                 description="3DC armband: 10 dry bipolar electrodes around the forearm"))
     # Ninapro DB2/DB3: 8 equally spaced around the forearm at the radio-humeral joint level, plus
@@ -190,7 +191,8 @@ def _builtin() -> None:
     # GRABMyo: forearm 2 rings of 8 (16), wrist 2 rings of 6 (12), 2048 Hz.
     ring6 = TWO_PI * np.arange(6) / 6
     register_device(Device("grabmyo", np.concatenate([ring8, ring8, ring6, ring6]),
-                           np.concatenate([np.zeros(8), 0.03 * np.ones(8), 0.15 * np.ones(6), 0.18 * np.ones(6)]),
+                           np.concatenate([np.zeros(8), 0.03 * np.ones(8),
+                                           0.15 * np.ones(6), 0.18 * np.ones(6)]),
                            rate=2048.0, units="mV", groups=("forearm",) * 16 + ("wrist",) * 12,
                            description="GRABMyo: 16 forearm (2 rings of 8) + 12 wrist (2 rings of 6)"))
     register_device(hd_grid(8, 8, pitch=0.01, name="hdgrid8x8", rate=2048.0, units="mV",
@@ -198,8 +200,8 @@ def _builtin() -> None:
     # MultiDay (Kaufmann et al.): a 4-channel MindMedia amplifier; the electrode placement is not
     # documented, so the default is 4 electrodes equally spaced around one forearm ring (ring:4).
     register_device(Device.ring(4, name="mindmedia4", rate=2048.0, units="a.u.",
-                                description="MindMedia 4-channel amplifier (MultiDay); placement undocumented, "
-                                            "modelled as ring:4"))
+                                description="MindMedia 4-channel amplifier "
+                                            "(MultiDay); placement undocumented, modelled as ring:4"))
     register_device(Device.ring(16, name="standard16",
                                 description="aemg standard space: 16 virtual electrodes around the forearm"))
 

@@ -22,6 +22,7 @@ The address comes from ``scheduler=`` (``--scheduler``) or the environment varia
 """
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import threading
 from typing import Callable, Iterator, Sequence
@@ -220,8 +221,7 @@ class DaskPool:
         self.client = connect(self.address)
         return self
 
-    def submit(self, fn: Callable, *args) -> "concurrent.futures.Future":
-        import concurrent.futures
+    def submit(self, fn: Callable, *args) -> concurrent.futures.Future:
         out: concurrent.futures.Future = concurrent.futures.Future()
         fut = self.client.submit(fn, *args, pure=False, retries=TASK_RETRIES)
 

@@ -232,9 +232,11 @@ def _resolve_reader(reader, root, reader_options):
     if isinstance(reader, str):
         return get_reader(reader, root, **options), reader, options
     if root is not None:
-        raise ConfigError("rectify_dataset: give root= only with a reader name (the reader object has its root)")
+        raise ConfigError("rectify_dataset: give root= only with a reader name "
+                          "(the reader object has its root)")
     info = getattr(reader, "info", None)
-    if info is None or not callable(getattr(reader, "sources", None)) or not callable(getattr(reader, "read", None)):
+    if (info is None or not callable(getattr(reader, "sources", None))
+            or not callable(getattr(reader, "read", None))):
         raise ConfigError(f"rectify_dataset: {reader!r} is neither a reader name nor a Reader")
     return reader, info.name, options or dict(getattr(reader, "options", {}) or {})
 
@@ -336,7 +338,8 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
     bar = progress_bar(progress, total=len(sources), initial=report.skipped, desc="rectify", unit="file")
     try:
         with logging_redirect(bar), (_Runner(min(workers, len(todo)), (rdr, space, scale, native))
-                                           if remote is None else remote((rdr, space, scale, native))) as runner:
+                                     if remote is None
+                                     else remote((rdr, space, scale, native))) as runner:
             for source, recs, problem, n_in in runner.imap(_rectify_source, todo):
                 report.processed += 1
                 # add() may turn the source into an error (a duplicate recording key)

@@ -111,7 +111,8 @@ class Recording:
                 raise DataError(where, f"label {self.labels.min()} is negative (only {UNLABELLED} "
                                        "= unlabelled is allowed)")
         if self.label is not None:
-            if isinstance(self.label, bool) or not isinstance(self.label, (int, float, np.integer, np.floating)) \
+            if isinstance(self.label, bool) or not isinstance(self.label,
+                                                              (int, float, np.integer, np.floating)) \
                     or not float(self.label).is_integer():
                 raise DataError(where, f"trial label must be an integer class id, got {self.label!r}")
             self.label = int(self.label)
@@ -132,8 +133,8 @@ class Recording:
                 raise DataError(where, "timestamps must be finite")
             i = first_backwards(t)
             if i is not None:
-                raise DataError(where, f"timestamps go backwards at sample {i + 1} (1-based): {t[i - 1]:.6g} s -> "
-                                       f"{t[i]:.6g} s")
+                raise DataError(where, f"timestamps go backwards at sample {i + 1} (1-based): "
+                                       f"{t[i - 1]:.6g} s -> {t[i]:.6g} s")
             self.times = t
         self.subject, self.session, self.trial = str(self.subject), str(self.session), str(self.trial)
 

@@ -109,7 +109,8 @@ class StandardSpace:
         if self.filter_order < 1 or self.notch_q <= 0 or self.floor_window_s <= 0:
             raise ConfigError("standard space: filter_order, notch_q and floor_window_s must be positive")
         if not 0 <= self.floor_percentile <= 100:
-            raise ConfigError(f"standard space: floor_percentile must be in [0, 100], got {self.floor_percentile}")
+            raise ConfigError(f"standard space: floor_percentile must be in [0, "
+                              f"100], got {self.floor_percentile}")
 
     def to_dict(self) -> dict:
         """JSON-serialisable form (inverse: :meth:`from_dict`); a new dict each call."""
@@ -712,7 +713,8 @@ def _unscaled(rec: Recording, space: StandardSpace,
     if not map_first:
         x = W @ x
     prov = {"source_rate": rate_in, "source_device": rec.device.name, "source_units": rec.units,
-            "band": [float(lo), float(hi_eff)], "notch": [float(f) for f in notch_freqs], "line_hz": line if space.notch_mode == "detect"
+            "band": [float(lo), float(hi_eff)], "notch": [float(f) for f in notch_freqs],
+            "line_hz": line if space.notch_mode == "detect"
             else (lines[0] if lines else None), "space": space.to_dict()}
     if rec.times is not None:
         prov["native_rate"] = float(source_rate)

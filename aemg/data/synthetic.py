@@ -117,11 +117,13 @@ def _gesture_patterns(config: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
     mu = (TWO_PI * np.arange(m) / m + rng.uniform(-0.1, 0.1, m)) % TWO_PI
     act = np.zeros((config.n_gestures + 1, m))
     # gesture centres spread around the arm so that classes differ in where they activate
-    centres = TWO_PI * (np.arange(config.n_gestures) + rng.uniform(0, 1, config.n_gestures)) / config.n_gestures
+    centres = (TWO_PI * (np.arange(config.n_gestures) + rng.uniform(0, 1, config.n_gestures))
+               / config.n_gestures)
     for g in range(config.n_gestures):
         second = centres[g] + rng.uniform(0.6, 2.5) * rng.choice([-1, 1])
         w2 = rng.uniform(0.2, 0.8)
-        act[g + 1] = (np.exp(3.0 * (np.cos(mu - centres[g]) - 1)) + w2 * np.exp(3.0 * (np.cos(mu - second) - 1)))
+        act[g + 1] = (np.exp(3.0 * (np.cos(mu - centres[g]) - 1))
+                      + w2 * np.exp(3.0 * (np.cos(mu - second) - 1)))
         act[g + 1] /= act[g + 1].max()
     return mu, act
 

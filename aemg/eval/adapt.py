@@ -47,7 +47,8 @@ class SharedGaussian:
         z = np.asarray(z, dtype=np.float64)
         y = np.asarray(y, dtype=np.int64)
         if z.ndim != 2 or len(z) != len(y) or len(z) == 0:
-            raise DataError("features", f"expected (n, d) features with n labels, got {z.shape} and {y.shape}")
+            raise DataError("features",
+                            f"expected (n, d) features with n labels, got {z.shape} and {y.shape}")
         d = z.shape[1]
         self.present_ = np.array([(y == k).any() for k in range(n_classes)])
         self.means_ = np.stack([z[y == k].mean(axis=0) if self.present_[k] else np.zeros(d)

@@ -44,7 +44,7 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from .adapt import PRIORS, SharedGaussian, adapted_scores
 from .classifiers import LDA
-from .features import window_params, windowed_features, sliding_windows
+from .features import sliding_windows, window_params, windowed_features
 from .protocols import LOSO_REGIMES, Adaptation, rest_class_id, rest_recordings
 from .trials import TrialSet
 
@@ -152,7 +152,8 @@ def concat_predictions(preds: list[Prediction]) -> Prediction:
 
 
 def running_stats(feats: np.ndarray, owner: np.ndarray, n_trials: int,
-                  fallback: tuple[np.ndarray, np.ndarray], prior: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                  fallback: tuple[np.ndarray, np.ndarray],
+                  prior: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Causal statistics: for each trial i, mean and std (d,) of the rows of trials 0..i-1.
 
     Parameters
@@ -244,7 +245,8 @@ def online_standardise(feats: np.ndarray, owner: np.ndarray, subjects: np.ndarra
 
 
 #: HudginsLDA normalisations -> the regimes they use
-LDA_NORMS = {"none": ("none", "fewshot"), "subject": ("online", "unlabelled", "fewshot"), "rest": ("rest", "fewshot")}
+LDA_NORMS = {"none": ("none", "fewshot"), "subject": ("online", "unlabelled", "fewshot"),
+             "rest": ("rest", "fewshot")}
 
 
 class HudginsLDA(Method):
@@ -299,7 +301,8 @@ class HudginsLDA(Method):
         self.online_prior = float(online_prior)
         self.regimes = ("unlabelled",) if adapt == "em" else LDA_NORMS[norm]
         self.needs_rest = norm == "rest"
-        self.name = ("lda" + ("-log" if log else "") + {"none": "", "subject": "-subjnorm", "rest": "-restnorm"}[norm]
+        self.name = ("lda" + ("-log" if log else "")
+                     + {"none": "", "subject": "-subjnorm", "rest": "-restnorm"}[norm]
                      + ("-em" if adapt == "em" else ""))
 
     def _features(self, trials: TrialSet):
@@ -334,7 +337,8 @@ class HudginsLDA(Method):
             centre = centres.get((s, ss))
             if centre is None:
                 if s not in by_subject:
-                    raise DataError(trials.name or "trials", f"{self.name}: subject {s} has no rest recording "
+                    raise DataError(trials.name or "trials",
+                                    f"{self.name}: subject {s} has no rest recording "
                                     "(no trial of the rest class in any of its sessions)")
                 centre = np.mean(by_subject[s], axis=0)
             rows = owner == i
@@ -391,7 +395,8 @@ class HudginsLDA(Method):
         scores = adapted_scores(self.gauss_, z, test.subjects[owner], visible, self.em_iters,
                                 self.em_prior * self.windows_per_trial_)
         win = scores.argmax(axis=1)
-        return Prediction(vote(win, owner, len(test), self.n_classes_, np.where(np.isfinite(scores), scores, -1e9)),
+        return Prediction(vote(win, owner, len(test), self.n_classes_,
+                               np.where(np.isfinite(scores), scores, -1e9)),
                           win, owner)
 
     def predict_online(self, test, adaptation):

@@ -141,7 +141,8 @@ def windowed_features(trials, rate: float, window_s: float = 0.2, step_s: float 
 #: Band edges (Hz) of the spectral shares in :func:`token_features`.
 TOKEN_BANDS_HZ = ((20.0, 60.0), (60.0, 120.0), (120.0, 200.0), (200.0, 450.0))
 #: Per-channel features of :func:`token_features`, in layout order (feature-major).
-TOKEN_FEATURES = ("logMAV", "logWL", "ZC", "SSC") + tuple(f"logband{lo:g}-{hi:g}" for lo, hi in TOKEN_BANDS_HZ)
+TOKEN_FEATURES = (("logMAV", "logWL", "ZC", "SSC")
+                  + tuple(f"logband{lo:g}-{hi:g}" for lo, hi in TOKEN_BANDS_HZ))
 
 
 def token_features(payload: np.ndarray, energy: np.ndarray, rate: float, eps: float = 1e-6) -> np.ndarray:

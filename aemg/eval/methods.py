@@ -47,8 +47,15 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .adapt import PRIORS, SharedGaussian, adapted_scores
-from .baselines import (Method, Prediction, _subject_standardise, _subject_stats, online_standardise,
-                        register_method, user_standardise)
+from .baselines import (
+    Method,
+    Prediction,
+    _subject_standardise,
+    _subject_stats,
+    online_standardise,
+    register_method,
+    user_standardise,
+)
 from .classifiers import LDA, logistic_regression
 from .protocols import Adaptation
 from .trials import TrialSet
@@ -142,8 +149,8 @@ def load_run(run: str | os.PathLike) -> PretrainedRun:
         No checkpoint there, or a corrupt one (from :func:`aemg.train.load_model`).
     """
     from ..tokenizer.tokens import TokenizerConfig
-    from ..train.checkpoint import MODEL_FILE, resolve
     from ..train import load_model
+    from ..train.checkpoint import MODEL_FILE, resolve
 
     ck_path = resolve(run)
     weights = ck_path / MODEL_FILE
@@ -158,7 +165,8 @@ def load_run(run: str | os.PathLike) -> PretrainedRun:
         if angles.size != shape[0]:
             from ..data.rectify import standard_device
             angles = np.asarray(standard_device(shape[0]).angles, dtype=np.float64)
-        _RUNS[stamp] = PretrainedRun(ck_path, model, ck.config.model, tok, shape, float(info.get("rate") or 0.0),
+        _RUNS[stamp] = PretrainedRun(ck_path, model, ck.config.model, tok, shape,
+                                     float(info.get("rate") or 0.0),
                                      angles, state_sha256(model.backbone))
     return _RUNS[stamp]
 
@@ -172,9 +180,10 @@ def check_run_matches(run: PretrainedRun, trials: TrialSet) -> None:
     if trials.n_channels != C or have_L != L or have_L != run.model_config.token_len or not rate_ok:
         raise ConfigError(
             f"checkpoint {run.path} was pre-trained on tokens of {C} channels x {L} samples "
-            f"({run.tokenizer.token_s:g} s at {run.rate:g} Hz), but the trials of {trials.name or 'the data'} "
-            f"have {trials.n_channels} channels at {trials.rate:g} Hz (tokens of {have_L} samples): rectify "
-            "the data into the checkpoint's standard space (`aemg rectify`) or pre-train on matching tokens")
+            f"({run.tokenizer.token_s:g} s at {run.rate:g} Hz), but the trials "
+            f"of {trials.name or 'the data'} have {trials.n_channels} channels at {trials.rate:g} Hz (tokens "
+            f"of {have_L} samples): rectify the data into the checkpoint's standard space (`aemg rectify`) "
+            f"or pre-train on matching tokens")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -241,7 +250,8 @@ def regime_noise_levels(trials: TrialSet, config, adaptation: Adaptation) -> lis
         ck = ("aemg-group-noise", _noise_key(config)[1], tuple(trials.keys[idx].tolist()),
               tuple(flags[i] for i in idx))
         if ck not in trials.cache:
-            trials.cache[ck] = [lvl for lvl, _ in noise_levels([trials.data[i] for i in idx], [trials.rate] * len(idx),
+            trials.cache[ck] = [lvl for lvl, _ in noise_levels([trials.data[i] for i in idx],
+                                                               [trials.rate] * len(idx),
                                                                [flags[i] for i in idx], config)]
         for i, lvl in zip(idx, trials.cache[ck]):
             levels[i] = lvl
@@ -281,8 +291,10 @@ def _resolved_levels(trials: TrialSet, config, levels: list | None) -> list:
         from ..tokenizer.calibration import calibrates
         if calibrates(config) and (sub.labels < 0).any():
             log.warning("%d trials with hidden labels were not calibrated beforehand "
-                        "(AemgMethod.prepare): robust per-trial noise levels used", int((sub.labels < 0).sum()))
-    return [trials.cache[(k, what)] if (k, what) in trials.cache else fallback[k] for k in trials.keys.tolist()]
+                        "(AemgMethod.prepare): robust per-trial noise levels used",
+                        int((sub.labels < 0).sum()))
+    return [trials.cache[(k, what)] if (k, what) in trials.cache else fallback[k]
+            for k in trials.keys.tolist()]
 
 
 def trial_sentences(trials: TrialSet, config, levels: list | None = None) -> list:
@@ -370,7 +382,8 @@ class AemgMethod(Method):
             return run.model_config
         cfg = preset(self.preset).model
         names = {f.name for f in dataclasses.fields(cfg)}
-        changes = {"token_len": self.tokenizer_config().token_len(trials.rate), "token_rate": float(trials.rate)}
+        changes = {"token_len": self.tokenizer_config().token_len(trials.rate),
+                   "token_rate": float(trials.rate)}
         return dataclasses.replace(cfg, **{k: v for k, v in changes.items() if k in names})
 
     def geometry(self, trials: TrialSet):
@@ -405,7 +418,8 @@ class AemgMethod(Method):
 
     def noise_levels(self, trials: TrialSet, adaptation: Adaptation | None) -> list | None:
         """Per-trial noise levels under ``adaptation`` (None: no fold context, see module docstring)."""
-        return None if adaptation is None else regime_noise_levels(trials, self.tokenizer_config(), adaptation)
+        return None if adaptation is None else regime_noise_levels(trials, self.tokenizer_config(),
+                                                                   adaptation)
 
     def sentences(self, trials: TrialSet, adaptation: Adaptation | None = None) -> list:
         run = self._run()
@@ -470,7 +484,8 @@ class AemgProbe(AemgMethod):
             raise ConfigError(f"aemg-probe: classifier={classifier!r}; choose from {CLASSIFIERS}")
         if subject_norm not in SUBJECT_NORMS:
             raise ConfigError(f"aemg-probe: subject_norm={subject_norm!r}; choose from {SUBJECT_NORMS}")
-        self.classifier, self.l2, self.shrinkage, self.max_iter = classifier, float(l2), shrinkage, int(max_iter)
+        self.classifier, self.l2, self.shrinkage = classifier, float(l2), shrinkage
+        self.max_iter = int(max_iter)
         self.subject_norm = subject_norm
         if int(rotations) < 0:
             raise ConfigError(f"aemg-probe: rotations={rotations!r} must be >= 0")
@@ -532,7 +547,8 @@ class AemgProbe(AemgMethod):
         run = self._run()
         if run is not None:
             check_run_matches(run, trials)
-        what = ("aemg-embedding", run.backbone_sha256, self.pooling, json.dumps(cfg.to_dict(), sort_keys=True), roll)
+        what = ("aemg-embedding", run.backbone_sha256, self.pooling,
+                json.dumps(cfg.to_dict(), sort_keys=True), roll)
         keys = [(trials.keys[i], what, levels[i]) for i in range(len(trials))]
         use = self._usable(sents)
         todo = [i for i in use if keys[i] not in trials.cache]
@@ -545,7 +561,8 @@ class AemgProbe(AemgMethod):
                     rows.append(pool(backbone(b, angles, z), b["mask"], self.pooling).float().cpu().numpy())
             for i, e in zip(todo, np.concatenate(rows)):
                 trials.cache[keys[i]] = e.astype(np.float64)
-        return np.stack([trials.cache[keys[i]] for i in use]) if len(use) else np.zeros((0, run.model_config.d_model))
+        return (np.stack([trials.cache[keys[i]] for i in use]) if len(use)
+                else np.zeros((0, run.model_config.d_model)))
 
     def fit(self, train, seed=0, adaptation=None):
         feats, use = self.trial_features(train, adaptation=adaptation)
@@ -596,8 +613,10 @@ class AemgProbe(AemgMethod):
             z = user_standardise(feats, test.subjects[use], self.stats_, (self.mean_, self.std_), visible)
         if self.adapt == "em":  # class means re-estimated on each user's visible unlabelled trials
             if visible is not None:
-                visible = (user_standardise(*visible, self.stats_, (self.mean_, self.std_), visible), visible[1])
-            return adapted_scores(self.gauss_, z, test.subjects[use], visible, self.em_iters, self.em_prior), use
+                visible = (user_standardise(*visible, self.stats_, (self.mean_, self.std_), visible),
+                           visible[1])
+            return adapted_scores(self.gauss_, z, test.subjects[use], visible, self.em_iters,
+                                  self.em_prior), use
         return self._class_scores(z), use
 
     def _prediction(self, n: int, scores: np.ndarray, use: np.ndarray) -> Prediction:
@@ -639,11 +658,13 @@ class AemgSupervised(AemgMethod):
         if int(epochs) < 1:
             raise ConfigError(f"{self.name}: epochs={epochs!r} must be >= 1")
         self.epochs, self.lr = int(epochs), float(lr if lr is not None else self.lr_default)
-        self.head_lr, self.weight_decay, self.stop_loss = float(head_lr), float(weight_decay), float(stop_loss)
+        self.head_lr, self.weight_decay = float(head_lr), float(weight_decay)
+        self.stop_loss = float(stop_loss)
 
     def initial_backbone(self, trials: TrialSet, seed: int):
         """A new backbone for one fold: a copy of the pre-trained one, or a seeded random one."""
         import torch
+
         from ..model.backbone import Backbone
         if self.pretrained:
             return copy.deepcopy(self._run().model.backbone)
@@ -666,8 +687,9 @@ class AemgSupervised(AemgMethod):
         else:
             L = self.tokenizer_config().token_len(train.rate)
             if L != self.model_config(train).token_len:
-                raise ConfigError(f"{self.name}: the run's model takes tokens of {self.model_config(train).token_len} "
-                                  f"samples; the trials at {train.rate:g} Hz give {L}")
+                raise ConfigError(f"{self.name}: the run's model takes tokens of "
+                                  f"{self.model_config(train).token_len} samples; the trials "
+                                  f"at {train.rate:g} Hz give {L}")
         self.backbone_ = self.initial_backbone(train, seed).to(self.device)
         self.initial_sha256_ = state_sha256(self.backbone_)
         self.n_classes_ = train.n_classes
@@ -691,7 +713,8 @@ class AemgSupervised(AemgMethod):
                 loss = F.cross_entropy(logits.float(), y[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(list(self.backbone_.parameters()) + list(self.head_.parameters()), 1.0)
+                params = list(self.backbone_.parameters()) + list(self.head_.parameters())
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
                 opt.step()
                 total += float(loss.detach()) * len(idx)
                 n += len(idx)
@@ -711,7 +734,8 @@ class AemgSupervised(AemgMethod):
         if len(use):
             angles, z = self.geometry(test)
             with torch.no_grad():
-                rows = [self.head_(pool(self.backbone_(b, angles, z), b["mask"], self.pooling)).float().cpu().numpy()
+                rows = [self.head_(pool(self.backbone_(b, angles, z), b["mask"], self.pooling))
+                        .float().cpu().numpy()
                         for b in self._batches(sents, use, angles)]
             out[use] = np.concatenate(rows).argmax(axis=1)
         return Prediction(out)

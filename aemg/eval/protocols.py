@@ -312,8 +312,9 @@ def fewshot_folds(trials: TrialSet, share: float, seeds: Sequence[int] = (0,),
                 worst = int(np.argmin(np.where(counts > 1, k, np.iinfo(int).max)))
                 raise ConfigError(
                     f"few-shot share {share:g} gives subject {s} fewer than one training trial of "
-                    f"class {int(classes[worst])} ({counts[worst]} trials); the smallest usable share for this "
-                    f"subject is {min_fewshot_share(trials, s, rest_class):.3g} (or allow one trial per class)")
+                    f"class {int(classes[worst])} ({counts[worst]} trials); the "
+                    f"smallest usable share for this subject is "
+                    f"{min_fewshot_share(trials, s, rest_class):.3g} (or allow one trial per class)")
             k = np.where(counts > 1, np.maximum(k, 1), 0)
         for seed in seeds:
             rng = np.random.default_rng([int(seed), _subject_hash(s)])
@@ -374,7 +375,8 @@ def make_folds(trials: TrialSet, protocol: str, seeds: Sequence[int] = (0,), sha
     and seed); ``"loso"`` = regime ``none``."""
     if protocol in LOSO_REGIMES or protocol == "loso":
         for seed in seeds:
-            yield from loso_folds(trials, subjects, seed, {"loso": "none"}.get(protocol, protocol), rest_class)
+            yield from loso_folds(trials, subjects, seed, {"loso": "none"}.get(protocol, protocol),
+                                  rest_class)
     elif protocol == "intra":
         for seed in seeds:
             yield from intra_folds(trials, subjects, seed, rest_class)

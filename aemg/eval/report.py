@@ -68,8 +68,10 @@ def regime_cells(res: Results) -> tuple[list, list, dict]:
     by = {(r["method"], r["regime"], r["share"]): r for r in summary}
     wanted = {(g, None) for g in res.config.get("regimes", []) if g != "fewshot"}
     present = {(r["regime"], r["share"]) for r in summary} | wanted
-    columns = sorted(present, key=lambda c: (COLUMN_ORDER.index(c[0]) if c[0] in COLUMN_ORDER else 99, c[1] or 0))
-    methods = list(dict.fromkeys([m for m in res.config.get("methods", []) if any(r["method"] == m for r in summary)]
+    columns = sorted(present,
+                     key=lambda c: (COLUMN_ORDER.index(c[0]) if c[0] in COLUMN_ORDER else 99, c[1] or 0))
+    methods = list(dict.fromkeys([m for m in res.config.get("methods", [])
+                                  if any(r["method"] == m for r in summary)]
                                  + [r["method"] for r in summary]))
     cells = {}
     for m in methods:
@@ -147,9 +149,9 @@ def write_report(res: Results, out: str | os.PathLike, plots: bool = True) -> Pa
     summary = res.summary()
     per_subject = res.per_subject()
     atomic_write(out / "results.md", results_markdown(res).encode())
-    atomic_write(out / "results.csv", _csv_bytes(summary, ["method", "protocol", "regime", "share", "subjects",
-                                                          "trial_mean", "trial_std", "window_mean",
-                                                          "window_std"]))
+    atomic_write(out / "results.csv",
+                 _csv_bytes(summary, ["method", "protocol", "regime", "share", "subjects", "trial_mean",
+                                      "trial_std", "window_mean", "window_std"]))
     columns, methods, cells = regime_cells(res)
     table = [{"method": m, "column": _column_name(c), "regime": c[0], "share": c[1], "from_regime": came,
               "trial_mean": r["trial_mean"], "trial_std": r["trial_std"]}
@@ -157,8 +159,9 @@ def write_report(res: Results, out: str | os.PathLike, plots: bool = True) -> Pa
     atomic_write(out / "results.json", json.dumps(
         {"dataset": res.dataset, "classes": list(res.classes), "config": res.config,
          "notes": res.notes, "summary": summary, "regime_table": table}, indent=2).encode())
-    atomic_write(out / "per_subject.csv", _csv_bytes(per_subject, ["method", "protocol", "regime", "share",
-                                                                  "subject", "trial_acc", "window_acc", "seeds"]))
+    atomic_write(out / "per_subject.csv",
+                 _csv_bytes(per_subject, ["method", "protocol", "regime", "share", "subject", "trial_acc",
+                                          "window_acc", "seeds"]))
     atomic_write(out / "folds.csv", _csv_bytes(res.folds, list(res.folds[0]) if res.folds else ["method"]))
     names = list(res.classes) or [str(i) for i in range(max((c.shape[0] for c in res.confusion.values()),
                                                              default=0))]

@@ -21,8 +21,19 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .baselines import Method, Prediction, get_method
-from .protocols import (DEFAULT_SHARES, GIVES_REST, POORER, PROTOCOLS, REGIMES, Adaptation, Fold,
-                        make_folds, min_fewshot_share, no_rest_error, rest_class_id)
+from .protocols import (
+    DEFAULT_SHARES,
+    GIVES_REST,
+    POORER,
+    PROTOCOLS,
+    REGIMES,
+    Adaptation,
+    Fold,
+    make_folds,
+    min_fewshot_share,
+    no_rest_error,
+    rest_class_id,
+)
 from .trials import TrialSet
 
 log = logging.getLogger(__name__)
@@ -145,8 +156,9 @@ def plan_regimes(method: Method, name: str, requested: Sequence[str], notes: lis
         if got not in out:
             out.append(got)
     for got, richer in repeated.items():
-        notes.append(f"{name} uses nothing of regime{'s' * (len(richer) > 1)} {', '.join(richer)} beyond {got}: "
-                     f"those columns repeat its {got} numbers (in parentheses)")
+        notes.append(f"{name} uses nothing of regime{'s' * (len(richer) > 1)} "
+                     f"{', '.join(richer)} beyond {got}: those columns repeat its "
+                     f"{got} numbers (in parentheses)")
     if unsupported:
         notes.append(f"{name} cannot run under regime{'s' * (len(unsupported) > 1)} {', '.join(unsupported)} "
                      f"(supports {', '.join(method.regimes)})")

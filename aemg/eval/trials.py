@@ -14,8 +14,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
 from ..data.recording import Recording
+from ..errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

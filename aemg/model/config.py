@@ -103,7 +103,8 @@ class ModelConfig:
         if self.d_model % self.heads:
             raise ConfigError(f"model.d_model={self.d_model}: not divisible by heads={self.heads}")
         if self.channel_dim % self.pool_heads:
-            raise ConfigError(f"model.channel_dim={self.channel_dim}: not divisible by pool_heads={self.pool_heads}")
+            raise ConfigError(f"model.channel_dim={self.channel_dim}: not divisible "
+                              f"by pool_heads={self.pool_heads}")
         if not 0.0 < self.mask_ratio < 1.0:
             raise ConfigError(f"model.mask_ratio={self.mask_ratio}: must be in (0, 1)")
         if not 0.0 < self.ema_decay < 1.0:

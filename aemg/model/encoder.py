@@ -78,5 +78,6 @@ class TokenEncoder(nn.Module):
         pooled = torch.einsum("bnhc,bnchd->bnhd", w, v).reshape(B, N, Dc)
         loge = torch.log(energy.float().clamp_min(0) + 1e-6)  # (B, N, C)
         level = loge.mean(dim=-1, keepdim=True)
-        pattern = torch.einsum("bnc,cd->bnd", (loge - level).to(h.dtype), self.energy_map(angles, z)) / C ** 0.5
+        pattern = torch.einsum("bnc,cd->bnd", (loge - level).to(h.dtype),
+                               self.energy_map(angles, z)) / C ** 0.5
         return self.out(pooled) + pattern + self.level_proj(level.to(h.dtype))

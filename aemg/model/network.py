@@ -6,11 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..tokenizer.sentence import BATCH_KEYS  # noqa: F401 - the keys of a corpus batch the model reads
 from .backbone import Backbone, Transformer
 from .config import ModelConfig
 from .embeddings import SpatialEmbedding
 from .targets import TARGET_PARTS, flatten_features, n_target_features, standardise, token_targets
-from ..tokenizer.sentence import BATCH_KEYS  # noqa: F401 - the keys of a corpus batch the model reads
 from .vq import VectorQuantizer, _distributed, vq_lookup
 
 
@@ -258,7 +258,8 @@ class AEMG(nn.Module):
         ``tokens`` (B, N, d) (zeros at padding)."""
         h = self.backbone(batch, angles, z)
         tok = h[:, 1:] * batch["mask"][..., None]
-        return {"cls": pool(h, batch["mask"], "cls"), "sentence": pool(h, batch["mask"], "mean"), "tokens": tok}
+        return {"cls": pool(h, batch["mask"], "cls"), "sentence": pool(h, batch["mask"], "mean"),
+                "tokens": tok}
 
 
 def pool(h, mask, pooling: str = "mean"):

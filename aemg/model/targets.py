@@ -86,7 +86,8 @@ def token_targets(payload: torch.Tensor, energy: torch.Tensor, *, rate: float, w
             bands.append(torch.zeros_like(power[..., 0]))
     spectrum = torch.log(torch.stack(bands, dim=-1) + EPS_SPECTRUM) if bands else power[..., :0]
     valid = (x != 0).any(dim=-1)
-    return {"spatial": loge - level, "level": level, "envelope": envelope, "spectrum": spectrum, "valid": valid}
+    return {"spatial": loge - level, "level": level, "envelope": envelope, "spectrum": spectrum,
+            "valid": valid}
 
 
 def flatten_features(t: dict[str, torch.Tensor]) -> list[torch.Tensor]:

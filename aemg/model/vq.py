@@ -47,7 +47,8 @@ def spherical_kmeans(x: torch.Tensor, k: int, iters: int, generator: torch.Gener
     if n >= k:
         c = x[torch.randperm(n, generator=generator)[:k].to(x.device)].clone()
     else:
-        c = x[torch.randint(n, (k,), generator=generator).to(x.device)] + 0.01 * torch.randn(k, d, generator=generator).to(x.device)
+        c = (x[torch.randint(n, (k,), generator=generator).to(x.device)]
+             + 0.01 * torch.randn(k, d, generator=generator).to(x.device))
         c = F.normalize(c, dim=1)
     for _ in range(iters):
         idx = (x @ c.t()).argmax(dim=1)

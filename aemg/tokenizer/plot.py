@@ -63,7 +63,8 @@ def plot_events(rec, out: str | os.PathLike, config: TokenizerConfig = Tokenizer
     ax.set_xlim(t[0], t[-1])
     title = f"{rec.key}  ({rec.n_channels} ch, {rec.rate:g} Hz"
     if rec.label is not None:
-        title += f", class {rec.label}" + (f" {rec.classes[rec.label]}" if rec.label < len(rec.classes) else "")
+        title += f", class {rec.label}" + (f" {rec.classes[rec.label]}"
+                                           if rec.label < len(rec.classes) else "")
     ax.set_title(title + f"): {len(events.starts)} events, {sentence.n_tokens} tokens")
 
     ax2 = fig.add_subplot(grid[1, :], sharex=ax)

@@ -70,8 +70,8 @@ def segment_chunk(x, start, ring, fstate, istate, on_sum, off_sum, cross):  # pr
     """Process ``x[:, start:]`` until done or ``cross`` could overflow; returns (next t, #crossings).
 
     x : (C, T) C-contiguous; ring/fstate/istate:
-    :class:`~aemg.tokenizer.segment_reference.KernelState` arrays (updated; the ring is left in time order, ``pos = 0``); cross : int64 output buffer
-    (capacity >= MAX_BLOCK).
+    :class:`~aemg.tokenizer.segment_reference.KernelState` arrays (updated; the ring is left in time order,
+    ``pos = 0``); cross : int64 output buffer (capacity >= MAX_BLOCK).
 
     Per block of ``n`` time steps: (1) channel energies (vectorised); (2) the prefix sums, the only
     sequential part, into ``hist[W:W+n]`` after the ``W`` previous ones; (3) window sums

@@ -152,7 +152,8 @@ def envelope(x: np.ndarray, window: int, per_channel: bool = False) -> tuple[np.
     return wsum / float(C * window), n_bad
 
 
-def hysteresis(wsum: np.ndarray, on_sum: float, off_sum: float, active: bool = False) -> tuple[np.ndarray, bool]:
+def hysteresis(wsum: np.ndarray, on_sum: float, off_sum: float,
+               active: bool = False) -> tuple[np.ndarray, bool]:
     """Indices where the on/off state flips, and the final state.
 
     Vectorised: samples above ``on_sum`` force *on*, samples at or below ``off_sum`` force *off*

@@ -16,7 +16,6 @@ import numpy as np
 
 from .. import backends
 from ..errors import ConfigError, DataError
-from .segment_reference import KernelState
 from .segment import (
     SegmentParams,
     as_signal,
@@ -26,6 +25,7 @@ from .segment import (
     nonfinite_error,
     thresholds,
 )
+from .segment_reference import KernelState
 from .sentence import Sentence
 from .tokens import TokenizerConfig, event_token_starts, events_sentence, windows_sentence
 
@@ -312,7 +312,8 @@ class StreamingTokenizer:
                 self._pending.pop(0)
                 if starts.size and n >= L:
                     parts.append(events_sentence(self._buf, self.rate, starts,
-                                                 np.zeros(starts.size, np.int64), np.array([s]), np.array([e]),
+                                                 np.zeros(starts.size, np.int64),
+                                                 np.array([s]), np.array([e]),
                                                  L, self._buf_start))
                     parts[-1].event_index[:] = idx
             if self._pending:

@@ -25,13 +25,13 @@ Rules (also in docs/notes/tokens.md):
   trial, and duration = the window length.
 - **Cap**: at most ``max_sentence_len`` tokens: ``cap="first"`` keeps the first ones (the onset of a
   movement carries most of its intent), ``cap="energy"`` keeps the most energetic ones in time order.
-- **Streaming** (:class:`~aemg.tokenizer.stream.StreamingTokenizer`): fed chunk by chunk, it emits the same event tokens
-  as :func:`tokenize_recording` on the whole signal, uncapped, without the no-event fallback.
+- **Streaming** (:class:`~aemg.tokenizer.stream.StreamingTokenizer`): fed chunk by chunk, it emits the same
+  event tokens as :func:`tokenize_recording` on the whole signal, uncapped, without the no-event fallback.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -153,7 +153,8 @@ def event_token_starts(starts: np.ndarray, ends: np.ndarray, token_len: int, hop
     extra = (length > token_len) & (last_reg_end < ends)
     counts = n_reg + extra
     ev = np.repeat(np.arange(starts.size, dtype=np.int64), counts)
-    first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if starts.size else np.zeros(0, np.int64)
+    first = (np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if starts.size
+             else np.zeros(0, np.int64))
     k = np.arange(ev.size, dtype=np.int64) - first[ev]
     out = starts[ev] + k * hop
     short = length[ev] <= token_len
@@ -318,7 +319,8 @@ def events_sentence(x: np.ndarray, rate: float, token_starts: np.ndarray, token_
     ``offset``), token ``i`` belonging to event ``token_event[i]`` of ``[ev_starts, ev_ends)``."""
     payload, energy, dominant = extract_tokens(x, token_starts, token_len, offset)
     return Sentence(payload=payload, energy=energy,
-                    **token_times(token_starts, ev_starts[token_event], (ev_ends - ev_starts)[token_event], rate),
+                    **token_times(token_starts, ev_starts[token_event],
+                                  (ev_ends - ev_starts)[token_event], rate),
                     event_index=token_event.astype(np.int32), dominant_channel=dominant,
                     rate=float(rate), **meta)
 
@@ -437,7 +439,8 @@ def plan_sentences(signals: list[np.ndarray], rate: float, config: TokenizerConf
     if win_starts:
         sizes = np.array([a.size for a in win_starts], np.int64)
         starts = np.concatenate(win_starts)
-        parts.append((starts, np.repeat(np.asarray(win_trial, np.int64), sizes), np.zeros(starts.size, np.int64),
+        parts.append((starts, np.repeat(np.asarray(win_trial, np.int64), sizes),
+                      np.zeros(starts.size, np.int64),
                       np.zeros(starts.size, np.int64), np.full(starts.size, L, np.int64)))
     cols = [np.concatenate(c) if c else np.zeros(0, np.int64) for c in zip(*parts)] if parts else \
         [np.zeros(0, np.int64)] * 5
@@ -458,8 +461,8 @@ def plan_sentences(signals: list[np.ndarray], rate: float, config: TokenizerConf
             mask = np.zeros(hi - lo, bool)
             mask[cap_keep(energy, config.max_sentence_len, config.cap)] = True
             keep[lo:hi] = mask
-        starts, trial, event_index, event_start, event_len = (c[keep] for c in
-                                                              (starts, trial, event_index, event_start, event_len))
+        starts, trial, event_index, event_start, event_len = (
+            c[keep] for c in (starts, trial, event_index, event_start, event_len))
         counts = np.bincount(trial, minlength=n_trials).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     return SentencePlan(starts, trial, event_index.astype(np.int32), event_start, event_len, offsets,

@@ -34,7 +34,8 @@ from .._io import atomic_write, honour_umask
 from ..errors import ConfigError, DataError
 from ..model.config import PretrainConfig
 
-MODEL_FILE, OPTIM_FILE, STATE_FILE, LATEST = "model.safetensors", "optimizer.safetensors", "trainer.json", "latest.json"
+MODEL_FILE, OPTIM_FILE = "model.safetensors", "optimizer.safetensors"
+STATE_FILE, LATEST = "trainer.json", "latest.json"
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -64,7 +65,8 @@ def _optimizer_state(tensors: dict[str, torch.Tensor], rest: dict) -> dict:
     return {"state": state, "param_groups": groups}
 
 
-def save_checkpoint(run_dir: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+def save_checkpoint(run_dir: str | os.PathLike, model: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer | None,
                     state: dict, config: PretrainConfig, *, keep: int = 2) -> Path:
     """Write a checkpoint of ``model`` (+ ``optimizer``) and trainer ``state`` into ``run_dir``.
 
@@ -224,7 +226,8 @@ def corpus_identities(corpora) -> list[dict[str, Any]]:
     for c in corpora:
         for part in getattr(c, "parts", None) or [c]:
             path = getattr(part, "path", None)
-            out.append({"path": str(Path(path).resolve()) if isinstance(path, (str, os.PathLike)) else str(path),
+            out.append({"path": str(Path(path).resolve())
+                        if isinstance(path, (str, os.PathLike)) else str(path),
                         "sentences": int(part.n_sentences), "tokens": int(part.n_tokens)})
     return out
 
@@ -266,7 +269,8 @@ def check_same_run(where: str | os.PathLike, saved: PretrainConfig, wanted: Pret
             if x != y:
                 flag = FLAGS.get(f.name, f"{part}.{f.name}") if part == "train" else f"model.{f.name}"
                 line = f"{flag}: the run has {x!r}, now {y!r}"
-                if line not in lines and not (flag == "--steps" and any(s.startswith("--steps") for s in lines)):
+                if line not in lines and not (flag == "--steps"
+                                              and any(s.startswith("--steps") for s in lines)):
                     lines.append(line)
     if lines:
         raise ConfigError(f"{where}: --resume with arguments other than the run's ({'; '.join(lines)}); "
@@ -288,7 +292,8 @@ def verify_run(path: str | os.PathLike) -> tuple[list[str], str]:
         try:
             json.loads((path / name).read_text())
         except FileNotFoundError:
-            problems.append(f"{path / name}: missing" + (" (no checkpoint written yet)" if name == LATEST else ""))
+            problems.append(f"{path / name}: missing" + (" (no checkpoint written yet)"
+                                                         if name == LATEST else ""))
         except (ValueError, UnicodeDecodeError) as exc:
             problems.append(f"{path / name}: corrupt JSON ({exc})")
     try:
@@ -315,8 +320,10 @@ def verify_run(path: str | os.PathLike) -> tuple[list[str], str]:
                 problems.append(f"{path / LATEST}: points to {target}, which does not exist")
         except DataError as exc:
             problems.append(str(exc))
-    where = f"stage {latest.state.get('stage')} step {latest.state.get('step')}" if latest else "no checkpoint"
-    summary = f"{path}: run with {len(folders)} checkpoint(s) loaded and checked ({where}), {len(rows)} log row(s)"
+    where = (f"stage {latest.state.get('stage')} step {latest.state.get('step')}" if latest
+             else "no checkpoint")
+    summary = (f"{path}: run with {len(folders)} checkpoint(s) loaded and checked ({where}), "
+               f"{len(rows)} log row(s)")
     return problems, summary
 
 
@@ -337,6 +344,7 @@ def check_run_finished(path: str | os.PathLike) -> None:
     last = stages[-1]
     total = train.get("stage1_steps" if last == 1 else "stage2_steps")
     if int(state.get("stage", 0)) < last or (total is not None and int(state.get("step", 0)) < int(total)):
-        raise DataError(path, f"the run is unfinished (its latest checkpoint is stage {state.get('stage')} step "
-                              f"{state.get('step')} of {total}); resume it with `aemg pretrain ... --resume`, name "
-                              "a checkpoint folder, or pass --allow-partial to use its latest checkpoint")
+        raise DataError(path, f"the run is unfinished (its latest checkpoint is stage {state.get('stage')} "
+                              f"step {state.get('step')} of {total}); resume it with `aemg pretrain ... "
+                              "--resume`, name a checkpoint folder, or pass --allow-partial to use its "
+                              "latest checkpoint")

@@ -113,15 +113,17 @@ def check_corpus(corpus, max_tokens: int, token_len: int, where: str = "corpus")
     """Raise DataError for an empty corpus, a token length other than the model's, or a sentence
     longer than ``max_tokens`` (named)."""
     if corpus.n_sentences == 0 or corpus.n_tokens == 0:
-        raise DataError(where, "the corpus is empty (no sentences with tokens); tokenize some recordings first")
+        raise DataError(where,
+                        "the corpus is empty (no sentences with tokens); tokenize some recordings first")
     if int(corpus.token_shape[1]) != token_len:
         raise DataError(where, f"tokens have {corpus.token_shape[1]} samples but the model expects "
                                f"token_len={token_len}; set model.token_len or re-tokenize")
     for s in corpus.sentences:
         if int(s["n_tokens"]) > max_tokens:
             raise DataError(f"{where}: sentence {s['key']!r}",
-                            f"{int(s['n_tokens'])} tokens, longer than the model allows (max_tokens={max_tokens}); "
-                            "re-tokenize with a smaller max_sentence_len or raise model.max_tokens")
+                            f"{int(s['n_tokens'])} tokens, longer than the model "
+                            f"allows (max_tokens={max_tokens}); re-tokenize with a smaller "
+                            f"max_sentence_len or raise model.max_tokens")
 
 
 def batch_indices(n_sentences: int, batch_size: int, seed: int, stage: int, step: int) -> np.ndarray:

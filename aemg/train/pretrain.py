@@ -30,16 +30,26 @@ from ..model.vq import perplexity
 from . import ddp
 from .allocator import keep_freed_memory
 from .augment import AUGMENT_STREAM, AugmentConfig, augment_batch
-from .checkpoint import (MODEL_FILE, check_compatible, check_same_run, corpus_identities, has_checkpoint,
-                         load_checkpoint, load_weights, resume_arguments, save_checkpoint, write_json_atomic)
+from .checkpoint import (
+    MODEL_FILE,
+    check_compatible,
+    check_same_run,
+    corpus_identities,
+    has_checkpoint,
+    load_checkpoint,
+    load_weights,
+    resume_arguments,
+    save_checkpoint,
+    write_json_atomic,
+)
 from .data import batch_indices, check_corpus, geometry, local_share, mix_corpora, to_tensors
 
 log = logging.getLogger("aemg.train")
 
 LOG_COLUMNS = ("stage", "step", "loss", "rec_loss", "rec_base", "spatial_loss", "spatial_base", "level_loss",
-               "level_base", "envelope_loss", "envelope_base", "spectrum_loss", "spectrum_base", "commit_loss", "inv_loss",
-               "quantized", "codes_used", "usage", "perplexity", "batch_perplexity", "accuracy", "majority_acc",
-               "lr", "tokens", "tokens_per_s", "elapsed_s")
+               "level_base", "envelope_loss", "envelope_base", "spectrum_loss", "spectrum_base",
+               "commit_loss", "inv_loss", "quantized", "codes_used", "usage", "perplexity",
+               "batch_perplexity", "accuracy", "majority_acc", "lr", "tokens", "tokens_per_s", "elapsed_s")
 #: Stage-1 columns: ``*_loss`` the standardised squared error of each target part (aemg.model.targets),
 #: ``*_base`` the same for predicting the batch mean; ``codes_used`` codes chosen in the last
 #: ``model.usage_window`` steps, ``usage`` = codes_used / K, ``perplexity`` over that window,
@@ -568,7 +578,8 @@ class _StopRequest:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        log.warning("interrupted: finishing this step and writing a checkpoint (Ctrl-C again to stop at once)")
+        log.warning("interrupted: finishing this step and writing a checkpoint "
+                    "(Ctrl-C again to stop at once)")
 
     def restore(self) -> None:
         if self._old is not None:

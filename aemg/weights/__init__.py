@@ -62,7 +62,8 @@ def shipped_path(name: str) -> Path:
     """
     entry = _index().get(name)
     if entry is None:
-        raise ConfigError(f"{name!r}: no such shipped weights; shipped: {', '.join(shipped_names()) or 'none'}")
+        raise ConfigError(f"{name!r}: no such shipped weights; shipped: "
+                          f"{', '.join(shipped_names()) or 'none'}")
     folder = HERE / name
     if name not in _verified:
         for f in FILES:
@@ -91,8 +92,8 @@ def reference_embedding(model, run_angles) -> float:
     import torch
 
     from ..train.data import synthetic_corpus, to_tensors
-    corpus = synthetic_corpus(2, n_channels=len(run_angles), token_len=int(model.cfg.token_len), tokens=(3, 3),
-                              seed=0)
+    corpus = synthetic_corpus(2, n_channels=len(run_angles), token_len=int(model.cfg.token_len),
+                              tokens=(3, 3), seed=0)
     batch = to_tensors(corpus.batch(np.arange(2)))
     angles = torch.tensor(np.asarray(run_angles), dtype=torch.float32)
     with torch.no_grad():
@@ -141,7 +142,8 @@ def ship(run: str | os.PathLike, name: str, card_text: str, command: str) -> dic
 
 def main(argv=None) -> int:
     import argparse
-    p = argparse.ArgumentParser(prog="python -m aemg.weights", description="Shipped weights: list, verify, ship.")
+    p = argparse.ArgumentParser(prog="python -m aemg.weights",
+                                description="Shipped weights: list, verify, ship.")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="names, steps and sizes")
     v = sub.add_parser("verify", help="check the digests of one shipped model")

@@ -156,7 +156,9 @@ class Reader(abc.ABC):
     def glob(self, pattern: str, name: re.Pattern | None = None) -> list[str]:
         """Files under :attr:`root` matching a glob ``pattern`` (and, when given, whose file name
         fully matches the regular expression ``name``), as naturally sorted relative POSIX paths."""
-        found = [p for p in (_glob_following_links(self.root, pattern) if "**" in pattern else self.root.glob(pattern))
+        found = [p
+                 for p in (_glob_following_links(self.root, pattern)
+                           if "**" in pattern else self.root.glob(pattern))
                  if p.is_file()]
         if name is not None:
             found = [p for p in found if name.fullmatch(p.name)]
@@ -321,7 +323,8 @@ except ImportError:  # built without extensions (AEMG_NO_EXT=1): np.loadtxt only
     _INT_PARSER = None
 
 
-def check_finite(path: str | os.PathLike, table: np.ndarray, what: str = "sample", first_line: int = 1) -> None:
+def check_finite(path: str | os.PathLike, table: np.ndarray, what: str = "sample",
+                 first_line: int = 1) -> None:
     """Raise DataError naming the first NaN/inf entry of a (rows, columns) table.
 
     Rows are named like :func:`parse_table` names them, by 1-based file line: ``first_line`` is the
@@ -398,7 +401,8 @@ def _conforms(value: Any, hint: Any) -> bool:
         return isinstance(value, str)
     if origin is None:
         return isinstance(value, hint) if isinstance(hint, type) and hint is not os.PathLike else True
-    if origin in (list, tuple, collections.abc.Sequence, collections.abc.Iterable, collections.abc.Collection):
+    if origin in (list, tuple, collections.abc.Sequence, collections.abc.Iterable,
+                  collections.abc.Collection):
         if not isinstance(value, (list, tuple)):
             return False
         item = args[0] if args and (origin is not tuple or len(args) == 2 and args[1] is Ellipsis) else Any
@@ -418,7 +422,8 @@ def _describe(hint: Any) -> str:
     words = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
     if hint in words:
         return words[hint]
-    if origin in (list, tuple, collections.abc.Sequence, collections.abc.Iterable, collections.abc.Collection):
+    if origin in (list, tuple, collections.abc.Sequence, collections.abc.Iterable,
+                  collections.abc.Collection):
         item = _describe(args[0]) if args else "values"
         return f"a list of {item.removeprefix('an ').removeprefix('a ')}s" if args and args[0] in words \
             else f"a list ({item})"
@@ -436,7 +441,8 @@ def check_options(cls: type[Reader], options: dict[str, Any], *, flags: dict[str
     name = cls.info.name
 
     def flag(opt: str, value: Any = inspect.Parameter.empty) -> str:
-        shown = "..." if value is inspect.Parameter.empty else shorten(json.dumps(value, default=repr), SHORT_CHARS)
+        shown = "..." if value is inspect.Parameter.empty else shorten(json.dumps(value, default=repr),
+                                                                       SHORT_CHARS)
         if flags is not None and opt in flags:
             return flags[opt] if value is inspect.Parameter.empty else f"{flags[opt]} {shown}"
         if flags is not None:
@@ -455,9 +461,11 @@ def check_options(cls: type[Reader], options: dict[str, Any], *, flags: dict[str
     if unknown:
         raise ConfigError(f"reader {name!r}: unknown option(s) {', '.join(unknown)}; "
                           f"options: {', '.join(sorted(declared)) or 'none'}")
-    missing = [k for k, (_, default) in declared.items() if default is inspect.Parameter.empty and k not in options]
+    missing = [k for k, (_, default) in declared.items()
+               if default is inspect.Parameter.empty and k not in options]
     if missing:
-        raise ConfigError(f"reader {name!r}: missing required option(s) {', '.join(flag(k) for k in missing)}")
+        raise ConfigError(f"reader {name!r}: missing required option(s) "
+                          f"{', '.join(flag(k) for k in missing)}")
     for key, value in options.items():
         hint = declared[key][0]
         if not _conforms(value, hint):

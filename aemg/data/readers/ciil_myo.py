@@ -27,8 +27,8 @@ Decisions
   (read here although libemg skips it; whether it came before or after the shift is not
   documented) and for MinimalTrainingData. Reproduce libemg's split with
   ``sessions=training,trial_1,...``.
-- trial id ``"R_<r>_C_<c>"`` (unique within a session); meta ``repetition`` = r (within the session, as Cote-Allard's cycles: the intra-subject protocol leaves
-  one r out across the subject's sessions).
+- trial id ``"R_<r>_C_<c>"`` (unique within a session); meta ``repetition`` = r (within the session, as
+  Cote-Allard's cycles: the intra-subject protocol leaves one r out across the subject's sessions).
 - ``split``: ``"both"`` (default), ``"electrode_shift"`` or ``"minimal"``.
 """
 from __future__ import annotations
@@ -42,8 +42,18 @@ import numpy as np
 from ...errors import DataError
 from ..recording import Recording
 from . import register_reader
-from .base import (DatasetInfo, Reader, check_choice, check_class, check_finite, match_source, natural_key,
-                   parse_table, read_json, read_text)
+from .base import (
+    DatasetInfo,
+    Reader,
+    check_choice,
+    check_class,
+    check_finite,
+    match_source,
+    natural_key,
+    parse_table,
+    read_json,
+    read_text,
+)
 
 CLASSES = ("hand close", "hand open", "no motion", "wrist extension", "wrist flexion")
 #: the metadata's class names (class_name), in class-id order
@@ -91,7 +101,8 @@ class CiilMyoReader(Reader):
                     "MinimalTrainingData 11 subjects (1 s train, 15 test reps); 5 classes, class order "
                     "from metadata.json (<set>/subject<k>/<session>/R_<r>_C_<c>.csv.gz)",
         citation="ElectrodeShift: J. NeuroEng. Rehabil. 2024, doi:10.1186/s12984-024-01355-4; "
-                 "MinimalTrainingData: IEEE, ieeexplore.ieee.org/document/10394393; data: github.com/LibEMG/CIILData")
+                 "MinimalTrainingData: IEEE, ieeexplore.ieee.org/document/10394393; "
+                 "data: github.com/LibEMG/CIILData")
     default_folder = "ciil_myo"
     download_hint = "github.com/LibEMG/CIILData"
 

@@ -53,9 +53,11 @@ class MultiDay4chReader(Reader):
         name="multiday_4ch", device="mindmedia4", channels=4, rate=RATE, subjects=1, classes=CLASSES,
         units="a.u.",
         description="MultiDay (Kaufmann): 1 subject, 4-ch MindMedia, 12 staged days of 121, 11 classes "
-                    "C0..C10 (no rest class; libemg's names unverified), 2048 Hz per libemg (S0_D<d>_C<c>.csv.gz)",
+                    "C0..C10 (no rest class; libemg's names unverified), 2048 Hz "
+                    "per libemg (S0_D<d>_C<c>.csv.gz)",
         citation="Kaufmann P., Englehart K., Platzner M., Fluctuating EMG signals: investigating long-term "
-                 "effects of pattern matching algorithms, IEEE EMBC 2010 (ieeexplore.ieee.org/document/5627288)")
+                 "effects of pattern matching algorithms, IEEE EMBC 2010 "
+                 "(ieeexplore.ieee.org/document/5627288)")
     default_folder = "multiday_4ch"
     download_hint = "github.com/LibEMG/MultiDay"
 

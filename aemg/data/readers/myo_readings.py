@@ -111,8 +111,9 @@ class MyoReadingsReader(Reader):
     info = DatasetInfo(
         name="myo_readings", device="myo", channels=8, rate=200.0, subjects=41, classes=CLASSES,
         units="int8",
-        description="myo-readings: Myo armband, 41 subjects (session -1 staged), rest (hibernation) + 7 wrist "
-                    "gestures, 6 x 5 s per file, per-row labels (_readings_<hand>_hand/<id>-<s>/<g>.txt.gz)",
+        description="myo-readings: Myo armband, 41 subjects (session -1 staged), "
+                    "rest (hibernation) + 7 wrist gestures, 6 x 5 s per file, per-row labels "
+                    "(_readings_<hand>_hand/<id>-<s>/<g>.txt.gz)",
         citation="Francic A., myo-readings-dataset, github.com/aljazfrancic/myo-readings-dataset (MIT)")
     default_folder = "myo_readings"
     download_hint = "github.com/aljazfrancic/myo-readings-dataset"
@@ -139,7 +140,8 @@ class MyoReadingsReader(Reader):
             meta["dropped_lines"] = dropped
         repeats = repeated_rows(table)
         if repeats.mean() > REPEAT_SHARE:
-            share = f"{repeats.sum()} of {len(table)} rows ({100 * repeats.mean():.1f} %) repeat the previous row"
+            share = (f"{repeats.sum()} of {len(table)} rows ({100 * repeats.mean():.1f} %) repeat the "
+                     "previous row")
             if self.repeated_rows == "error":
                 raise DataError(path, f"{share} (a logger duplicating samples); repeated_rows='drop' "
                                       "removes them")

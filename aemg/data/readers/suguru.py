@@ -28,8 +28,9 @@ from ..recording import Recording
 from . import register_reader
 from .base import DatasetInfo, Reader, check_finite, match_source, parse_table, read_text
 
-CLASSES = ("rest", "wrist flexion", "wrist extension", "radial deviation", "ulnar deviation", "forearm pronation",
-           "forearm supination", "hand close", "flexion + pronation", "extension + pronation",
+CLASSES = ("rest", "wrist flexion", "wrist extension", "radial deviation", "ulnar deviation",
+           "forearm pronation", "forearm supination", "hand close", "flexion + pronation",
+           "extension + pronation",
            "radial deviation + pronation", "ulnar deviation + pronation", "flexion + supination",
            "extension + supination", "radial deviation + supination", "ulnar deviation + supination",
            "flexion + hand close", "extension + hand close", "radial deviation + hand close",
@@ -47,8 +48,9 @@ class SuguruLongtermReader(Reader):
     info = DatasetInfo(
         name="suguru_longterm_armband", device="myo", channels=8, rate=200.0, subjects=5, classes=CLASSES,
         units="a.u.",
-        description="Kanoga long-term armband (Myo SDK, 8 ch): 5 subjects x 10 staged days (of 30), rest + 21 "
-                    "motions x 4 trials, 1.5 s pre-filtered float epochs (data/sub<s>/day<d>/D<d>M<m>T<t>.csv.gz)",
+        description="Kanoga long-term armband (Myo SDK, 8 ch): 5 subjects x 10 "
+                    "staged days (of 30), rest + 21 motions x 4 trials, 1.5 s pre-filtered float epochs "
+                    "(data/sub<s>/day<d>/D<d>M<m>T<t>.csv.gz)",
         citation="Kanoga S., Kanemura A., Asoh H., Are armband sEMG devices dense enough for long-term use? "
                  "Biomed. Signal Process. Control, 2020")
     default_folder = "suguru_longterm_armband"
@@ -64,7 +66,8 @@ class SuguruLongtermReader(Reader):
         if day != int(where["day"]):
             raise DataError(path, f"file name says day {day} but it is in folder day{where['day']}")
         if not (1 <= motion <= len(CLASSES) and trial >= 1):
-            raise DataError(path, f"unknown motion M{motion} or trial T{trial} (expected M1..M{len(CLASSES)}, T1..)")
+            raise DataError(path, f"unknown motion M{motion} or trial T{trial} "
+                                  f"(expected M1..M{len(CLASSES)}, T1..)")
         table = parse_table(read_text(path), path, delimiter=",", n_columns=8)
         check_finite(path, table)
         placement = PLACEMENTS[day - 1] if 1 <= day <= len(PLACEMENTS) else None

@@ -62,7 +62,8 @@ class SyntheticReader(Reader):
         gen = _generator()
         hints = typing.get_type_hints(gen.SyntheticConfig)
         return {"config": (typing.Any, None),
-                **{f.name: (hints.get(f.name, typing.Any), f.default) for f in dataclasses.fields(gen.SyntheticConfig)}}
+                **{f.name: (hints.get(f.name, typing.Any), f.default)
+                   for f in dataclasses.fields(gen.SyntheticConfig)}}
 
     def sources(self) -> list[str]:
         return [str(u) for u in _generator().synthetic_units(self.config)]

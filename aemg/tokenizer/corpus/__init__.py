@@ -4,13 +4,13 @@
 from .format import CORPUS, FORMAT, INDEX, PLAN, READ_VERSIONS, SHARDS, VERSION
 from .reader import ConcatCorpus, Corpus, SubsetCorpus, TokenCorpus, open_corpus, verify_corpus
 from .writer import (
-                     MIN_CHANNEL_SAMPLES_PER_WORKER,
-                     TokenizeReport,
-                     tokenize_archive,
-                     tokenize_group,
-                     work_chunks,
+    MIN_CHANNEL_SAMPLES_PER_WORKER,
+    TokenizeReport,
+    tokenize_archive,
+    tokenize_group,
+    work_chunks,
 )
 
 __all__ = ["CORPUS", "FORMAT", "INDEX", "PLAN", "READ_VERSIONS", "SHARDS", "VERSION", "ConcatCorpus",
-           "Corpus", "MIN_CHANNEL_SAMPLES_PER_WORKER", "SubsetCorpus", "TokenCorpus", "TokenizeReport", "open_corpus",
-           "tokenize_archive", "tokenize_group", "verify_corpus", "work_chunks"]
+           "Corpus", "MIN_CHANNEL_SAMPLES_PER_WORKER", "SubsetCorpus", "TokenCorpus", "TokenizeReport",
+           "open_corpus", "tokenize_archive", "tokenize_group", "verify_corpus", "work_chunks"]

@@ -156,7 +156,8 @@ class SubsetCorpus(Corpus):
         return self.base.tokens(self.indices[i])
 
     def __repr__(self) -> str:
-        return f"SubsetCorpus({self.n_sentences} of {self.base.n_sentences} sentences, tokens={self.n_tokens})"
+        return (f"SubsetCorpus({self.n_sentences} of {self.base.n_sentences} sentences, "
+                f"tokens={self.n_tokens})")
 
 
 class TokenCorpus(Corpus):

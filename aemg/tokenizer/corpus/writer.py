@@ -372,9 +372,10 @@ def check_token_length(rows: Sequence[dict[str, Any]], token_len: int, config: T
     warning counting the recordings shorter than one token (they give no tokens)."""
     longest = max(int(r["n_samples"]) for r in rows)
     if token_len > longest:
-        raise ConfigError(f"token_s={config.token_s:g} (--token-s {config.token_s:g}): a token of {token_len} "
-                          f"samples is longer than every recording of {where} (the longest has {longest} "
-                          f"samples, {longest / rate:.3g} s at {rate:g} Hz); choose a shorter token")
+        raise ConfigError(f"token_s={config.token_s:g} (--token-s {config.token_s:g}): a token of "
+                          f"{token_len} samples is longer than every recording of {where} (the longest "
+                          f"has {longest} samples, {longest / rate:.3g} s at {rate:g} Hz); choose a "
+                          f"shorter token")
     short = sum(int(r["n_samples"]) < token_len for r in rows)
     if short:
         log.warning(
