@@ -31,7 +31,7 @@ from aemg.eval.trials import load_trials
 from aemg.model import AEMG
 
 
-def _subject_standardise(x: np.ndarray, subjects: np.ndarray) -> np.ndarray:
+def subject_standardise(x: np.ndarray, subjects: np.ndarray) -> np.ndarray:
     out = np.empty_like(x)
     for s in np.unique(subjects):
         m = subjects == s
@@ -72,8 +72,8 @@ def loso(x: np.ndarray, y: np.ndarray, subjects: np.ndarray, ok: np.ndarray, n_c
     ``x_test`` (default ``x``): the features the test subject is scored on."""
     x_test = x if x_test is None else x_test
     if per_subject:
-        x = _subject_standardise(x, subjects)
-        x_test = _subject_standardise(x_test, subjects)
+        x = subject_standardise(x, subjects)
+        x_test = subject_standardise(x_test, subjects)
     accs = []
     for s in np.unique(subjects):
         test, train = subjects == s, (subjects != s) & ok

@@ -194,7 +194,7 @@ def running_stats(feats: np.ndarray, owner: np.ndarray, n_trials: int,
     return mean, std
 
 
-def _subject_standardise(feats: np.ndarray, subjects: np.ndarray, stats: dict) -> np.ndarray:
+def subject_standardise(feats: np.ndarray, subjects: np.ndarray, stats: dict) -> np.ndarray:
     out = np.empty_like(feats)
     for s in np.unique(subjects):
         rows = subjects == s
@@ -209,7 +209,7 @@ def _stats(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return f.mean(axis=0), np.where(std > 0, std, 1.0)
 
 
-def _subject_stats(feats: np.ndarray, subjects: np.ndarray) -> dict:
+def subject_stats(feats: np.ndarray, subjects: np.ndarray) -> dict:
     return {s: _stats(feats[subjects == s]) for s in np.unique(subjects)}
 
 
@@ -223,10 +223,10 @@ def user_standardise(feats: np.ndarray, subjects: np.ndarray, stats: dict, poole
     """
     own = dict(stats)
     if visible is not None and len(visible[0]):
-        own.update(_subject_stats(*visible))
+        own.update(subject_stats(*visible))
     for s in np.unique(subjects):
         own.setdefault(s, pooled)
-    return _subject_standardise(feats, subjects, own)
+    return subject_standardise(feats, subjects, own)
 
 
 def online_standardise(feats: np.ndarray, owner: np.ndarray, subjects: np.ndarray, pooled: tuple,
@@ -349,10 +349,10 @@ class HudginsLDA(Method):
         feats, owner = self._features(train)
         if self.norm == "subject":
             subj = train.subjects[owner]
-            self.stats_ = _subject_stats(feats, subj)
+            self.stats_ = subject_stats(feats, subj)
             self.pooled_ = _stats(feats)
             self.windows_per_trial_ = len(feats) / max(len(train), 1)
-            feats = _subject_standardise(feats, subj, self.stats_)
+            feats = subject_standardise(feats, subj, self.stats_)
         elif self.norm == "rest":
             if adaptation is None:  # no fold context: the designated rest recordings of ``train``
                 adaptation = Adaptation(train_rest=rest_recordings(train, rest_class_id(train)))

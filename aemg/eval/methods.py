@@ -50,10 +50,10 @@ from .adapt import PRIORS, SharedGaussian, adapted_scores
 from .baselines import (
     Method,
     Prediction,
-    _subject_standardise,
-    _subject_stats,
     online_standardise,
     register_method,
+    subject_standardise,
+    subject_stats,
     user_standardise,
 )
 from .classifiers import LDA, logistic_regression
@@ -585,8 +585,8 @@ class AemgProbe(AemgMethod):
             z = (feats - self.mean_) / self.std_
         else:  # each subject of the training trials with its own statistics (few-shot: the user's share)
             subjects = train.subjects[use]
-            self.stats_ = _subject_stats(feats, subjects)
-            z = _subject_standardise(feats, subjects, self.stats_)
+            self.stats_ = subject_stats(feats, subjects)
+            z = subject_standardise(feats, subjects, self.stats_)
         if self.adapt == "em":
             self.gauss_ = SharedGaussian(self.shrinkage, self.em_priors).fit(z, y, self.n_classes_)
         elif self.classifier == "lda":

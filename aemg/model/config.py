@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from .._config import dataclass_from_dict, read_table
 from ..errors import ConfigError
-from .targets import _check_edges
+from .targets import check_band_edges
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class ModelConfig:
         if not (math.isfinite(self.token_rate) and self.token_rate > 0):
             raise ConfigError(f"model.token_rate={self.token_rate!r}: must be a positive rate in Hz")
         try:
-            object.__setattr__(self, "band_edges_hz", _check_edges(self.band_edges_hz))
+            object.__setattr__(self, "band_edges_hz", check_band_edges(self.band_edges_hz))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"model.band_edges_hz={self.band_edges_hz!r}: {exc}") from None
 

@@ -11,7 +11,7 @@ from .backbone import Backbone, Transformer
 from .config import ModelConfig
 from .embeddings import SpatialEmbedding
 from .targets import TARGET_PARTS, flatten_features, n_target_features, standardise, token_targets
-from .vq import VectorQuantizer, _distributed, vq_lookup
+from .vq import VectorQuantizer, is_distributed, vq_lookup
 
 
 class Decoder(nn.Module):
@@ -129,7 +129,7 @@ class AEMG(nn.Module):
                 acc[0, j] += v.numel()
                 acc[1, j] += v.sum()
                 acc[2, j] += (v * v).sum()
-        if _distributed():
+        if is_distributed():
             torch.distributed.all_reduce(acc)
         n = acc[0].clamp_min(1)
         mean = acc[1] / n

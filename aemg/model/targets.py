@@ -109,7 +109,7 @@ def standardise(t: dict[str, torch.Tensor], mean: torch.Tensor, std: torch.Tenso
             "spectrum": (t["spectrum"] - mean[2 + W:]) / std[2 + W:], "valid": t["valid"]}
 
 
-def _check_edges(edges) -> tuple[float, ...]:
+def check_band_edges(edges) -> tuple[float, ...]:
     e = tuple(float(v) for v in edges)
     if len(e) < 2 or any(not math.isfinite(v) or v < 0 for v in e) or any(b <= a for a, b in zip(e, e[1:])):
         raise ValueError(f"band edges {e}: need >= 2 increasing non-negative frequencies (Hz)")

@@ -18,13 +18,13 @@ from torch import nn
 from ..ops import vq_lookup  # noqa: F401 - (indices, squared distances) of unit vectors
 
 
-def _distributed() -> bool:
+def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def _gather_rows(x: torch.Tensor) -> torch.Tensor:
     """All processes' rows of ``x`` (N_r, D) concatenated in rank order."""
-    if not _distributed():
+    if not is_distributed():
         return x
     n = torch.tensor([x.shape[0]], device=x.device)
     sizes = [torch.zeros_like(n) for _ in range(dist.get_world_size())]
@@ -117,7 +117,7 @@ class VectorQuantizer(nn.Module):
         if self.training:
             with torch.no_grad():
                 sums = torch.zeros_like(self.ema_sum).index_add_(0, idx, z32.detach())
-                if _distributed():
+                if is_distributed():
                     dist.all_reduce(counts)
                     dist.all_reduce(sums)
                 self.ema_count.mul_(self.decay).add_(counts, alpha=1 - self.decay)
