@@ -76,6 +76,11 @@ def test_nonsense_steps_and_a_run_without_checkpoint(tmp_path, corpus):
     assert [h["step"] for h in r.history] == [1, 2]
 
 
+#: bit-identity across processes holds at a fixed thread count: both runs use one torch / BLAS
+#: thread (CI sets none, and MKL's dynamic threading picks fewer threads on a loaded machine,
+#: which changed the summation order of a resumed run in one CI rehearsal)
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MKL_DYNAMIC": "FALSE"}
+
 SLOW_PRETRAIN = """
     import importlib, sys, time
     from aemg.cli import main
@@ -91,6 +96,7 @@ SLOW_PRETRAIN = """
 """
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 def test_ctrl_c_writes_a_checkpoint_and_the_printed_command_resumes_exactly(tmp_path):
     from helpers import synthetic_archive
 
@@ -107,7 +113,8 @@ def test_ctrl_c_writes_a_checkpoint_and_the_printed_command_resumes_exactly(tmp_
 
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(SLOW_PRETRAIN), *args,
                              "--out", str(tmp_path / "cut")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+                            text=True, start_new_session=True, env=dict(os.environ, PYTHONWARNINGS="ignore",
+                                                                        **ONE_THREAD))
     for _ in range(3):
         assert proc.stdout.readline().startswith("step"), proc.stderr.read()
     os.killpg(proc.pid, signal.SIGINT)
