@@ -42,7 +42,7 @@ def subset_indices(corpus, kind: str, share: float, seed: int) -> list[int]:
     rng = np.random.default_rng(seed)
     keep: list[int] = []
     for ds in corpus.datasets:
-        idx = [i for i, s in enumerate(corpus.sentences) if s["dataset"] == ds]
+        idx = corpus.select(dataset=ds)
         if kind == "share":
             n = max(1, int(round(share * len(idx))))
             keep += sorted(rng.choice(idx, size=n, replace=False).tolist())
@@ -50,7 +50,7 @@ def subset_indices(corpus, kind: str, share: float, seed: int) -> list[int]:
             users = sorted({str(corpus.sentences[i]["subject"]) for i in idx})
             n = max(1, int(round(share * len(users))))
             chosen = set(rng.choice(users, size=n, replace=False).tolist())
-            keep += [i for i in idx if str(corpus.sentences[i]["subject"]) in chosen]
+            keep += corpus.select(dataset=ds, subject=chosen)
     return keep
 
 

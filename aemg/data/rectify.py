@@ -668,9 +668,10 @@ def _unscaled(rec: Recording, space: StandardSpace,
         x = W @ x
     labels = rec.labels
     if rec.times is not None:
-        native = effective_rate(rec.times, x) if x.shape[1] >= 2 else space.rate
         if native_rate is not None:
             native = float(native_rate)
+        else:
+            native = effective_rate(rec.times, x) if x.shape[1] >= 2 else space.rate
         y, t_out = resample_irregular(rec.times, x, space.rate)
         x = y.astype(np.float64)
         if labels is not None:
