@@ -287,3 +287,65 @@ def test_evaluate_cli_with_checkpoint(setup, tmp_path, capsys):
     assert main(["evaluate", str(setup / "archive"), "--out", str(tmp_path / "r2"),
                  "--methods", "aemg-probe"]) == 2
     assert "needs a pre-trained run" in capsys.readouterr().err
+
+
+def _unlabelled_fold(trials):
+    from aemg.eval.protocols import rest_class_id
+    from aemg.eval.runner import fold_adaptation
+    fold = loso_folds(trials, regime="unlabelled")[0]
+    return fold, fold_adaptation(trials, fold, rest_class_id(trials))
+
+
+def test_token_set_td_is_the_time_domain_token_means(setup, trials):
+    from aemg.eval.features import TOKEN_FEATURES, token_feature_columns
+    c = trials.n_channels
+    assert list(token_feature_columns(c, "all")) == list(range(2 * len(TOKEN_FEATURES) * c))
+    assert list(token_feature_columns(c, "td")) == list(range(4 * c))   # logMAV, logWL, ZC, SSC means
+    with pytest.raises(DataError, match="token_set"):
+        token_feature_columns(c, "bands")
+    full, use = get_method("nct-lda", run=str(setup / "run")).trial_features(trials)
+    td, use_td = get_method("nct-lda", run=str(setup / "run"), token_set="td").trial_features(trials)
+    np.testing.assert_array_equal(use, use_td)
+    np.testing.assert_array_equal(td, full[:, :4 * c])
+    with pytest.raises(ConfigError, match="token_set"):
+        get_method("aemg-probe-tok", run=str(setup / "run"), token_set="bands")
+
+
+def test_probe_auto_fits_the_candidate_with_the_best_inner_accuracy(setup, trials):
+    """The choice is made on the training subjects only, and the fitted candidate is exactly the
+    registered probe with the chosen options."""
+    run = str(setup / "run")
+    fold, adaptation = _unlabelled_fold(trials)
+    train, test = trials.subset(fold.train), trials.subset(fold.test).without_labels()
+    auto = get_method("aemg-probe-auto", run=run).fit(train, adaptation=adaptation)
+    assert auto.regimes == ("unlabelled",)
+    acc = [row["inner_accuracy"] for row in auto.selection_]
+    assert len(acc) == 4 and all(0.0 <= a <= 1.0 for a in acc)
+    best = auto.candidates[int(np.argmax(acc))]
+    assert {k: getattr(auto.chosen_, k) for k in best} == best
+    twin = get_method("aemg-probe-tok-em" if best["adapt"] == "em" else "aemg-probe-tok-subjnorm",
+                      run=run, token_set=best["token_set"]).fit(train, adaptation=adaptation)
+    np.testing.assert_array_equal(auto.predict(test, adaptation).trial, twin.predict(test, adaptation).trial)
+    # the test user plays no part in the choice: other test trials, the same selection
+    other = get_method("aemg-probe-auto", run=run).fit(train, adaptation=adaptation.with_unlabelled(None))
+    assert other.selection_ == auto.selection_
+    # one candidate: no choice to make
+    one = get_method("aemg-probe-auto", run=run, candidates=[{"token_set": "all", "adapt": "em"}])
+    one.fit(train, adaptation=adaptation)
+    np.testing.assert_array_equal(one.predict(test, adaptation).trial,
+                                  get_method("aemg-probe-tok-em", run=run).fit(train, adaptation=adaptation)
+                                  .predict(test, adaptation).trial)
+
+
+def test_probe_auto_bad_options(setup):
+    run = str(setup / "run")
+    with pytest.raises(ConfigError, match="inner_folds"):
+        get_method("aemg-probe-auto", run=run, inner_folds=1)
+    with pytest.raises(ConfigError, match="features is set by the candidates"):
+        get_method("aemg-probe-auto", run=run, features="tokens")
+    with pytest.raises(ConfigError, match="pooling.*not selectable"):
+        get_method("aemg-probe-auto", run=run, candidates=[{"pooling": "cls"}])
+    with pytest.raises(ConfigError, match="token_set"):
+        get_method("aemg-probe-auto", run=run, candidates=[{"token_set": "bands"}])
+    with pytest.raises(ConfigError, match="candidates is empty"):
+        get_method("aemg-probe-auto", run=run, candidates=[])

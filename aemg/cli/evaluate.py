@@ -125,8 +125,8 @@ def run(args) -> int:
     if not isinstance(method_options, dict):
         raise ConfigError("--method-options: expected a JSON object {\"method\": {\"option\": value}}")
     if args.checkpoint:
-        from ..eval.methods import AEMG_METHODS, PROBE_VARIANTS
-        for m in (*AEMG_METHODS, *PROBE_VARIANTS):
+        from ..eval.methods import CHECKPOINT_METHODS
+        for m in CHECKPOINT_METHODS:
             method_options.setdefault(m, {}).setdefault("run", args.checkpoint)
     for m in methods:
         get_method(m, **method_options.get(m, {}))  # fail early on an unknown name or bad options

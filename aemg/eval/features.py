@@ -184,6 +184,21 @@ def token_features(payload: np.ndarray, energy: np.ndarray, rate: float, eps: fl
     return np.concatenate([td] + bands, axis=1)
 
 
+#: column sets of :func:`pooled_token_features` (:func:`token_feature_columns`)
+TOKEN_SETS = ("all", "td")
+
+
+def token_feature_columns(n_channels: int, token_set: str = "all") -> np.ndarray:
+    """Column indices (int64) into a :func:`pooled_token_features` row (16 C wide) of a set:
+    ``"all"`` = every column; ``"td"`` = the token means of logMAV, logWL, ZC and SSC (the first
+    4 C columns: the time-domain set LDA's windows carry, without the band shares and the spreads
+    over tokens; docs/notes/generalisation.md, session 5)."""
+    if token_set not in TOKEN_SETS:
+        raise DataError("token_set", f"{token_set!r}: choose from {TOKEN_SETS}")
+    width = 2 * len(TOKEN_FEATURES) * n_channels
+    return np.arange(width if token_set == "all" else 4 * n_channels, dtype=np.int64)
+
+
 def pooled_token_features(sentences, n_channels: int) -> np.ndarray:
     """(n, 16 C): mean and std over each trial's tokens of :func:`token_features`; zeros for a
     sentence without tokens. ``sentences``: :class:`~aemg.tokenizer.tokens.Sentence` objects."""

@@ -457,7 +457,8 @@ class AemgProbe(AemgMethod):
     its earlier trials, running statistics; before the first one the training trials' pooled ones,
     which ``online_prior`` trials of weight keep blended in afterwards). ``adapt="em"``: EM on the
     class means and priors (:class:`~aemg.eval.adapt.SharedGaussian`; ``em_iters``, ``em_prior``
-    trials per class, ``em_priors`` = ``"train"`` or ``"equal"``).
+    trials per class, ``em_priors`` = ``"train"`` or ``"equal"``). ``token_set``: which pooled token
+    features (:func:`~aemg.eval.features.token_feature_columns`: ``"all"`` or ``"td"``).
     """
 
     name = "aemg-probe"
@@ -467,8 +468,13 @@ class AemgProbe(AemgMethod):
     def __init__(self, run=None, classifier: str = "logreg", l2: float = 1e-3, shrinkage: float = 0.1,
                  max_iter: int = 200, subject_norm: str = "none", rotations: int = 0,
                  online_prior: float = 0.0, features: str = "embedding", adapt: str = "none",
-                 em_iters: int = 10, em_prior: float = 5.0, em_priors: str = "train", **kw):
+                 em_iters: int = 10, em_prior: float = 5.0, em_priors: str = "train",
+                 token_set: str = "all", **kw):
         super().__init__(run, **kw)
+        from .features import TOKEN_SETS
+        if token_set not in TOKEN_SETS:
+            raise ConfigError(f"{self.name}: token_set={token_set!r}; choose from {TOKEN_SETS}")
+        self.token_set = token_set
         if features not in PROBE_FEATURES:
             raise ConfigError(f"{self.name}: features={features!r}; choose from {PROBE_FEATURES}")
         if "embedding" in features and not self.needs_run:
@@ -530,8 +536,10 @@ class AemgProbe(AemgMethod):
             todo = [i for i in use if keys[i] not in trials.cache]
             for i, f in zip(todo, pooled_token_features([sents[i] for i in todo], trials.n_channels)):
                 trials.cache[keys[i]] = f
-            parts.append(np.stack([trials.cache[keys[i]] for i in use]) if len(use)
-                         else pooled_token_features([], trials.n_channels))
+            from .features import token_feature_columns
+            tok = (np.stack([trials.cache[keys[i]] for i in use]) if len(use)
+                   else pooled_token_features([], trials.n_channels))
+            parts.append(tok[:, token_feature_columns(trials.n_channels, self.token_set)])
         return (np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]), use
 
     def embeddings(self, trials: TrialSet, roll: int = 0,
@@ -576,15 +584,18 @@ class AemgProbe(AemgMethod):
             feats = np.concatenate([feats] + [self.trial_features(train, k, adaptation)[0]
                                               for r in range(1, self.rotations + 1) for k in (r, -r)])
             use = np.tile(use, 2 * self.rotations + 1)
-        y = train.labels[use]
-        self.n_classes_ = train.n_classes
+        return self.fit_rows(feats, train.labels[use], train.subjects[use], train.n_classes)
+
+    def fit_rows(self, feats: np.ndarray, y: np.ndarray, subjects: np.ndarray, n_classes: int) -> "AemgProbe":
+        """Fit the standardisation and the classifier on trial features ``feats`` (n, F) with labels
+        ``y`` and subjects (n,) (what :meth:`fit` does after :meth:`trial_features`)."""
+        self.n_classes_ = n_classes
         self.mean_ = feats.mean(axis=0)
         std = feats.std(axis=0)
         self.std_ = np.where(std > 0, std, 1.0)
         if self.subject_norm == "none":
             z = (feats - self.mean_) / self.std_
         else:  # each subject of the training trials with its own statistics (few-shot: the user's share)
-            subjects = train.subjects[use]
             self.stats_ = subject_stats(feats, subjects)
             z = subject_standardise(feats, subjects, self.stats_)
         if self.adapt == "em":
@@ -606,22 +617,29 @@ class AemgProbe(AemgMethod):
         """(class scores (n', K) of the test trials with tokens, their indices)."""
         feats, use = self.trial_features(test, adaptation=adaptation)
         visible = None
+        # the user's statistics: its unlabelled trials (all), else a share in fit, else pooled
+        if (self.subject_norm == "all" and adaptation is not None and adaptation.unlabelled is not None
+                and len(adaptation.unlabelled)):
+            vf, vuse = self.trial_features(adaptation.unlabelled, adaptation=adaptation)
+            visible = (vf, adaptation.unlabelled.subjects[vuse])
+        return self.score_rows(feats, test.subjects[use], visible), use
+
+    def score_rows(self, feats: np.ndarray, subjects: np.ndarray,
+                   visible: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """(n, K) class scores of trial features ``feats`` (n, F) of ``subjects`` (n,); ``visible`` =
+        (features (m, F), subjects (m,)) of the unlabelled trials the regime shows (their per-user
+        statistics and EM; used with ``subject_norm="all"`` only)."""
         if self.subject_norm == "none":
             z = (feats - self.mean_) / self.std_
         else:
-            # the user's statistics: its unlabelled trials (all), else a share in fit, else pooled
-            if (self.subject_norm == "all" and adaptation is not None and adaptation.unlabelled is not None
-                    and len(adaptation.unlabelled)):
-                vf, vuse = self.trial_features(adaptation.unlabelled, adaptation=adaptation)
-                visible = (vf, adaptation.unlabelled.subjects[vuse])
-            z = user_standardise(feats, test.subjects[use], self.stats_, (self.mean_, self.std_), visible)
+            visible = visible if self.subject_norm == "all" else None
+            z = user_standardise(feats, subjects, self.stats_, (self.mean_, self.std_), visible)
         if self.adapt == "em":  # class means re-estimated on each user's visible unlabelled trials
             if visible is not None:
                 visible = (user_standardise(*visible, self.stats_, (self.mean_, self.std_), visible),
                            visible[1])
-            return adapted_scores(self.gauss_, z, test.subjects[use], visible, self.em_iters,
-                                  self.em_prior), use
-        return self._class_scores(z), use
+            return adapted_scores(self.gauss_, z, subjects, visible, self.em_iters, self.em_prior)
+        return self._class_scores(z)
 
     def _prediction(self, n: int, scores: np.ndarray, use: np.ndarray) -> Prediction:
         out = np.full(n, -1, dtype=np.int64)
@@ -638,6 +656,93 @@ class AemgProbe(AemgMethod):
         feats, use = self.trial_features(test, adaptation=adaptation)
         z = online_standardise(feats, use, test.subjects, (self.mean_, self.std_), self.online_prior)
         return self._prediction(len(test), self._class_scores(z), use)
+
+
+#: candidates of ``aemg-probe-auto`` (on equal inner accuracy the first wins): the token-feature set
+#: x EM or plain per-user standardisation (docs/notes/generalisation.md, session 5, experiment 12)
+AUTO_CANDIDATES = ({"token_set": "td", "adapt": "em"}, {"token_set": "all", "adapt": "em"},
+                   {"token_set": "td", "adapt": "none"}, {"token_set": "all", "adapt": "none"})
+
+
+class AemgProbeAuto(AemgProbe):
+    """``aemg-probe-auto`` (regime ``unlabelled``): ``aemg-probe-tok-em``'s family, its settings
+    chosen per fold from the training subjects alone.
+
+    Each candidate of ``candidates`` (default :data:`AUTO_CANDIDATES`: the pooled token features
+    ``"td"`` or ``"all"``, with EM or without) is scored by an inner leave-subjects-out cross-
+    validation on the training trials (``inner_folds`` groups of training subjects; each held-out
+    subject standardised and, with EM, adapted on its own trials, as the test user will be); the
+    one with the most correct inner trials is fitted on all training trials and classifies the test
+    user. Nothing of the test user is read before its prediction: the choice is the training
+    data's. Why: which of those settings wins depends on the device and protocol (EM loses 8 points
+    on a rest-heavy set; the band shares help on one set and hurt on three), and a new device is
+    exactly where nobody can say beforehand. ``selection_``: inner accuracy per candidate of the
+    last fit; ``chosen_``: the fitted candidate.
+    """
+
+    name = "aemg-probe-auto"
+
+    def __init__(self, run=None, candidates=None, inner_folds: int = 5, **kw):
+        for fixed in ("features", "subject_norm", "adapt", "token_set", "classifier"):
+            if fixed in kw:
+                raise ConfigError(f"{self.name}: {fixed} is set by the candidates; pass candidates=[...]")
+        super().__init__(run, features="embedding+tokens", classifier="lda", subject_norm="all",
+                         adapt="em", token_set="all", **kw)
+        if int(inner_folds) < 2:
+            raise ConfigError(f"{self.name}: inner_folds={inner_folds!r} must be >= 2")
+        self.inner_folds = int(inner_folds)
+        self._options = {"run": run, **kw}
+        self.candidates = [dict(c) for c in (AUTO_CANDIDATES if candidates is None else candidates)]
+        if not self.candidates:
+            raise ConfigError(f"{self.name}: candidates is empty")
+        for c in self.candidates:
+            self._candidate(c)  # a bad option fails here, naming it
+
+    @property
+    def regimes(self) -> tuple:
+        return ("unlabelled",)
+
+    def _candidate(self, options: dict) -> AemgProbe:
+        unknown = sorted(set(options) - {"token_set", "adapt", "shrinkage", "em_prior", "em_iters"})
+        if unknown:
+            raise ConfigError(f"{self.name}: candidate option(s) {', '.join(unknown)} not selectable; "
+                              "use token_set, adapt, shrinkage, em_prior, em_iters")
+        probe = AemgProbe(**{**self._options, "features": "embedding+tokens", "classifier": "lda",
+                             "subject_norm": "all", **options})
+        probe.name = self.name
+        return probe
+
+    def fit(self, train, seed=0, adaptation=None):
+        from .features import token_feature_columns
+        feats, use = self.trial_features(train, adaptation=adaptation)   # every column ("all")
+        if not len(use):
+            raise DataError(train.name or "trials", "no training trial has any token")
+        y, subjects = train.labels[use], train.subjects[use]
+        n_tok = len(token_feature_columns(train.n_channels, "all"))
+        d = feats.shape[1] - n_tok                                     # embedding width
+        probes = [self._candidate(c) for c in self.candidates]
+        cols = [np.concatenate([np.arange(d), d + token_feature_columns(train.n_channels, p.token_set)])
+                for p in probes]
+        groups = np.array_split(np.unique(subjects), min(self.inner_folds, len(np.unique(subjects))))
+        correct = np.zeros(len(probes))
+        if len(groups) >= 2:
+            for i, (probe, c) in enumerate(zip(probes, cols)):
+                for g in groups:
+                    held = np.isin(subjects, g)
+                    probe.fit_rows(feats[~held][:, c], y[~held], subjects[~held], train.n_classes)
+                    x = feats[held][:, c]
+                    s = probe.score_rows(x, subjects[held], (x, subjects[held]))
+                    correct[i] += int((s.argmax(axis=1) == y[held]).sum())
+        best = int(np.argmax(correct))                                 # first on ties
+        self.selection_ = [{**cand, "inner_accuracy": float(k / len(y))}
+                           for cand, k in zip(self.candidates, correct)]
+        self.chosen_ = probes[best].fit_rows(feats[:, cols[best]], y, subjects, train.n_classes)
+        log.info("%s: chose %s (inner accuracy %s)", self.name, self.candidates[best],
+                 ", ".join(f"{r['inner_accuracy']:.3f}" for r in self.selection_))
+        return self
+
+    def scores(self, test, adaptation=None):
+        return self.chosen_.scores(test, adaptation)
 
 
 class AemgSupervised(AemgMethod):
@@ -788,5 +893,8 @@ class NctFeatures(AemgProbe):
 
 for _name, _options in PROBE_VARIANTS.items():
     register_method(_name, functools.partial(AemgProbe, **_options))
+register_method("aemg-probe-auto", AemgProbeAuto)
+#: the methods ``aemg evaluate --checkpoint RUN`` hands the run to
+CHECKPOINT_METHODS = (*AEMG_METHODS, *PROBE_VARIANTS, "aemg-probe-auto")
 for _name, _options in NCT_VARIANTS.items():
     register_method(_name, functools.partial(NctFeatures, **_options))
