@@ -466,7 +466,7 @@ def fewshot_folds(trials: TrialSet, share: float, seeds: Sequence[int] = (0,),
         if not (counts > 1).any():
             what = "subject" if grouping.by == "subject" else "group"
             raise DataError(trials.name or "trials", f"few-shot: no class of test {what} {s} has two "
-                            "trials besides its rest recording, so no labelled trial can be drawn and "
+                            "trials (rest recording excluded), so no labelled trial can be drawn and "
                             "tested beside it; use the regimes none / online / unlabelled")
         k = np.minimum(np.floor(share * counts + 0.5 + 1e-9).astype(int), counts - 1)
         k[counts == 1] = 0  # a single trial (e.g. rest beside the rest recording): tested, never drawn

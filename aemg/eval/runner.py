@@ -249,7 +249,7 @@ def evaluate(trials: TrialSet, methods: Sequence[str], protocols: Sequence[str] 
             if blocked:  # one trial per class (e.g. per day): nothing to draw under any share
                 res.notes.append(f"regime fewshot skipped: no class of test group{'s' * (len(blocked) > 1)} "
                                  f"{', '.join(blocked[:5])}{' ...' if len(blocked) > 5 else ''} has two "
-                                 "trials besides the rest recording, so none can be drawn and tested")
+                                 "trials (rest recording excluded), so none can be drawn and tested")
                 folds_of[regime] = []
                 continue
         if regime == "fewshot" and too_small == "skip":
