@@ -590,3 +590,51 @@ def test_probe_session_grouping_reads_only_what_its_regime_allows(archive_and_ru
     for regime in [r for r in get_method(variant, **options).regimes if r != "fewshot"]:
         check_regime(two, variant, options, regime, rest_used=variant == "aemg-probe" and regime == "rest",
                      grouping=BY_SESSION)
+
+
+def test_cli_group_by_session(tmp_path, capsys, monkeypatch):
+    """`aemg evaluate --group-by session`: one person over three days (no rest class)."""
+    import json
+
+    import aemg.cli
+    from aemg.data.readers import register_reader
+    from aemg.data.readers.base import DatasetInfo, Reader
+    from aemg.data.recording import Recording
+
+    monkeypatch.setattr(aemg.cli, "COMMANDS", ["evaluate"])
+
+    @register_reader
+    class _Days(Reader):
+        info = DatasetInfo(name="toy-days", device="myo", channels=8, rate=200.0, subjects=1,
+                           classes=("a", "b"), units="a.u.", description="test data")
+        needs_root = False
+
+        def sources(self):
+            return ["1", "2", "3"]
+
+        def read(self, source):
+            rng = np.random.default_rng(int(source))
+            out = []
+            for i in range(4):
+                x = rng.normal(size=(8, 120)).astype(np.float32)
+                x[1] *= 1 + 4 * (i % 2)
+                out.append(Recording(x, 200.0, "myo", subject="P", session=f"day{source}", trial=str(i),
+                                     dataset="toy-days", label=i % 2, classes=("a", "b"),
+                                     meta={"repetition": i // 2}))
+            return out
+
+    base = ["evaluate", "toy-days", "--methods", "lda-log,lda-log-subjnorm", "--regimes", "none,unlabelled",
+            "--no-plots"]
+    assert main(base + ["--out", str(tmp_path / "a")]) == 2
+    assert "--group-by session" in capsys.readouterr().err  # one subject: LOSO says what to do
+    by_day = ["--group-by", "session"]
+    assert main(base + ["--out", str(tmp_path / "b"), *by_day, "--subjects", "P/day[12]"]) == 0
+    rows = json.loads((tmp_path / "b" / "results.json").read_text())
+    text = (tmp_path / "b" / "results.md").read_text()
+    assert "leave one (subject, session) out; training: every other group" in text
+    per = (tmp_path / "b" / "per_subject.csv").read_text()
+    assert "P/day1" in per and "P/day2" in per and "P/day3" not in per and rows
+    assert main(base + ["--out", str(tmp_path / "c"), *by_day, "--train-sessions", "day1"]) == 0
+    assert "P/day1" not in (tmp_path / "c" / "per_subject.csv").read_text()
+    assert main(base + ["--out", str(tmp_path / "d"), "--within-subject"]) == 2
+    assert "need grouping by session" in capsys.readouterr().err
