@@ -80,5 +80,9 @@ def test_lda_with_no_more_samples_than_classes_uses_the_same_formulas():
         np.testing.assert_allclose(small.decision_function(z), lda.model_.decision_function(z), atol=1e-10)
     few = LDA(0.1).fit(x[:3], np.array([0, 1, 2]))  # one sample per class: no within-class spread
     assert few.decision_function(x).shape == (40, 3) and set(few.predict(x)) <= {0, 1, 2}
+    # ... is the nearest class mean in the standardised features (not a constant class)
+    np.testing.assert_array_equal(few.predict(x[:3]), [0, 1, 2])
+    z, m = (x - few.mean_) / few.scale_, (x[:3] - few.mean_) / few.scale_
+    np.testing.assert_array_equal(few.predict(x), ((z[:, None] - m[None]) ** 2).sum(-1).argmin(1))
     two = LDA(0.5).fit(x[:3], np.array([0, 1, 1]))
     assert two.decision_function(x).shape == (40, 2)

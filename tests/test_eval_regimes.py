@@ -17,14 +17,16 @@ from aemg.eval import evaluate, get_method
 from aemg.eval.baselines import Method
 from aemg.eval.protocols import (
     LOSO_REGIMES,
+    Grouping,
     fewshot_folds,
     intra_folds,
     loso_folds,
     make_folds,
     rest_class_id,
     rest_recordings,
+    user_view,
 )
-from aemg.eval.report import regime_table
+from aemg.eval.report import regime_table, results_markdown
 from aemg.eval.runner import fold_adaptation, run_fold
 from aemg.eval.trials import TrialSet
 
@@ -84,13 +86,15 @@ def predict(trials: TrialSet, name: str, fold, options: dict) -> np.ndarray:
     return run_fold(trials, method, fold, rest_class_id(trials)).trial
 
 
-def folds_of(trials: TrialSet, regime: str):
-    return list(make_folds(trials, regime, seeds=[0], shares=[0.4], too_small="one"))
+def folds_of(trials: TrialSet, regime: str, grouping: Grouping = Grouping()):
+    return list(make_folds(trials, regime, seeds=[0], shares=[0.4], too_small="one", grouping=grouping))
 
 
-def check_regime(trials: TrialSet, name: str, options: dict, regime: str, rest_used: bool = False):
-    """Every poisoning check that applies to ``regime``, on the first fold (test user S0 / s00)."""
-    fold = folds_of(trials, regime)[0]
+def check_regime(trials: TrialSet, name: str, options: dict, regime: str, rest_used: bool = False,
+                 grouping: Grouping = Grouping()):
+    """Every poisoning check that applies to ``regime``, on the first fold (test user S0 / s00;
+    grouped by session: its first test session)."""
+    fold = folds_of(trials, regime, grouping)[0]
     test, rest = fold.test, fold.rest
     base = predict(fresh(trials), name, fold, options)
     assert base.shape == (len(test),)
@@ -424,3 +428,213 @@ def test_online_prior_blends_the_pooled_statistics():
                                   m.predict(test, adaptation).window)
     with pytest.raises(ConfigError, match="online_prior"):
         get_method("lda-log-subjnorm", online_prior=-1)
+
+
+# ------------------------------------------------------------------------------------- grouping by session
+BY_SESSION = Grouping("session")
+WITHIN = Grouping("session", within_subject=True)
+SHIFT = Grouping("session", within_subject=True, train_sessions=("0",))
+
+
+def test_session_folds_hold_out_one_donning():
+    """--group-by session: the test user is one (subject, session); its rest recording and regime
+    material come from that group only; training per the grouping."""
+    ts = session_trials()
+    rest = rest_recordings(ts, rest_class_id(ts))
+    groups = [f"S{s}/{ss}" for s in range(3) for ss in ("0", "1")]
+    for grouping in (BY_SESSION, WITHIN, SHIFT):
+        for regime in LOSO_REGIMES + ("fewshot",):
+            folds = list(make_folds(ts, regime, seeds=[0], shares=[0.4], too_small="one", grouping=grouping))
+            want = [g for g in groups if grouping.train_sessions is None or g.endswith("/1")]
+            assert [f.subject for f in folds] == want
+            for f in folds:
+                subj, sess = f.subject.split("/")
+                mine = (ts.subjects == subj) & (ts.sessions == sess)
+                assert f.group_by == "session" and f.regime == regime
+                assert f.rest.tolist() == np.intersect1d(np.flatnonzero(mine), rest).tolist()
+                assert len(f.rest) == 1
+                own = np.setdiff1d(np.flatnonzero(mine), f.rest)
+                assert set(f.test) <= set(own) and not np.intersect1d(f.train, f.rest).size
+                if regime != "fewshot":
+                    assert f.test.tolist() == own.tolist()
+                else:
+                    drawn = np.intersect1d(f.train, own)
+                    assert sorted(np.concatenate([f.test, drawn]).tolist()) == own.tolist()
+                other = np.setdiff1d(f.train, own)  # training proper (fewshot: without the share)
+                usable = ~mine
+                if grouping.within_subject:
+                    usable &= ts.subjects == subj
+                if grouping.train_sessions:
+                    usable &= ts.sessions == "0"
+                assert other.tolist() == np.flatnonzero(usable).tolist()
+                np.testing.assert_array_equal(f.train_rest, np.intersect1d(f.train, rest))
+                a = fold_adaptation(ts, f, 0)
+                assert a.subject == f.subject
+                if regime != "none":
+                    assert a.rest.subjects.tolist() == [f.subject]
+                if regime == "unlabelled":
+                    assert a.unlabelled.keys.tolist() == ts.keys[f.test].tolist()
+                    assert set(a.unlabelled.subjects) == {f.subject}
+    # the user view: every (subject, session) its own user; samples, labels and cache shared
+    view = user_view(ts, "session")
+    assert view.subjects.tolist() == [f"{s}/{ss}" for s, ss in zip(ts.subjects, ts.sessions)]
+    assert view.data[0] is ts.data[0] and view.cache is ts.cache and (view.labels == ts.labels).all()
+    assert user_view(ts, "subject") is ts
+
+
+def test_session_grouping_bad_input():
+    ts = session_trials()
+    with pytest.raises(ConfigError, match="need grouping by session"):
+        Grouping("subject", within_subject=True)
+    with pytest.raises(ConfigError, match="group by 'day'"):
+        Grouping("day")
+    with pytest.raises(DataError, match="--train-sessions.*not a session of toy: 7"):
+        loso_folds(ts, grouping=Grouping("session", train_sessions=("7",)))
+    with pytest.raises(DataError, match="every session is a training session"):
+        loso_folds(ts, grouping=Grouping("session", train_sessions=("0", "1")))
+    with pytest.raises(DataError, match=r"test groups \(subject/session\) not in toy.*S0/0"):
+        loso_folds(ts, subjects=["S0/0"], grouping=SHIFT)  # a training session is no test group
+    # test groups by shell-style pattern; a pattern matching nothing is an unknown group
+    assert [f.subject for f in loso_folds(ts, subjects=["S[01]/*"], grouping=BY_SESSION)] == \
+        ["S0/0", "S0/1", "S1/0", "S1/1"]
+    assert [f.subject for f in loso_folds(ts, subjects=["S2/*", "S*/1"], grouping=SHIFT)] == \
+        ["S2/1", "S0/1", "S1/1"]
+    with pytest.raises(DataError, match="not in toy.*S9/"):
+        loso_folds(ts, subjects=["S9/*"], grouping=BY_SESSION)
+    one = ts.subset(np.flatnonzero(ts.subjects == "S0"))
+    with pytest.raises(DataError, match=r"LOSO needs at least 2 subjects.*--group-by session"):
+        loso_folds(one)
+    assert [f.subject for f in loso_folds(one, grouping=BY_SESSION)] == ["S0/0", "S0/1"]
+    # within-subject training needs another session of the subject
+    lone = ts.subset(np.flatnonzero((ts.subjects != "S0") | (ts.sessions == "0")))
+    with pytest.raises(DataError, match="test group S0/0: no training trial"):
+        loso_folds(lone, grouping=WITHIN)
+    # one trial per class per group (as one day of multiday_4ch): few-shot has nothing to draw
+    single = ts.subset(np.flatnonzero(ts.repetitions == 0))
+    with pytest.raises(DataError, match="no class of test group S0/0 has two trials"):
+        fewshot_folds(single, 0.4, too_small="one", grouping=BY_SESSION)
+    res = evaluate(single, ["lda"], [], regimes=["none", "fewshot"], shares=[0.4], too_small="one",
+                   grouping=BY_SESSION)
+    assert {r["regime"] for r in res.folds} == {"none"}
+    assert any("regime fewshot skipped" in n for n in res.notes)
+
+
+SESSION_METHODS = ("lda-log", "lda-log-subjnorm", "lda-log-restnorm", "lda-log-subjnorm-em", "cnn")
+
+
+@pytest.mark.parametrize("grouping", [BY_SESSION, SHIFT], ids=["every-other-group", "shift"])
+@pytest.mark.parametrize("name", SESSION_METHODS)
+def test_session_grouping_reads_only_what_the_regime_allows(name, grouping):
+    """The poisoning checks with the test group = one (subject, session)."""
+    ts = session_trials()
+    options = CNNS.get(name, {})
+    method = get_method(name, **options)
+    for regime in method.regimes:
+        check_regime(ts, name, options, regime, rest_used=method.needs_rest, grouping=grouping)
+
+
+@pytest.mark.parametrize("regime", ["unlabelled", "fewshot"])
+def test_session_grouping_keeps_each_session_its_own_user(regime):
+    """Per-user statistics never mix a subject's sessions: a power-of-two gain on one channel of the
+    test subject's other (training) session changes nothing for per-user standardised features
+    (that session is standardised by its own statistics, the test group by what its regime shows);
+    the few-shot user's statistics are those of its labelled share alone (without the user view,
+    i.e. the fold run as if grouped by subject, they would pool both sessions). (``online`` starts from the
+    pooled training statistics, which may depend on any training trial.)"""
+    ts = session_trials(n_reps=4)
+    fold = next(iter(make_folds(ts, regime, seeds=[0], shares=[0.4], grouping=WITHIN)))
+    other = set(np.flatnonzero((ts.subjects == "S0") & (ts.sessions == "1")).tolist())
+    assert fold.subject == "S0/0" and other <= set(fold.train.tolist())
+    gain = np.array([1, 8, 1, 1], dtype=np.float32)[:, None]
+    gained = dataclasses.replace(ts, data=[x * gain if i in other else x for i, x in enumerate(ts.data)],
+                                 cache={})
+    base = predict(fresh(ts), "lda-log-subjnorm", fold, {})
+    np.testing.assert_array_equal(predict(gained, "lda-log-subjnorm", fold, {}), base)
+    if regime == "fewshot":  # the test user's statistics: its labelled share only
+        share = np.intersect1d(fold.train, np.flatnonzero((ts.subjects == "S0") & (ts.sessions == "0")))
+        assert len(share)
+        as_subject = dataclasses.replace(fold, group_by="subject", subject="S0")
+        for run_as, key in ((fold, "S0/0"), (as_subject, "S0")):
+            m = get_method("lda-log-subjnorm")
+            view = user_view(ts, run_as.group_by)
+            m.fit(view.subset(run_as.train), adaptation=fold_adaptation(ts, run_as, 0))
+            own = m._features(view.subset(share))[0]
+            same = np.allclose(m.stats_[key][0], own.mean(axis=0))
+            assert same == (key == "S0/0"), "the test user's statistics must be those of its share alone"
+
+
+def test_session_grouping_in_evaluate_and_report(tmp_path):
+    ts = session_trials()
+    res = evaluate(ts, ["lda-log", "lda-log-subjnorm"], [], regimes=["none", "unlabelled"], grouping=SHIFT)
+    assert {r["subject"] for r in res.folds} == {"S0/1", "S1/1", "S2/1"}
+    assert res.config["grouping"] == {"by": "session", "within_subject": True, "train_sessions": ["0"]}
+    assert all(r["n_train"] == 9 and r["n_test"] == 8 for r in res.folds)
+    text = results_markdown(res)
+    assert "folds: leave one (subject, session) out; training: sessions 0 of the test subject" in text
+    assert "mean +- std over groups (subject/session)" in text
+    # the default grouping is the old LOSO
+    old = evaluate(ts, ["lda-log"], ["loso"])
+    assert {r["subject"] for r in old.folds} == {"S0", "S1", "S2"}
+    assert "folds: leave one subject out" in results_markdown(old)
+
+
+@pytest.mark.parametrize("variant", ["aemg-probe", "aemg-probe-tok-subjnorm", "aemg-probe-tok-em"])
+def test_probe_session_grouping_reads_only_what_its_regime_allows(archive_and_run, variant):
+    """The probe's poisoning checks with the test user = one (subject, session): the synthetic
+    archive's repetitions split into two sessions per subject, each with its own rest recording."""
+    trials, run = archive_and_run
+    two = dataclasses.replace(trials, sessions=np.where(trials.repetitions % 2 == 0, "a", "b"), cache={})
+    assert len(rest_recordings(two, rest_class_id(two))) == 2 * len(two.subject_ids())
+    options = {"run": run}
+    # fewshot: one trial per class per session here, nothing to draw (covered by the LDA family)
+    for regime in [r for r in get_method(variant, **options).regimes if r != "fewshot"]:
+        check_regime(two, variant, options, regime, rest_used=variant == "aemg-probe" and regime == "rest",
+                     grouping=BY_SESSION)
+
+
+def test_cli_group_by_session(tmp_path, capsys, monkeypatch):
+    """`aemg evaluate --group-by session`: one person over three days (no rest class)."""
+    import json
+
+    import aemg.cli
+    from aemg.data.readers import register_reader
+    from aemg.data.readers.base import DatasetInfo, Reader
+    from aemg.data.recording import Recording
+
+    monkeypatch.setattr(aemg.cli, "COMMANDS", ["evaluate"])
+
+    @register_reader
+    class _Days(Reader):
+        info = DatasetInfo(name="toy-days", device="myo", channels=8, rate=200.0, subjects=1,
+                           classes=("a", "b"), units="a.u.", description="test data")
+        needs_root = False
+
+        def sources(self):
+            return ["1", "2", "3"]
+
+        def read(self, source):
+            rng = np.random.default_rng(int(source))
+            out = []
+            for i in range(4):
+                x = rng.normal(size=(8, 120)).astype(np.float32)
+                x[1] *= 1 + 4 * (i % 2)
+                out.append(Recording(x, 200.0, "myo", subject="P", session=f"day{source}", trial=str(i),
+                                     dataset="toy-days", label=i % 2, classes=("a", "b"),
+                                     meta={"repetition": i // 2}))
+            return out
+
+    base = ["evaluate", "toy-days", "--methods", "lda-log,lda-log-subjnorm", "--regimes", "none,unlabelled",
+            "--no-plots"]
+    assert main(base + ["--out", str(tmp_path / "a")]) == 2
+    assert "--group-by session" in capsys.readouterr().err  # one subject: LOSO says what to do
+    by_day = ["--group-by", "session"]
+    assert main(base + ["--out", str(tmp_path / "b"), *by_day, "--subjects", "P/day[12]"]) == 0
+    rows = json.loads((tmp_path / "b" / "results.json").read_text())
+    text = (tmp_path / "b" / "results.md").read_text()
+    assert "leave one (subject, session) out; training: every other group" in text
+    per = (tmp_path / "b" / "per_subject.csv").read_text()
+    assert "P/day1" in per and "P/day2" in per and "P/day3" not in per and rows
+    assert main(base + ["--out", str(tmp_path / "c"), *by_day, "--train-sessions", "day1"]) == 0
+    assert "P/day1" not in (tmp_path / "c" / "per_subject.csv").read_text()
+    assert main(base + ["--out", str(tmp_path / "d"), "--within-subject"]) == 2
+    assert "need grouping by session" in capsys.readouterr().err

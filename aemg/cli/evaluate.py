@@ -42,7 +42,7 @@ class _ListMethods(argparse.Action):
 
 def register(subparsers) -> None:
     from ..eval.baselines import DEFAULT_METHODS
-    from ..eval.protocols import DEFAULT_SHARES, REGIMES
+    from ..eval.protocols import DEFAULT_SHARES, GROUPINGS, REGIMES
 
     p = subparsers.add_parser(
         "evaluate", help="evaluate methods under adaptation regimes (none / rest / online / unlabelled / "
@@ -73,8 +73,21 @@ def register(subparsers) -> None:
     p.add_argument("--small-share", choices=("skip", "error", "one"), default="skip",
                    help="a share giving some class no training trial: skip it (noted in the report), "
                         "fail, or take one trial per class (default %(default)s)")
+    p.add_argument("--group-by", choices=GROUPINGS, default="subject",
+                   help="what a fold holds out as the test user: subject (leave one subject out) or "
+                        "session (leave one subject's one session out, e.g. one day: cross-day / "
+                        "cross-session evaluation; the regimes then see that session only); default "
+                        "%(default)s")
+    p.add_argument("--within-subject", action="store_true",
+                   help="with --group-by session: train only on the test subject's other sessions")
+    p.add_argument("--train-sessions", default=None, metavar="LIST",
+                   help="with --group-by session: train only on these sessions and test the others, "
+                        "e.g. training (before an electrode shift)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds")
-    p.add_argument("--subjects", default=None, help="comma-separated test subjects (default all)")
+    p.add_argument("--subjects", default=None,
+                   help="comma-separated test subjects (default all); with --group-by session test "
+                        "groups SUBJECT/SESSION, e.g. 0/day11; shell-style patterns allowed, e.g. "
+                        "'shift-*'")
     p.add_argument("--sessions", default=None,
                    help="comma-separated sessions to keep, e.g. training0 (default all)")
     p.add_argument("--rate", type=float, default=None,
@@ -96,7 +109,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..eval.baselines import get_method
-    from ..eval.protocols import PROTOCOLS, REGIMES
+    from ..eval.protocols import PROTOCOLS, REGIMES, Grouping
     from ..eval.report import results_markdown, write_report
     from ..eval.runner import evaluate
     from ..eval.trials import load_trials
@@ -130,12 +143,15 @@ def run(args) -> int:
             method_options.setdefault(m, {}).setdefault("run", args.checkpoint)
     for m in methods:
         get_method(m, **method_options.get(m, {}))  # fail early on an unknown name or bad options
+    grouping = Grouping(args.group_by, args.within_subject,
+                        _names(args.train_sessions) if args.train_sessions is not None else None)
     subjects = _names(args.subjects) if args.subjects else None
     trials = load_trials(args.source, rate=args.rate, data_root=args.data_root,
                          sessions=_names(args.sessions) if args.sessions else None,
                          reader_options=options, allow_partial=args.allow_partial)
     res = evaluate(trials, methods, protocols, _ints(args.seeds), _floats(args.shares), subjects,
-                   args.small_share, method_options, regimes=regimes, rest_class=args.rest_class)
+                   args.small_share, method_options, regimes=regimes, rest_class=args.rest_class,
+                   grouping=grouping)
     out = write_report(res, args.out, plots=not args.no_plots)
     print(results_markdown(res), end="")
     print(f"report written to {out}")

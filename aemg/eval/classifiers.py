@@ -114,7 +114,10 @@ class LDA:
 class _SmallLDA:
     """LDA's ``solver="lsqr"`` solution for n <= K samples, which scikit-learn refuses: class
     means, the estimator's covariance averaged with the class priors, coefficients by least squares
-    (minimum norm), intercepts ``-m' w / 2 + log prior``; same ``decision_function`` shapes."""
+    (minimum norm), intercepts ``-m' w / 2 + log prior``; same ``decision_function`` shapes. With
+    one sample per class the covariance is zero (shrinkage of zero is zero) and least squares gave
+    w = 0, i.e. always the first class; then the identity is used (the fully shrunk limit, the
+    nearest class mean in the standardised features)."""
 
     def __init__(self, z: np.ndarray, y: np.ndarray, classes: np.ndarray, estimator):
         priors = np.array([(y == c).mean() for c in classes])
@@ -122,6 +125,8 @@ class _SmallLDA:
         with warnings.catch_warnings():  # "only one sample available": the covariance is 0, as meant
             warnings.simplefilter("ignore", UserWarning)
             cov = sum(p * estimator.fit(z[y == c]).covariance_ for p, c in zip(priors, classes))
+        if not np.trace(cov) > 0:  # no within-class spread at all (one sample per class): every
+            cov = np.eye(len(cov))  # direction equal, i.e. full shrinkage: nearest class mean in z
         self.coef_ = np.linalg.lstsq(cov, means.T, rcond=None)[0].T
         self.intercept_ = -0.5 * np.einsum("kd,kd->k", means, self.coef_) + np.log(priors)
         if len(classes) == 2:  # scikit-learn's binary form: one score, class 1 against class 0

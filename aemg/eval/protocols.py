@@ -16,10 +16,21 @@
   trials, drawn with the fold's seed from the trials other than the rest recording), plus the rest
   recording; tested on the user's other trials.
 
-``none``, ``rest``, ``online`` and ``unlabelled`` are leave-one-subject-out (protocol ``loso``);
-each gives strictly more than the previous one (:data:`POORER`). ``intra`` stays as the
-within-subject reference protocol (leave one repetition out; the user's rest recording is given
-and kept out of the test sets).
+``none``, ``rest``, ``online`` and ``unlabelled`` are leave-one-group-out (protocol ``loso``);
+each gives strictly more than the previous one (:data:`POORER`).
+
+**Groups** (:class:`Grouping`) say who "the test user" of a fold is. ``by="subject"`` (default):
+leave one subject out, the classic LOSO. ``by="session"``: leave one (subject, session) out -- one
+donning of one user, e.g. one day of a multi-day set (group id ``"subject/session"``); training is
+every other group, or only the test subject's other sessions (``within_subject``), or only the
+sessions named in ``train_sessions`` (then only the other sessions are tested: train before an
+electrode shift, test after it). Every regime keeps its meaning with the group as the test user:
+the rest recording, the online / unlabelled trials and the few-shot share come from the test group
+only, and the methods see each group as its own user (:func:`user_view`: per-user statistics of a
+training group come from that group, those of the test group from what its regime shows).
+
+``intra`` stays as the within-subject reference protocol (leave one repetition out; the user's
+rest recording is given and kept out of the test sets), whatever the grouping.
 
 Folds carry indices into a :class:`~aemg.eval.trials.TrialSet` only. The runner turns a fold into
 the training trials, the test trials (labels hidden) and one :class:`Adaptation` holding exactly
@@ -27,6 +38,7 @@ what the regime allows; a method never sees the whole trial set.
 """
 from __future__ import annotations
 
+import fnmatch
 import math
 import zlib
 from dataclasses import dataclass, field, replace
@@ -38,6 +50,8 @@ from ..errors import ConfigError, DataError
 from .trials import TrialSet
 
 PROTOCOLS = ("loso", "fewshot", "intra")
+#: what a fold holds out (:class:`Grouping`)
+GROUPINGS = ("subject", "session")
 #: LOSO adaptation regimes, poorest first
 LOSO_REGIMES = ("none", "rest", "online", "unlabelled")
 #: every adaptation regime (``aemg evaluate --regimes``)
@@ -52,6 +66,74 @@ DEFAULT_SHARES = (0.01, 0.05, 0.2, 0.4, 0.8)
 
 
 @dataclass(frozen=True)
+class Grouping:
+    """What a fold holds out as "the test user" (see the module docstring).
+
+    Attributes
+    ----------
+    by : {"subject", "session"}
+        ``"subject"``: one subject (all its sessions); ``"session"``: one (subject, session), id
+        ``"subject/session"``.
+    within_subject : bool
+        ``by="session"`` only: train on the test subject's other sessions only (else on every other
+        group, other subjects included).
+    train_sessions : tuple of str or None
+        ``by="session"`` only: train on the groups of these sessions only, and test only the groups
+        of the other sessions (e.g. ``("training",)``: before an electrode shift).
+    """
+
+    by: str = "subject"
+    within_subject: bool = False
+    train_sessions: tuple | None = None
+
+    def __post_init__(self):
+        if self.by not in GROUPINGS:
+            raise ConfigError(f"group by {self.by!r}: choose from {', '.join(GROUPINGS)}")
+        if self.by == "subject" and (self.within_subject or self.train_sessions):
+            raise ConfigError("within-subject training and training sessions need grouping by session "
+                              "(`aemg evaluate --group-by session`)")
+        if self.train_sessions is not None:
+            object.__setattr__(self, "train_sessions", tuple(str(s) for s in self.train_sessions))
+            if not self.train_sessions:
+                raise ConfigError("training sessions: none given")
+
+    def ids(self, trials: TrialSet) -> np.ndarray:
+        """(n,) str: the group of every trial (its subject, or ``"subject/session"``)."""
+        if self.by == "subject":
+            return trials.subjects
+        return np.char.add(np.char.add(trials.subjects.astype(str), "/"), trials.sessions.astype(str))
+
+    def describe(self) -> str:
+        """A phrase for reports, e.g. ``leave one subject out``."""
+        if self.by == "subject":
+            return "leave one subject out"
+        where = "the test subject's other sessions" if self.within_subject else "every other group"
+        if self.train_sessions:
+            where = (f"sessions {', '.join(self.train_sessions)}"
+                     + (" of the test subject" if self.within_subject else ""))
+        return f"leave one (subject, session) out; training: {where}"
+
+    def to_dict(self) -> dict:
+        return {"by": self.by, "within_subject": self.within_subject,
+                "train_sessions": list(self.train_sessions) if self.train_sessions else None}
+
+
+#: the default grouping: leave one subject out
+BY_SUBJECT = Grouping()
+
+
+def user_view(trials: TrialSet, by: str = "subject") -> TrialSet:
+    """``trials`` as the methods see them under grouping ``by``: ``"subject"`` as they are;
+    ``"session"``: every (subject, session) its own user (``subjects`` = ``"subject/session"``;
+    same samples, labels and cache), so per-user statistics never mix a user's sessions."""
+    if by == "subject":
+        return trials
+    out = trials.subset(np.arange(len(trials)))
+    out.subjects = Grouping(by).ids(trials)
+    return out
+
+
+@dataclass(frozen=True)
 class Adaptation:
     """What a method may see of the test user under a regime, besides the trials it classifies.
 
@@ -61,7 +143,7 @@ class Adaptation:
         One of :data:`REGIMES` or ``"intra"``.
     subject : str or None
         The test user (None: no fold context, e.g. a direct call; every subject then counts as a
-        training subject).
+        training subject): the test group's id, as in the methods' trials (:func:`user_view`).
     rest : TrialSet or None
         The user's rest recording(s), one per session that has one, labels hidden (-1); None under
         ``none``.
@@ -140,7 +222,7 @@ class Fold:
     protocol : str
         ``"loso"``, ``"fewshot"`` or ``"intra"``.
     subject : str
-        The test subject.
+        The test subject, or under ``group_by="session"`` the test group (``"subject/session"``).
     train, test : np.ndarray of int64
         Trial indices into the TrialSet (disjoint; the test user's rest recordings are in neither).
     seed : int
@@ -160,6 +242,9 @@ class Fold:
         The test user's designated rest recordings (given by the regimes in :data:`GIVES_REST`).
     train_rest : np.ndarray of int64
         The designated rest recordings among ``train`` (training subjects'; intra: the user's).
+    group_by : str
+        What the fold holds out (:attr:`Grouping.by`); the methods see the trials through
+        :func:`user_view` of it.
     """
 
     protocol: str
@@ -174,6 +259,7 @@ class Fold:
     regime: str = ""
     rest: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     train_rest: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    group_by: str = "subject"
 
     def __post_init__(self):
         self.regime = self.regime or {"loso": "none"}.get(self.protocol, self.protocol)
@@ -185,18 +271,78 @@ class Fold:
         return f"{self.regime}[{self.subject}{', ' + extra if extra else ''}, seed={self.seed}]"
 
 
-def _check_subjects(trials: TrialSet, subjects: Sequence[str] | None) -> list[str]:
-    all_subjects = trials.subject_ids()
-    if len(all_subjects) < 2:
-        raise DataError(trials.name or "trials", f"LOSO needs at least 2 subjects, found "
-                        f"{len(all_subjects)} ({', '.join(all_subjects) or 'none'})")
-    if subjects is None:
-        return all_subjects
-    subjects = [str(s) for s in subjects]
-    unknown = [s for s in subjects if s not in all_subjects]
+def test_groups(trials: TrialSet, grouping: Grouping = BY_SUBJECT,
+                groups: Sequence[str] | None = None) -> list[str]:
+    """The test groups of ``grouping`` in first-seen order (``groups``: only these, checked; a name
+    with ``*``, ``?`` or ``[`` is a shell-style pattern standing for the groups it matches, e.g.
+    ``shift-*``).
+
+    Every group when ``grouping.train_sessions`` is None (leave one group out), else the groups of
+    the other sessions.
+
+    Raises
+    ------
+    DataError
+        Fewer than 2 groups, an unknown group or training session, or no test group.
+    """
+    ids = grouping.ids(trials)
+    everything = list(dict.fromkeys(ids.tolist()))
+    if len(everything) < 2:
+        hint = (" (one subject: group by session, `aemg evaluate --group-by session`)"
+                if grouping.by == "subject" and len(set(trials.sessions.tolist())) > 1 else "")
+        need = "LOSO needs at least 2 subjects" if grouping.by == "subject" else \
+            "leaving one (subject, session) out needs at least 2 such groups"
+        raise DataError(trials.name or "trials", f"{need}, found {len(everything)} "
+                        f"({', '.join(everything) or 'none'}){hint}")
+    candidates = everything
+    if grouping.train_sessions:
+        have = set(trials.sessions.tolist())
+        unknown = [s for s in grouping.train_sessions if s not in have]
+        if unknown:
+            raise DataError("--train-sessions", f"not a session of {trials.name or 'the trials'}: "
+                            f"{', '.join(unknown)} (sessions: {', '.join(sorted(have))})")
+        session_of = dict(zip(ids.tolist(), trials.sessions.tolist()))
+        candidates = [g for g in everything if session_of[g] not in grouping.train_sessions]
+        if not candidates:
+            raise DataError(trials.name or "trials", "every session is a training session "
+                            f"({', '.join(grouping.train_sessions)}): nothing left to test")
+    if groups is None:
+        return candidates
+    chosen = []
+    for g in map(str, groups):  # a pattern (shell-style: shift-*) stands for the groups it matches
+        hits = fnmatch.filter(candidates, g) if any(ch in g for ch in "*?[") else [g]
+        chosen += [h for h in (hits or [g]) if h not in chosen]
+    groups = chosen
+    unknown = [g for g in groups if g not in candidates]
     if unknown:
-        raise DataError("subjects", f"not in {trials.name or 'the trials'}: {', '.join(unknown)}")
-    return subjects
+        kind = "test subjects" if grouping.by == "subject" else "test groups (subject/session)"
+        raise DataError("subjects", f"{kind} not in {trials.name or 'the trials'}"
+                        f"{' (or training sessions)' if grouping.train_sessions else ''}: "
+                        f"{', '.join(unknown)} (choose from {', '.join(candidates)})")
+    return groups
+
+
+def group_split(trials: TrialSet, group: str, grouping: Grouping = BY_SUBJECT,
+                ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(mine, usable) boolean masks (n,): the trials of test ``group``, and the trials training
+    may use (the other groups, narrowed by ``within_subject`` / ``train_sessions``).
+
+    Raises
+    ------
+    DataError
+        Nothing to train on for ``group``.
+    """
+    ids = grouping.ids(trials) if ids is None else ids
+    mine = ids == group
+    usable = ~mine
+    if grouping.within_subject:
+        usable &= trials.subjects == trials.subjects[np.flatnonzero(mine)[0]]
+    if grouping.train_sessions:
+        usable &= np.isin(trials.sessions, list(grouping.train_sessions))
+    if not usable.any():
+        raise DataError(trials.name or "trials", f"test group {group}: no training trial under "
+                        f"{grouping.describe()}")
+    return mine, usable
 
 
 def _class_notes(trials: TrialSet, fold: Fold) -> Fold:
@@ -215,14 +361,16 @@ def _designated(trials: TrialSet, rest_class) -> np.ndarray:
 
 
 def loso_folds(trials: TrialSet, subjects: Sequence[str] | None = None, seed: int = 0,
-               regime: str = "none", rest_class: str | int | None = None) -> list[Fold]:
-    """Leave-one-subject-out folds under one LOSO regime (the splits are the same for all of them).
+               regime: str = "none", rest_class: str | int | None = None,
+               grouping: Grouping = BY_SUBJECT) -> list[Fold]:
+    """Leave-one-group-out folds under one LOSO regime (the splits are the same for all of them).
 
     Parameters
     ----------
     trials : TrialSet
     subjects : sequence of str or None
-        Test subjects (default: every subject). Training always uses all other subjects.
+        Test groups (default: every group :func:`test_groups` gives): subjects, or under
+        ``grouping.by="session"`` group ids ``"subject/session"``.
     seed : int
         Seed stored in the folds (for the methods).
     regime : str
@@ -230,31 +378,37 @@ def loso_folds(trials: TrialSet, subjects: Sequence[str] | None = None, seed: in
     rest_class : str, int or None
         The rest class (see :func:`rest_class_id`); the test user's rest recordings are kept out of
         its test set.
+    grouping : Grouping
+        What a fold holds out and what it trains on (default: leave one subject out, train on all
+        other subjects).
 
     Raises
     ------
     DataError
-        Fewer than 2 subjects, or an unknown test subject.
+        Fewer than 2 groups, an unknown test group, or a group with nothing to train on.
     """
     if regime not in LOSO_REGIMES:
         raise ConfigError(f"unknown LOSO regime {regime!r}; choose from {', '.join(LOSO_REGIMES)}")
     rest = _designated(trials, rest_class)
+    ids = grouping.ids(trials)
     out = []
-    for s in _check_subjects(trials, subjects):
-        own = trials.subjects == s
+    for g in test_groups(trials, grouping, subjects):
+        own, usable = group_split(trials, g, grouping, ids)
         test = np.setdiff1d(np.flatnonzero(own), rest)
-        train = np.flatnonzero(~own)
-        fold = Fold("loso", s, train, test, seed, regime=regime, rest=rest[own[rest]],
-                    train_rest=rest[~own[rest]])
+        train = np.flatnonzero(usable)
+        fold = Fold("loso", g, train, test, seed, regime=regime, rest=rest[own[rest]],
+                    train_rest=rest[usable[rest]], group_by=grouping.by)
         out.append(_class_notes(trials, fold))
     return out
 
 
-def min_fewshot_share(trials: TrialSet, subject: str, rest_class: str | int | None = None) -> float:
-    """The smallest share that gives every class of ``subject`` at least one training trial and
-    leaves at least one test trial of that class: ``0.5 / min_c n_c`` rounded up (per-class counts
-    of the subject's trials other than its rest recordings, rounded to nearest)."""
-    own = np.setdiff1d(np.flatnonzero(trials.subjects == subject), _designated(trials, rest_class))
+def min_fewshot_share(trials: TrialSet, subject: str, rest_class: str | int | None = None,
+                      grouping: Grouping = BY_SUBJECT) -> float:
+    """The smallest share that gives every class of ``subject`` (a test group of ``grouping``) at
+    least one training trial and leaves at least one test trial of that class: ``0.5 / min_c n_c``
+    rounded up (per-class counts of the group's trials other than its rest recordings, rounded to
+    nearest); inf when no class has two such trials (nothing can be drawn)."""
+    own = np.setdiff1d(np.flatnonzero(grouping.ids(trials) == subject), _designated(trials, rest_class))
     counts = np.bincount(trials.labels[own])
     counts = counts[counts > 1]  # a class with one trial is only tested (see fewshot_folds)
     return 0.5 / counts.min() if counts.size else math.inf
@@ -262,59 +416,70 @@ def min_fewshot_share(trials: TrialSet, subject: str, rest_class: str | int | No
 
 def fewshot_folds(trials: TrialSet, share: float, seeds: Sequence[int] = (0,),
                   subjects: Sequence[str] | None = None, too_small: str = "error",
-                  rest_class: str | int | None = None) -> list[Fold]:
-    """LOSO plus a stratified share of the test subject's labelled trials in training.
+                  rest_class: str | int | None = None, grouping: Grouping = BY_SUBJECT) -> list[Fold]:
+    """Leave one group out plus a stratified share of the test group's labelled trials in training.
 
-    For each test subject, class ``c`` with ``n_c`` trials (rest recordings excluded) contributes
-    ``k_c = round(share * n_c)`` randomly drawn trials (seeded by ``seed`` and the subject) to
-    training, and the rest to the test set; ``k_c`` is capped at ``n_c - 1`` so that every class
-    stays tested; a class with a single such trial is only tested.
+    For each test group (subject, or (subject, session) under ``grouping``), class ``c`` with
+    ``n_c`` trials (rest recordings excluded) contributes ``k_c = round(share * n_c)`` randomly
+    drawn trials (seeded by ``seed`` and the group id) to training, and the rest to the test set;
+    ``k_c`` is capped at ``n_c - 1`` so that every class stays tested; a class with a single such
+    trial is only tested.
 
     Parameters
     ----------
     trials : TrialSet
     share : float
-        Share of the target subject's trials, in (0, 1).
+        Share of the target group's trials, in (0, 1).
     seeds : sequence of int
-        One fold per subject and seed.
+        One fold per group and seed.
     subjects : sequence of str or None
-        Test subjects (default all).
+        Test groups (default all; see :func:`loso_folds`).
     too_small : {"error", "one"}
         What to do when ``share`` gives some class no trial: raise a ConfigError naming the
         smallest usable share, or take one trial of that class (``actual_share`` records it).
     rest_class : str, int or None
         The rest class (see :func:`rest_class_id`).
+    grouping : Grouping
+        What a fold holds out and trains on (default: leave one subject out).
 
     Raises
     ------
     ConfigError
         ``share`` outside (0, 1), or too small for a class (with ``too_small="error"``).
     DataError
-        Fewer than 2 subjects.
+        Fewer than 2 groups, or a test group where no class has two trials (nothing to draw: e.g.
+        one trial per class per day).
     """
     if not (0 < share < 1):
         raise ConfigError(f"few-shot share must be in (0, 1), got {share!r}")
     if too_small not in ("error", "one"):
         raise ConfigError(f"too_small must be 'error' or 'one', got {too_small!r}")
     rest = _designated(trials, rest_class)
+    ids = grouping.ids(trials)
     out = []
-    subject_list = _check_subjects(trials, subjects)
-    for s in subject_list:
-        mine = trials.subjects == s
+    for s in test_groups(trials, grouping, subjects):
+        mine, usable = group_split(trials, s, grouping, ids)
         own = np.setdiff1d(np.flatnonzero(mine), rest)
-        others = np.flatnonzero(~mine)
+        others = np.flatnonzero(usable)
         labels = trials.labels[own]
         classes, counts = np.unique(labels, return_counts=True)
+        if not (counts > 1).any():
+            what = "subject" if grouping.by == "subject" else "group"
+            raise DataError(trials.name or "trials", f"few-shot: no class of test {what} {s} has two "
+                            "trials (rest recording excluded), so no labelled trial can be drawn and "
+                            "tested beside it; use the regimes none / online / unlabelled")
         k = np.minimum(np.floor(share * counts + 0.5 + 1e-9).astype(int), counts - 1)
         k[counts == 1] = 0  # a single trial (e.g. rest beside the rest recording): tested, never drawn
         if (k[counts > 1] < 1).any():
             if too_small == "error":
                 worst = int(np.argmin(np.where(counts > 1, k, np.iinfo(int).max)))
                 raise ConfigError(
-                    f"few-shot share {share:g} gives subject {s} fewer than one training trial of "
+                    f"few-shot share {share:g} gives {'subject' if grouping.by == 'subject' else 'group'} "
+                    f"{s} fewer than one training trial of "
                     f"class {int(classes[worst])} ({counts[worst]} trials); the "
-                    f"smallest usable share for this subject is "
-                    f"{min_fewshot_share(trials, s, rest_class):.3g} (or allow one trial per class)")
+                    f"smallest usable share for this {'subject' if grouping.by == 'subject' else 'group'} "
+                    f"is {min_fewshot_share(trials, s, rest_class, grouping):.3g} (or allow one trial "
+                    "per class)")
             k = np.where(counts > 1, np.maximum(k, 1), 0)
         for seed in seeds:
             rng = np.random.default_rng([int(seed), _subject_hash(s)])
@@ -328,7 +493,7 @@ def fewshot_folds(trials: TrialSet, share: float, seeds: Sequence[int] = (0,),
             test = np.setdiff1d(own, adapt)
             fold = Fold("fewshot", s, np.concatenate([others, adapt]), test, int(seed), float(share),
                         len(adapt) / len(own), regime="fewshot", rest=rest[mine[rest]],
-                        train_rest=rest[~mine[rest]])
+                        train_rest=rest[usable[rest]], group_by=grouping.by)
             out.append(_class_notes(trials, fold))
     return out
 
@@ -370,24 +535,25 @@ def intra_folds(trials: TrialSet, subjects: Sequence[str] | None = None, seed: i
 
 def make_folds(trials: TrialSet, protocol: str, seeds: Sequence[int] = (0,), shares=DEFAULT_SHARES,
                subjects: Sequence[str] | None = None, too_small: str = "error",
-               rest_class: str | int | None = None) -> Iterator[Fold]:
+               rest_class: str | int | None = None, grouping: Grouping = BY_SUBJECT) -> Iterator[Fold]:
     """All folds of one protocol or regime (LOSO regimes and intra once per seed; few-shot per share
-    and seed); ``"loso"`` = regime ``none``."""
+    and seed); ``"loso"`` = regime ``none``. ``grouping`` applies to the LOSO regimes and few-shot;
+    ``intra`` is always within one subject (leave one repetition out), whatever the grouping."""
     if protocol in LOSO_REGIMES or protocol == "loso":
         for seed in seeds:
             yield from loso_folds(trials, subjects, seed, {"loso": "none"}.get(protocol, protocol),
-                                  rest_class)
+                                  rest_class, grouping)
     elif protocol == "intra":
         for seed in seeds:
             yield from intra_folds(trials, subjects, seed, rest_class)
     elif protocol == "fewshot":
         for share in shares:
-            yield from fewshot_folds(trials, share, seeds, subjects, too_small, rest_class)
+            yield from fewshot_folds(trials, share, seeds, subjects, too_small, rest_class, grouping)
     else:
         raise ConfigError(f"unknown protocol or regime {protocol!r}; choose from "
                           f"{', '.join(dict.fromkeys(PROTOCOLS + REGIMES))}")
 
 
 def _subject_hash(subject: str) -> int:
-    """A stable (process-independent) integer for a subject id, to seed its draws."""
+    """A stable (process-independent) integer for a subject (or group) id, to seed its draws."""
     return zlib.crc32(subject.encode())

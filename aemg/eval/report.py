@@ -111,6 +111,18 @@ def regime_table(res: Results) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _grouping_text(res: Results) -> str:
+    from .protocols import Grouping
+    g = res.config.get("grouping") or {}
+    return Grouping(g.get("by", "subject"), bool(g.get("within_subject")), g.get("train_sessions")).describe()
+
+
+def _unit(res: Results) -> str:
+    """What the means run over: subjects, or (subject, session) groups."""
+    return "subjects" if (res.config.get("grouping") or {}).get("by", "subject") == "subject" else \
+        "groups (subject/session)"
+
+
 def results_markdown(res: Results) -> str:
     """The regime table and the full summary table as Markdown (accuracy in %, mean +- std over
     subjects)."""
@@ -118,7 +130,7 @@ def results_markdown(res: Results) -> str:
     lines = [f"# Evaluation: {res.dataset}", "",
              f"{res.config.get('n_trials', '?')} trials at {res.config.get('rate', '?')} Hz; "
              f"seeds {res.config.get('seeds')}; rest class: {rest if rest is not None else 'none'}; "
-             "accuracy in %, mean +- std over subjects.", "",
+             f"folds: {_grouping_text(res)}; accuracy in %, mean +- std over {_unit(res)}.", "",
              "## Per-trial accuracy by adaptation regime", "",
              "Regimes (what a method sees of the test user besides the trial): none = nothing; rest = one "
              "rest recording per session; online = its earlier trials, unlabelled; unlabelled = all its "

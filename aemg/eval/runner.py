@@ -9,6 +9,9 @@ protocol ``loso`` runs each method under its native regime (:attr:`Method.native
 
 A fold reaches a method only as the training trials, the test trials with labels hidden and one
 :class:`~aemg.eval.protocols.Adaptation` (:func:`fold_adaptation`): never the whole trial set.
+Under a grouping by session (:class:`~aemg.eval.protocols.Grouping`) the methods see the trials
+through :func:`~aemg.eval.protocols.user_view`: each (subject, session) is its own user, the test
+group is "the test user".
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from .baselines import Method, Prediction, get_method
 from .protocols import (
+    BY_SUBJECT,
     DEFAULT_SHARES,
     GIVES_REST,
     POORER,
@@ -29,10 +33,13 @@ from .protocols import (
     REGIMES,
     Adaptation,
     Fold,
+    Grouping,
     make_folds,
     min_fewshot_share,
     no_rest_error,
     rest_class_id,
+    test_groups,
+    user_view,
 )
 from .trials import TrialSet
 
@@ -114,7 +121,9 @@ class Results:
 def fold_adaptation(trials: TrialSet, fold: Fold, rest_id: int | None = None) -> Adaptation:
     """What ``fold.regime`` shows of the test user (see :mod:`aemg.eval.protocols`): its rest
     recordings (labels hidden) under the regimes in :data:`GIVES_REST`, all its test trials (labels
-    hidden) under ``unlabelled``; ``online`` adds the earlier trials per trial (predict_online)."""
+    hidden) under ``unlabelled``; ``online`` adds the earlier trials per trial (predict_online).
+    The trial sets are those of :func:`user_view` of ``fold.group_by``."""
+    trials = user_view(trials, fold.group_by)
     rest = (trials.subset(fold.rest).without_labels() if fold.regime in GIVES_REST and len(fold.rest)
             else None)
     unlabelled = trials.subset(fold.test).without_labels() if fold.regime == "unlabelled" else None
@@ -125,8 +134,9 @@ def fold_adaptation(trials: TrialSet, fold: Fold, rest_id: int | None = None) ->
 def run_fold(trials: TrialSet, method: Method, fold: Fold, rest_id: int | None = None) -> Prediction:
     """Fit ``method`` on the fold's training trials and predict its test trials (labels hidden) with
     the regime's :class:`Adaptation` only; ``online``: :meth:`Method.predict_online`, test trials in
-    recording order."""
+    recording order. The method sees the trials through :func:`user_view` of ``fold.group_by``."""
     adaptation = fold_adaptation(trials, fold, rest_id)
+    trials = user_view(trials, fold.group_by)
     method.fit(trials.subset(fold.train), seed=fold.seed, adaptation=adaptation)
     test = trials.subset(fold.test).without_labels()
     if fold.regime == "online":
@@ -169,7 +179,7 @@ def evaluate(trials: TrialSet, methods: Sequence[str], protocols: Sequence[str] 
              seeds: Sequence[int] = (0,), shares: Sequence[float] = DEFAULT_SHARES,
              subjects: Sequence[str] | None = None, too_small: str = "skip",
              method_options: dict | None = None, regimes: Sequence[str] = (),
-             rest_class: str | int | None = None) -> Results:
+             rest_class: str | int | None = None, grouping: Grouping = BY_SUBJECT) -> Results:
     """Evaluate every method under every requested regime it supports.
 
     Parameters
@@ -185,7 +195,7 @@ def evaluate(trials: TrialSet, methods: Sequence[str], protocols: Sequence[str] 
     shares : sequence of float
         Few-shot shares of the test subject's trials.
     subjects : sequence of str or None
-        Test subjects (default all).
+        Test subjects (default all); under a grouping by session, test groups ``"subject/session"``.
     too_small : {"skip", "error", "one"}
         A few-shot share that gives some class no training trial: skip it (noted in the results),
         raise a ConfigError, or take one trial per class.
@@ -195,6 +205,9 @@ def evaluate(trials: TrialSet, methods: Sequence[str], protocols: Sequence[str] 
         Adaptation regimes (:data:`~aemg.eval.protocols.REGIMES`), in addition to ``protocols``.
     rest_class : str, int or None
         The rest class (name or id); default: the first class whose name marks rest.
+    grouping : Grouping
+        What a fold holds out as the test user (default: leave one subject out); the ``subject``
+        column of the results then holds the test groups. ``intra`` ignores it.
 
     Raises
     ------
@@ -216,7 +229,7 @@ def evaluate(trials: TrialSet, methods: Sequence[str], protocols: Sequence[str] 
                           "rate": trials.rate, "n_trials": len(trials),
                           "rest_class": None if rest_id is None else
                           (trials.classes[rest_id] if rest_id < len(trials.classes) else rest_id),
-                          "method_regimes": {}})
+                          "grouping": grouping.to_dict(), "method_regimes": {}})
     k = trials.n_classes
     plans = {}
     for name in methods:
@@ -229,15 +242,25 @@ def evaluate(trials: TrialSet, methods: Sequence[str], protocols: Sequence[str] 
     folds_of: dict[str, list[Fold]] = {}
     for regime in dict.fromkeys(r for p in plans.values() for r in p):
         usable = list(shares)
+        if regime == "fewshot" and too_small != "error":
+            need = {g: min_fewshot_share(trials, g, rest_id, grouping)
+                    for g in test_groups(trials, grouping, subjects)}
+            blocked = [g for g, v in need.items() if v == float("inf")]
+            if blocked:  # one trial per class (e.g. per day): nothing to draw under any share
+                res.notes.append(f"regime fewshot skipped: no class of test group{'s' * (len(blocked) > 1)} "
+                                 f"{', '.join(blocked[:5])}{' ...' if len(blocked) > 5 else ''} has two "
+                                 "trials (rest recording excluded), so none can be drawn and tested")
+                folds_of[regime] = []
+                continue
         if regime == "fewshot" and too_small == "skip":
-            test_subjects = subjects or trials.subject_ids()
-            need = max(min_fewshot_share(trials, s, rest_id) for s in test_subjects)
-            usable = [s for s in shares if s >= need - 1e-9]
+            worst = max(need.values())
+            usable = [s for s in shares if s >= worst - 1e-9]
             for s in sorted(set(shares) - set(usable)):
                 res.notes.append(f"few-shot share {s:g} skipped: fewer than one trial per class for some "
-                                 f"subject (smallest usable share: {need:.3g})")
+                                 f"{'subject' if grouping.by == 'subject' else 'group'} (smallest usable "
+                                 f"share: {worst:.3g})")
         folds_of[regime] = list(make_folds(trials, regime, seeds, usable, subjects,
-                                           "error" if too_small == "skip" else too_small, rest_id))
+                                           "error" if too_small == "skip" else too_small, rest_id, grouping))
         for note in sorted({n for f in folds_of[regime] for n in f.notes}):
             res.notes.append(f"{regime}: {note}")
     for name in methods:
@@ -256,7 +279,8 @@ def _run_fold(trials: TrialSet, name: str, fold: Fold, n_classes: int, res: Resu
     method = get_method(name, **options)
     if method.needs_rest and fold.regime in GIVES_REST and not len(fold.rest):
         raise DataError(trials.name or "trials", f"{name} under regime {fold.regime} needs the rest "
-                        f"recording of subject {fold.subject}, which has no trial of the rest class")
+                        f"recording of {'subject' if fold.group_by == 'subject' else 'group'} "
+                        f"{fold.subject}, which has no trial of the rest class")
     pred = run_fold(trials, method, fold, rest_id)
     true = trials.labels[fold.test]
     key = (name, fold.regime, fold.share)
