@@ -118,6 +118,41 @@ def loso_selected(views, labels, subjects, usable, candidates: dict, inner_folds
     return float(np.mean(accs)), float(np.std(accs)), picks
 
 
+def fewshot(views, labels, subjects, usable, *, view_names, shrinkage=0.1, map_prior=None, seed=0,
+            per_class=1) -> tuple[float, float]:
+    """(mean, std) over users of few-shot accuracy (%): ``per_class`` labelled trials per class of
+    the user (seeded draw) join training, standardised with the user's statistics from that share
+    (``subject_norm="labelled"`` / the fewshot regime); the other trials of the user are tested.
+    ``map_prior``: None = the shared-Gaussian classifier as fitted; a number p = each class mean
+    of the user re-estimated from its labelled trials, shrunk to the pooled mean with p trials of
+    weight (supervised MAP adaptation, the labelled twin of EM)."""
+    x = np.concatenate([views[v] for v in view_names], axis=1)
+    rng = np.random.default_rng(seed)
+    k = int(labels.max()) + 1
+    accs = []
+    for test in np.unique(subjects):
+        own = np.flatnonzero((subjects == test) & usable)
+        shot = np.concatenate([rng.permutation(own[labels[own] == c])[:per_class] for c in range(k)
+                               if (labels[own] == c).any()])
+        rest = np.setdiff1d(np.flatnonzero(subjects == test), shot)
+        tr = np.concatenate([np.flatnonzero((subjects != test) & usable), shot])
+        st = subject_stats(x[tr], subjects[tr])
+        z = subject_standardise(x[tr], subjects[tr], st)
+        g = SharedGaussian(float(shrinkage), "train").fit(z, labels[tr], k)
+        ok = rest[usable[rest]]
+        zt = subject_standardise(x[ok], subjects[ok], st)
+        means = None
+        if map_prior is not None:
+            zs, ys = subject_standardise(x[shot], subjects[shot], st), labels[shot]
+            means = g.means_.copy()
+            for c in np.unique(ys):
+                n_c = (ys == c).sum()
+                means[c] = (zs[ys == c].sum(0) + map_prior * g.means_[c]) / (n_c + map_prior)
+        s = g.scores(zt, means)
+        accs.append(100.0 * (s.argmax(1) == labels[ok]).sum() / len(rest))
+    return float(np.mean(accs)), float(np.std(accs))
+
+
 def loso(views: dict, labels, subjects, usable, *, view_names, shrinkage, em: bool, em_prior=5.0,
          em_iters=10, norm: str = "subject") -> tuple[float, float]:
     """(mean, std) over test subjects of LOSO per-trial accuracy, %. ``norm``: "subject" (each
@@ -212,6 +247,13 @@ def study(args) -> None:
                         norm=norm[0] if norm else "subject")
             row[name] = (round(m, 1), round(s, 1))
             print(f"{path}\t{name}\t{m:.1f} ± {s:.1f}", flush=True)
+        if args.fewshot:
+            for vn in (("emb", "tok"), ("emb", "toktd"), ("hud",)):
+                for p in (None, 16.0, 8.0, 4.0, 2.0, 1.0):
+                    m, sd = fewshot(views, labels, subjects, usable, view_names=vn, map_prior=p)
+                    name = f"fewshot 1/class: {'+'.join(vn)} map_prior={p}"
+                    row[name] = (round(m, 1), round(sd, 1))
+                    print(f"{path}\t{name}\t{m:.1f} ± {sd:.1f}", flush=True)
         if args.select:
             cands = {n: VARIANTS[n] for n in args.select.split(";")}
             m, sd, picks = loso_selected(views, labels, subjects, usable, cands)
@@ -234,6 +276,7 @@ def main(argv=None) -> int:
     s.add_argument("npz", nargs="+")
     s.add_argument("--json")
     s.add_argument("--only", help="comma-separated substrings of variant names")
+    s.add_argument("--fewshot", action="store_true", help="also the few-shot MAP variants")
     s.add_argument("--select", help="';'-separated variant names: LOSO with inner-LOSO selection")
     args = ap.parse_args(argv)
     (dump if args.cmd == "dump" else study)(args)

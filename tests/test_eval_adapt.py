@@ -82,3 +82,23 @@ def test_em_with_class_priors_follows_a_rest_heavy_user():
     assert acc["train"] > acc["equal"] + 0.03
     with pytest.raises(DataError, match="priors"):
         SharedGaussian(priors="uniform")
+
+
+def test_map_means_from_one_labelled_row_per_class_follow_a_moved_user():
+    rng = np.random.default_rng(3)
+    means = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0]])
+    z, y = _clusters(rng, means, 40)
+    g = SharedGaussian(0.1).fit(z, y, 4)
+    # the user's classes are permuted in space: one labelled row per class shows where
+    user_means = means[[1, 0, 3, 2]]
+    zs, ys = _clusters(rng, user_means, 1, scale=0.05)
+    zu, yu = _clusters(rng, user_means, 20)
+    m = g.map_means(zs, ys, prior=0.5)
+    np.testing.assert_allclose(m, (zs + 0.5 * g.means_) / 1.5)          # the formula, one row per class
+    assert (g.log_likelihoods(zu).argmax(1) == yu).mean() < 0.1
+    assert (g.log_likelihoods(zu, m).argmax(1) == yu).mean() > 0.9
+    only_one = g.map_means(zs[:1], ys[:1], prior=4.0)                   # classes without a row keep m0
+    np.testing.assert_array_equal(only_one[1:], g.means_[1:])
+    np.testing.assert_allclose(only_one[0], (zs[0] + 4.0 * g.means_[0]) / 5.0)
+    with pytest.raises(DataError, match="prior"):
+        g.map_means(zs, ys, prior=-1.0)

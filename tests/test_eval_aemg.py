@@ -349,3 +349,23 @@ def test_probe_auto_bad_options(setup):
         get_method("aemg-probe-auto", run=run, candidates=[{"token_set": "bands"}])
     with pytest.raises(ConfigError, match="candidates is empty"):
         get_method("aemg-probe-auto", run=run, candidates=[])
+
+
+def test_probe_map_adapts_the_users_class_means_from_its_labelled_share(setup, trials):
+    from aemg.eval.protocols import fewshot_folds, rest_class_id
+    from aemg.eval.runner import fold_adaptation
+    run = str(setup / "run")
+    fold = fewshot_folds(trials, 0.01, too_small="one")[0]
+    adaptation = fold_adaptation(trials, fold, rest_class_id(trials))
+    train, test = trials.subset(fold.train), trials.subset(fold.test).without_labels()
+    m = get_method("aemg-probe-tok-map", run=run).fit(train, adaptation=adaptation)
+    assert m.regimes == ("fewshot",) and list(m.user_means_) == [fold.subject]
+    # an infinite-like prior gives the unadapted model back
+    frozen = get_method("aemg-probe-tok-map", run=run, map_prior=1e12).fit(train, adaptation=adaptation)
+    scores, _ = frozen.scores(test, adaptation)
+    np.testing.assert_allclose(frozen.user_means_[fold.subject], frozen.gauss_.means_, atol=1e-9)
+    assert np.isfinite(scores[:, np.unique(train.labels)]).all()
+    with pytest.raises(ConfigError, match="subject_norm='labelled'"):
+        get_method("aemg-probe", run=run, adapt="map")
+    with pytest.raises(ConfigError, match="map_prior"):
+        get_method("aemg-probe-tok-map", run=run, map_prior=-1)

@@ -114,6 +114,23 @@ class SharedGaussian:
         return means, log_prior
 
 
+    def map_means(self, z_user: np.ndarray, y_user: np.ndarray, prior: float = 4.0) -> np.ndarray:
+        """Class means (K, d) re-estimated from one user's *labelled* rows ``z_user`` (n, d) with
+        labels ``y_user`` (n,): ``m_k = (sum_{i: y_i = k} z_i + prior * m0_k) / (n_k + prior)``
+        (the MAP estimate under a prior worth ``prior`` rows at the training mean ``m0_k``; the
+        labelled twin of :meth:`adapt_em`). A class without a labelled row keeps ``m0_k``."""
+        z_user = np.asarray(z_user, dtype=np.float64)
+        y_user = np.asarray(y_user, dtype=np.int64)
+        if prior < 0:
+            raise DataError("prior", f"must be >= 0, got {prior!r}")
+        means = self.means_.copy()
+        for k in np.unique(y_user):
+            rows = y_user == k
+            if 0 <= k < len(means) and (rows.sum() + prior) > 0:
+                means[k] = (z_user[rows].sum(axis=0) + prior * self.means_[k]) / (rows.sum() + prior)
+        return means
+
+
 def adapted_scores(model: SharedGaussian, z: np.ndarray, subjects: np.ndarray,
                    visible: tuple[np.ndarray, np.ndarray] | None, iters: int, prior: float) -> np.ndarray:
     """(n, K) class scores (log-posteriors up to a row constant) of rows ``z`` (standardised,

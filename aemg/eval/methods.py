@@ -75,21 +75,25 @@ AEMG_METHODS = ("aemg-probe", "aemg-finetune", "aemg-scratch", "window-transform
 #: what the probe classifies: the backbone embedding, the pooled classic features of the same NCT
 #: tokens (:func:`aemg.eval.features.pooled_token_features`), or both
 PROBE_FEATURES = ("embedding", "embedding+tokens", "tokens")
-#: label-free adaptation after per-user standardisation: none, or EM on the class means
-#: (:class:`aemg.eval.adapt.SharedGaussian`; regime ``unlabelled`` only)
-ADAPTS = ("none", "em")
+#: adaptation of the class means to the user after per-user standardisation: none; EM on its
+#: unlabelled trials (regime ``unlabelled``); MAP from its labelled share (regime ``fewshot``)
+#: (:class:`aemg.eval.adapt.SharedGaussian`)
+ADAPTS = ("none", "em", "map")
 #: the token-feature probes classify with shrinkage LDA (session 4, docs/notes/generalisation.md
 #: experiment 10: +0.6..+4.9 LOSO over logistic regression on four sets; the embedding alone keeps
 #: logistic regression, where LDA lost 0.6-3.2)
 _TOK = {"features": "embedding+tokens", "classifier": "lda"}
 _SUBJ = {"subject_norm": "all"}
 _EM = {"subject_norm": "all", "adapt": "em"}
+#: few-shot: the user's class means from its labelled share (MAP, prior 4 trials per class) on
+#: the time-domain token means (session 5, experiment 13)
+_MAP = {"features": "embedding+tokens", "token_set": "td", "subject_norm": "labelled", "adapt": "map"}
 #: probe variants registered here: name -> options (aemg-probe-robust: nothing of the test user, regime none;
 #: -tok: embedding + classic token features; -em: EM adaptation in the unlabelled regime)
 PROBE_VARIANTS = {"aemg-probe-calibnorm": {"subject_norm": "labelled"}, "aemg-probe-subjnorm": _SUBJ,
                   "aemg-probe-robust": {"calibration": "robust"}, "aemg-probe-em": _EM,
                   "aemg-probe-tok": _TOK, "aemg-probe-tok-subjnorm": {**_TOK, **_SUBJ},
-                  "aemg-probe-tok-em": {**_TOK, **_EM}}
+                  "aemg-probe-tok-em": {**_TOK, **_EM}, "aemg-probe-tok-map": _MAP}
 #: the same classifier on the classic features of the NCT tokens alone (no network): the ablation
 #: that tells what the pre-trained embedding adds
 NCT_VARIANTS = {"nct-logreg": {}, "nct-logreg-subjnorm": _SUBJ, "nct-logreg-em": _EM,
@@ -469,7 +473,7 @@ class AemgProbe(AemgMethod):
                  max_iter: int = 200, subject_norm: str = "none", rotations: int = 0,
                  online_prior: float = 0.0, features: str = "embedding", adapt: str = "none",
                  em_iters: int = 10, em_prior: float = 5.0, em_priors: str = "train",
-                 token_set: str = "all", **kw):
+                 token_set: str = "all", map_prior: float = 4.0, **kw):
         super().__init__(run, **kw)
         from .features import TOKEN_SETS
         if token_set not in TOKEN_SETS:
@@ -484,6 +488,12 @@ class AemgProbe(AemgMethod):
         if adapt == "em" and subject_norm != "all":
             raise ConfigError(f"{self.name}: adapt='em' adapts after per-user standardisation: "
                               "set subject_norm='all' as well")
+        if adapt == "map" and subject_norm != "labelled":
+            raise ConfigError(f"{self.name}: adapt='map' adapts to the user's labelled share after "
+                              "standardising with it: set subject_norm='labelled' as well")
+        if float(map_prior) < 0:
+            raise ConfigError(f"{self.name}: map_prior={map_prior!r} must be >= 0")
+        self.map_prior = float(map_prior)
         if int(em_iters) < 0 or float(em_prior) < 0:
             raise ConfigError(f"{self.name}: em_iters={em_iters!r} and em_prior={em_prior!r} must be >= 0")
         self.features, self.adapt = features, adapt
@@ -508,6 +518,8 @@ class AemgProbe(AemgMethod):
     def regimes(self) -> tuple:
         if self.adapt == "em":  # EM needs every unlabelled trial of the user
             return ("unlabelled",)
+        if self.adapt == "map":  # MAP needs the user's labelled share
+            return ("fewshot",)
         return ("online", "unlabelled", "fewshot") if self.subject_norm == "all" else super().regimes
 
     def _sentences(self, trials: TrialSet, roll: int, adaptation: Adaptation | None):
@@ -584,11 +596,15 @@ class AemgProbe(AemgMethod):
             feats = np.concatenate([feats] + [self.trial_features(train, k, adaptation)[0]
                                               for r in range(1, self.rotations + 1) for k in (r, -r)])
             use = np.tile(use, 2 * self.rotations + 1)
-        return self.fit_rows(feats, train.labels[use], train.subjects[use], train.n_classes)
+        return self.fit_rows(feats, train.labels[use], train.subjects[use], train.n_classes,
+                             adaptation.subject if adaptation is not None else None)
 
-    def fit_rows(self, feats: np.ndarray, y: np.ndarray, subjects: np.ndarray, n_classes: int) -> "AemgProbe":
+    def fit_rows(self, feats: np.ndarray, y: np.ndarray, subjects: np.ndarray, n_classes: int,
+                 user: str | None = None) -> "AemgProbe":
         """Fit the standardisation and the classifier on trial features ``feats`` (n, F) with labels
-        ``y`` and subjects (n,) (what :meth:`fit` does after :meth:`trial_features`)."""
+        ``y`` and subjects (n,) (what :meth:`fit` does after :meth:`trial_features`); ``user``: the
+        test user, whose labelled rows (few-shot share) set its own class means with
+        ``adapt="map"``."""
         self.n_classes_ = n_classes
         self.mean_ = feats.mean(axis=0)
         std = feats.std(axis=0)
@@ -598,8 +614,12 @@ class AemgProbe(AemgMethod):
         else:  # each subject of the training trials with its own statistics (few-shot: the user's share)
             self.stats_ = subject_stats(feats, subjects)
             z = subject_standardise(feats, subjects, self.stats_)
-        if self.adapt == "em":
+        self.user_means_ = {}
+        if self.adapt in ("em", "map"):
             self.gauss_ = SharedGaussian(self.shrinkage, self.em_priors).fit(z, y, self.n_classes_)
+            mine = subjects == user
+            if self.adapt == "map" and user is not None and mine.any():
+                self.user_means_[user] = self.gauss_.map_means(z[mine], y[mine], self.map_prior)
         elif self.classifier == "lda":
             self.lda_ = LDA(self.shrinkage).fit(z, y)
         else:
@@ -639,6 +659,12 @@ class AemgProbe(AemgMethod):
                 visible = (user_standardise(*visible, self.stats_, (self.mean_, self.std_), visible),
                            visible[1])
             return adapted_scores(self.gauss_, z, subjects, visible, self.em_iters, self.em_prior)
+        if self.adapt == "map":  # the user's own class means where its labelled share gave them
+            out = np.empty((len(z), self.n_classes_))
+            for subj in np.unique(subjects):
+                rows = subjects == subj
+                out[rows] = self.gauss_.scores(z[rows], self.user_means_.get(subj))
+            return out
         return self._class_scores(z)
 
     def _prediction(self, n: int, scores: np.ndarray, use: np.ndarray) -> Prediction:
