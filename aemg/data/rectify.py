@@ -41,6 +41,8 @@ from .topology import topology_matrix
 AMPLITUDE_MODES = ("noise_floor", "recording", "none")
 NOTCH_MODES = ("detect", "all", "off")
 _NYQUIST_MARGIN = 0.9  # band upper edge at most this fraction of the Nyquist frequency
+#: seconds at the start of a recording that ``notch_mode="detect"`` looks at
+LINE_EXCERPT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -269,6 +271,15 @@ def _band_sos(rate: float, lo: float | None, hi: float | None, order: int) -> np
     return sos
 
 
+@lru_cache(maxsize=128)
+def _cascade(rate: float, lo: float, hi: float, order: int, notches: tuple[float, ...],
+             q: float) -> np.ndarray:
+    """Band-pass then notch sections stacked (S, 6), cached (read-only)."""
+    sos = np.vstack([_band_sos(rate, lo, hi, order), _notch_sos(rate, notches, q)])
+    sos.setflags(write=False)
+    return sos
+
+
 def _notch_sos(rate: float, freqs: Iterable[float], q: float) -> np.ndarray:
     return _notch_sos_cached(float(rate), tuple(float(f) for f in freqs), float(q))
 
@@ -364,8 +375,12 @@ def welch_channel_sum(x: np.ndarray, rate: float, nper: int,
     win = _hann(nper)
     step = nper - nper // 2
     n_seg = (x.shape[1] - nper) // step + 1
-    seg = np.lib.stride_tricks.sliding_window_view(x, nper, axis=-1)[:, ::step][:, :n_seg]
-    seg = seg - seg.mean(axis=-1, keepdims=True)
+    # the half-overlapping segments as a strided view (sliding_window_view's set-up costs more
+    # than the FFT of a short recording); the same values and operations as signal.welch's
+    seg = np.lib.stride_tricks.as_strided(x, shape=(x.shape[0], n_seg, nper),
+                                          strides=(x.strides[0], step * x.strides[1], x.strides[1]),
+                                          writeable=False)
+    seg = seg - np.add.reduce(seg, axis=-1, keepdims=True) / nper
     seg *= win
     spec = np.fft.rfft(seg, axis=-1)[..., bins]
     p = (spec.real ** 2 + spec.imag ** 2).mean(axis=1).sum(axis=0) / (rate * float(win @ win))
@@ -391,7 +406,7 @@ def _rfftfreq(nper: int, rate: float) -> np.ndarray:
 
 
 def detect_line_frequency(x, rate: float, candidates: Sequence[float] = (50.0, 60.0), *,
-                          min_ratio: float = 4.0, max_seconds: float = 10.0) -> float | None:
+                          min_ratio: float = 4.0, max_seconds: float = LINE_EXCERPT_S) -> float | None:
     """Which power-line fundamental shows in ``x``, if any.
 
     For each candidate below Nyquist: Welch PSD (0.5 Hz bins, at most ``max_seconds`` of signal),
@@ -401,6 +416,11 @@ def detect_line_frequency(x, rate: float, candidates: Sequence[float] = (50.0, 6
     """
     rate = _check_rate(rate)
     x = _as_float64(x[:, : int(max_seconds * rate)] if np.ndim(x) == 2 else x)
+    return _detect_line(x, rate, candidates, min_ratio)
+
+
+def _detect_line(x: np.ndarray, rate: float, candidates: Sequence[float], min_ratio: float) -> float | None:
+    """:func:`detect_line_frequency` of a checked excerpt: (C, T) float64, finite, any layout."""
     nper = min(x.shape[1], int(2 * rate))
     if nper < 16:
         return None
@@ -690,20 +710,21 @@ def _unscaled(rec: Recording, space: StandardSpace,
     if lo >= hi_eff:
         raise DataError(where, f"rate {source_rate:g} Hz is too low for the band {space.band} Hz "
                                f"(upper edge clipped to {hi_eff:g} Hz)")
+    if rec.times is None and down_first:
+        x = _resample64(x, rate_in, space.rate)
+    # from here x is what the filters see, at filter_rate: the line is detected on it too (on a
+    # downsampled recording that is half the work or less, with the same 0.5 Hz bins and bound)
     line = None
     if space.notch_mode == "all":
         lines = list(space.notch)
     elif space.notch_mode == "detect" and space.notch:
-        line = detect_line_frequency(x, rate_in if rec.times is None else space.rate, space.notch,
-                                     min_ratio=space.notch_min_ratio)
+        excerpt = np.asarray(x[:, : int(LINE_EXCERPT_S * filter_rate)], dtype=np.float64)
+        line = _detect_line(excerpt, filter_rate, space.notch, space.notch_min_ratio)
         lines = [] if line is None else [line]
     else:
         lines = []
     notch_freqs = [f for f0 in lines for f in line_harmonics(f0, min(hi_eff, filter_rate / 2))]
-    sos = np.vstack([_band_sos(filter_rate, lo, hi_eff, space.filter_order),
-                     _notch_sos(filter_rate, notch_freqs, space.notch_q)])
-    if rec.times is None and down_first:
-        x = _resample64(x, rate_in, space.rate)
+    sos = _cascade(filter_rate, lo, hi_eff, space.filter_order, tuple(notch_freqs), space.notch_q)
     x = _filtfilt(sos, x)
     if rec.times is None and not down_first:
         x = _resample64(x, rate_in, space.rate)
