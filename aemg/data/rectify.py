@@ -380,8 +380,13 @@ def welch_channel_sum(x: np.ndarray, rate: float, nper: int,
     seg = np.lib.stride_tricks.as_strided(x, shape=(x.shape[0], n_seg, nper),
                                           strides=(x.strides[0], step * x.strides[1], x.strides[1]),
                                           writeable=False)
-    seg = seg - np.add.reduce(seg, axis=-1, keepdims=True) / nper
-    seg *= win
+    if (bins.start or 0) >= 2:
+        # the periodic Hann window's spectrum is zero beyond bin 1, so removing each segment's
+        # mean changes no wanted bin (beyond float64 rounding): one pass less
+        seg = seg * win
+    else:
+        seg = seg - np.add.reduce(seg, axis=-1, keepdims=True) / nper
+        seg *= win
     spec = np.fft.rfft(seg, axis=-1)[..., bins]
     p = (spec.real ** 2 + spec.imag ** 2).mean(axis=1).sum(axis=0) / (rate * float(win @ win))
     f = _rfftfreq(nper, float(rate))
@@ -424,24 +429,37 @@ def _detect_line(x: np.ndarray, rate: float, candidates: Sequence[float], min_ra
     nper = min(x.shape[1], int(2 * rate))
     if nper < 16:
         return None
-    # only the bins within 8 Hz of a candidate are looked at: compute just those
+    bins, tests = _line_plan(nper, float(rate), tuple(float(f0) for f0 in candidates))
+    if not tests:
+        return None
+    _, p = welch_channel_sum(x, rate, nper, bins)
+    best, best_ratio = None, min_ratio
+    for f0, peak, side in tests:
+        ratio = p[peak].max() / max(_median(p[side]), 1e-300)
+        if ratio >= best_ratio:
+            best, best_ratio = f0, ratio
+    return best
+
+
+@lru_cache(maxsize=64)
+def _line_plan(nper: int, rate: float, candidates: tuple[float, ...]) -> tuple[slice, tuple]:
+    """The Welch bins :func:`_detect_line` needs (only those within 8 Hz of a candidate are
+    computed) and, per candidate below Nyquist, ``(f0, peak bins (+-1 Hz), side bins (3-8 Hz
+    away))`` as indices into them; cached per (segment length, rate, candidates)."""
     df = rate / nper
     lo_f = min(candidates, default=0.0) - 8.0
     hi_f = max(candidates, default=0.0) + 8.0
     bins = slice(max(0, int(math.floor(lo_f / df)) - 1), int(math.ceil(hi_f / df)) + 2)
-    f, p = welch_channel_sum(x, rate, nper, bins)
-    best, best_ratio = None, min_ratio
+    f = _rfftfreq(nper, rate)[bins]
+    tests = []
     for f0 in candidates:
         if f0 + 8 >= rate / 2:
             continue
-        peak = p[np.abs(f - f0) <= 1.0]
-        side = p[(np.abs(f - f0) >= 3.0) & (np.abs(f - f0) <= 8.0)]
-        if peak.size == 0 or side.size == 0:
-            continue
-        ratio = peak.max() / max(_median(side), 1e-300)
-        if ratio >= best_ratio:
-            best, best_ratio = float(f0), ratio
-    return best
+        peak = np.flatnonzero(np.abs(f - f0) <= 1.0)
+        side = np.flatnonzero((np.abs(f - f0) >= 3.0) & (np.abs(f - f0) <= 8.0))
+        if peak.size and side.size:
+            tests.append((f0, peak, side))
+    return bins, tuple(tests)
 
 
 def rate_ratio(rate_in: float, rate_out: float, max_denominator: int = 1000) -> tuple[int, int]:
