@@ -52,6 +52,25 @@ def test_read_bytes_errors(tmp_path):
         read_bytes(tmp_path / "absent.csv")
 
 
+def test_gunzip_is_gzip_decompress():
+    """The one-call path for single-member files; gzip.decompress (and its errors) otherwise."""
+    from aemg.data.readers.base import gunzip
+
+    one = gzip.compress(b"1,2,3\n" * 5000)
+    cases = [one, one + gzip.compress(b"4,5,6\n"), one + b"\0\0", gzip.compress(b""), one[:-4], one[:30],
+             b"\x1f\x8b\x08\x00garbage", b"plain text", b""]
+    for data in cases:
+        try:
+            want = gzip.decompress(data)
+        except Exception as exc:  # noqa: BLE001 - the type is what is compared
+            want = type(exc)
+        try:
+            got = gunzip(data)
+        except Exception as exc:  # noqa: BLE001
+            got = type(exc)
+        assert got == want
+
+
 # -- layouts of the shared datasets, broken ------------------------------------------------------
 def test_uci_bad_files(tmp_path):
     header = "time\t" + "\t".join(f"channel{i}" for i in range(1, 9)) + "\tclass\n"

@@ -146,6 +146,7 @@ def write_shard(path: Path, recordings: Sequence[Recording], *, compression: str
     samples, labels, times = [], [], []
     n_channel_samples = n_labels = n_times = 0
     devices: dict[str, int] = {}
+    by_object: dict[int, int] = {}  # id(device) -> index into device_dicts: one JSON per device object
     device_dicts, headers = [], []
     for i, rec in enumerate(recordings):
         n_ch, n_t = rec.data.shape
@@ -161,11 +162,14 @@ def write_shard(path: Path, recordings: Sequence[Recording], *, compression: str
             times.append(rec.times)
             n_times += rec.times.size
         header = rec.header()
-        device_json = _dumps(header["device"], sort_keys=True)
-        if device_json not in devices:
-            devices[device_json] = len(device_dicts)
-            device_dicts.append(header["device"])
-        header["device"] = devices[device_json]
+        index = by_object.get(id(rec.device))  # the recordings keep their devices alive
+        if index is None:
+            device_json = _dumps(header["device"], sort_keys=True)
+            if device_json not in devices:
+                devices[device_json] = len(device_dicts)
+                device_dicts.append(header["device"])
+            index = by_object[id(rec.device)] = devices[device_json]
+        header["device"] = index
         headers.append(header)
     meta = np.frombuffer(_dumps({"devices": device_dicts, "headers": headers}).encode("utf-8"), np.uint8)
     try:

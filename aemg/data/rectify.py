@@ -129,6 +129,14 @@ class StandardSpace:
         return standard_device(self.channels)
 
 
+@lru_cache(maxsize=64)
+def _topology(device: Device, n_virtual: int) -> np.ndarray:
+    """:func:`~aemg.data.topology.topology_matrix`, cached per device (read-only)."""
+    W = topology_matrix(device, n_virtual)
+    W.setflags(write=False)
+    return W
+
+
 @lru_cache(maxsize=32)
 def _space_fields(space: StandardSpace) -> dict:
     return asdict(space)  # only scalars and tuples: the caller's shallow copy is safe
@@ -697,7 +705,7 @@ def _unscaled(rec: Recording, space: StandardSpace,
     see :func:`dataset_native_rate`); None: the recording's own effective rate."""
     where = rec.source or rec.key
     rate_in = rec.rate
-    W = topology_matrix(rec.device, space.channels)
+    W = _topology(rec.device, space.channels)
     map_first = W.shape[0] < W.shape[1]
     # the compiled resampler and filter read float32 as it is (widening is exact); the topology
     # product and the irregular path need float64 first
@@ -793,7 +801,9 @@ def rectify(rec: Recording, space: StandardSpace = StandardSpace(), *,
     prov.update(gain=float(gain), amplitude_source=source)
     meta = dict(rec.meta)
     meta["rectify"] = prov
-    return Recording(data=(x * gain).astype(np.float32), rate=space.rate, device=space.device,
+    data = np.empty(x.shape, np.float32)
+    np.multiply(x, gain, out=data, casting="same_kind")  # = (x * gain).astype(float32), no temporary
+    return Recording(data=data, rate=space.rate, device=space.device,
                      units="standard", subject=rec.subject, session=rec.session, trial=rec.trial,
                      dataset=rec.dataset, label=rec.label, labels=labels, classes=rec.classes,
                      source=rec.source, meta=meta, times=None)
