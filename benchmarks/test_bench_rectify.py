@@ -117,7 +117,8 @@ def test_rectify_vs_straightforward(benchmark, inputs, quick, memory_read_rate):
 
 #: floors per input (ratios to the plain pipeline in the same run). Measured on the loaded 2-core
 #: box (docs/notes/rectify.md, Session 3): 3DC .txt.gz 4.4-4.5x, 3DC int16 .npy 2.3-2.7x,
-#: Cote-Allard int16 .dat.gz 1.3-1.6x (per-recording overheads of its 1,000-sample recordings)
+#: Cote-Allard int16 .dat.gz 1.3-1.6x (per-recording overheads of its 1,000-sample recordings);
+#: Session 5 (H1): 5.5x, 3.3x, 2.3x
 MIN_RATIO = {"3dc .txt.gz": 2.0, "3dc .npy (int16)": 1.5, "coteallard .dat.gz (int16)": 1.0}
 #: prepare against rectify + tokenize: about 1x measured (0.8-1.1x on the loaded box), guarded
 #: against a regression such as reading everything twice

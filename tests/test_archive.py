@@ -428,3 +428,45 @@ def test_irregular_dataset_gets_one_native_rate(tmp_path):
     # a uniformly sampled dataset has none
     rectify_dataset(FakeReader(n=2), tmp_path / "b", SPACE, workers=1, progress=False)
     assert "native_rate" not in open_archive(tmp_path / "b").manifest
+
+
+def test_a_run_writes_each_file_durably_no_more_than_needed(tmp_path, monkeypatch):
+    """One shard's run: the manifest once, the index at creation and at the (final) commit only,
+    errors.jsonl once while it stays empty; each write durable (fsynced, renamed, folder fsynced)."""
+    import aemg.data.archive as archive_module
+
+    writes = []
+
+    def counting(path, data, **kw):
+        writes.append((Path(path).name, kw.get("durable", True)))
+        return real(path, data, **kw)
+
+    real = archive_module.atomic_write
+    monkeypatch.setattr(archive_module, "atomic_write", counting)
+    rectify_dataset(FakeReader(n=4), tmp_path / "a", SPACE, workers=1, progress=False)
+    names = [n for n, _ in writes]
+    assert names.count(MANIFEST) == 1 and names.count(INDEX) == 2 and names.count(ERRORS) == 1
+    assert all(durable for _, durable in writes)
+    state = json.loads((tmp_path / "a" / INDEX).read_text())
+    assert state["complete"] and len(state["shards"]) == 1 and (tmp_path / "a" / ERRORS).read_text() == ""
+    # errors.jsonl is written again when its text changes: a failed source, then that source fixed
+    writes.clear()
+    rectify_dataset(FakeReader(n=6, bad={"s04"}), tmp_path / "b", SPACE, workers=1, progress=False)
+    assert [n for n, _ in writes].count(ERRORS) == 2 and [n for n, _ in writes].count(INDEX) == 2
+    lines = (tmp_path / "b" / ERRORS).read_text().splitlines()
+    assert [json.loads(line)["source"] for line in lines] == ["s04"]
+    writes.clear()
+    rectify_dataset(FakeReader(n=6), tmp_path / "b", SPACE, workers=1, progress=False)
+    assert [n for n, _ in writes] == [INDEX, ERRORS] and (tmp_path / "b" / ERRORS).read_text() == ""
+
+
+def test_the_scale_pass_gives_the_dataset_estimate(tmp_path):
+    """The amplitude scale in the manifest is estimate_amplitude_scale of the sampled sources'
+    recordings (the pass rectifies each of them once)."""
+    from aemg.data.rectify import estimate_amplitude_scale
+
+    reader = FakeReader(n=12)
+    rectify_dataset(reader, tmp_path / "a", SPACE, workers=1, progress=False)
+    sampled = [rec for s in scale_sample(reader.sources()) for rec in FakeReader(n=12).read(s)]
+    assert json.loads((tmp_path / "a" / MANIFEST).read_text())["amplitude_scale"] == \
+        estimate_amplitude_scale(sampled, SPACE)

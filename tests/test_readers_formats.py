@@ -52,6 +52,25 @@ def test_read_bytes_errors(tmp_path):
         read_bytes(tmp_path / "absent.csv")
 
 
+def test_gunzip_is_gzip_decompress():
+    """The one-call path for single-member files; gzip.decompress (and its errors) otherwise."""
+    from aemg.data.readers.base import gunzip
+
+    one = gzip.compress(b"1,2,3\n" * 5000)
+    cases = [one, one + gzip.compress(b"4,5,6\n"), one + b"\0\0", gzip.compress(b""), one[:-4], one[:30],
+             b"\x1f\x8b\x08\x00garbage", b"plain text", b""]
+    for data in cases:
+        try:
+            want = gzip.decompress(data)
+        except Exception as exc:  # noqa: BLE001 - the type is what is compared
+            want = type(exc)
+        try:
+            got = gunzip(data)
+        except Exception as exc:  # noqa: BLE001
+            got = type(exc)
+        assert got == want
+
+
 # -- layouts of the shared datasets, broken ------------------------------------------------------
 def test_uci_bad_files(tmp_path):
     header = "time\t" + "\t".join(f"channel{i}" for i in range(1, 9)) + "\tclass\n"
@@ -402,3 +421,65 @@ def test_synthetic_reader_wraps_the_generator():
     with pytest.raises(ConfigError, match="unknown option"):
         get_reader("synthetic", no_such_field=1)
     assert next(iter(read_dataset("synthetic", seed=3))).n_samples == first[0].n_samples
+
+
+@pytest.mark.parametrize("array", [
+    np.arange(60, dtype=np.int16).reshape(12, 5),
+    np.asfortranarray(np.arange(60, dtype="<i4").reshape(6, 10)),
+    np.arange(12, dtype=">f4").reshape(4, 3), np.zeros((0, 3), np.uint8), np.arange(5.0), np.array(7.0),
+    np.arange(24, dtype=np.int64).reshape(2, 3, 4)])
+@pytest.mark.parametrize("version", [(1, 0), (2, 0)])
+def test_npy_array_reads_what_np_load_reads(array, version):
+    """The header fast path gives np.load's array (dtype, shape, order, values) or declines."""
+    import io
+
+    from aemg.data.readers.generic import npy_array
+
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, array, version=version)
+    raw = buf.getvalue()
+    got, want = npy_array(raw), np.load(io.BytesIO(raw))
+    assert got is not None and got.dtype == want.dtype and got.shape == want.shape
+    assert got.flags.f_contiguous == want.flags.f_contiguous and np.array_equal(got, want)
+    assert npy_array(raw[:-1]) is None and npy_array(raw + b"\0") is None  # np.load decides then
+    assert npy_array(b"\x93NUMPY garbage") is None and npy_array(b"") is None
+
+
+def test_npy_array_declines_other_dtypes():
+    import io
+
+    from aemg.data.readers.generic import npy_array
+
+    for array in (np.array(["a", "b"]), np.array([1 + 2j]), np.array([True]),
+                  np.zeros(2, dtype=[("a", "<i2")])):
+        buf = io.BytesIO()
+        np.save(buf, array)
+        assert npy_array(buf.getvalue()) is None
+
+
+@pytest.mark.parametrize("dtype", ["<i2", ">i2", "<i4", "<i8", "<f4", "<f8", "|u1"])
+def test_generic_npy_samples_equal_the_float64_route(tmp_path, rng, dtype):
+    """int16/float32 tables are not widened to float64 first: same float32 samples as before
+    (``table.astype(float64)[:, channels].T.astype(float32)``), channel subsets and orientation."""
+    table = (rng.normal(size=(301, 4)) * 1000).astype(dtype)
+    np.save(tmp_path / "a.npy", table)
+    want = table.astype(np.float64).T.astype(np.float32)
+    reader = get_reader("generic", tmp_path, pattern="{subject}.npy", rate=1000, device="ring:4")
+    (rec,) = reader.read("a.npy")
+    assert rec.data.dtype == np.float32 and rec.data.flags.c_contiguous
+    np.testing.assert_array_equal(rec.data, want)
+    sub = get_reader("generic", tmp_path, pattern="{subject}.npy", rate=1000, device="ring:2",
+                     channels=[3, 1])
+    np.testing.assert_array_equal(sub.read("a.npy")[0].data, want[[3, 1]])
+    np.save(tmp_path / "b.npy", table.T)
+    rows = get_reader("generic", tmp_path, pattern="{subject}.npy", rate=1000, device="ring:4",
+                      orientation="channels")
+    np.testing.assert_array_equal(rows.read("b.npy")[0].data, want)
+
+
+def test_generic_npy_non_finite_float_is_named(tmp_path):
+    table = np.zeros((5, 2), np.float32)
+    table[3, 1] = np.nan
+    np.save(tmp_path / "a.npy", table)
+    with pytest.raises(DataError, match=r"a.npy: non-finite sample .*row 4, column 2"):
+        get_reader("generic", tmp_path, pattern="{subject}.npy", rate=100, device="ring:2").read("a.npy")

@@ -97,6 +97,60 @@ def test_detect_line_frequency(rng):
     assert detect_line_frequency(noise[:, :10], 1000.0) is None
 
 
+def detect_line_reference(x, rate, candidates=(50.0, 60.0), min_ratio=4.0, max_seconds=10.0):
+    """The detection rule spelled out with SciPy's Welch (the pre-session-5 code): 0.5 Hz bins over
+    the first ``max_seconds``, peak (+-1 Hz) over the median 3-8 Hz away, largest ratio >= min_ratio."""
+    from scipy import signal
+
+    x = np.asarray(x, dtype=np.float64)[:, : int(max_seconds * rate)]
+    nper = min(x.shape[1], int(2 * rate))
+    if nper < 16:
+        return None
+    f, p = signal.welch(x, fs=rate, nperseg=nper, axis=-1)
+    p = p.sum(axis=0)
+    best, best_ratio = None, min_ratio
+    for f0 in candidates:
+        if f0 + 8 >= rate / 2:
+            continue
+        peak, side = p[np.abs(f - f0) <= 1.0], p[(np.abs(f - f0) >= 3.0) & (np.abs(f - f0) <= 8.0)]
+        if peak.size and side.size and peak.max() / max(np.median(side), 1e-300) >= best_ratio:
+            best, best_ratio = f0, peak.max() / max(np.median(side), 1e-300)
+    return best
+
+
+@pytest.mark.parametrize("rate", [1000.0, 500.0, 200.0, 2048.0])
+def test_detect_line_frequency_matches_the_reference(rng, rate):
+    """Line amplitudes around the threshold, odd lengths, DC offsets: the same decision as the
+    readable reference (SciPy's Welch) on every case, for 50 and 60 Hz lines and none."""
+    decisions = set()
+    for i in range(40):
+        n = int(rng.integers(20, int(12 * rate)))
+        t = np.arange(n) / rate
+        f0 = (50.0, 60.0)[i % 2]
+        amp = float(rng.choice([0.0, 0.05, 0.1, 0.2, 0.4, 1.0]))
+        x = rng.normal(size=(3, n)) + 300.0 * rng.normal() + amp * np.sin(TWO_PI * f0 * t + rng.uniform(0, 6))
+        want = detect_line_reference(x, rate)
+        assert detect_line_frequency(x, rate) == want, (i, n, amp)
+        assert detect_line_frequency(x.astype(np.float32)[:, ::1], rate) == detect_line_reference(
+            x.astype(np.float32), rate)
+        decisions.add(want)
+    assert decisions >= {None, 50.0, 60.0}  # the cases cover every outcome
+
+
+def test_rectify_detects_the_line_after_downsampling(rng):
+    """A 1 kHz / 2 kHz recording is downsampled first; the line is found on what the filters see
+    and its harmonics below the band edge are notched."""
+    for rate in (1000.0, 2048.0):
+        t = np.arange(int(6 * rate)) / rate
+        x = rng.normal(size=(8, t.size)) * 5 + 3.0 * np.sin(TWO_PI * 60.0 * t)
+        rec = Recording(x.astype(np.float32), rate=rate, device="myo", units="adc")
+        prov = rectify(rec).meta["rectify"]
+        assert prov["line_hz"] == 60.0 and prov["notch"] == [60.0, 120.0, 180.0]
+        quiet = Recording(rng.normal(size=(8, t.size)).astype(np.float32), rate=rate, device="myo",
+                          units="adc")
+        assert rectify(quiet).meta["rectify"]["line_hz"] is None
+
+
 @pytest.mark.parametrize("rate_in,rate_out",
                          [(1000.0, 500.0), (200.0, 500.0), (2048.0, 500.0), (1024.0, 500.0)])
 def test_resample_reproduces_a_sine(rate_in, rate_out):

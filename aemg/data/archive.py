@@ -146,6 +146,7 @@ def write_shard(path: Path, recordings: Sequence[Recording], *, compression: str
     samples, labels, times = [], [], []
     n_channel_samples = n_labels = n_times = 0
     devices: dict[str, int] = {}
+    by_object: dict[int, int] = {}  # id(device) -> index into device_dicts: one JSON per device object
     device_dicts, headers = [], []
     for i, rec in enumerate(recordings):
         n_ch, n_t = rec.data.shape
@@ -161,11 +162,14 @@ def write_shard(path: Path, recordings: Sequence[Recording], *, compression: str
             times.append(rec.times)
             n_times += rec.times.size
         header = rec.header()
-        device_json = _dumps(header["device"], sort_keys=True)
-        if device_json not in devices:
-            devices[device_json] = len(device_dicts)
-            device_dicts.append(header["device"])
-        header["device"] = devices[device_json]
+        index = by_object.get(id(rec.device))  # the recordings keep their devices alive
+        if index is None:
+            device_json = _dumps(header["device"], sort_keys=True)
+            if device_json not in devices:
+                devices[device_json] = len(device_dicts)
+                device_dicts.append(header["device"])
+            index = by_object[id(rec.device)] = devices[device_json]
+        header["device"] = index
         headers.append(header)
     meta = np.frombuffer(_dumps({"devices": device_dicts, "headers": headers}).encode("utf-8"), np.uint8)
     try:
@@ -407,6 +411,8 @@ class ArchiveWriter:
         self._pending_bytes = 0
         self._next = 1 + max((int(m.group(1)) for p in self.shard_dir.iterdir()
                               if (m := _SHARD_NAME.match(p.name))), default=0)
+        #: the text of errors.jsonl as this writer last wrote it (None: not yet)
+        self._errors_written: str | None = None
         if state is None or self.damaged:
             self._write_index()
 
@@ -468,9 +474,13 @@ class ArchiveWriter:
             self.commit()
         return error
 
-    def commit(self) -> str | None:
-        """Write the buffered recordings as one shard, then the index; return the shard's path."""
+    def commit(self, *, complete: bool = False) -> str | None:
+        """Write the buffered recordings as one shard, then the index; return the shard's path.
+        ``complete``: the index written marks the archive complete (:meth:`finish`)."""
         if not self._pending:
+            if complete and not self.complete:
+                self.complete = True
+                self._write_index()
             return None
         recordings = [rec for _, recs, _ in self._pending for rec in recs]
         shard = None
@@ -492,23 +502,27 @@ class ArchiveWriter:
             if error is None:
                 self.done.add(source)
         self._pending, self._pending_bytes = [], 0
+        self.complete = self.complete or complete
         self._write_index()
         return shard
 
     def finish(self) -> None:
-        """Commit what is buffered and mark the archive complete."""
-        self.commit()
-        self.complete = True
-        self._write_index()
+        """Commit what is buffered and mark the archive complete (one index write)."""
+        self.commit(complete=True)
 
     def _write_index(self) -> None:
+        """index.json, then errors.jsonl when its text changed (a copy of the index's failed
+        sources: rewriting the same text is a wasted fsync per commit). Both durable: fsynced,
+        renamed, folder fsynced."""
         state = {"format": FORMAT, "version": VERSION, "complete": self.complete,
                  "sources": self.sources, "recordings": self.rows,
                  "shards": {k: self.shards[k] for k in sorted(self.shards)}}
         atomic_write(self.path / INDEX, _dumps(state, separators=(",", ":")) + "\n")
         errors = "".join(_dumps({"source": s["source"], "problem": s["error"]}) + "\n"
                          for s in self.sources if s["error"] is not None)
-        atomic_write(self.path / ERRORS, errors)
+        if errors != self._errors_written:
+            atomic_write(self.path / ERRORS, errors)
+            self._errors_written = errors
 
 
 # -- reading -----------------------------------------------------------------------------------------

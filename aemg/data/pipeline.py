@@ -151,6 +151,13 @@ def _read_checked(reader, source: str, space, scale: float | None,
     any step raises (the caller reports it as this source's problem). ``native_rate``: the
     dataset's rate for irregular logs (:func:`~aemg.data.rectify.dataset_native_rate`)."""
     from .rectify import rectify
+    raw = _read_raw(reader, source)
+    return (raw, [rectify(rec, space, amplitude_scale=scale, native_rate=native_rate) for rec in raw],
+            sum(r.n_samples for r in raw))
+
+
+def _read_raw(reader, source: str) -> list[Recording]:
+    """The raw recordings of ``source``, checked to be long enough and plausibly timed."""
     path = _source_path(reader, source)
     raw = list(reader.read(source))
     for rec in raw:
@@ -158,22 +165,29 @@ def _read_checked(reader, source: str, space, scale: float | None,
             raise DataError(path, f"{rec.key}: {rec.n_samples} sample(s), too short to rectify (at least "
                                   f"{MIN_SAMPLES})")
         check_time_span(rec, path)
-    return (raw, [rectify(rec, space, amplitude_scale=scale, native_rate=native_rate) for rec in raw],
-            sum(r.n_samples for r in raw))
+    return raw
 
 
-def _scale_source(source: str) -> tuple[str, list[Recording] | None, str | None]:
-    """Worker task: the raw recordings of ``source`` if the whole file passes (reads, rectifies,
-    is not silent), else the problem; only passing files estimate the amplitude scale."""
-    from .rectify import estimate_amplitude_scale
+def _scale_source(source: str) -> tuple[str, list[Recording] | None, np.ndarray | None, str | None]:
+    """Worker task: ``(source, raw recordings, moving RMS, None)`` if the whole file passes (reads,
+    rectifies, is not silent), else ``(source, None, None, problem)``; only passing files estimate
+    the amplitude scale. The moving RMS (:func:`~aemg.data.rectify.moving_rms` of each recording
+    rectified without gain, concatenated) is what :func:`~aemg.data.rectify.estimate_amplitude_scale`
+    pools, so each sampled recording is rectified once here."""
+    from .rectify import StandardSpace, _unscaled, moving_rms
     reader, space = _WORKER["reader"], _WORKER["space"]
     try:
-        raw, _, _ = _read_checked(reader, source, space, 1.0)
-        if raw:
-            estimate_amplitude_scale(raw, space)
-        return source, raw, None
+        raw = _read_raw(reader, source)
+        plain = StandardSpace(**{**space.to_dict(), "amplitude": "none"})
+        rms = [moving_rms(_unscaled(rec, plain)[0], plain.rate, plain.floor_window_s) for rec in raw]
+        values = np.concatenate(rms) if rms else np.zeros(0)
+        if raw and values.size == 0:
+            raise DataError("estimate_amplitude_scale", "no samples in the given recordings")
+        if raw and not float(np.percentile(values, space.floor_percentile)) > 0:
+            raise DataError("estimate_amplitude_scale", "the recordings are silent (noise floor 0)")
+        return source, raw, values, None
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
-        return source, None, _problem(exc, _source_path(reader, source))
+        return source, None, None, _problem(exc, _source_path(reader, source))
 
 
 def _rectify_source(source: str) -> tuple[str, list[Recording] | None, str | None, int]:
@@ -383,16 +397,18 @@ def _estimate_scale(rdr, sources: list[str], space, workers: int,
     """The amplitude scale and the native rate of irregular logs (None when none is irregular) of
     the dataset, from the raw recordings of :func:`scale_sample` that pass (a sampled file that
     fails is logged and left out; it is reported again when its turn comes in the run)."""
-    from .rectify import dataset_native_rate
+    from .rectify import dataset_native_rate, estimate_amplitude_scale
     sample = scale_sample(sources)
     if not sample:
         raise DataError(getattr(rdr, "root", None) or rdr.info.name, "the reader lists no sources")
     recordings: list[Recording] = []
+    pooled: list[np.ndarray] = []
     problems = []
     with _Runner(workers, (rdr, space, None)) as runner:
-        for source, recs, problem in runner.imap(_scale_source, sample):
+        for source, recs, rms, problem in runner.imap(_scale_source, sample):
             if problem is None:
                 recordings.extend(recs)
+                pooled.append(rms)
             else:
                 problems.append(f"{_source_path(rdr, source)}: {problem}")
                 logger.warning("not used for the amplitude scale: %s", problems[-1])
@@ -401,4 +417,11 @@ def _estimate_scale(rdr, sources: list[str], space, workers: int,
         raise DataError(where, f"none of the {len(sample)} sources sampled to estimate the amplitude scale "
                                f"could be read (first: {problems[0] if problems else 'no recordings'})")
     native = dataset_native_rate(recordings)
+    if native is None and estimate is estimate_amplitude_scale:
+        # no irregular log: the workers' moving RMS is what the estimate pools (same scale)
+        values = np.concatenate(pooled)
+        scale = float(np.percentile(values, space.floor_percentile))  # each passing source has windows
+        if not scale > 0:
+            raise DataError("estimate_amplitude_scale", "the recordings are silent (noise floor 0)")
+        return scale, None
     return float(estimate(recordings, space, native_rate=native)), native

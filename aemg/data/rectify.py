@@ -41,6 +41,8 @@ from .topology import topology_matrix
 AMPLITUDE_MODES = ("noise_floor", "recording", "none")
 NOTCH_MODES = ("detect", "all", "off")
 _NYQUIST_MARGIN = 0.9  # band upper edge at most this fraction of the Nyquist frequency
+#: seconds at the start of a recording that ``notch_mode="detect"`` looks at
+LINE_EXCERPT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,14 @@ class StandardSpace:
     @property
     def device(self) -> Device:
         return standard_device(self.channels)
+
+
+@lru_cache(maxsize=64)
+def _topology(device: Device, n_virtual: int) -> np.ndarray:
+    """:func:`~aemg.data.topology.topology_matrix`, cached per device (read-only)."""
+    W = topology_matrix(device, n_virtual)
+    W.setflags(write=False)
+    return W
 
 
 @lru_cache(maxsize=32)
@@ -269,6 +279,15 @@ def _band_sos(rate: float, lo: float | None, hi: float | None, order: int) -> np
     return sos
 
 
+@lru_cache(maxsize=128)
+def _cascade(rate: float, lo: float, hi: float, order: int, notches: tuple[float, ...],
+             q: float) -> np.ndarray:
+    """Band-pass then notch sections stacked (S, 6), cached (read-only)."""
+    sos = np.vstack([_band_sos(rate, lo, hi, order), _notch_sos(rate, notches, q)])
+    sos.setflags(write=False)
+    return sos
+
+
 def _notch_sos(rate: float, freqs: Iterable[float], q: float) -> np.ndarray:
     return _notch_sos_cached(float(rate), tuple(float(f) for f in freqs), float(q))
 
@@ -364,9 +383,18 @@ def welch_channel_sum(x: np.ndarray, rate: float, nper: int,
     win = _hann(nper)
     step = nper - nper // 2
     n_seg = (x.shape[1] - nper) // step + 1
-    seg = np.lib.stride_tricks.sliding_window_view(x, nper, axis=-1)[:, ::step][:, :n_seg]
-    seg = seg - seg.mean(axis=-1, keepdims=True)
-    seg *= win
+    # the half-overlapping segments as a strided view (sliding_window_view's set-up costs more
+    # than the FFT of a short recording); the same values and operations as signal.welch's
+    seg = np.lib.stride_tricks.as_strided(x, shape=(x.shape[0], n_seg, nper),
+                                          strides=(x.strides[0], step * x.strides[1], x.strides[1]),
+                                          writeable=False)
+    if (bins.start or 0) >= 2:
+        # the periodic Hann window's spectrum is zero beyond bin 1, so removing each segment's
+        # mean changes no wanted bin (beyond float64 rounding): one pass less
+        seg = seg * win
+    else:
+        seg = seg - np.add.reduce(seg, axis=-1, keepdims=True) / nper
+        seg *= win
     spec = np.fft.rfft(seg, axis=-1)[..., bins]
     p = (spec.real ** 2 + spec.imag ** 2).mean(axis=1).sum(axis=0) / (rate * float(win @ win))
     f = _rfftfreq(nper, float(rate))
@@ -391,7 +419,7 @@ def _rfftfreq(nper: int, rate: float) -> np.ndarray:
 
 
 def detect_line_frequency(x, rate: float, candidates: Sequence[float] = (50.0, 60.0), *,
-                          min_ratio: float = 4.0, max_seconds: float = 10.0) -> float | None:
+                          min_ratio: float = 4.0, max_seconds: float = LINE_EXCERPT_S) -> float | None:
     """Which power-line fundamental shows in ``x``, if any.
 
     For each candidate below Nyquist: Welch PSD (0.5 Hz bins, at most ``max_seconds`` of signal),
@@ -401,27 +429,45 @@ def detect_line_frequency(x, rate: float, candidates: Sequence[float] = (50.0, 6
     """
     rate = _check_rate(rate)
     x = _as_float64(x[:, : int(max_seconds * rate)] if np.ndim(x) == 2 else x)
+    return _detect_line(x, rate, candidates, min_ratio)
+
+
+def _detect_line(x: np.ndarray, rate: float, candidates: Sequence[float], min_ratio: float) -> float | None:
+    """:func:`detect_line_frequency` of a checked excerpt: (C, T) float64, finite, any layout."""
     nper = min(x.shape[1], int(2 * rate))
     if nper < 16:
         return None
-    # only the bins within 8 Hz of a candidate are looked at: compute just those
+    bins, tests = _line_plan(nper, float(rate), tuple(float(f0) for f0 in candidates))
+    if not tests:
+        return None
+    _, p = welch_channel_sum(x, rate, nper, bins)
+    best, best_ratio = None, min_ratio
+    for f0, peak, side in tests:
+        ratio = p[peak].max() / max(_median(p[side]), 1e-300)
+        if ratio >= best_ratio:
+            best, best_ratio = f0, ratio
+    return best
+
+
+@lru_cache(maxsize=64)
+def _line_plan(nper: int, rate: float, candidates: tuple[float, ...]) -> tuple[slice, tuple]:
+    """The Welch bins :func:`_detect_line` needs (only those within 8 Hz of a candidate are
+    computed) and, per candidate below Nyquist, ``(f0, peak bins (+-1 Hz), side bins (3-8 Hz
+    away))`` as indices into them; cached per (segment length, rate, candidates)."""
     df = rate / nper
     lo_f = min(candidates, default=0.0) - 8.0
     hi_f = max(candidates, default=0.0) + 8.0
     bins = slice(max(0, int(math.floor(lo_f / df)) - 1), int(math.ceil(hi_f / df)) + 2)
-    f, p = welch_channel_sum(x, rate, nper, bins)
-    best, best_ratio = None, min_ratio
+    f = _rfftfreq(nper, rate)[bins]
+    tests = []
     for f0 in candidates:
         if f0 + 8 >= rate / 2:
             continue
-        peak = p[np.abs(f - f0) <= 1.0]
-        side = p[(np.abs(f - f0) >= 3.0) & (np.abs(f - f0) <= 8.0)]
-        if peak.size == 0 or side.size == 0:
-            continue
-        ratio = peak.max() / max(_median(side), 1e-300)
-        if ratio >= best_ratio:
-            best, best_ratio = float(f0), ratio
-    return best
+        peak = np.flatnonzero(np.abs(f - f0) <= 1.0)
+        side = np.flatnonzero((np.abs(f - f0) >= 3.0) & (np.abs(f - f0) <= 8.0))
+        if peak.size and side.size:
+            tests.append((f0, peak, side))
+    return bins, tuple(tests)
 
 
 def rate_ratio(rate_in: float, rate_out: float, max_denominator: int = 1000) -> tuple[int, int]:
@@ -659,7 +705,7 @@ def _unscaled(rec: Recording, space: StandardSpace,
     see :func:`dataset_native_rate`); None: the recording's own effective rate."""
     where = rec.source or rec.key
     rate_in = rec.rate
-    W = topology_matrix(rec.device, space.channels)
+    W = _topology(rec.device, space.channels)
     map_first = W.shape[0] < W.shape[1]
     # the compiled resampler and filter read float32 as it is (widening is exact); the topology
     # product and the irregular path need float64 first
@@ -690,20 +736,21 @@ def _unscaled(rec: Recording, space: StandardSpace,
     if lo >= hi_eff:
         raise DataError(where, f"rate {source_rate:g} Hz is too low for the band {space.band} Hz "
                                f"(upper edge clipped to {hi_eff:g} Hz)")
+    if rec.times is None and down_first:
+        x = _resample64(x, rate_in, space.rate)
+    # from here x is what the filters see, at filter_rate: the line is detected on it too (on a
+    # downsampled recording that is half the work or less, with the same 0.5 Hz bins and bound)
     line = None
     if space.notch_mode == "all":
         lines = list(space.notch)
     elif space.notch_mode == "detect" and space.notch:
-        line = detect_line_frequency(x, rate_in if rec.times is None else space.rate, space.notch,
-                                     min_ratio=space.notch_min_ratio)
+        excerpt = np.asarray(x[:, : int(LINE_EXCERPT_S * filter_rate)], dtype=np.float64)
+        line = _detect_line(excerpt, filter_rate, space.notch, space.notch_min_ratio)
         lines = [] if line is None else [line]
     else:
         lines = []
     notch_freqs = [f for f0 in lines for f in line_harmonics(f0, min(hi_eff, filter_rate / 2))]
-    sos = np.vstack([_band_sos(filter_rate, lo, hi_eff, space.filter_order),
-                     _notch_sos(filter_rate, notch_freqs, space.notch_q)])
-    if rec.times is None and down_first:
-        x = _resample64(x, rate_in, space.rate)
+    sos = _cascade(filter_rate, lo, hi_eff, space.filter_order, tuple(notch_freqs), space.notch_q)
     x = _filtfilt(sos, x)
     if rec.times is None and not down_first:
         x = _resample64(x, rate_in, space.rate)
@@ -754,7 +801,9 @@ def rectify(rec: Recording, space: StandardSpace = StandardSpace(), *,
     prov.update(gain=float(gain), amplitude_source=source)
     meta = dict(rec.meta)
     meta["rectify"] = prov
-    return Recording(data=(x * gain).astype(np.float32), rate=space.rate, device=space.device,
+    data = np.empty(x.shape, np.float32)
+    np.multiply(x, gain, out=data, casting="same_kind")  # = (x * gain).astype(float32), no temporary
+    return Recording(data=data, rate=space.rate, device=space.device,
                      units="standard", subject=rec.subject, session=rec.session, trial=rec.trial,
                      dataset=rec.dataset, label=rec.label, labels=labels, classes=rec.classes,
                      source=rec.source, meta=meta, times=None)

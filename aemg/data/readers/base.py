@@ -213,7 +213,7 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     path = Path(path)
     try:
         if path.name.endswith(".gz"):
-            raw = gzip.decompress(path.read_bytes())  # one C call (GzipFile reads in 8 KiB steps)
+            raw = gunzip(path.read_bytes())
         else:
             raw = path.read_bytes()
     except FileNotFoundError:
@@ -225,6 +225,21 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     if not raw:
         raise DataError(path, "empty file")
     return raw
+
+
+def gunzip(data: bytes) -> bytes:
+    """``gzip.decompress(data)``: a single-member file (the usual) in one zlib call; anything else
+    (several members, trailing bytes, a truncated or corrupt file) through ``gzip.decompress``,
+    which also raises its errors. ``gzip.decompress`` parses each member's header in Python:
+    about 0.1 ms a file, as much as inflating a 16 KB one."""
+    z = zlib.decompressobj(31)  # 16 + MAX_WBITS: a gzip header and trailer
+    try:
+        out = z.decompress(data)
+    except zlib.error:
+        out = None
+    if out is None or not z.eof or z.unused_data:
+        return gzip.decompress(data)
+    return out
 
 
 def read_text(path: str | os.PathLike) -> str:

@@ -75,9 +75,9 @@ class CoteAllardReader(Reader):
         if len(raw) % frame:
             raise DataError(path, f"size {len(raw)} bytes is not a multiple of the {frame}-byte frame "
                                   f"({_CHANNELS} int16 channels): truncated file?")
-        data = np.frombuffer(raw, dtype="<i2").reshape(-1, _CHANNELS).T
+        data = np.frombuffer(raw, dtype="<i2").reshape(-1, _CHANNELS).T  # Recording: one float32 copy
         part = next(k for k, (f, _) in PARTS.items() if f == folder)
-        return [self.recording(source, data.astype(np.float32), rate=200.0, device="myo", units="int8",
+        return [self.recording(source, data, rate=200.0, device="myo", units="int8",
                                subject=f"{prefix}-{subject}", session=session, trial=str(index),
                                label=index % len(CLASSES), classes=CLASSES,
                                meta={"repetition": index // len(CLASSES), "part": part})]

@@ -33,6 +33,33 @@ def _is_npy(source: str) -> bool:
     return name.endswith(".npy") or name.endswith(".npy.gz")
 
 
+#: the header numpy writes for a plain numeric array (np.save: keys sorted, padded with spaces)
+_NPY_HEADER = re.compile(rb"\{'descr': '(?P<descr>[<>|=]?[iuf][1248])', "
+                         rb"'fortran_order': (?P<fortran>True|False), "
+                         rb"'shape': \((?P<shape>(?:\d+, ?)*\d*)\), *\} *\n")
+
+
+def npy_array(raw: bytes) -> np.ndarray | None:
+    """The array of the ``.npy`` bytes ``raw`` as a read-only view (no copy), when it is a plain
+    integer or float array whose data fill the rest of ``raw`` exactly; None otherwise (then
+    ``np.load`` reads it and reports what is wrong). ``np.load`` parses the header with Python's
+    ``ast`` (about 1 ms a file, more than reading and rectifying a short recording)."""
+    if raw[:6] != b"\x93NUMPY" or len(raw) < 12 or raw[6] not in (1, 2, 3):
+        return None
+    start = 10 if raw[6] == 1 else 12
+    end = start + int.from_bytes(raw[8:start], "little")
+    m = _NPY_HEADER.fullmatch(raw[start:end])
+    if m is None:
+        return None
+    dtype = np.dtype(m["descr"].decode("ascii"))
+    shape = tuple(int(v) for v in m["shape"].split(b",") if v.strip())
+    count = int(np.prod(shape, dtype=np.int64))
+    if len(raw) - end != count * dtype.itemsize:
+        return None
+    return np.frombuffer(raw, dtype, count=count, offset=end).reshape(
+        shape, order="F" if m["fortran"] == b"True" else "C")
+
+
 def compile_pattern(pattern: str) -> tuple[re.Pattern, str]:
     """A path template -> (regex matching relative POSIX paths, glob that pre-selects them)."""
     if not pattern or pattern.startswith("/"):
@@ -159,20 +186,25 @@ class GenericReader(Reader):
 
     # -- reading -----------------------------------------------------------------------------
     def load_table(self, source: str) -> np.ndarray:
-        """The file as a (samples, columns) float64 table."""
+        """The file as a (samples, columns) table: float64 from text; a ``.npy`` array keeps its
+        dtype when float32 and the samples' float32 are the same through float64 (floats, integers
+        of at most 32 bits: binary data pays for no float64 copy), else float64."""
         path = self.path(source)
         name = PurePosixPath(source).name.lower()
         raw = read_bytes(path)
         if _is_npy(source):
-            try:
-                table = np.load(io.BytesIO(raw), allow_pickle=False)
-            except (ValueError, OSError, EOFError) as exc:
-                raise DataError(path, f"cannot read .npy file ({exc})") from None
+            table = npy_array(raw)
+            if table is None:
+                try:
+                    table = np.load(io.BytesIO(raw), allow_pickle=False)
+                except (ValueError, OSError, EOFError) as exc:
+                    raise DataError(path, f"cannot read .npy file ({exc})") from None
             if table.ndim != 2 or table.size == 0:
                 raise DataError(path, f"expected a non-empty 2-D array, got shape {table.shape}")
             if not np.issubdtype(table.dtype, np.number) or np.iscomplexobj(table):
                 raise DataError(path, f"expected real numbers, got dtype {table.dtype}")
-            table = table.astype(np.float64)
+            if not (table.dtype.kind == "f" or table.dtype.kind in "iu" and table.dtype.itemsize <= 4):
+                table = table.astype(np.float64)  # int64: float32 rounding as through float64
         else:
             delimiter = self.delimiter
             if delimiter is None and (name.endswith(".csv") or name.endswith(".csv.gz")):
@@ -195,10 +227,11 @@ class GenericReader(Reader):
                 raise DataError(path, f"column {c} does not exist (the file has {n_cols} columns)")
         channels = self.channels if self.channels is not None else \
             [c for c in range(n_cols) if c not in {s % n_cols for s in special}]
-        data = table[:, channels]
+        data = table if channels == list(range(n_cols)) else table[:, channels]
         # rows are named by file line (as parse_table does) where a row is a line of a text file
         first = self.skip_rows + 1 if self.orientation == "samples" and not _is_npy(source) else 1
-        check_finite(path, data, first_line=first)
+        if data.dtype.kind == "f":  # integers are finite
+            check_finite(path, data, first_line=first)
         times = labels = None
         if self.time_column is not None:
             times = table[:, self.time_column] * self.time_scale
@@ -225,7 +258,8 @@ class GenericReader(Reader):
             trial = f"{fields['label']}.{fields['trial']}"
             if str(fields["trial"]).isdigit():
                 meta.setdefault("repetition", int(fields["trial"]))
-        return [self.recording(source, data.T.astype(np.float32), rate=self.rate, device=self.device,
+        # (C, T) view: Recording makes the one float32 copy (C order) from any dtype and layout
+        return [self.recording(source, data.T, rate=self.rate, device=self.device,
                                units=self.units, dataset=self.name, subject=fields.get("subject", "0"),
                                session=fields.get("session", "0"),
                                trial=trial,

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
-
 from ...errors import DataError
 from ..recording import Recording
 from . import register_reader
@@ -50,6 +48,6 @@ class ThreeDCReader(Reader):
         rep, cls = int(m["rep"]), check_class(path, int(m["cls"]), CLASSES)
         table = parse_table(read_text(path), path, delimiter=",", n_columns=10)
         check_finite(path, table)
-        return [self.recording(source, table.T.astype(np.float32), rate=1000.0, device="3dc", units="adc",
+        return [self.recording(source, table.T, rate=1000.0, device="3dc", units="adc",
                                subject=subject["n"], session=parts[1], trial=f"{rep}_{cls}", label=cls,
                                classes=CLASSES, meta={"repetition": rep})]
