@@ -102,3 +102,36 @@ def test_map_means_from_one_labelled_row_per_class_follow_a_moved_user():
     np.testing.assert_allclose(only_one[0], (zs[0] + 4.0 * g.means_[0]) / 5.0)
     with pytest.raises(DataError, match="prior"):
         g.map_means(zs, ys, prior=-1.0)
+
+
+def test_lda_map_uses_the_users_labelled_windows():
+    """lda-log-subjnorm-map: the user's class means from its few-shot share; a huge prior gives the
+    unadapted shared-Gaussian back."""
+    from aemg.eval.protocols import fewshot_folds, rest_class_id
+    from aemg.eval.runner import fold_adaptation
+    from aemg.eval.trials import TrialSet
+    rng = np.random.default_rng(0)
+    classes = ["rest", "a", "b"]
+    data, labels, subjects, reps = [], [], [], []
+    for s in range(3):
+        gain = 1.0 + s
+        for rep in range(3):
+            for k in range(3):
+                amp = gain * (1 + 2 * k) * (1.0 + 0.5 * np.arange(4)[:, None] * (k == 1))
+                data.append((amp * rng.standard_normal((4, 400))).astype(np.float32))
+                labels.append(k)
+                subjects.append(f"s{s}")
+                reps.append(rep)
+    n = len(labels)
+    ts = TrialSet(data, 500.0, np.array(labels), np.array(subjects), np.array(["x"] * n), np.array(reps),
+                  np.array([f"t{i}" for i in range(n)]), tuple(classes))
+    fold = fewshot_folds(ts, 0.01, too_small="one")[0]
+    adaptation = fold_adaptation(ts, fold, rest_class_id(ts))
+    m = get_method("lda-log-subjnorm-map").fit(ts.subset(fold.train), adaptation=adaptation)
+    assert m.regimes == ("fewshot",) and list(m.user_means_) == [fold.subject]
+    frozen = get_method("lda-log-subjnorm-map", map_prior=1e12).fit(ts.subset(fold.train), adaptation=adaptation)
+    np.testing.assert_allclose(frozen.user_means_[fold.subject], frozen.gauss_.means_, atol=1e-6)
+    pred = m.predict(ts.subset(fold.test).without_labels(), adaptation)
+    assert pred.trial.shape == (len(fold.test),)
+    with pytest.raises(ConfigError, match="map"):
+        get_method("lda-log", adapt="map")

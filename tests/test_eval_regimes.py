@@ -30,7 +30,8 @@ from aemg.eval.report import regime_table, results_markdown
 from aemg.eval.runner import fold_adaptation, run_fold
 from aemg.eval.trials import TrialSet
 
-LDA_FAMILY = ("lda", "lda-log", "lda-log-subjnorm", "lda-log-restnorm", "lda-log-subjnorm-em")
+LDA_FAMILY = ("lda", "lda-log", "lda-log-subjnorm", "lda-log-restnorm", "lda-log-subjnorm-em",
+              "lda-log-subjnorm-map")
 CNNS = {"cnn": {"epochs": 1, "batch_size": 64, "max_windows": 128},
         "dann": {"epochs": 1, "batch_size": 64, "max_windows": 128}}
 PROBES = ("aemg-probe", "aemg-probe-robust", "aemg-probe-subjnorm", "aemg-probe-calibnorm", "aemg-probe-em",
@@ -197,7 +198,8 @@ def test_baselines_read_only_what_their_regime_allows(name):
 def test_declared_regimes():
     want = {"lda": ("none", "fewshot"), "lda-log": ("none", "fewshot"),
             "lda-log-subjnorm": ("online", "unlabelled", "fewshot"), "lda-log-restnorm": ("rest", "fewshot"),
-            "cnn": ("none", "fewshot"), "dann": ("unlabelled",), "lda-log-subjnorm-em": ("unlabelled",)}
+            "cnn": ("none", "fewshot"), "dann": ("unlabelled",), "lda-log-subjnorm-em": ("unlabelled",),
+            "lda-log-subjnorm-map": ("fewshot",)}
     for name, regimes in want.items():
         m = get_method(name)
         assert m.regimes == regimes, name

@@ -276,6 +276,10 @@ class HudginsLDA(Method):
         on the user's unlabelled windows (:class:`aemg.eval.adapt.SharedGaussian`, shrinkage at
         least 1e-3, training means as a prior of ``em_prior`` trials' windows; ``em_priors``:
         class priors, ``"train"`` = the training frequencies re-estimated per user, ``"equal"``).
+        ``"map"`` (with ``norm="subject"``, regime ``fewshot`` only): the user's class means from
+        the windows of its labelled share (:meth:`aemg.eval.adapt.SharedGaussian.map_means`, a
+        prior of ``map_prior`` trials' windows at the training means): the twin of
+        ``aemg-probe-tok-map``.
     """
 
     windowed = True
@@ -283,12 +287,16 @@ class HudginsLDA(Method):
     def __init__(self, log: bool = False, norm: str = "none", window_s: float = 0.2,
                  step_s: float = 0.05, threshold: float = 0.0, shrinkage: float = 0.0,
                  per_subject: bool | None = None, online_prior: float = 0.0, adapt: str = "none",
-                 em_iters: int = 10, em_prior: float = 5.0, em_priors: str = "train"):
+                 em_iters: int = 10, em_prior: float = 5.0, em_priors: str = "train",
+                 map_prior: float = 4.0):
         norm = "subject" if per_subject else norm
         if norm not in LDA_NORMS:
             raise ConfigError(f"lda: norm={norm!r}; choose from {', '.join(LDA_NORMS)}")
-        if adapt not in ("none", "em") or (adapt == "em" and norm != "subject"):
-            raise ConfigError(f"lda: adapt={adapt!r}; choose none, or em with norm='subject'")
+        if adapt not in ("none", "em", "map") or (adapt != "none" and norm != "subject"):
+            raise ConfigError(f"lda: adapt={adapt!r}; choose none, or em / map with norm='subject'")
+        if float(map_prior) < 0:
+            raise ConfigError(f"lda: map_prior={map_prior!r} must be >= 0")
+        self.map_prior = float(map_prior)
         if em_priors not in PRIORS:
             raise ConfigError(f"{self.name}: em_priors={em_priors!r}; choose from {PRIORS}")
         self.adapt, self.em_iters, self.em_prior = adapt, int(em_iters), float(em_prior)
@@ -299,11 +307,11 @@ class HudginsLDA(Method):
         if float(online_prior) < 0:
             raise ConfigError(f"lda: online_prior={online_prior!r} must be >= 0")
         self.online_prior = float(online_prior)
-        self.regimes = ("unlabelled",) if adapt == "em" else LDA_NORMS[norm]
+        self.regimes = {"em": ("unlabelled",), "map": ("fewshot",)}.get(adapt, LDA_NORMS[norm])
         self.needs_rest = norm == "rest"
         self.name = ("lda" + ("-log" if log else "")
                      + {"none": "", "subject": "-subjnorm", "rest": "-restnorm"}[norm]
-                     + ("-em" if adapt == "em" else ""))
+                     + {"none": "", "em": "-em", "map": "-map"}[adapt])
 
     def _features(self, trials: TrialSet):
         what = ("hudgins", trials.rate, self.window_s, self.step_s, self.threshold, self.log)
@@ -360,9 +368,16 @@ class HudginsLDA(Method):
             feats = self._centre(train, feats, owner, self.centres_)
         self.lda_ = LDA(self.shrinkage).fit(feats, train.labels[owner])
         self.n_classes_ = max(train.n_classes, int(self.lda_.classes_.max()) + 1)
-        if self.adapt == "em":
+        self.user_means_ = {}
+        if self.adapt in ("em", "map"):
             self.gauss_ = SharedGaussian(max(self.shrinkage, 1e-3), self.em_priors).fit(
                 feats, train.labels[owner], self.n_classes_)
+        user = adaptation.subject if adaptation is not None else None
+        if self.adapt == "map" and user is not None:
+            mine = train.subjects[owner] == user
+            if mine.any():
+                self.user_means_[user] = self.gauss_.map_means(
+                    feats[mine], train.labels[owner][mine], self.map_prior * self.windows_per_trial_)
         return self
 
     def _vote(self, feats: np.ndarray, owner: np.ndarray, n_trials: int) -> Prediction:
@@ -383,6 +398,8 @@ class HudginsLDA(Method):
             feats = user_standardise(feats, test.subjects[owner], self.stats_, self.pooled_, visible)
             if self.adapt == "em":
                 return self._em_vote(feats, owner, test, visible)
+            if self.adapt == "map":
+                return self._map_vote(feats, owner, test)
         elif self.norm == "rest":
             rest = adaptation.rest if adaptation is not None else None
             feats = self._centre(test, feats, owner, {**self.centres_, **self._rest_centres([rest])})
@@ -398,6 +415,17 @@ class HudginsLDA(Method):
         return Prediction(vote(win, owner, len(test), self.n_classes_,
                                np.where(np.isfinite(scores), scores, -1e9)),
                           win, owner)
+
+    def _map_vote(self, z: np.ndarray, owner: np.ndarray, test: TrialSet) -> Prediction:
+        """Windows scored under the user's MAP class means (fit), then voted."""
+        subjects = test.subjects[owner]
+        scores = np.empty((len(z), self.n_classes_))
+        for subj in np.unique(subjects):
+            rows = subjects == subj
+            scores[rows] = self.gauss_.scores(z[rows], self.user_means_.get(subj))
+        win = scores.argmax(axis=1)
+        return Prediction(vote(win, owner, len(test), self.n_classes_,
+                               np.where(np.isfinite(scores), scores, -1e9)), win, owner)
 
     def predict_online(self, test, adaptation):
         if self.norm != "subject":
@@ -592,6 +620,7 @@ _METHODS: dict[str, Callable[..., Method]] = {
     "lda-log": lambda **kw: HudginsLDA(log=True, **kw),
     "lda-log-subjnorm": lambda **kw: HudginsLDA(log=True, norm="subject", **kw),
     "lda-log-subjnorm-em": lambda **kw: HudginsLDA(log=True, norm="subject", adapt="em", **kw),
+    "lda-log-subjnorm-map": lambda **kw: HudginsLDA(log=True, norm="subject", adapt="map", **kw),
     "lda-log-restnorm": lambda **kw: HudginsLDA(log=True, norm="rest", **kw),
     "cnn": WindowCNN,
     "dann": DannCNN,
