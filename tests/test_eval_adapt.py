@@ -129,7 +129,8 @@ def test_lda_map_uses_the_users_labelled_windows():
     adaptation = fold_adaptation(ts, fold, rest_class_id(ts))
     m = get_method("lda-log-subjnorm-map").fit(ts.subset(fold.train), adaptation=adaptation)
     assert m.regimes == ("fewshot",) and list(m.user_means_) == [fold.subject]
-    frozen = get_method("lda-log-subjnorm-map", map_prior=1e12).fit(ts.subset(fold.train), adaptation=adaptation)
+    frozen = get_method("lda-log-subjnorm-map", map_prior=1e12)
+    frozen.fit(ts.subset(fold.train), adaptation=adaptation)
     np.testing.assert_allclose(frozen.user_means_[fold.subject], frozen.gauss_.means_, atol=1e-6)
     pred = m.predict(ts.subset(fold.test).without_labels(), adaptation)
     assert pred.trial.shape == (len(fold.test),)
