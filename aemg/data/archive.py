@@ -225,16 +225,127 @@ def _pread_exact(fd: int, out: np.ndarray, offset: int, where: str) -> None:
         done += n
 
 
+#: per byte value: +1 opens ({ [), -1 closes (} ]), 0 otherwise; and which bytes are structural
+_DEPTH_STEP = np.zeros(256, np.int64)
+_DEPTH_STEP[[ord("{"), ord("[")]] = 1
+_DEPTH_STEP[[ord("}"), ord("]")]] = -1
+_STRUCTURAL = _DEPTH_STEP != 0
+_STRUCTURAL[ord(",")] = True
+
+
+def split_headers(raw: bytes) -> tuple[dict[str, Any], list[tuple[int, int]]] | None:
+    """Locate the elements of a shard's ``"headers"`` array without parsing them.
+
+    ``raw`` is a shard's UTF-8 headers document ``{"devices": [...], "headers": [h0, h1, ...]}``.
+    Returns ``(document parsed with that array emptied, [(start, end) byte span of each h_i]``), or
+    None when the bytes are not laid out so (the caller then parses the document whole, which
+    raises on bad JSON). One linear NumPy scan: quotes not preceded by an odd run of backslashes
+    delimit strings; the brackets outside strings give each structural byte's nesting depth; the
+    array's elements are separated by its commas at depth 2. The reference is
+    ``json.loads(raw)["headers"]``: ``json.loads(raw[a:b])`` for each span gives the same elements.
+    """
+    b = np.frombuffer(raw, np.uint8)
+    quotes = np.flatnonzero(b == ord('"'))
+    if quotes.size and b"\\" in raw:  # drop escaped quotes: after an odd run of backslashes (rare)
+        escaped = []
+        for q in quotes[(quotes > 0) & (b[quotes - 1] == ord("\\"))].tolist():
+            k = q - 1
+            while k >= 0 and raw[k] == ord("\\"):
+                k -= 1
+            if (q - 1 - k) % 2:
+                escaped.append(q)
+        quotes = np.setdiff1d(quotes, escaped, assume_unique=True) if escaped else quotes
+    if quotes.size % 2:
+        return None
+    at = np.flatnonzero(_STRUCTURAL.take(b))
+    at = at[np.searchsorted(quotes, at) % 2 == 0]                   # structural bytes outside strings
+    depth = np.cumsum(_DEPTH_STEP.take(b[at]))                            # depth after each of them
+    start = 0
+    while (p := raw.find(b'"headers"', start)) >= 0:                 # the key "headers" at depth 1
+        start = p + 1
+        k = int(np.searchsorted(quotes, p))
+        if k % 2 or k >= quotes.size or quotes[k] != p or quotes[k + 1] != p + 8:
+            continue                                                 # inside a string, or not a string
+        j = int(np.searchsorted(at, p))
+        if j == 0 or depth[j - 1] != 1 or j >= at.size or raw[p + 9:at[j]].strip() != b":" \
+                or b[at[j]] != ord("["):
+            continue
+        ends = np.flatnonzero(depth[j:] == 1)                        # its closing bracket
+        if not ends.size:
+            return None
+        e = j + int(ends[0])
+        if b[at[e]] != ord("]"):
+            return None
+        commas = at[j + 1:e][(b[at[j + 1:e]] == ord(",")) & (depth[j + 1:e] == 2)]
+        bounds = [int(at[j])] + commas.tolist() + [int(at[e])]
+        spans = [(lo + 1, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        if len(spans) == 1 and not raw[spans[0][0]:spans[0][1]].strip():
+            spans = []
+        try:
+            rest = json.loads(raw[:bounds[0] + 1] + raw[bounds[-1]:])
+        except ValueError:
+            return None
+        if not isinstance(rest, dict) or rest.get("headers") != [] \
+                or not isinstance(rest.get("devices"), list):
+            return None                                              # e.g. a second "headers" key
+        return rest, spans
+    return None
+
+
+class _LazyHeaders(Sequence):
+    """A shard's recording headers, each parsed from its span of the document on first access."""
+
+    def __init__(self, raw: bytes, spans: list[tuple[int, int]], where: str):
+        self._raw, self._spans, self._where = raw, spans, where
+        self._parsed: list[dict[str, Any] | None] = [None] * len(spans)
+
+    def __len__(self) -> int:
+        return len(self._spans)
+
+    def want(self, positions: Sequence[int]) -> None:
+        """About to read ``positions``: when they are more than an eighth of the shard, parse the whole
+        document at once (one ``json.loads`` is cheaper than many small ones)."""
+        if self._raw is None or len(positions) * 8 < len(self._spans):
+            return
+        try:
+            headers = json.loads(self._raw)["headers"]
+        except (ValueError, KeyError, TypeError):
+            return  # a bad element: each good one still parses on its own, the bad one raises there
+        if len(headers) == len(self._spans) and all(isinstance(h, dict) for h in headers):
+            self._parsed, self._raw = headers, None
+
+    def __getitem__(self, i: int) -> dict[str, Any]:  # type: ignore[override]
+        header = self._parsed[i]
+        if header is None:
+            a, b = self._spans[i]
+            try:
+                header = json.loads(self._raw[a:b])
+            except ValueError as exc:
+                raise DataError(self._where, f"unreadable header of recording {i} ({exc})") from None
+            if not isinstance(header, dict):
+                raise DataError(self._where, f"header of recording {i} is not a JSON object")
+            self._parsed[i] = header
+        return header
+
+
 class _ShardTable:
-    """The layout and parsed headers of one version-2 shard (read once per open shard)."""
+    """The layout and headers of one version-2 shard (read once per open shard). Each recording's
+    header is parsed when that recording is first read (:func:`split_headers`): a process reading a
+    few recordings of a shard does not parse the headers of all of them."""
 
     def __init__(self, f: h5py.File, where: str):
         self.where, self._fd = where, -1
         try:
             self.layout = f["layout"][()]
-            meta = json.loads(f["headers"][()].tobytes().decode("utf-8"))
+            raw = f["headers"][()].tobytes()
+            split = split_headers(raw)
+            if split is None:
+                meta = json.loads(raw.decode("utf-8"))
+                self.headers = meta["headers"]
+            else:
+                meta, spans = split
+                self.headers = _LazyHeaders(raw, spans, where)
             self.devices = [device_from_dict(d) for d in meta["devices"]]
-            self.headers = meta["headers"]
             self.channel_samples, self.labels, self.times = f["samples"], f["labels"], f["times"]
             # byte offset of the samples when stored contiguous, unfiltered, little-endian float32
             # (what write_shard makes without compression): then read_run can pread them directly
@@ -298,6 +409,8 @@ class _ShardTable:
                  buffer: ReadBuffer | None = None) -> list[Recording]:
         """Recordings at ``positions`` (sorted) read with one call per array covering them all
         (the samples into ``buffer`` when given, see :class:`ReadBuffer`)."""
+        if isinstance(self.headers, _LazyHeaders):
+            self.headers.want(positions)
         lay = self.layout[np.asarray(positions, np.int64)]
         lo_s = int(lay[:, 0].min())
         hi_s = int((lay[:, 0] + lay[:, 1] * lay[:, 2]).max())
