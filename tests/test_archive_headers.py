@@ -11,6 +11,7 @@ from test_archive import assert_same, edge_recordings
 
 from aemg._folder import dumps
 from aemg.data.archive import (
+    HEADER_BLOCK,
     ArchiveWriter,
     _LazyHeaders,
     _ShardTable,
@@ -77,13 +78,24 @@ def test_a_shard_parses_only_the_headers_it_reads(tmp_path):
         table = _ShardTable(f, str(path))
         assert isinstance(table.headers, _LazyHeaders) and len(table.headers) == len(recs)
         assert_same(table.read(2, str(path)), recs[2])
-        assert [h is not None for h in table.headers._parsed] == [False, False, True, False, False]
-        got = table.read_run([0, 1, 2, 3, 4], str(path))   # most of the shard: parsed at once
-        assert table.headers._raw is None and all(h is not None for h in table.headers._parsed)
+        assert all(h is not None for h in table.headers._parsed)   # one block holds all five
+        got = table.read_run([0, 1, 2, 3, 4], str(path))
         table.close()
     for a, b in zip(got, recs):
         assert_same(a, b)
     assert [r.meta for r in got] == [r.meta for r in read_shard(path)]
+    # a shard of several blocks: reading one recording parses its block only
+    many = [recs[i % 5].with_data(recs[i % 5].data, trial=str(i)) for i in range(3 * HEADER_BLOCK + 5)]
+    write_shard(path, many)
+    with h5py.File(path, "r") as f:
+        table = _ShardTable(f, str(path))
+        assert_same(table.read(HEADER_BLOCK + 3, str(path)), many[HEADER_BLOCK + 3])
+        parsed = [h is not None for h in table.headers._parsed]
+        assert parsed == [HEADER_BLOCK <= i < 2 * HEADER_BLOCK for i in range(len(many))]
+        got = table.read_run(list(range(len(many))), str(path))
+        table.close()
+    for a, b in zip(got, many):
+        assert_same(a, b)
 
 
 def _rewrite_headers(path, edit):
@@ -120,7 +132,8 @@ def test_a_document_the_scanner_refuses_is_parsed_whole(tmp_path):
     _rewrite_headers(path, lambda raw: b'{"headers": [], ' + raw[1:])
     with h5py.File(path, "r") as f:
         table = _ShardTable(f, str(path))
-        assert isinstance(table.headers, list)
+        assert_same(table.read(1, str(path)), recs[1])
+        assert table.headers._spans is None and all(h is not None for h in table.headers._parsed)
     for a, b in zip(read_shard(path), recs):
         assert_same(a, b)
     _rewrite_headers(path, lambda raw: raw[:-2])                        # truncated: unreadable

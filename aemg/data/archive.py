@@ -31,9 +31,12 @@ Layout (format ``aemg-archive``, version 2)::
 
 A whole shard (or any run of its recordings) is read with one call per array, and each
 :class:`Recording` is a view of that buffer (:meth:`Archive.read_many`): no per-recording HDF5
-object, attribute or JSON parse. Version 1 (one HDF5 group per recording) is still read: an
-archive costs hours of reading and rectifying to remake, and its reader is two short functions
-(:func:`read_group`, the version-1 branches of :class:`Archive`) covered by a test.
+object or attribute. The headers document is not parsed whole when a process reads a few of a
+shard's recordings: :func:`split_headers` locates each recording's header in it (one NumPy scan)
+and only the headers read are parsed (in blocks of :data:`HEADER_BLOCK` neighbours). Version 1
+(one HDF5 group per recording) is still read: an archive costs hours of reading and rectifying to
+remake, and its reader is two short functions (:func:`read_group`, the version-1 branches of
+:class:`Archive`) covered by a test.
 
 An index row holds ``key, dataset, subject, session, trial, device, n_channels, label, classes,
 n_samples`` (time samples per channel), ``rate, source`` and where the samples are: ``shard`` (path
@@ -292,60 +295,118 @@ def split_headers(raw: bytes) -> tuple[dict[str, Any], list[tuple[int, int]]] | 
     return None
 
 
-class _LazyHeaders(Sequence):
-    """A shard's recording headers, each parsed from its span of the document on first access."""
+#: headers parsed together on first access (one ``json.loads`` per block of neighbours: a worker
+#: reading a group parses a few blocks, a reader of the whole shard about one document's worth)
+HEADER_BLOCK = 32
 
-    def __init__(self, raw: bytes, spans: list[tuple[int, int]], where: str):
-        self._raw, self._spans, self._where = raw, spans, where
-        self._parsed: list[dict[str, Any] | None] = [None] * len(spans)
+
+class _LazyHeaders(Sequence):
+    """A shard's recording headers, parsed on first access: the document is scanned once
+    (:func:`split_headers`) and each recording's header parsed with its block of
+    :data:`HEADER_BLOCK` neighbours. A first read in the shard's first block, or of at least half
+    the shard (:meth:`expect`), parses the whole document instead, without the scan (whoever starts
+    at the beginning usually reads on in order: the scan would be extra work). Errors (DataError
+    naming the shard) come with the first read."""
+
+    def __init__(self, raw: bytes, n: int, where: str):
+        self._raw, self._n, self._where = raw, n, where
+        self._spans: list[tuple[int, int]] | None = None
+        self._parsed: list[dict[str, Any] | None] = [None] * n
+        self._devices: list | None = None
 
     def __len__(self) -> int:
-        return len(self._spans)
+        return self._n
 
-    def want(self, positions: Sequence[int]) -> None:
-        """About to read ``positions``: when they are more than an eighth of the shard, parse the whole
-        document at once (one ``json.loads`` is cheaper than many small ones)."""
-        if self._raw is None or len(positions) * 8 < len(self._spans):
-            return
+    @property
+    def devices(self) -> list:
+        """The document's ``devices`` list (dicts)."""
+        if self._devices is None:
+            self._scan()
+        return self._devices  # type: ignore[return-value]
+
+    def expect(self, n_reads: int) -> None:
+        """About to read ``n_reads`` recordings: if nothing is parsed yet and that is at least half
+        of the shard, parse the whole document at once."""
+        if self._devices is None and 2 * n_reads >= self._n:
+            try:
+                self._whole()
+            except DataError:
+                pass  # a bad document: per block (a bad header raises when it is read)
+
+    def _mismatch(self, k: int) -> DataError:
+        return DataError(self._where, f"shard layout ({self._n}, {len(LAYOUT)}) does not match its "
+                                      f"{k} headers")
+
+    def _whole(self) -> None:
         try:
-            headers = json.loads(self._raw)["headers"]
-        except (ValueError, KeyError, TypeError):
-            return  # a bad element: each good one still parses on its own, the bad one raises there
-        if len(headers) == len(self._spans) and all(isinstance(h, dict) for h in headers):
-            self._parsed, self._raw = headers, None
+            meta = json.loads(self._raw)
+            headers, devices = meta["headers"], meta["devices"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataError(self._where, f"unreadable shard ({exc})") from None
+        if not isinstance(headers, list) or len(headers) != self._n:
+            raise self._mismatch(len(headers) if isinstance(headers, list) else 0)
+        if not all(isinstance(h, dict) for h in headers) or not isinstance(devices, list):
+            raise DataError(self._where, "unreadable shard (headers are not JSON objects)")
+        self._parsed, self._devices = headers, devices
+
+    def _scan(self) -> None:
+        split = split_headers(self._raw)
+        if split is None:  # not laid out as the writer lays it out: parse it whole (raises if bad)
+            self._whole()
+            return
+        rest, spans = split
+        if len(spans) != self._n:
+            raise self._mismatch(len(spans))
+        self._spans, self._devices = spans, rest["devices"]
 
     def __getitem__(self, i: int) -> dict[str, Any]:  # type: ignore[override]
         header = self._parsed[i]
         if header is None:
-            a, b = self._spans[i]
-            try:
-                header = json.loads(self._raw[a:b])
-            except ValueError as exc:
-                raise DataError(self._where, f"unreadable header of recording {i} ({exc})") from None
-            if not isinstance(header, dict):
-                raise DataError(self._where, f"header of recording {i} is not a JSON object")
+            if self._devices is None and i < HEADER_BLOCK:  # a first read at the start (a reader
+                try:                                         # going through the shard in order)
+                    self._whole()
+                    return self._parsed[i]  # type: ignore[return-value]
+                except DataError:
+                    pass  # a bad document: per block below (a bad header raises when it is read)
+            if self._spans is None:
+                self._scan()
+                if self._spans is None:  # parsed whole
+                    return self._parsed[i]  # type: ignore[return-value]
+            spans = self._spans
+            lo = i // HEADER_BLOCK * HEADER_BLOCK
+            hi = min(lo + HEADER_BLOCK, len(spans))
+            try:  # the bytes between two spans are their comma: a block is a JSON array's body
+                block = json.loads(b"[" + self._raw[spans[lo][0]:spans[hi - 1][1]] + b"]")
+            except ValueError:
+                block = None
+            if block is not None and len(block) == hi - lo and all(isinstance(h, dict) for h in block):
+                self._parsed[lo:hi] = block
+                return block[i - lo]
+            header = self._parse_one(i)   # a bad header in the block: this one alone (raises if bad)
             self._parsed[i] = header
+        return header
+
+    def _parse_one(self, i: int) -> dict[str, Any]:
+        a, b = self._spans[i]  # type: ignore[index]
+        try:
+            header = json.loads(self._raw[a:b])
+        except ValueError as exc:
+            raise DataError(self._where, f"unreadable header of recording {i} ({exc})") from None
+        if not isinstance(header, dict):
+            raise DataError(self._where, f"header of recording {i} is not a JSON object")
         return header
 
 
 class _ShardTable:
     """The layout and headers of one version-2 shard (read once per open shard). Each recording's
-    header is parsed when that recording is first read (:func:`split_headers`): a process reading a
+    header is parsed when that recording is first read (:class:`_LazyHeaders`): a process reading a
     few recordings of a shard does not parse the headers of all of them."""
 
     def __init__(self, f: h5py.File, where: str):
         self.where, self._fd = where, -1
         try:
             self.layout = f["layout"][()]
-            raw = f["headers"][()].tobytes()
-            split = split_headers(raw)
-            if split is None:
-                meta = json.loads(raw.decode("utf-8"))
-                self.headers = meta["headers"]
-            else:
-                meta, spans = split
-                self.headers = _LazyHeaders(raw, spans, where)
-            self.devices = [device_from_dict(d) for d in meta["devices"]]
+            self.headers = _LazyHeaders(f["headers"][()].tobytes(), len(self.layout), where)
             self.channel_samples, self.labels, self.times = f["samples"], f["labels"], f["times"]
             # byte offset of the samples when stored contiguous, unfiltered, little-endian float32
             # (what write_shard makes without compression): then read_run can pread them directly
@@ -353,9 +414,19 @@ class _ShardTable:
                 and self.channel_samples.dtype == np.dtype("<f4") else None
         except (KeyError, OSError, ValueError, TypeError) as exc:
             raise DataError(where, f"unreadable shard ({exc})") from None
-        if self.layout.ndim != 2 or self.layout.shape != (len(self.headers), len(LAYOUT)):
-            raise DataError(where, f"shard layout {self.layout.shape} does not match its "
-                                   f"{len(self.headers)} headers")
+        if self.layout.ndim != 2 or self.layout.shape[1] != len(LAYOUT):
+            raise DataError(where, f"shard layout {self.layout.shape} is not (recordings, {len(LAYOUT)})")
+        self._devices: list | None = None
+
+    @property
+    def devices(self) -> list:
+        """The shard's devices (index ``header["device"]``), converted on first use."""
+        if self._devices is None:
+            try:
+                self._devices = [device_from_dict(d) for d in self.headers.devices]
+            except (KeyError, TypeError, ValueError) as exc:
+                raise DataError(self.where, f"unreadable shard ({exc})") from None
+        return self._devices
 
     def __len__(self) -> int:
         return len(self.headers)
@@ -409,8 +480,7 @@ class _ShardTable:
                  buffer: ReadBuffer | None = None) -> list[Recording]:
         """Recordings at ``positions`` (sorted) read with one call per array covering them all
         (the samples into ``buffer`` when given, see :class:`ReadBuffer`)."""
-        if isinstance(self.headers, _LazyHeaders):
-            self.headers.want(positions)
+        self.headers.expect(len(positions))
         lay = self.layout[np.asarray(positions, np.int64)]
         lo_s = int(lay[:, 0].min())
         hi_s = int((lay[:, 0] + lay[:, 1] * lay[:, 2]).max())
