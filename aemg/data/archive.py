@@ -31,9 +31,12 @@ Layout (format ``aemg-archive``, version 2)::
 
 A whole shard (or any run of its recordings) is read with one call per array, and each
 :class:`Recording` is a view of that buffer (:meth:`Archive.read_many`): no per-recording HDF5
-object, attribute or JSON parse. Version 1 (one HDF5 group per recording) is still read: an
-archive costs hours of reading and rectifying to remake, and its reader is two short functions
-(:func:`read_group`, the version-1 branches of :class:`Archive`) covered by a test.
+object or attribute. The headers document is not parsed whole when a process reads a few of a
+shard's recordings: :func:`split_headers` locates each recording's header in it (one NumPy scan)
+and only the headers read are parsed (in blocks of :data:`HEADER_BLOCK` neighbours). Version 1
+(one HDF5 group per recording) is still read: an archive costs hours of reading and rectifying to
+remake, and its reader is two short functions (:func:`read_group`, the version-1 branches of
+:class:`Archive`) covered by a test.
 
 An index row holds ``key, dataset, subject, session, trial, device, n_channels, label, classes,
 n_samples`` (time samples per channel), ``rate, source`` and where the samples are: ``shard`` (path
@@ -229,16 +232,185 @@ def _pread_exact(fd: int, out: np.ndarray, offset: int, where: str) -> None:
         done += n
 
 
+#: per byte value: +1 opens ({ [), -1 closes (} ]), 0 otherwise; and which bytes are structural
+_DEPTH_STEP = np.zeros(256, np.int64)
+_DEPTH_STEP[[ord("{"), ord("[")]] = 1
+_DEPTH_STEP[[ord("}"), ord("]")]] = -1
+_STRUCTURAL = _DEPTH_STEP != 0
+_STRUCTURAL[ord(",")] = True
+
+
+def split_headers(raw: bytes) -> tuple[dict[str, Any], list[tuple[int, int]]] | None:
+    """Locate the elements of a shard's ``"headers"`` array without parsing them.
+
+    ``raw`` is a shard's UTF-8 headers document ``{"devices": [...], "headers": [h0, h1, ...]}``.
+    Returns ``(document parsed with that array emptied, [(start, end) byte span of each h_i]``), or
+    None when the bytes are not laid out so (the caller then parses the document whole, which
+    raises on bad JSON). One linear NumPy scan: quotes not preceded by an odd run of backslashes
+    delimit strings; the brackets outside strings give each structural byte's nesting depth; the
+    array's elements are separated by its commas at depth 2. The reference is
+    ``json.loads(raw)["headers"]``: ``json.loads(raw[a:b])`` for each span gives the same elements.
+    """
+    b = np.frombuffer(raw, np.uint8)
+    quotes = np.flatnonzero(b == ord('"'))
+    if quotes.size and b"\\" in raw:  # drop escaped quotes: after an odd run of backslashes (rare)
+        escaped = []
+        for q in quotes[(quotes > 0) & (b[quotes - 1] == ord("\\"))].tolist():
+            k = q - 1
+            while k >= 0 and raw[k] == ord("\\"):
+                k -= 1
+            if (q - 1 - k) % 2:
+                escaped.append(q)
+        quotes = np.setdiff1d(quotes, escaped, assume_unique=True) if escaped else quotes
+    if quotes.size % 2:
+        return None
+    at = np.flatnonzero(_STRUCTURAL.take(b))
+    at = at[np.searchsorted(quotes, at) % 2 == 0]                   # structural bytes outside strings
+    depth = np.cumsum(_DEPTH_STEP.take(b[at]))                            # depth after each of them
+    start = 0
+    while (p := raw.find(b'"headers"', start)) >= 0:                 # the key "headers" at depth 1
+        start = p + 1
+        k = int(np.searchsorted(quotes, p))
+        if k % 2 or k >= quotes.size or quotes[k] != p or quotes[k + 1] != p + 8:
+            continue                                                 # inside a string, or not a string
+        j = int(np.searchsorted(at, p))
+        if j == 0 or depth[j - 1] != 1 or j >= at.size or raw[p + 9:at[j]].strip() != b":" \
+                or b[at[j]] != ord("["):
+            continue
+        ends = np.flatnonzero(depth[j:] == 1)                        # its closing bracket
+        if not ends.size:
+            return None
+        e = j + int(ends[0])
+        if b[at[e]] != ord("]"):
+            return None
+        commas = at[j + 1:e][(b[at[j + 1:e]] == ord(",")) & (depth[j + 1:e] == 2)]
+        bounds = [int(at[j])] + commas.tolist() + [int(at[e])]
+        spans = [(lo + 1, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        if len(spans) == 1 and not raw[spans[0][0]:spans[0][1]].strip():
+            spans = []
+        try:
+            rest = json.loads(raw[:bounds[0] + 1] + raw[bounds[-1]:])
+        except ValueError:
+            return None
+        if not isinstance(rest, dict) or rest.get("headers") != [] \
+                or not isinstance(rest.get("devices"), list):
+            return None                                              # e.g. a second "headers" key
+        return rest, spans
+    return None
+
+
+#: headers parsed together on first access (one ``json.loads`` per block of neighbours: a worker
+#: reading a group parses a few blocks, a reader of the whole shard about one document's worth)
+HEADER_BLOCK = 32
+
+
+class _LazyHeaders(Sequence):
+    """A shard's recording headers, parsed on first access: the document is scanned once
+    (:func:`split_headers`) and each recording's header parsed with its block of
+    :data:`HEADER_BLOCK` neighbours. A first read in the shard's first block, or of at least half
+    the shard (:meth:`expect`), parses the whole document instead, without the scan (whoever starts
+    at the beginning usually reads on in order: the scan would be extra work). Errors (DataError
+    naming the shard) come with the first read."""
+
+    def __init__(self, raw: bytes, n: int, where: str):
+        self._raw, self._n, self._where = raw, n, where
+        self._spans: list[tuple[int, int]] | None = None
+        self._parsed: list[dict[str, Any] | None] = [None] * n
+        self._devices: list | None = None
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def devices(self) -> list:
+        """The document's ``devices`` list (dicts)."""
+        if self._devices is None:
+            self._scan()
+        return self._devices  # type: ignore[return-value]
+
+    def expect(self, n_reads: int) -> None:
+        """About to read ``n_reads`` recordings: if nothing is parsed yet and that is at least half
+        of the shard, parse the whole document at once."""
+        if self._devices is None and 2 * n_reads >= self._n:
+            try:
+                self._whole()
+            except DataError:
+                pass  # a bad document: per block (a bad header raises when it is read)
+
+    def _mismatch(self, k: int) -> DataError:
+        return DataError(self._where, f"shard layout ({self._n}, {len(LAYOUT)}) does not match its "
+                                      f"{k} headers")
+
+    def _whole(self) -> None:
+        try:
+            meta = json.loads(self._raw)
+            headers, devices = meta["headers"], meta["devices"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataError(self._where, f"unreadable shard ({exc})") from None
+        if not isinstance(headers, list) or len(headers) != self._n:
+            raise self._mismatch(len(headers) if isinstance(headers, list) else 0)
+        if not all(isinstance(h, dict) for h in headers) or not isinstance(devices, list):
+            raise DataError(self._where, "unreadable shard (headers are not JSON objects)")
+        self._parsed, self._devices = headers, devices
+
+    def _scan(self) -> None:
+        split = split_headers(self._raw)
+        if split is None:  # not laid out as the writer lays it out: parse it whole (raises if bad)
+            self._whole()
+            return
+        rest, spans = split
+        if len(spans) != self._n:
+            raise self._mismatch(len(spans))
+        self._spans, self._devices = spans, rest["devices"]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:  # type: ignore[override]
+        header = self._parsed[i]
+        if header is None:
+            if self._devices is None and i < HEADER_BLOCK:  # a first read at the start (a reader
+                try:                                         # going through the shard in order)
+                    self._whole()
+                    return self._parsed[i]  # type: ignore[return-value]
+                except DataError:
+                    pass  # a bad document: per block below (a bad header raises when it is read)
+            if self._spans is None:
+                self._scan()
+                if self._spans is None:  # parsed whole
+                    return self._parsed[i]  # type: ignore[return-value]
+            spans = self._spans
+            lo = i // HEADER_BLOCK * HEADER_BLOCK
+            hi = min(lo + HEADER_BLOCK, len(spans))
+            try:  # the bytes between two spans are their comma: a block is a JSON array's body
+                block = json.loads(b"[" + self._raw[spans[lo][0]:spans[hi - 1][1]] + b"]")
+            except ValueError:
+                block = None
+            if block is not None and len(block) == hi - lo and all(isinstance(h, dict) for h in block):
+                self._parsed[lo:hi] = block
+                return block[i - lo]
+            header = self._parse_one(i)   # a bad header in the block: this one alone (raises if bad)
+            self._parsed[i] = header
+        return header
+
+    def _parse_one(self, i: int) -> dict[str, Any]:
+        a, b = self._spans[i]  # type: ignore[index]
+        try:
+            header = json.loads(self._raw[a:b])
+        except ValueError as exc:
+            raise DataError(self._where, f"unreadable header of recording {i} ({exc})") from None
+        if not isinstance(header, dict):
+            raise DataError(self._where, f"header of recording {i} is not a JSON object")
+        return header
+
+
 class _ShardTable:
-    """The layout and parsed headers of one version-2 shard (read once per open shard)."""
+    """The layout and headers of one version-2 shard (read once per open shard). Each recording's
+    header is parsed when that recording is first read (:class:`_LazyHeaders`): a process reading a
+    few recordings of a shard does not parse the headers of all of them."""
 
     def __init__(self, f: h5py.File, where: str):
         self.where, self._fd = where, -1
         try:
             self.layout = f["layout"][()]
-            meta = json.loads(f["headers"][()].tobytes().decode("utf-8"))
-            self.devices = [device_from_dict(d) for d in meta["devices"]]
-            self.headers = meta["headers"]
+            self.headers = _LazyHeaders(f["headers"][()].tobytes(), len(self.layout), where)
             self.channel_samples, self.labels, self.times = f["samples"], f["labels"], f["times"]
             # byte offset of the samples when stored contiguous, unfiltered, little-endian float32
             # (what write_shard makes without compression): then read_run can pread them directly
@@ -246,9 +418,19 @@ class _ShardTable:
                 and self.channel_samples.dtype == np.dtype("<f4") else None
         except (KeyError, OSError, ValueError, TypeError) as exc:
             raise DataError(where, f"unreadable shard ({exc})") from None
-        if self.layout.ndim != 2 or self.layout.shape != (len(self.headers), len(LAYOUT)):
-            raise DataError(where, f"shard layout {self.layout.shape} does not match its "
-                                   f"{len(self.headers)} headers")
+        if self.layout.ndim != 2 or self.layout.shape[1] != len(LAYOUT):
+            raise DataError(where, f"shard layout {self.layout.shape} is not (recordings, {len(LAYOUT)})")
+        self._devices: list | None = None
+
+    @property
+    def devices(self) -> list:
+        """The shard's devices (index ``header["device"]``), converted on first use."""
+        if self._devices is None:
+            try:
+                self._devices = [device_from_dict(d) for d in self.headers.devices]
+            except (KeyError, TypeError, ValueError) as exc:
+                raise DataError(self.where, f"unreadable shard ({exc})") from None
+        return self._devices
 
     def __len__(self) -> int:
         return len(self.headers)
@@ -302,6 +484,7 @@ class _ShardTable:
                  buffer: ReadBuffer | None = None) -> list[Recording]:
         """Recordings at ``positions`` (sorted) read with one call per array covering them all
         (the samples into ``buffer`` when given, see :class:`ReadBuffer`)."""
+        self.headers.expect(len(positions))
         lay = self.layout[np.asarray(positions, np.int64)]
         lo_s = int(lay[:, 0].min())
         hi_s = int((lay[:, 0] + lay[:, 1] * lay[:, 2]).max())
