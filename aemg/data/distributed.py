@@ -181,11 +181,25 @@ class DaskRunner:
                 break
             yield from results
 
+    def submit(self, fn: Callable, *args):
+        """``fn(*args)`` as one task on the cluster (its arguments travel with the task, so a task
+        whose worker dies is re-run elsewhere); a ``distributed.Future`` (``.result()``)."""
+        return self.client.submit(_run_one, fn, args, pure=False, retries=TASK_RETRIES)
+
+    def check_visible(self, folder, what: str) -> None:
+        """ConfigError unless every worker sees ``folder`` (a marker file written there now)."""
+        refuse_blind_folder(self.client, self.address, folder, what)
+
     def __exit__(self, *exc) -> bool:
         if self.client is not None:
             self.client.close()
         return False
 
+
+def _run_one(fn: Callable, args: tuple):
+    """On a worker: ``fn(*args)``, one task at a time per worker process."""
+    with _TASK_LOCK:
+        return fn(*args)
 
 
 # -- tokenize: shard tasks on the cluster, written by the workers to a shared folder -------------
@@ -241,6 +255,19 @@ class DaskPool:
         return False
 
 
+def refuse_blind_folder(client, address: str, folder, what: str) -> None:
+    """ConfigError naming ``folder`` unless every worker of ``client`` sees a marker file written
+    there now (``what``: how the message names the folder)."""
+    import uuid
+    marker = os.path.join(str(folder), f".aemg-visible-{uuid.uuid4().hex}")
+    with open(marker, "w"):
+        pass
+    try:
+        _refuse_blind(client, address, marker, what)
+    finally:
+        os.unlink(marker)
+
+
 def checked_pool(scheduler: str | None, archive, out) -> DaskPool | None:
     """None without a scheduler. Else check, before any tokenizing, that the scheduler answers, has
     workers, and that every worker sees the archive (its manifest) and the corpus folder (a marker
@@ -248,17 +275,10 @@ def checked_pool(scheduler: str | None, archive, out) -> DaskPool | None:
     address = scheduler_address(scheduler)
     if address is None:
         return None
-    import uuid
     client = connect(address)
     try:
         _refuse_blind(client, address, os.path.join(str(archive), "manifest.json"), "the archive folder")
-        marker = os.path.join(str(out), f".aemg-visible-{uuid.uuid4().hex}")
-        with open(marker, "w"):
-            pass
-        try:
-            _refuse_blind(client, address, marker, "the output folder")
-        finally:
-            os.unlink(marker)
+        refuse_blind_folder(client, address, out, "the output folder")
         workers = max(1, len(client.scheduler_info()["workers"]))
     finally:
         client.close()
