@@ -37,12 +37,22 @@ def same_archive(a, b):
     assert ma == mb
 
 
+def _malloc_tuned():
+    from aemg.data import distributed
+    return distributed._MALLOC["tuned"]
+
+
 def test_rectify_on_the_cluster_equals_a_local_run(tmp_path, cluster, monkeypatch):
+    from distributed import Client
     rectify_dataset("synthetic", tmp_path / "local", reader_options=OPTIONS, workers=1, progress=False)
     report = rectify_dataset("synthetic", tmp_path / "dask", reader_options=OPTIONS, progress=False,
                              scheduler=cluster.scheduler_address)
     assert report.complete and not report.errors
     same_archive(tmp_path / "local", tmp_path / "dask")
+    with Client(cluster.scheduler_address, set_as_default=False) as client:
+        # the nanny's MALLOC_TRIM_THRESHOLD_ was overridden by the first aemg task of each worker
+        tuned = list(client.run(_malloc_tuned).values())
+        assert True in tuned and False not in tuned  # None: a worker that ran no task yet
     monkeypatch.setenv(SCHEDULER_ENV, cluster.scheduler_address)  # the address from the environment
     rectify_dataset("synthetic", tmp_path / "env", reader_options=OPTIONS, progress=False)
     same_archive(tmp_path / "local", tmp_path / "env")
@@ -99,6 +109,15 @@ def test_folders_workers_cannot_see_are_named(tmp_path, cluster):
         assert len(blind_workers(client, tmp_path / "nowhere" / "manifest.json")) == 2
         (tmp_path / "here").write_text("")
         assert blind_workers(client, tmp_path / "here") == []
+
+
+def test_tune_malloc_only_where_the_trim_threshold_is_set(monkeypatch):
+    from aemg.data import distributed
+    monkeypatch.setitem(distributed._MALLOC, "tuned", None)
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    assert distributed.tune_malloc() is False and distributed._MALLOC["tuned"] is False
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    assert distributed.tune_malloc() is False  # decided once per process
 
 
 def test_unreachable_scheduler_fails_before_any_work(tmp_path, monkeypatch):
@@ -289,3 +308,24 @@ def test_progress_bars_count_every_item_over_the_cluster(tmp_path, cluster, monk
     assert bars["tokenize"].n == bars["tokenize"].total == tok.channel_samples > 0
     text = bars["rectify"].fp.getvalue()
     assert f"{n_sources}/{n_sources}" in text and "100%" in text
+
+
+def test_tasks_are_cut_by_count_and_by_file_bytes(tmp_path, monkeypatch):
+    """A task holds at most MAX_CHUNK sources, about 1/(8 x workers) of them, and at most
+    CHUNK_BYTES of their files (a larger file alone); order and every source are kept."""
+    from aemg.data import distributed
+    monkeypatch.setattr(distributed, "CHUNK_BYTES", 1000)
+    names = [f"f{i:03d}" for i in range(200)]
+    for i, n in enumerate(names):
+        (tmp_path / n).write_bytes(b"x" * (3000 if i == 7 else 300))
+    runner = distributed.DaskRunner("tcp://nowhere:1", None, (), root=tmp_path)
+    runner.workers = 2
+    chunks = runner.chunks(names)
+    assert [s for c in chunks for s in c] == names
+    assert ["f007"] in chunks  # over CHUNK_BYTES: alone
+    assert max(len(c) for c in chunks) == 3  # 3 x 300 bytes <= 1000 < 4 x 300
+    monkeypatch.setattr(distributed, "CHUNK_BYTES", 1 << 30)
+    assert max(len(c) for c in runner.chunks(names)) == 200 // 16
+    assert max(len(c) for c in runner.chunks(names * 10)) == distributed.MAX_CHUNK
+    runner.root = tmp_path / "missing"  # sizes unknown: by count only
+    assert max(len(c) for c in runner.chunks(names)) == 200 // 16
