@@ -1,5 +1,6 @@
 """``aemg prepare``: the corpus of ``rectify`` then ``tokenize``, in one pass, resumable."""
 import json
+import os
 
 import pytest
 from helpers import tree_digest
@@ -10,6 +11,7 @@ from aemg.data.pipeline import rectify_dataset
 from aemg.data.prepare import default_archive, prepare_dataset
 from aemg.errors import ConfigError, DataError
 from aemg.tokenizer.corpus import open_corpus, tokenize_archive
+from aemg.tokenizer.corpus import tokenize_group as _REAL_TOKENIZE_GROUP
 
 OPTIONS = {"n_subjects": 3, "trial_s": 1.5, "repetitions": 2, "n_gestures": 2}
 
@@ -43,12 +45,26 @@ def test_prepare_equals_rectify_then_tokenize(tmp_path):
     assert len(open_corpus(tmp_path / "c1")) == len(open_corpus(ref))
 
 
-def test_prepare_two_workers_and_no_archive(tmp_path):
+def tokenize_group_noting_pid(*args):
+    """``tokenize_group``, noting the process it runs in (forked pool workers inherit the patch)."""
+    with open(os.environ["AEMG_TEST_PIDS"], "a") as f:
+        f.write(f"{os.getpid()}\n")
+    return _REAL_TOKENIZE_GROUP(*args)
+
+
+def test_prepare_two_workers_and_no_archive(tmp_path, monkeypatch):
+    import aemg.tokenizer.corpus as corpus
     ref = two_step(tmp_path)
+    monkeypatch.setenv("AEMG_TEST_PIDS", str(tmp_path / "pids"))
+    monkeypatch.setattr(corpus, "tokenize_group", tokenize_group_noting_pid)
     report = prepare_dataset("synthetic", tmp_path / "c1", reader_options=OPTIONS, workers=2, progress=False,
                              keep_archive=False)
     same_corpus(tmp_path / "c1", ref)
     assert report.archive is None and not default_archive(tmp_path / "c1").exists()
+    # every group was tokenized from memory, in the pool's workers (not in this process)
+    pids = (tmp_path / "pids").read_text().split()
+    assert report.groups_from_memory == report.tokenize.groups == len(pids) == OPTIONS["n_subjects"]
+    assert str(os.getpid()) not in pids
 
 
 def test_prepare_resumes_after_an_interruption(tmp_path, monkeypatch):

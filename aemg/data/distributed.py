@@ -35,12 +35,25 @@ SCHEDULER_ENV = "AEMG_SCHEDULER"
 CONNECT_TIMEOUT_S = 10.0
 #: times a task whose worker died is re-run before the run fails
 TASK_RETRIES = 3
-#: tasks in flight per worker (a round trip through the scheduler costs ~ms: keep workers fed)
-IN_FLIGHT_PER_WORKER = 3
+#: tasks in flight per worker (a round trip through the scheduler costs ~ms, more on a loaded
+#: machine: keep workers fed while the client writes)
+IN_FLIGHT_PER_WORKER = 4
 #: most sources in one task
-MAX_CHUNK = 16
+MAX_CHUNK = 32
+#: most bytes of source files (on disk) in one task, so that the results in flight stay bounded
+#: for large files: at most IN_FLIGHT_PER_WORKER x CHUNK_BYTES of input per worker (plus one file)
+CHUNK_BYTES = 8 << 20
 
 _TASK_LOCK = threading.Lock()
+
+#: on a worker whose environment sets ``MALLOC_TRIM_THRESHOLD_`` (the Dask nanny sets 65536 for
+#: every worker it starts), glibc stops adapting its mmap threshold, so every array over 128 KiB is
+#: a fresh mmap, page-faulted and zeroed again: measured 6x the page faults and 4-5x the system time
+#: of a forked pool worker for rectify (docs/notes/rectify.md, Session 5 H2). The first aemg task
+#: of such a worker process sets the values glibc's own adaptation reaches on 64-bit Linux:
+MALLOC_MMAP_THRESHOLD = 32 << 20  # bytes: larger blocks are mmapped
+MALLOC_TRIM_THRESHOLD = 64 << 20  # bytes: free memory kept at the top of the heap
+_MALLOC = {"tuned": None}
 
 
 def scheduler_address(scheduler: str | None = None) -> str | None:
@@ -78,6 +91,31 @@ def connect(address: str, timeout: float | None = None):
     return client
 
 
+def tune_malloc() -> bool:
+    """In this (worker) process, if ``MALLOC_TRIM_THRESHOLD_`` is set, give glibc malloc
+    :data:`MALLOC_MMAP_THRESHOLD` and :data:`MALLOC_TRIM_THRESHOLD` (once); True when set now or
+    earlier. No-op (False) without the variable or without glibc."""
+    if _MALLOC["tuned"] is None:
+        _MALLOC["tuned"] = False
+        if os.environ.get("MALLOC_TRIM_THRESHOLD_"):
+            try:
+                import ctypes
+                libc = ctypes.CDLL("libc.so.6")
+                M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
+                _MALLOC["tuned"] = bool(libc.mallopt(M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD)
+                                        and libc.mallopt(M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD))
+            except (OSError, AttributeError):  # not glibc
+                pass
+    return _MALLOC["tuned"]
+
+
+def _file_size(root, source) -> int:
+    try:
+        return os.path.getsize(os.path.join(str(root), str(source)) if root is not None else str(source))
+    except (OSError, TypeError, ValueError):
+        return 0
+
+
 def _sees(path: str) -> bool:
     return os.path.isdir(path)
 
@@ -85,6 +123,7 @@ def _sees(path: str) -> bool:
 def _run_chunk(fn: Callable, init: Callable, initargs: tuple, chunk: Sequence) -> list:
     """On a worker: set up the worker state of this run, then ``[fn(item) for item in chunk]`` (one
     task at a time per worker process, so two runs sharing a worker cannot mix their readers)."""
+    tune_malloc()
     with _TASK_LOCK:
         init(*initargs)
         return [fn(item) for item in chunk]
@@ -152,16 +191,31 @@ class DaskRunner:
             raise
         return self
 
+    def chunks(self, items: Sequence) -> list[list]:
+        """``items`` (source names) cut into tasks, in order: about 1/(8 x workers) of them each (so
+        the last tasks spread over the workers), at most :data:`MAX_CHUNK` sources and
+        :data:`CHUNK_BYTES` of their files (sizes under :attr:`root`; a source that is no file
+        counts 0), at least one source."""
+        size = max(1, min(MAX_CHUNK, len(items) // (8 * self.workers)))
+        out: list[list] = []
+        filled = 0
+        for item in items:
+            nbytes = _file_size(self.root, item)
+            if not out or len(out[-1]) >= size or (filled and filled + nbytes > CHUNK_BYTES):
+                out.append([])
+                filled = 0
+            out[-1].append(item)
+            filled += nbytes
+        return out
+
     def imap(self, fn: Callable, items: Sequence) -> Iterator:
         """``map(fn, items)`` on the cluster, results in order; a task whose worker dies is re-run.
 
-        Items go in chunks (one task each) of about 1/(8 x workers) of them, at most
-        :data:`MAX_CHUNK`: a task's round trip through the scheduler costs milliseconds."""
+        Items go in chunks (one task each, :meth:`chunks`): a task's round trip through the scheduler
+        costs milliseconds; at most :data:`IN_FLIGHT_PER_WORKER` tasks per worker in flight."""
         import collections
 
-        items = list(items)
-        size = max(1, min(MAX_CHUNK, len(items) // (8 * self.workers)))
-        chunks = iter([items[i:i + size] for i in range(0, len(items), size)])
+        chunks = iter(self.chunks(list(items)))
         pending: collections.deque = collections.deque()
 
         def submit(chunk):
@@ -181,11 +235,26 @@ class DaskRunner:
                 break
             yield from results
 
+    def submit(self, fn: Callable, *args):
+        """``fn(*args)`` as one task on the cluster (its arguments travel with the task, so a task
+        whose worker dies is re-run elsewhere); a ``distributed.Future`` (``.result()``)."""
+        return self.client.submit(_run_one, fn, args, pure=False, retries=TASK_RETRIES)
+
+    def check_visible(self, folder, what: str) -> None:
+        """ConfigError unless every worker sees ``folder`` (a marker file written there now)."""
+        refuse_blind_folder(self.client, self.address, folder, what)
+
     def __exit__(self, *exc) -> bool:
         if self.client is not None:
             self.client.close()
         return False
 
+
+def _run_one(fn: Callable, args: tuple):
+    """On a worker: ``fn(*args)``, one task at a time per worker process."""
+    tune_malloc()
+    with _TASK_LOCK:
+        return fn(*args)
 
 
 # -- tokenize: shard tasks on the cluster, written by the workers to a shared folder -------------
@@ -241,6 +310,19 @@ class DaskPool:
         return False
 
 
+def refuse_blind_folder(client, address: str, folder, what: str) -> None:
+    """ConfigError naming ``folder`` unless every worker of ``client`` sees a marker file written
+    there now (``what``: how the message names the folder)."""
+    import uuid
+    marker = os.path.join(str(folder), f".aemg-visible-{uuid.uuid4().hex}")
+    with open(marker, "w"):
+        pass
+    try:
+        _refuse_blind(client, address, marker, what)
+    finally:
+        os.unlink(marker)
+
+
 def checked_pool(scheduler: str | None, archive, out) -> DaskPool | None:
     """None without a scheduler. Else check, before any tokenizing, that the scheduler answers, has
     workers, and that every worker sees the archive (its manifest) and the corpus folder (a marker
@@ -248,17 +330,10 @@ def checked_pool(scheduler: str | None, archive, out) -> DaskPool | None:
     address = scheduler_address(scheduler)
     if address is None:
         return None
-    import uuid
     client = connect(address)
     try:
         _refuse_blind(client, address, os.path.join(str(archive), "manifest.json"), "the archive folder")
-        marker = os.path.join(str(out), f".aemg-visible-{uuid.uuid4().hex}")
-        with open(marker, "w"):
-            pass
-        try:
-            _refuse_blind(client, address, marker, "the output folder")
-        finally:
-            os.unlink(marker)
+        refuse_blind_folder(client, address, out, "the output folder")
         workers = max(1, len(client.scheduler_info()["workers"]))
     finally:
         client.close()
@@ -272,6 +347,7 @@ def tokenize_groups_task(archive_path: str, task, config_dict: dict, backend, id
     """On a worker: the tokenizer's ``tokenize_groups``, reopening the archive when this worker
     last opened another archive at the same path (workers outlive runs, forked pools do not)."""
     from ..tokenizer.corpus import writer
+    tune_malloc()
     if _OPENED.get(archive_path) != identity:
         writer.forget_archive(archive_path)
         _OPENED[archive_path] = identity

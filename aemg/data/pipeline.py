@@ -8,6 +8,7 @@ already committed are skipped. See :mod:`aemg.data.archive` for the format and c
 """
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import time
@@ -224,6 +225,17 @@ class _Runner:
             return
         yield from submit_bounded(self.pool.executor, fn, items, 2 * self.workers)
 
+    def submit(self, fn: Callable, *args) -> concurrent.futures.Future:
+        """``fn(*args)`` on a pool worker (in this process, done when returned, without a pool)."""
+        if self.pool is not None:
+            return self.pool.executor.submit(fn, *args)
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        try:
+            fut.set_result(fn(*args))
+        except Exception as exc:  # noqa: BLE001 - handed to the caller's .result()
+            fut.set_exception(exc)
+        return fut
+
     def __exit__(self, *exc) -> bool:
         try:
             return bool(self.pool.__exit__(*exc)) if self.pool is not None else False
@@ -261,6 +273,7 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
                     on_error: str = "skip", progress: bool = True,
                     shard_bytes: int = DEFAULT_SHARD_BYTES, compression: str | None = None,
                     on_source: Callable[[str, list[Recording]], None] | None = None,
+                    on_runner: Callable[[Any], None] | None = None,
                     scheduler: str | None = None) -> RectifyReport:
     """Read every source of a dataset, rectify it into ``space`` and write an archive at ``out``.
 
@@ -292,6 +305,9 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
     on_source : callable or None
         Called in this process as ``on_source(source, recordings)`` with the rectified recordings
         of each source added to the archive, in archive order (``aemg prepare`` tokenizes them).
+    on_runner : callable or None
+        Called in this process with the runner once its workers are up (``runner.submit(fn, *args)``
+        runs ``fn`` on them, a future) and with None after the last source, before they stop.
     scheduler : str or None
         Dask scheduler address (else ``$AEMG_SCHEDULER``; neither: the local pool): the sources are
         rectified on the cluster, this process writes the archive (:mod:`aemg.data.distributed`).
@@ -354,6 +370,8 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
         with logging_redirect(bar), (_Runner(min(workers, len(todo)), (rdr, space, scale, native))
                                      if remote is None
                                      else remote((rdr, space, scale, native))) as runner:
+            if on_runner is not None:
+                on_runner(runner)
             for source, recs, problem, n_in in runner.imap(_rectify_source, todo):
                 report.processed += 1
                 # add() may turn the source into an error (a duplicate recording key)
@@ -375,6 +393,8 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
                     bar.update(1)
                     bar.set_postfix_str(f"{report.samples_in / (time.perf_counter() - t0):,.0f} samples/s",
                                         refresh=False)
+            if on_runner is not None:
+                on_runner(None)
     except BaseException as exc:
         if not isinstance(exc, OSError):  # Ctrl-C, a dead worker, --stop-on-error: keep what was read
             try:

@@ -1,13 +1,15 @@
 """Raw dataset -> token corpus in one pass: :func:`prepare_dataset` (``aemg prepare``).
 
-:func:`~aemg.data.pipeline.rectify_dataset` reads and rectifies every source (process pool, source
-order) and commits it to the archive; each source's rectified recordings are also handed, in this
-process, to a group stream that tokenizes a (dataset, subject, session) group from memory as soon
-as the stream moves on to another group (sources are listed sorted, so a group's files are
-neighbours). Nothing is read back from the archive, except on a resumed run (groups that began in an
-earlier run) and for a group whose sources are not neighbours: those are tokenized from the finished
-archive at the end by :func:`~aemg.tokenizer.corpus.tokenize_archive`, which also writes the plan,
-the index and ``corpus.json`` and moves the shards made from memory into place.
+:func:`~aemg.data.pipeline.rectify_dataset` reads and rectifies every source (process pool or Dask
+cluster, source order) and commits it to the archive; each source's rectified recordings are also
+handed, in this process, to a group stream which, as soon as the stream moves on to another
+(dataset, subject, session) group (sources are listed sorted, so a group's files are neighbours),
+sends the finished group's recordings to the same workers to be tokenized from memory into a staged
+shard (one task per group; in this process with one worker). Nothing is read back from the archive,
+except on a resumed run (groups that began in an earlier run) and for a group whose sources are not
+neighbours: those are tokenized from the finished archive at the end by
+:func:`~aemg.tokenizer.corpus.tokenize_archive`, which also writes the plan, the index and
+``corpus.json`` and moves the staged shards into place.
 
 The corpus is the one ``aemg rectify`` then ``aemg tokenize`` make: the shards and
 ``sentences.jsonl`` byte for byte; ``plan.json`` and ``corpus.json`` name the archive they came from
@@ -91,7 +93,8 @@ def _group_key(dataset, subject, session) -> tuple[str, str, str]:
 
 
 class _GroupStream:
-    """Numbers groups in archive order and tokenizes each complete one from memory.
+    """Numbers groups in archive order and tokenizes each complete one from memory, on the run's
+    workers once :meth:`attach` gave it the runner (else in this process).
 
     Parameters
     ----------
@@ -113,6 +116,21 @@ class _GroupStream:
         self.open: tuple[str, str, str] | None = None
         self.recordings: list[Recording] = []
         self.from_memory: set[int] = set()
+        self.pending: dict[int, Any] = {}  # group number -> future of its tokenize_group task
+        self.submit = None
+
+    def attach(self, runner) -> None:
+        """The rectify runner is up (``runner.submit``: tokenize there); None: it is about to stop,
+        so tokenize the last group and wait for every group task."""
+        if runner is None:
+            self.finish()
+            self.submit = None
+            return
+        self.staging.mkdir(exist_ok=True)  # the archive writer has created (or checked) its folder
+        check = getattr(runner, "check_visible", None)  # on a cluster: the workers write the shards
+        if check is not None:
+            check(self.staging, "the archive folder (prepare's shards are written there)")
+        self.submit = runner.submit
 
     def add(self, source: str, recordings: list[Recording]) -> None:
         """The rectified recordings of one source, in archive order."""
@@ -123,6 +141,7 @@ class _GroupStream:
                 if key in self.numbers:  # seen before this point: not neighbours, or resumed
                     number = self.numbers[key]
                     self.deferred.add(number)
+                    self._wait(number)
                     self.from_memory.discard(number)
                     shutil.rmtree(self.staging / f"{number:06d}", ignore_errors=True)
                 else:
@@ -140,13 +159,27 @@ class _GroupStream:
         number = self.numbers[self.open]
         shard = self.staging / f"{number:06d}"
         shutil.rmtree(shard, ignore_errors=True)  # left by an interrupted run: redone
-        tokenize_group(_MemoryArchive(self.recordings), list(range(len(self.recordings))),
-                       self.config.to_dict(), str(shard), self.backend)
-        self.from_memory.add(number)
+        self.staging.mkdir(exist_ok=True)
+        args = (_MemoryArchive(self.recordings), list(range(len(self.recordings))), self.config.to_dict(),
+                str(shard), self.backend)
         self.open, self.recordings = None, []
+        if self.submit is None:
+            tokenize_group(*args)
+            self.from_memory.add(number)
+        else:
+            self.pending[number] = self.submit(tokenize_group, *args)
+
+    def _wait(self, number: int) -> None:
+        fut = self.pending.pop(number, None)
+        if fut is not None:
+            fut.result()  # raises what the task raised
+            self.from_memory.add(number)
 
     def finish(self) -> None:
+        """Tokenize the open group and wait for every group task (raises the first one's error)."""
         self._close()
+        for number in sorted(self.pending):
+            self._wait(number)
 
 
 def default_archive(out: str | os.PathLike) -> Path:
@@ -211,17 +244,10 @@ def prepare_dataset(reader, out: str | os.PathLike, space=None, config=None, *,
         (archive / INDEX).is_file() else []
     staging = archive / STAGING
     stream = _GroupStream(earlier, staging, config, backend)
-    staging_ready = []
-
-    def on_source(source: str, recordings: list[Recording]) -> None:
-        if not staging_ready:  # the archive writer has created (or checked) the folder by now
-            staging.mkdir(exist_ok=True)
-            staging_ready.append(True)
-        stream.add(source, recordings)
-
     rect = rectify_dataset(reader, archive, space, root=root, reader_options=reader_options, workers=workers,
-                           on_error=on_error, progress=progress, on_source=on_source, **rectify_options)
-    stream.finish()
+                           on_error=on_error, progress=progress, on_source=lambda s, r: stream.add(s, r),
+                           on_runner=stream.attach, **rectify_options)
+    stream.finish()  # nothing left, unless the rectify stage had nothing to do
     tok = tokenize_archive(archive, out, config, workers=workers, progress=progress, backend=backend,
                            staged=staging, scheduler=rectify_options.get("scheduler"))
     shutil.rmtree(staging, ignore_errors=True)
