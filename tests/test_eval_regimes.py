@@ -374,12 +374,14 @@ def test_probe_calibration_training_subjects_as_corpus_user_by_rest_recording(ar
 def test_probe_online_running_statistics_equal_the_per_trial_default(archive_and_run):
     trials, run = archive_and_run
     fold = loso_folds(trials, regime="online")[0]
-    method = get_method("aemg-probe-subjnorm", run=run)
+    method = get_method("aemg-probe-subjnorm", run=run, online_prior=0.0)   # no pooled prior: exact twin
     adaptation = fold_adaptation(trials, fold, rest_class_id(trials))
     method.fit(trials.subset(fold.train), adaptation=adaptation)
     test = trials.subset(fold.test).without_labels()
     np.testing.assert_array_equal(method.predict_online(test, adaptation).trial,
                                   Method.predict_online(method, test, adaptation).trial)
+    from aemg.eval.methods import ONLINE_PRIOR
+    assert get_method("aemg-probe-tok-subjnorm", run=run).online_prior == ONLINE_PRIOR == 2.0
 
 
 SUPERVISED = ("aemg-finetune", "aemg-scratch", "window-transformer")

@@ -63,6 +63,11 @@ from .trials import TrialSet
 log = logging.getLogger(__name__)
 
 POOLINGS = ("mean", "cls")
+#: ``online`` regime: weight (in trials) of the training trials' pooled statistics blended into the
+#: user's running ones. One embedding per trial makes a user's first trials' statistics noise (a
+#: day of multiday_4ch: 11 trials in class order); 2 trials: +4.5 / +4.7 / +17.4 on UCI /
+#: Cote-Allard / multiday_4ch, -0.7 on 3DC against 0 (docs/notes/generalisation.md, experiment 15)
+ONLINE_PRIOR = 2.0
 CLASSIFIERS = ("logreg", "lda")
 #: how the probe standardises embeddings: "none" = with the training trials' statistics;
 #: "labelled" = per subject with that subject's *training* trials (few-shot: the target's labelled
@@ -459,7 +464,8 @@ class AemgProbe(AemgMethod):
     training trials rolled by +-1..+-r positions of the standard channel ring (armband rotation).
     ``subject_norm="all"``: the test user's statistics from ``adaptation.unlabelled`` (``online``:
     its earlier trials, running statistics; before the first one the training trials' pooled ones,
-    which ``online_prior`` trials of weight keep blended in afterwards). ``adapt="em"``: EM on the
+    which ``online_prior`` trials of weight keep blended in afterwards: :data:`ONLINE_PRIOR`).
+    ``adapt="em"``: EM on the
     class means and priors (:class:`~aemg.eval.adapt.SharedGaussian`; ``em_iters``, ``em_prior``
     trials per class, ``em_priors`` = ``"train"`` or ``"equal"``). ``token_set``: which pooled token
     features (:func:`~aemg.eval.features.token_feature_columns`: ``"all"`` or ``"td"``).
@@ -471,7 +477,7 @@ class AemgProbe(AemgMethod):
 
     def __init__(self, run=None, classifier: str = "logreg", l2: float = 1e-3, shrinkage: float = 0.1,
                  max_iter: int = 200, subject_norm: str = "none", rotations: int = 0,
-                 online_prior: float = 0.0, features: str = "embedding", adapt: str = "none",
+                 online_prior: float = ONLINE_PRIOR, features: str = "embedding", adapt: str = "none",
                  em_iters: int = 10, em_prior: float = 5.0, em_priors: str = "train",
                  token_set: str = "all", map_prior: float = 4.0, **kw):
         super().__init__(run, **kw)
