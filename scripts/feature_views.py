@@ -83,6 +83,10 @@ def fold_accuracy(views, labels, subjects, usable, test, train_mask, view_names,
         z = subject_standardise(x[tr], subjects[tr], subject_stats(x[tr], subjects[tr]))
     y = labels[tr]
     k = int(labels.max()) + 1
+    if shrinkage == "lw":
+        means = np.stack([z[y == c].mean(0) if (y == c).any() else np.zeros(z.shape[1])
+                          for c in range(k)])
+        shrinkage = _lw_shrinkage(z - means[y])
     g = SharedGaussian(float(shrinkage), "train").fit(z, y, k)
     ok = te & usable
     if norm == "train":
@@ -157,38 +161,9 @@ def loso(views: dict, labels, subjects, usable, *, view_names, shrinkage, em: bo
          em_iters=10, norm: str = "subject") -> tuple[float, float]:
     """(mean, std) over test subjects of LOSO per-trial accuracy, %. ``norm``: "subject" (each
     subject by its own statistics: the unlabelled regime) or "train" (the training trials' pooled
-    statistics for everyone: regimes none / rest)."""
-    x = np.concatenate([views[v] for v in view_names], axis=1)
-    accs = []
-    for test in np.unique(subjects):
-        tr = (subjects != test) & usable
-        te = subjects == test
-        if norm == "train":
-            mu, sd = x[tr].mean(0), x[tr].std(0)
-            sd = np.where(sd > 0, sd, 1.0)
-            z = (x[tr] - mu) / sd
-        else:
-            st = subject_stats(x[tr], subjects[tr])
-            z = subject_standardise(x[tr], subjects[tr], st)
-        y = labels[tr]
-        k = int(labels.max()) + 1
-        shr = shrinkage
-        if shr == "lw":
-            means = np.stack([z[y == c].mean(0) if (y == c).any() else np.zeros(z.shape[1])
-                              for c in range(k)])
-            shr = _lw_shrinkage(z - means[y])
-        g = SharedGaussian(float(shr), "train").fit(z, y, k)
-        ok = te & usable
-        if norm == "train":
-            zt = (x[ok] - mu) / sd
-        else:
-            zt = subject_standardise(x[ok], subjects[ok], subject_stats(x[ok], subjects[ok]))
-        if em:
-            s = adapted_scores(g, zt, subjects[ok], (zt, subjects[ok]), em_iters, em_prior)
-        else:
-            s = g.scores(zt)
-        correct = (s.argmax(1) == labels[ok]).sum()
-        accs.append(100.0 * correct / te.sum())
+    statistics for everyone: regimes none / rest); ``shrinkage`` "lw": Ledoit-Wolf per fold."""
+    accs = [fold_accuracy(views, labels, subjects, usable, test, subjects != test, view_names, shrinkage,
+                          em, em_prior, em_iters, norm) for test in np.unique(subjects)]
     return float(np.mean(accs)), float(np.std(accs))
 
 
