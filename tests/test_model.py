@@ -156,6 +156,38 @@ def test_masked_tokens_hide_content():
     assert not torch.allclose(h1, m.backbone(b2, a, z, None), atol=1e-3)
 
 
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_packed_token_encoder_matches_padded(monkeypatch, with_mask):
+    """The encoder run on the real (unmasked) tokens only gives the padded computation's outputs
+    at real positions (float rounding apart) and its gradients; the padding's content (NaN here)
+    and a masked token's content never reach them, and a batch with nothing to encode works."""
+    import aemg.model.backbone as bb
+    torch.manual_seed(0)
+    m = AEMG(MICRO).eval()
+    c, b, a, z = _batch()
+    real = b["mask"]
+    assert not bool(real.all())  # the batch has padding
+    masked = m.sample_mask(real, range(real.shape[0])) if with_mask else None
+    out = {}
+    for pack in (False, True):
+        monkeypatch.setattr(bb, "PACK_REAL_TOKENS", pack)
+        m.zero_grad()
+        h = m.backbone(b, a, z, masked)
+        h[:, 1:][real].square().sum().backward()
+        grad = m.backbone.encoder.conv.conv1.weight.grad.clone()
+        out[pack] = (h[:, 1:][real].detach(), h[:, 0].detach(), grad)
+    for x, y in zip(out[False], out[True]):
+        assert torch.allclose(x, y, atol=1e-5, rtol=1e-5)
+    poisoned = dict(b, payload=b["payload"].masked_fill(~real[..., None, None], float("nan")),
+                    energy=b["energy"].masked_fill(~real[..., None], float("nan")))
+    with torch.no_grad():
+        h2 = m.backbone(poisoned, a, z, masked)
+    assert torch.equal(h2[:, 1:][real], out[True][0])
+    with torch.no_grad():  # every real token masked: the encoder has no row to see
+        h3 = m.backbone(b, a, z, real.clone())
+    assert torch.isfinite(h3[:, 1:][real]).all()
+
+
 def test_stage_losses_finite_and_backprop():
     torch.manual_seed(0)
     m = AEMG(MICRO)

@@ -10,6 +10,16 @@ from .config import ModelConfig
 from .embeddings import SpatialEmbedding, TemporalEmbedding
 from .encoder import TokenEncoder
 
+#: Run the token encoder on the real tokens only (True) or on every padded position (False, the
+#: behaviour before session 5, kept for before/after figures in benchmarks/test_bench_pretrain.py).
+#: Padding never reaches a real position (attention masks padded keys; every loss and pooling
+#: reads real positions only) and a masked token's vector is replaced by the mask token, so both
+#: compute the same function; the results differ by float rounding only (the convolutions and
+#: matrix products see other shapes). Packing skips the encoder's convolutions, most of a step's
+#: time, for the padding (about 20 % of a 3DC batch's positions) and, in stage 2, for the masked
+#: half of the real tokens.
+PACK_REAL_TOKENS = True
+
 
 class Block(nn.Module):
     """Pre-LN Transformer block: x + Attn(LN(x)); x + MLP(LN(x))."""
@@ -67,9 +77,20 @@ class Backbone(nn.Module):
         self.mask_token = nn.Parameter(torch.randn(1, 1, d) * 0.02)
         self.transformer = Transformer(d, depth, cfg.heads, cfg.mlp_dim, cfg.dropout)
 
+    def encode_tokens(self, batch: dict, angles: torch.Tensor, z: torch.Tensor,
+                      skip: torch.Tensor | None = None) -> torch.Tensor:
+        """Token encoder outputs (B, N, d). With :data:`PACK_REAL_TOKENS` the encoder sees only the
+        real tokens not in ``skip`` (B, N) bool (the masked ones, whose vectors the mask token
+        replaces) and the other positions are zeros; else it encodes every position."""
+        keep = batch["mask"] if skip is None else batch["mask"] & ~skip
+        if not PACK_REAL_TOKENS or bool(keep.all()):
+            return self.encoder(batch["payload"], batch["energy"], angles, z)
+        h = self.encoder(batch["payload"][keep][None], batch["energy"][keep][None], angles, z)[0]  # (n, d)
+        return h.new_zeros(*keep.shape, h.shape[-1]).index_put((keep,), h)
+
     def forward(self, batch: dict, angles: torch.Tensor, z: torch.Tensor,
                 masked: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.encoder(batch["payload"], batch["energy"], angles, z)  # (B, N, d)
+        x = self.encode_tokens(batch, angles, z, masked)  # (B, N, d)
         if masked is not None:
             x = torch.where(masked[..., None], self.mask_token.to(x.dtype), x)
         dom = self.dominant(angles, z)[batch["dominant_channel"].clamp(0, angles.numel() - 1)]  # (B, N, d)

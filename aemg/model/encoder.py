@@ -62,7 +62,8 @@ class TokenEncoder(nn.Module):
     def channel_features(self, payload, energy, angles, z) -> torch.Tensor:
         """Per-channel features, (B, N, C, channel_dim)."""
         B, N, C, L = payload.shape
-        h = self.channel_proj(self.conv(payload.reshape(B * N * C, L))).view(B, N, C, -1)
+        h = self.channel_proj(self.conv(payload.reshape(B * N * C, L)))
+        h = h.view(B, N, C, h.shape[-1])
         loge = torch.log(energy.float().clamp_min(0) + 1e-6)[..., None]  # (B, N, C, 1)
         h = h + self.spatial(angles, z) + self.energy_proj(loge)
         return self.norm(h)
