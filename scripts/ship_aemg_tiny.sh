@@ -15,6 +15,9 @@ PY=${PY:-$here/.venv/bin/python}
 CORPUS=${CORPUS:-$RES/corpus}
 RUN=${RUN:-$RES/runs/all_tiny_1000}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1
+# the shipped weights were trained with the padded token encoder (before session 5's packing, which
+# computes the same function up to float rounding): keep it for a bit-for-bit retrain
+export AEMG_PACK_TOKENS=0
 NAMES=(coteallard 3dc uci_myo libemg_myo myo_readings ciil_myo suguru_longterm_armband multiday_4ch)
 CMD="aemg pretrain ${NAMES[*]/#/\$RES/corpus/} --out \$RES/runs/all_tiny_1000 --preset tiny --steps 1000 --seed 0 --device cpu"
 steps=("$@"); (( ${#steps[@]} )) || steps=(pretrain ship)

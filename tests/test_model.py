@@ -316,3 +316,17 @@ def test_vq_usage_window_counts_real_assignments_only():
     assert ((vq.codebook[1:] @ zq.t()).max(dim=1).values > 0.99).all()
     used, ppl = vq.window_stats()
     assert used == 1 and ppl == pytest.approx(1.0)  # restarts are not counted as use
+
+
+def test_pack_tokens_environment_switch():
+    """AEMG_PACK_TOKENS=0 restores the padded encoder path (bit-for-bit retraining of older runs)."""
+    import os
+    import subprocess
+    import sys
+    code = "from aemg.model import backbone; print(backbone.PACK_REAL_TOKENS)"
+    env = {**os.environ, "AEMG_PACK_TOKENS": "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    env["AEMG_PACK_TOKENS"] = "1"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

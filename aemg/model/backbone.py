@@ -1,6 +1,8 @@
 """Pre-LayerNorm Transformer over token sentences, with CLS and learnable mask tokens."""
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import nn
 
@@ -17,8 +19,9 @@ from .encoder import TokenEncoder
 #: compute the same function; the results differ by float rounding only (the convolutions and
 #: matrix products see other shapes). Packing skips the encoder's convolutions, most of a step's
 #: time, for the padding (about 20 % of a 3DC batch's positions) and, in stage 2, for the masked
-#: half of the real tokens.
-PACK_REAL_TOKENS = True
+#: half of the real tokens. ``AEMG_PACK_TOKENS=0`` in the environment restores the padded path
+#: (session 4 and before: what reproduces older checkpoints, e.g. the shipped aemg-tiny, bit for bit).
+PACK_REAL_TOKENS = os.environ.get("AEMG_PACK_TOKENS", "1") != "0"
 
 
 class Block(nn.Module):
