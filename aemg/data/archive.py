@@ -579,6 +579,8 @@ class ArchiveWriter:
         self.compression = self.manifest.get("compression")
         state = read_archive_json(self.path / INDEX) if (self.path / INDEX).is_file() else None
         self.sources: list[dict[str, Any]] = list(state["sources"]) if state else []
+        #: rows of an archive written before issue 11 (``group``): renamed on disk at once
+        renamed = bool(state) and any(OLD_POSITION in r for r in state["recordings"])
         self.rows: list[dict[str, Any]] = list(read_rows(state)) if state else []
         self.complete = bool(state and state.get("complete"))
         #: size, checksum and sources of every committed shard (absent in archives made before them)
@@ -596,7 +598,7 @@ class ArchiveWriter:
                               if (m := _SHARD_NAME.match(p.name))), default=0)
         #: the text of errors.jsonl as this writer last wrote it (None: not yet)
         self._errors_written: str | None = None
-        if state is None or self.damaged:
+        if state is None or self.damaged or renamed:
             self._write_index()
 
     def _drop_damaged(self) -> list[str]:
