@@ -20,11 +20,18 @@ from aemg.tokenizer.corpus import tokenize_archive
 HANG_S = 60
 
 
+def _default_sigint() -> None:
+    """In the child before exec: Ctrl-C as in a terminal. A test suite started in the background of
+    a non-interactive shell (``pytest ... &``) inherits SIGINT ignored, and a child started from it
+    would ignore the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _spawn(code: str, *args) -> subprocess.Popen:
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_default_sigint)
 
 
 def _interrupt_after(proc: subprocess.Popen, marker: str, lines: int = 1) -> tuple[int, str]:
