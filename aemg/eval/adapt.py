@@ -113,7 +113,6 @@ class SharedGaussian:
                     log_prior = np.where(self.present_, np.log(w), -np.inf)
         return means, log_prior
 
-
     def map_means(self, z_user: np.ndarray, y_user: np.ndarray, prior: float = 4.0) -> np.ndarray:
         """Class means (K, d) re-estimated from one user's *labelled* rows ``z_user`` (n, d) with
         labels ``y_user`` (n,): ``m_k = (sum_{i: y_i = k} z_i + prior * m0_k) / (n_k + prior)``
@@ -126,7 +125,7 @@ class SharedGaussian:
         means = self.means_.copy()
         for k in np.unique(y_user):
             rows = y_user == k
-            if 0 <= k < len(means) and (rows.sum() + prior) > 0:
+            if 0 <= k < len(means):
                 means[k] = (z_user[rows].sum(axis=0) + prior * self.means_[k]) / (rows.sum() + prior)
         return means
 
@@ -142,4 +141,16 @@ def adapted_scores(model: SharedGaussian, z: np.ndarray, subjects: np.ndarray,
         rows = subjects == subj
         mine = visible[0][visible[1] == subj] if visible is not None else z[:0]
         out[rows] = model.scores(z[rows], *model.adapt_em(mine, iters, prior))
+    return out
+
+
+def mapped_scores(model: SharedGaussian, z: np.ndarray, subjects: np.ndarray,
+                  user_means: dict) -> np.ndarray:
+    """(n, K) class scores of rows ``z`` (standardised, ``subjects`` (n,)), each subject's under
+    its class means in ``user_means`` (subject -> (K, d), from :meth:`SharedGaussian.map_means`);
+    a subject without an entry keeps the training means."""
+    out = np.empty((len(z), len(model.means_)))
+    for subj in np.unique(subjects):
+        rows = subjects == subj
+        out[rows] = model.scores(z[rows], user_means.get(subj))
     return out

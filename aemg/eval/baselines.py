@@ -42,7 +42,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .adapt import PRIORS, SharedGaussian, adapted_scores
+from .adapt import PRIORS, SharedGaussian, adapted_scores, mapped_scores
 from .classifiers import LDA
 from .features import sliding_windows, window_params, windowed_features
 from .protocols import LOSO_REGIMES, Adaptation, rest_class_id, rest_recordings
@@ -398,8 +398,9 @@ class HudginsLDA(Method):
             feats = user_standardise(feats, test.subjects[owner], self.stats_, self.pooled_, visible)
             if self.adapt == "em":
                 return self._em_vote(feats, owner, test, visible)
-            if self.adapt == "map":
-                return self._map_vote(feats, owner, test)
+            if self.adapt == "map":  # the user's MAP class means (fit)
+                return self._vote_scores(mapped_scores(self.gauss_, feats, test.subjects[owner],
+                                                       self.user_means_), owner, len(test))
         elif self.norm == "rest":
             rest = adaptation.rest if adaptation is not None else None
             feats = self._centre(test, feats, owner, {**self.centres_, **self._rest_centres([rest])})
@@ -409,22 +410,13 @@ class HudginsLDA(Method):
         """Windows scored under class means adapted to each test user's visible windows, then voted."""
         if visible is not None:
             visible = (user_standardise(*visible, self.stats_, self.pooled_, visible), visible[1])
-        scores = adapted_scores(self.gauss_, z, test.subjects[owner], visible, self.em_iters,
-                                self.em_prior * self.windows_per_trial_)
-        win = scores.argmax(axis=1)
-        return Prediction(vote(win, owner, len(test), self.n_classes_,
-                               np.where(np.isfinite(scores), scores, -1e9)),
-                          win, owner)
+        return self._vote_scores(adapted_scores(self.gauss_, z, test.subjects[owner], visible, self.em_iters,
+                                                self.em_prior * self.windows_per_trial_), owner, len(test))
 
-    def _map_vote(self, z: np.ndarray, owner: np.ndarray, test: TrialSet) -> Prediction:
-        """Windows scored under the user's MAP class means (fit), then voted."""
-        subjects = test.subjects[owner]
-        scores = np.empty((len(z), self.n_classes_))
-        for subj in np.unique(subjects):
-            rows = subjects == subj
-            scores[rows] = self.gauss_.scores(z[rows], self.user_means_.get(subj))
+    def _vote_scores(self, scores: np.ndarray, owner: np.ndarray, n_trials: int) -> Prediction:
+        """Per-window class scores (W, K) -> window predictions and the trials' votes."""
         win = scores.argmax(axis=1)
-        return Prediction(vote(win, owner, len(test), self.n_classes_,
+        return Prediction(vote(win, owner, n_trials, self.n_classes_,
                                np.where(np.isfinite(scores), scores, -1e9)), win, owner)
 
     def predict_online(self, test, adaptation):

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .adapt import PRIORS, SharedGaussian, adapted_scores
+from .adapt import PRIORS, SharedGaussian, adapted_scores, mapped_scores
 from .baselines import (
     Method,
     Prediction,
@@ -624,7 +624,7 @@ class AemgProbe(AemgMethod):
         if self.adapt in ("em", "map"):
             self.gauss_ = SharedGaussian(self.shrinkage, self.em_priors).fit(z, y, self.n_classes_)
             mine = subjects == user
-            if self.adapt == "map" and user is not None and mine.any():
+            if self.adapt == "map" and mine.any():
                 self.user_means_[user] = self.gauss_.map_means(z[mine], y[mine], self.map_prior)
         elif self.classifier == "lda":
             self.lda_ = LDA(self.shrinkage).fit(z, y)
@@ -666,11 +666,7 @@ class AemgProbe(AemgMethod):
                            visible[1])
             return adapted_scores(self.gauss_, z, subjects, visible, self.em_iters, self.em_prior)
         if self.adapt == "map":  # the user's own class means where its labelled share gave them
-            out = np.empty((len(z), self.n_classes_))
-            for subj in np.unique(subjects):
-                rows = subjects == subj
-                out[rows] = self.gauss_.scores(z[rows], self.user_means_.get(subj))
-            return out
+            return mapped_scores(self.gauss_, z, subjects, self.user_means_)
         return self._class_scores(z)
 
     def _prediction(self, n: int, scores: np.ndarray, use: np.ndarray) -> Prediction:
