@@ -147,11 +147,7 @@ def fewshot(views, labels, subjects, usable, *, view_names, shrinkage=0.1, map_p
         zt = subject_standardise(x[ok], subjects[ok], st)
         means = None
         if map_prior is not None:
-            zs, ys = subject_standardise(x[shot], subjects[shot], st), labels[shot]
-            means = g.means_.copy()
-            for c in np.unique(ys):
-                n_c = (ys == c).sum()
-                means[c] = (zs[ys == c].sum(0) + map_prior * g.means_[c]) / (n_c + map_prior)
+            means = g.map_means(subject_standardise(x[shot], subjects[shot], st), labels[shot], map_prior)
         s = g.scores(zt, means)
         accs.append(100.0 * (s.argmax(1) == labels[ok]).sum() / len(rest))
     return float(np.mean(accs)), float(np.std(accs))
