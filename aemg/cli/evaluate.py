@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
-from ..errors import ConfigError
-from ._common import NOT_RESUMABLE
+from ..errors import ConfigError, DataError
+from ._common import add_common_options
+
+#: what Ctrl-C prints: the finished folds are in the report folder's journal
+RESUME_HINT = ("the finished folds are kept in the report folder's journal.jsonl; run the same command "
+               "again to resume (--restart discards them)")
 
 
 def _floats(text: str) -> list[float]:
@@ -102,13 +107,18 @@ def register(subparsers) -> None:
                         "AEMG methods (aemg-probe, aemg-finetune; architecture and tokenizer settings of "
                         "aemg-scratch and window-transformer); same as the method option run")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    p.add_argument("--restart", action="store_true",
+                   help="discard the folds a previous run journalled in --out (journal.jsonl) instead "
+                        "of resuming from them")
+    add_common_options(p, progress=True)
     p.add_argument("--allow-partial", action="store_true",
                    help="also evaluate an incomplete archive (a rectify run still writing or interrupted)")
-    p.set_defaults(func=run, on_interrupt=NOT_RESUMABLE)
+    p.set_defaults(func=run, on_interrupt=RESUME_HINT)
 
 
 def run(args) -> int:
     from ..eval.baselines import get_method
+    from ..eval.journal import JOURNAL_NAME, FoldJournal, trials_identity
     from ..eval.protocols import PROTOCOLS, REGIMES, Grouping
     from ..eval.report import results_markdown, write_report
     from ..eval.runner import evaluate
@@ -143,15 +153,19 @@ def run(args) -> int:
             method_options.setdefault(m, {}).setdefault("run", args.checkpoint)
     for m in methods:
         get_method(m, **method_options.get(m, {}))  # fail early on an unknown name or bad options
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise DataError(args.out, "report output exists and is not a folder")
     grouping = Grouping(args.group_by, args.within_subject,
                         _names(args.train_sessions) if args.train_sessions is not None else None)
     subjects = _names(args.subjects) if args.subjects else None
     trials = load_trials(args.source, rate=args.rate, data_root=args.data_root,
                          sessions=_names(args.sessions) if args.sessions else None,
                          reader_options=options, allow_partial=args.allow_partial)
+    journal = FoldJournal(Path(args.out) / JOURNAL_NAME,
+                          trials_identity(trials, grouping.to_dict(), args.rest_class), restart=args.restart)
     res = evaluate(trials, methods, protocols, _ints(args.seeds), _floats(args.shares), subjects,
                    args.small_share, method_options, regimes=regimes, rest_class=args.rest_class,
-                   grouping=grouping)
+                   grouping=grouping, journal=journal, progress=not args.no_progress)
     out = write_report(res, args.out, plots=not args.no_plots)
     print(results_markdown(res), end="")
     print(f"report written to {out}")

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .baselines import Method, Prediction, get_method
+from .journal import confusion_pairs, fold_key
 from .protocols import (
     BY_SUBJECT,
     DEFAULT_SHARES,
@@ -179,7 +180,8 @@ def evaluate(trials: TrialSet, methods: Sequence[str], protocols: Sequence[str] 
              seeds: Sequence[int] = (0,), shares: Sequence[float] = DEFAULT_SHARES,
              subjects: Sequence[str] | None = None, too_small: str = "skip",
              method_options: dict | None = None, regimes: Sequence[str] = (),
-             rest_class: str | int | None = None, grouping: Grouping = BY_SUBJECT) -> Results:
+             rest_class: str | int | None = None, grouping: Grouping = BY_SUBJECT,
+             journal=None, progress: bool = False) -> Results:
     """Evaluate every method under every requested regime it supports.
 
     Parameters
@@ -208,6 +210,11 @@ def evaluate(trials: TrialSet, methods: Sequence[str], protocols: Sequence[str] 
     grouping : Grouping
         What a fold holds out as the test user (default: leave one subject out); the ``subject``
         column of the results then holds the test groups. ``intra`` ignores it.
+    journal : FoldJournal or None
+        Finished folds are read from it instead of being recomputed, and every newly finished fold
+        is recorded in it (:mod:`aemg.eval.journal`: an interrupted evaluation resumes).
+    progress : bool
+        A progress bar over the folds (stderr).
 
     Raises
     ------
@@ -263,18 +270,41 @@ def evaluate(trials: TrialSet, methods: Sequence[str], protocols: Sequence[str] 
                                            "error" if too_small == "skip" else too_small, rest_id, grouping))
         for note in sorted({n for f in folds_of[regime] for n in f.notes}):
             res.notes.append(f"{regime}: {note}")
-    for name in methods:
-        for regime in plans[name]:
-            for fold in folds_of[regime]:
-                res.folds.append(_run_fold(trials, name, fold, k, res, method_options.get(name, {}), rest_id))
-                r = res.folds[-1]
+    work = [(name, fold) for name in methods for regime in plans[name] for fold in folds_of[regime]]
+    from .._progress import logging_redirect, progress_bar
+    bar = progress_bar(progress and bool(work), total=len(work), desc="evaluate", unit="fold")
+    reused = 0
+    with logging_redirect(bar):
+        for name, fold in work:
+            options = method_options.get(name, {})
+            key = fold_key(name, options, fold) if journal is not None else None
+            hit = journal.get(key) if journal is not None else None
+            if hit is None:
+                row, pairs = _run_fold(trials, name, fold, options, rest_id)
+                if journal is not None:
+                    journal.add(key, row, pairs)
                 log.info("%s %s: trial acc %.3f (%d test trials, %.1f s)", name, fold.name,
-                         r["trial_acc"], r["n_test"], r["seconds"])
+                         row["trial_acc"], row["n_test"], row["seconds"])
+            else:
+                (row, pairs), reused = hit, reused + 1
+            conf = res.confusion.setdefault((name, fold.regime, fold.share),
+                                            np.zeros((k, k), dtype=np.int64))
+            np.add.at(conf, (pairs[:, 0], pairs[:, 1]), pairs[:, 2])
+            res.folds.append(row)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    if reused:
+        res.notes.append(f"{reused} of {len(work)} folds read back from the fold journal "
+                         f"({journal.path})")
     return res
 
 
-def _run_fold(trials: TrialSet, name: str, fold: Fold, n_classes: int, res: Results, options: dict,
-              rest_id: int | None) -> dict:
+def _run_fold(trials: TrialSet, name: str, fold: Fold, options: dict,
+              rest_id: int | None) -> tuple[dict, np.ndarray]:
+    """The result row of ``name`` on ``fold`` and its confusion pairs ((m, 3) true, predicted,
+    count)."""
     start = time.perf_counter()
     method = get_method(name, **options)
     if method.needs_rest and fold.regime in GIVES_REST and not len(fold.rest):
@@ -283,10 +313,6 @@ def _run_fold(trials: TrialSet, name: str, fold: Fold, n_classes: int, res: Resu
                         f"{fold.subject}, which has no trial of the rest class")
     pred = run_fold(trials, method, fold, rest_id)
     true = trials.labels[fold.test]
-    key = (name, fold.regime, fold.share)
-    conf = res.confusion.setdefault(key, np.zeros((n_classes, n_classes), dtype=np.int64))
-    ok = pred.trial >= 0
-    np.add.at(conf, (true[ok], pred.trial[ok]), 1)
     row = {"method": name, "protocol": fold.protocol, "regime": fold.regime, "share": fold.share,
            "actual_share": fold.actual_share, "seed": fold.seed, "subject": fold.subject,
            "repetition": fold.repetition, "n_train": int(len(fold.train)), "n_test": int(len(fold.test)),
@@ -298,4 +324,4 @@ def _run_fold(trials: TrialSet, name: str, fold: Fold, n_classes: int, res: Resu
         wtrue = true[pred.window_trial]
         row.update(correct_windows=int((pred.window == wtrue).sum()), n_windows=int(len(wtrue)),
                    window_acc=float((pred.window == wtrue).mean()) if len(wtrue) else None)
-    return row
+    return row, confusion_pairs(true, pred.trial)
