@@ -484,7 +484,21 @@ def check_options(cls: type[Reader], options: dict[str, Any], *, flags: dict[str
     for key, value in options.items():
         hint = declared[key][0]
         if not _conforms(value, hint):
-            raise ConfigError(f"reader {name!r}: {flag(key, value)}: expected {_describe(hint)}")
+            how, items = "", _comma_items(value) if isinstance(value, str) else None
+            if items is not None and _conforms(items, hint):  # a comma list where JSON was due
+                how = f" (values are JSON: {key}='{json.dumps(items)}')"
+            raise ConfigError(f"reader {name!r}: {flag(key, value)}: expected {_describe(hint)}{how}")
+
+
+def _comma_items(text: str) -> list:
+    """``"a,1,b"`` -> ``["a", 1, "b"]`` (each item as JSON when it parses, else the string)."""
+    out = []
+    for item in text.split(","):
+        try:
+            out.append(json.loads(item))
+        except json.JSONDecodeError:
+            out.append(item.strip())
+    return out
 
 
 def check_choice(option: str, value: Any, choices: Sequence[Any]) -> Any:
