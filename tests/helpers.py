@@ -55,3 +55,39 @@ def synthetic_archive(out, n_subjects: int = 3, trial_s: float = 2.0, **options)
                     reader_options={"n_subjects": n_subjects, "trial_s": trial_s, **options},
                     workers=1, progress=False)
     return out
+
+
+def register_two_class_reader(name: str, classes: tuple, source_names: list, trials_per_source: int, *,
+                              one_subject: bool = False, quiet_level: float = 0.0):
+    """Register (for good: reader names are global) a reader ``name`` of 8-channel Myo recordings at
+    200 Hz, 120 samples: per source ``trials_per_source`` trials alternating classes 0 and 1
+    (repetition = trial // 2), class 1 = channel 1 five times louder than noise, class 0 = channel 1
+    at ``quiet_level`` times noise. A source (of ``source_names``) is a subject ``P<source>``, or
+    with ``one_subject`` the session ``day<source>`` of subject ``P``. Returns the reader class."""
+    import numpy as np
+
+    from aemg.data.readers import register_reader
+    from aemg.data.readers.base import DatasetInfo, Reader
+    from aemg.data.recording import Recording
+
+    class _TwoClass(Reader):
+        info = DatasetInfo(name=name, device="myo", channels=8, rate=200.0,
+                           subjects=1 if one_subject else len(source_names), classes=tuple(classes),
+                           units="a.u.", description="test data")
+        needs_root = False
+
+        def sources(self):
+            return list(source_names)
+
+        def read(self, source):
+            rng = np.random.default_rng(int(source))
+            who = {"subject": "P", "session": f"day{source}"} if one_subject else {"subject": f"P{source}"}
+            out = []
+            for i in range(trials_per_source):
+                x = rng.normal(size=(8, 120)).astype(np.float32)
+                x[1] *= quiet_level + (5 - quiet_level) * (i % 2)
+                out.append(Recording(x, 200.0, "myo", trial=str(i), dataset=name, label=i % 2,
+                                     classes=tuple(classes), meta={"repetition": i // 2}, **who))
+            return out
+
+    return register_reader(_TwoClass)

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import register_two_class_reader
 
 import aemg.eval.baselines as baselines
 from aemg.cli import main
@@ -162,31 +163,9 @@ def test_confusion_pairs_count_only_predicted_trials():
 
 def test_cli_resumes_into_the_same_report(tmp_path, capsys, monkeypatch):
     import aemg.cli
-    from aemg.data.readers import register_reader
-    from aemg.data.readers.base import DatasetInfo, Reader
-    from aemg.data.recording import Recording
 
     monkeypatch.setattr(aemg.cli, "COMMANDS", ["evaluate"])
-
-    @register_reader
-    class _Toy(Reader):
-        info = DatasetInfo(name="toy-journal", device="myo", channels=8, rate=200.0, subjects=3,
-                           classes=("rest", "b"), units="a.u.", description="test data")
-        needs_root = False
-
-        def sources(self):
-            return ["0", "1", "2"]
-
-        def read(self, source):
-            rng = np.random.default_rng(int(source))
-            out = []
-            for i in range(6):
-                x = rng.normal(size=(8, 120)).astype(np.float32)
-                x[1] *= 5 * (i % 2)
-                out.append(Recording(x, 200.0, "myo", subject=f"P{source}", trial=str(i),
-                                     dataset="toy-journal", label=i % 2, classes=("rest", "b"),
-                                     meta={"repetition": i // 2}))
-            return out
+    register_two_class_reader("toy-journal", ("rest", "b"), ["0", "1", "2"], 6)
 
     out = tmp_path / "rep"
     argv = ["evaluate", "toy-journal", "--methods", "lda-log,lda-log-subjnorm", "--regimes",

@@ -10,6 +10,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from helpers import register_two_class_reader
 
 from aemg.cli import main
 from aemg.errors import ConfigError, DataError
@@ -275,30 +276,9 @@ def test_regime_table_marks_repeated_numbers():
 
 def test_cli_regimes_and_rest_class(tmp_path, capsys, monkeypatch):
     import aemg.cli
-    from aemg.data.readers import register_reader
-    from aemg.data.readers.base import DatasetInfo, Reader
-    from aemg.data.recording import Recording
 
     monkeypatch.setattr(aemg.cli, "COMMANDS", ["evaluate"])
-
-    @register_reader
-    class _Idle(Reader):
-        info = DatasetInfo(name="toy-idle", device="myo", channels=8, rate=200.0, subjects=3,
-                           classes=("idle", "b"), units="a.u.", description="test data")
-        needs_root = False
-
-        def sources(self):
-            return ["0", "1", "2"]
-
-        def read(self, source):
-            rng = np.random.default_rng(int(source))
-            out = []
-            for i in range(6):
-                x = rng.normal(size=(8, 120)).astype(np.float32)
-                x[1] *= 5 * (i % 2)
-                out.append(Recording(x, 200.0, "myo", subject=f"P{source}", trial=str(i), dataset="toy-idle",
-                                     label=i % 2, classes=("idle", "b"), meta={"repetition": i // 2}))
-            return out
+    register_two_class_reader("toy-idle", ("idle", "b"), ["0", "1", "2"], 6)
 
     argv = ["evaluate", "toy-idle", "--methods", "lda,lda-log-restnorm,lda-log-subjnorm", "--regimes",
             "none,rest,online,unlabelled", "--no-plots"]
@@ -603,31 +583,9 @@ def test_cli_group_by_session(tmp_path, capsys, monkeypatch):
     import json
 
     import aemg.cli
-    from aemg.data.readers import register_reader
-    from aemg.data.readers.base import DatasetInfo, Reader
-    from aemg.data.recording import Recording
 
     monkeypatch.setattr(aemg.cli, "COMMANDS", ["evaluate"])
-
-    @register_reader
-    class _Days(Reader):
-        info = DatasetInfo(name="toy-days", device="myo", channels=8, rate=200.0, subjects=1,
-                           classes=("a", "b"), units="a.u.", description="test data")
-        needs_root = False
-
-        def sources(self):
-            return ["1", "2", "3"]
-
-        def read(self, source):
-            rng = np.random.default_rng(int(source))
-            out = []
-            for i in range(4):
-                x = rng.normal(size=(8, 120)).astype(np.float32)
-                x[1] *= 1 + 4 * (i % 2)
-                out.append(Recording(x, 200.0, "myo", subject="P", session=f"day{source}", trial=str(i),
-                                     dataset="toy-days", label=i % 2, classes=("a", "b"),
-                                     meta={"repetition": i // 2}))
-            return out
+    register_two_class_reader("toy-days", ("a", "b"), ["1", "2", "3"], 4, one_subject=True, quiet_level=1.0)
 
     base = ["evaluate", "toy-days", "--methods", "lda-log,lda-log-subjnorm", "--regimes", "none,unlabelled",
             "--no-plots"]
