@@ -24,7 +24,7 @@ from .._version import __version__
 from ..errors import AemgError
 
 COMMANDS: list[str] = ["datasets", "rectify", "demo", "evaluate", "tokenize", "plot_events",
-                       "pretrain", "vocab", "embed", "prepare", "verify"]
+                       "pretrain", "vocab", "embed", "prepare", "verify", "compare"]
 
 
 class _Parser(argparse.ArgumentParser):
