@@ -4,6 +4,7 @@ One tiny synthetic archive (3 subjects, rest + 2 gestures x 2 repetitions) is re
 and pre-trained for a few steps once per module; every test reuses it.
 """
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -287,6 +288,14 @@ def test_evaluate_cli_with_checkpoint(setup, tmp_path, capsys):
     assert main(["evaluate", str(setup / "archive"), "--out", str(tmp_path / "r2"),
                  "--methods", "aemg-probe"]) == 2
     assert "needs a pre-trained run" in capsys.readouterr().err
+    # no --methods with a checkpoint: the recommended AEMG method per regime and the baselines
+    assert main(["evaluate", str(setup / "archive"), "--out", str(tmp_path / "r3"), "--checkpoint",
+                 str(setup / "run"), "--regimes", "rest,unlabelled", "--subjects", "s01", "--no-plots",
+                 "--no-progress"]) == 0
+    ran = json.loads((tmp_path / "r3" / "results.json").read_text())["config"]["methods"]
+    assert ran == ["lda-log", "lda-log-subjnorm", "lda-log-subjnorm-map", "aemg-probe-tok",
+                   "aemg-probe-tok-subjnorm", "aemg-probe-auto", "aemg-probe-tok-map"]
+    assert "| aemg-probe-auto |" in capsys.readouterr().out
 
 
 def _unlabelled_fold(trials):

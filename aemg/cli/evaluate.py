@@ -45,6 +45,15 @@ class _ListMethods(argparse.Action):
         parser.exit(0)
 
 
+def _default_methods(checkpoint) -> list[str]:
+    """``--methods`` left out: the classic defaults, or with a checkpoint the recommended set."""
+    from ..eval.baselines import DEFAULT_METHODS
+    if not checkpoint:
+        return list(DEFAULT_METHODS)
+    from ..eval.methods import RECOMMENDED_BASELINES, RECOMMENDED_METHODS
+    return list(dict.fromkeys([*RECOMMENDED_BASELINES, *RECOMMENDED_METHODS.values()]))
+
+
 def register(subparsers) -> None:
     from ..eval.baselines import DEFAULT_METHODS
     from ..eval.protocols import DEFAULT_SHARES, GROUPINGS, REGIMES
@@ -62,8 +71,10 @@ def register(subparsers) -> None:
     p.add_argument("source", help="archive folder, reader name, or reader:folder")
     p.add_argument("--list-methods", action=_ListMethods, help="print the method names and exit")
     p.add_argument("--out", required=True, help="report folder (created)")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                   help="comma-separated methods (see --list-methods); default %(default)s")
+    p.add_argument("--methods", default=None,
+                   help=f"comma-separated methods (see --list-methods); default {','.join(DEFAULT_METHODS)}, "
+                        "or with --checkpoint the recommended AEMG method per regime and the classic "
+                        "baselines with the same information")
     p.add_argument("--regimes", default=None,
                    help=f"comma-separated adaptation regimes: {','.join(REGIMES)}")
     p.add_argument("--protocols", default=None,
@@ -124,7 +135,7 @@ def run(args) -> int:
     from ..eval.runner import evaluate
     from ..eval.trials import load_trials
 
-    methods = _names(args.methods)
+    methods = _names(args.methods) if args.methods is not None else _default_methods(args.checkpoint)
     regimes = _names(args.regimes) if args.regimes is not None else []
     protocols = _names(args.protocols) if args.protocols is not None else ([] if regimes else ["loso"])
     bad = [p for p in protocols if p not in PROTOCOLS]
