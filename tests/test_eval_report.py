@@ -9,7 +9,7 @@ from aemg.cli import main
 from aemg.data.readers import register_reader
 from aemg.data.readers.base import DatasetInfo, Reader
 from aemg.data.recording import Recording
-from aemg.eval.report import write_report
+from aemg.eval.report import results_markdown, write_report
 from aemg.eval.runner import Results
 
 
@@ -112,3 +112,22 @@ def test_cli_errors(tmp_path, capsys, argv, message):
     code = main(["evaluate", "toy-eval", "--out", str(tmp_path / "r"), *argv])
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_leader_table_pairs_the_best_two_methods_per_regime():
+    from aemg.eval.report import leader_table
+    res = Results(classes=("rest", "fist"), dataset="toy",
+                  config={"methods": ["low", "mid", "top"], "regimes": ["none", "rest"]})
+    for i in range(10):                                            # top = mid + 10 points on every user
+        for method, regime, acc in (("low", "none", 0.2), ("mid", "none", 0.5), ("top", "rest", 0.6)):
+            acc = acc + 0.02 * i
+            res.folds.append({"method": method, "protocol": "loso", "regime": regime, "share": None,
+                              "seed": 0, "subject": f"S{i}", "n_test": 50, "correct_trials": round(50 * acc),
+                              "trial_acc": acc, "correct_windows": 0, "n_windows": 0})
+    table = leader_table(res)
+    # none: mid leads low by 30; rest: top (its own regime) leads mid (repeated from none) by 10
+    assert "| none | mid | low | +30.0 | [+30.0, +30.0] |" in table
+    assert "| rest | top | mid | +10.0 | [+10.0, +10.0] |" in table and "| 10/0/0 |" in table
+    assert "Is the best method's lead real?" in results_markdown(res)
+    one = Results(classes=("a", "b"), dataset="toy", config={"methods": ["m"]}, folds=res.folds[:1])
+    assert leader_table(one) == "" and "lead real" not in results_markdown(one)

@@ -111,6 +111,39 @@ def regime_table(res: Results) -> str:
     return "\n".join(lines) + "\n"
 
 
+def leader_table(res: Results, seed: int = 0) -> str:
+    """Markdown: per regime column, the best method against the runner-up, paired over the users
+    both were tested on (:func:`aemg.eval.stats.paired_comparison`: the lead with its 95 %
+    bootstrap interval, seed ``seed``, Wilcoxon p, wins/ties/losses). Empty when no column has
+    two methods."""
+    from .stats import paired_comparison
+
+    columns, methods, cells = regime_cells(res)
+    users: dict = {}
+    for r in res.per_subject():
+        users.setdefault((r["method"], r["regime"], r["share"]), {})[r["subject"]] = r["trial_acc"]
+    lines = []
+    for col in columns:
+        ranked = sorted(((cells[(m, col)][0]["trial_mean"], m) for m in methods if (m, col) in cells),
+                        key=lambda t: -t[0])
+        if len(ranked) < 2:
+            continue
+        (_, top), (_, second) = ranked[:2]
+        a = users.get((top, cells[(top, col)][1], col[1] if cells[(top, col)][1] == col[0] else None), {})
+        b = users.get((second, cells[(second, col)][1],
+                       col[1] if cells[(second, col)][1] == col[0] else None), {})
+        if len(set(a) & set(b)) < 2:
+            continue
+        r = paired_comparison(a, b, seed=seed)
+        lines.append(f"| {_column_name(col)} | {top} | {second} | {r['diff']:+.1f} | "
+                     f"[{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}] | {r['p_wilcoxon']:.2g} | "
+                     f"{r['wins']}/{r['ties']}/{r['losses']} |")
+    if not lines:
+        return ""
+    return "\n".join(["| regime | best | runner-up | lead, points | 95 % interval | Wilcoxon p | "
+                      "wins/ties/losses |", "|---|---|---|---|---|---|---|", *lines]) + "\n"
+
+
 def _grouping_text(res: Results) -> str:
     from .protocols import Grouping
     g = res.config.get("grouping") or {}
@@ -136,8 +169,15 @@ def results_markdown(res: Results) -> str:
              "rest recording per session; online = its earlier trials, unlabelled; unlabelled = all its "
              "trials, unlabelled; fewshot = a labelled share (+ rest). (x): the method uses nothing more "
              "than a poorer regime and repeats its numbers; -: not applicable.", "",
-             regime_table(res).rstrip("\n"), "",
-             "## All results", "",
+             regime_table(res).rstrip("\n"), ""]
+    leaders = leader_table(res)
+    if leaders:
+        lines += ["## Is the best method's lead real?", "",
+                  "Per regime, the best method against the runner-up, paired over the users both were "
+                  f"tested on: mean lead over {_unit(res)}, 95 % bootstrap interval (seed 0), Wilcoxon "
+                  "signed-rank p, users won / tied / lost (`aemg compare` for any other pair).", "",
+                  leaders.rstrip("\n"), ""]
+    lines += ["## All results", "",
              "| method | protocol | regime | share | subjects | per trial | per window |",
              "|---|---|---|---|---|---|---|"]
     order = {g: i for i, g in enumerate(COLUMN_ORDER)}
