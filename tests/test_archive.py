@@ -183,6 +183,33 @@ def test_interrupt_then_resume(tmp_path):
         assert_same(got, ref)
 
 
+def test_precision_is_recorded_and_a_resume_cannot_mix_the_two(tmp_path):
+    out = tmp_path / "a"
+    rectify_dataset(FakeReader(n=2), out, SPACE, workers=1, progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["precision"] == "float32"  # the default
+    assert {r.meta["rectify"]["precision"] for r in open_archive(out)} == {"float32"}
+    with pytest.raises(ConfigError, match=r'precision: archive has "float32", now "float64".*--precision'):
+        rectify_dataset(FakeReader(n=2), out, SPACE, workers=1, progress=False, precision="float64")
+    with pytest.raises(ConfigError, match="precision.*float16"):
+        rectify_dataset(FakeReader(n=2), tmp_path / "b", SPACE, workers=1, progress=False, precision="float16")
+    # an archive made before the field was made in float64: resumable only as float64
+    old = tmp_path / "old"
+    rectify_dataset(FakeReader(n=2), old, SPACE, workers=1, progress=False, precision="float64")
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["precision"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match=r'precision: archive has "float64", now "float32"'):
+        rectify_dataset(FakeReader(n=2), old, SPACE, workers=1, progress=False)
+    report = rectify_dataset(FakeReader(n=2), old, SPACE, workers=1, progress=False, precision="float64")
+    assert report.skipped == 2 and report.complete
+    # the two paths give nearly, not exactly, the same samples
+    a, b = open_archive(out), open_archive(old)
+    for x, y in zip(a, b):
+        assert not np.array_equal(x.data, y.data)
+        np.testing.assert_allclose(x.data, y.data, rtol=0, atol=1e-4 * float(np.abs(y.data).max()))
+
+
 def test_resume_refuses_other_arguments(tmp_path):
     out = tmp_path / "a"
     rectify_dataset(FakeReader(n=2), out, SPACE, workers=1, progress=False)

@@ -6,6 +6,8 @@ Layout (format ``aemg-archive``, version 2)::
       manifest.json      written once when the archive is created, never changed afterwards:
                          {"format", "version", "aemg_version", "created", "reader",
                           "reader_options", "source_root", "space" (StandardSpace dict),
+                          "precision" ("float32" or "float64": the arithmetic that made the
+                          samples; absent before session 6, i.e. "float64"),
                           "amplitude_scale", "shard_bytes", "compression", and "native_rate"
                           when the dataset is logged irregularly (the one rate that bounds every
                           recording's band, see aemg.data.rectify.dataset_native_rate)}
@@ -94,7 +96,9 @@ _MERGE_GAP_BYTES = 1 << 20
 DEFAULT_SHARD_BYTES = 64 << 20
 #: manifest fields that must match when an existing archive is resumed
 IDENTITY_FIELDS = ("format", "version", "aemg_version", "reader", "reader_options", "source_root",
-                   "space")
+                   "space", "precision")
+#: ``precision`` of a manifest written before the field (those archives were made in float64)
+OLD_PRECISION = "float64"
 INDEX_FIELDS = ("key", "dataset", "subject", "session", "trial", "device", "n_channels", "label",
                 "classes", "n_samples", "rate", "source", "shard", "position")
 #: the name of ``position`` in index rows written before issue 11 (still read)
@@ -562,7 +566,10 @@ class ArchiveWriter:
         manifest_path = self.path / MANIFEST
         stored = stored_marker(self.path, MANIFEST, "an aemg archive", read_archive_json)
         if stored is not None:
-            diff = field_differences(stored, manifest, IDENTITY_FIELDS, "archive")
+            held = stored if "precision" not in manifest else {"precision": OLD_PRECISION, **stored}
+            diff = [d + (" (rectify's --precision; an archive never mixes the two)"
+                         if d.startswith("precision:") else "")
+                    for d in field_differences(held, manifest, IDENTITY_FIELDS, "archive")]
             if diff:
                 raise identity_error(self.path, "an archive made with other settings", diff, "output folder")
             self.manifest = stored

@@ -43,6 +43,9 @@ NOTCH_MODES = ("detect", "all", "off")
 _NYQUIST_MARGIN = 0.9  # band upper edge at most this fraction of the Nyquist frequency
 #: seconds at the start of a recording that ``notch_mode="detect"`` looks at
 LINE_EXCERPT_S = 10.0
+#: arithmetic of the resampler, the filter cascade and the topology product (see :func:`rectify`)
+PRECISIONS = ("float32", "float64")
+DEFAULT_PRECISION = "float32"
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,21 @@ def _topology(device: Device, n_virtual: int) -> np.ndarray:
     W = topology_matrix(device, n_virtual)
     W.setflags(write=False)
     return W
+
+
+@lru_cache(maxsize=64)
+def _topology32(device: Device, n_virtual: int) -> np.ndarray:
+    """:func:`_topology` as float32 (the float32 path's topology product), cached (read-only)."""
+    W = _topology(device, n_virtual).astype(np.float32)
+    W.setflags(write=False)
+    return W
+
+
+def check_precision(precision: str, where: str = "precision") -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else ConfigError naming ``where``."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"{where}: {precision!r} is not one of {', '.join(PRECISIONS)}")
+    return precision
 
 
 @lru_cache(maxsize=32)
@@ -230,6 +248,64 @@ def _sos_design_cached(key: bytes) -> tuple[np.ndarray, int]:
     zi.setflags(write=False)
     ntaps = 2 * sos.shape[0] + 1 - min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum()))
     return zi, ntaps
+
+
+def sosfiltfilt32_reference(sos: np.ndarray, x: np.ndarray, padlen: int, zi: np.ndarray | None = None
+                            ) -> np.ndarray:
+    """Readable reference of the ``"sosfiltfilt32"`` op (the float32 path): SciPy's ``sosfiltfilt``
+    of the samples as float32 with the sections rounded to float32, i.e. SciPy's own float32
+    computation (``sosfilt_zi`` of the float32 sections, odd extension and both passes in float32).
+
+    ``sos`` (S, 6), ``x`` (C, T) any real dtype and layout, ``padlen`` in [0, T - 1]; ``zi`` ignored
+    (SciPy computes its own). Returns (C, T) float32.
+    """
+    y = signal.sosfiltfilt(np.asarray(sos, dtype=np.float32), np.asarray(x, dtype=np.float32), axis=-1,
+                           padlen=padlen)
+    assert y.dtype == np.float32
+    return y
+
+
+def sosfiltfilt32_entry(sosfiltfilt32_into):
+    """The ``sosfiltfilt32`` op around the compiled ``aemg._ext.filt_cy.sosfiltfilt32_into``."""
+
+    def sosfiltfilt32_cython(sos, x, padlen, zi=None):
+        sos32, zi32, _ = _sos_design32(sos)
+        if x.dtype not in (np.int16, np.float32, np.float64):
+            x = x.astype(np.float32)
+        out = np.empty(x.shape, dtype=np.float32)
+        sosfiltfilt32_into(x, sos32, zi32 if zi is None else np.ascontiguousarray(zi, np.float32),
+                           int(padlen), out)
+        return out
+
+    return sosfiltfilt32_cython
+
+
+def _sos_design32(sos: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """(float32 sections, their ``sosfilt_zi`` ravelled as SciPy computes it for float32 sections,
+    tap count), cached by value."""
+    return _sos_design32_cached(np.ascontiguousarray(sos, dtype=np.float64).tobytes())
+
+
+@lru_cache(maxsize=256)
+def _sos_design32_cached(key: bytes) -> tuple[np.ndarray, np.ndarray, int]:
+    sos = np.frombuffer(key, dtype=np.float64).reshape(-1, 6).astype(np.float32)
+    zi = np.ascontiguousarray(signal.sosfilt_zi(sos).ravel(), dtype=np.float32)
+    sos.setflags(write=False)
+    zi.setflags(write=False)
+    return sos, zi, _sos_design_cached(key)[1]
+
+
+def zero_phase32(sos: np.ndarray, x, *, backend: str | None = None) -> np.ndarray:
+    """:func:`zero_phase` on the float32 path: (C, T) any real dtype -> (C, T) float32, SciPy's
+    float32 ``sosfiltfilt`` (op ``"sosfiltfilt32"``; the compiled backend is bit-identical to it)."""
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise DataError("x", f"expected a 2-D array (channels, time), got shape {x.shape}")
+    if x.shape[1] == 0 or sos.shape[0] == 0:
+        return x.astype(np.float32)
+    impl = backends.get("sosfiltfilt32", backend)
+    ntaps = _sos_design(sos)[1]
+    return impl(sos, x, max(0, min(3 * ntaps, x.shape[1] - 1)))
 
 
 def zero_phase(sos: np.ndarray, x, *, dtype=np.float64, backend: str | None = None) -> np.ndarray:
@@ -508,6 +584,26 @@ def _resample64(x: np.ndarray, rate_in: float, rate_out: float, max_denominator:
     return backends.get("resample_poly")(x, up, down)
 
 
+def _resample32(x: np.ndarray, rate_in: float, rate_out: float, max_denominator: int = 1000) -> np.ndarray:
+    """:func:`_resample64` on the float32 path (op ``"resample_poly32"``): (C, T) -> float32."""
+    up, down = rate_ratio(rate_in, rate_out, max_denominator)
+    if up == down:
+        return x
+    if x.shape[1] == 0:
+        return np.zeros((x.shape[0], 0), np.float32)
+    return backends.get("resample_poly32")(x, up, down)
+
+
+def resample_poly32_reference(x: np.ndarray, up: int, down: int) -> np.ndarray:
+    """Readable reference of the ``"resample_poly32"`` op: ``scipy.signal.resample_poly`` of the
+    samples as float32 with the default anti-alias FIR rounded to float32, i.e. SciPy's float32
+    computation; (C, T) -> (C, ceil(T up / down)) float32."""
+    y = signal.resample_poly(np.asarray(x, dtype=np.float32), up, down, axis=-1,
+                             window=_polyphase_fir(up, down).astype(np.float32))
+    assert y.dtype == np.float32
+    return y
+
+
 def resample_poly_reference(x: np.ndarray, up: int, down: int) -> np.ndarray:
     """Readable reference of the ``"resample_poly"`` op: ``scipy.signal.resample_poly`` along time
     with the cached default anti-alias FIR (:func:`_polyphase_fir`); (C, T) -> (C, ceil(T up /
@@ -515,20 +611,48 @@ def resample_poly_reference(x: np.ndarray, up: int, down: int) -> np.ndarray:
     return signal.resample_poly(x, up, down, axis=-1, window=_polyphase_fir(up, down))
 
 
-@lru_cache(maxsize=64)
-def _polyphase_plan(up: int, down: int) -> tuple[np.ndarray, int, int, int]:
-    """What ``resample_poly`` derives from the FIR before calling ``upfirdn``: the transposed,
-    flipped, zero-padded filter and (half_len, n_pre_pad, n_pre_remove); post padding depends on
-    the length and is checked by the caller."""
+def _polyphase_plan(up: int, down: int, n_in: int, dtype=np.float64) -> tuple[np.ndarray, int]:
+    """What ``resample_poly`` derives from the FIR before calling ``upfirdn`` for ``n_in`` samples:
+    the transposed, flipped, zero-padded filter (``dtype``: float64, or float32 as SciPy computes
+    it for float32 samples: the FIR rounded, then scaled by ``up`` in float32) and n_pre_remove.
+    The post padding is SciPy's for that length (zero taps multiply samples too, so a NaN or inf
+    reaches exactly the outputs it reaches in SciPy); cached per (up, down, post padding, dtype)."""
+    half_len = 10 * max(up, down)
+    n_pre_pad = down - half_len % down
+    n_pre_remove = (half_len + n_pre_pad) // down
+    n_out = -(-n_in * up // down)
+    len_h, n_post_pad = 2 * half_len + 1 + n_pre_pad, 0
+    while ((n_in - 1) * up + len_h + n_post_pad - 1) // down + 1 < n_out + n_pre_remove:  # as SciPy
+        n_post_pad += 1
+    return _polyphase_taps(up, down, n_post_pad, np.dtype(dtype).str), n_pre_remove
+
+
+@lru_cache(maxsize=256)
+def _polyphase_taps(up: int, down: int, n_post_pad: int, dtype: str) -> np.ndarray:
     from scipy.signal._upfirdn import _pad_h
 
-    h = _polyphase_fir(up, down) * up
-    half_len = (h.size - 1) // 2
-    n_pre_pad = down - half_len % down
-    h = np.concatenate([np.zeros(n_pre_pad), h, np.zeros(down + up)])  # enough post padding
-    h_tf = np.ascontiguousarray(_pad_h(h, up))
+    h = _polyphase_fir(up, down).astype(dtype)
+    h *= up  # in the filter's dtype, as resample_poly
+    n_pre_pad = down - ((h.size - 1) // 2) % down
+    h = np.concatenate([np.zeros(n_pre_pad, dtype), h, np.zeros(n_post_pad, dtype)])
+    h_tf = np.ascontiguousarray(_pad_h(h, up), dtype=dtype)
     h_tf.setflags(write=False)
-    return h_tf, half_len, n_pre_pad, (half_len + n_pre_pad) // down
+    return h_tf
+
+
+def resample_poly32_entry(upfirdn32_into):
+    """The ``resample_poly32`` op around the compiled ``aemg._ext.filt_cy.upfirdn32_into``."""
+
+    def resample_poly32_cython(x: np.ndarray, up: int, down: int) -> np.ndarray:
+        h_tf, n_pre_remove = _polyphase_plan(up, down, x.shape[1], np.float32)
+        n_out = -(-x.shape[1] * up // down)
+        if x.dtype not in (np.int16, np.float32, np.float64):
+            x = x.astype(np.float32)
+        out = np.empty((x.shape[0], n_out), np.float32)
+        upfirdn32_into(x, h_tf, up, down, n_pre_remove, out)
+        return out
+
+    return resample_poly32_cython
 
 
 def resample_poly_entry(upfirdn_into):
@@ -536,9 +660,7 @@ def resample_poly_entry(upfirdn_into):
     ``wrap`` of that backend in :data:`aemg.backends.TABLE`)."""
 
     def resample_poly_cython(x: np.ndarray, up: int, down: int) -> np.ndarray:
-        # zero taps appended after the filter (SciPy's post padding) add 0.0 * x: they change no
-        # output, so one generously padded filter serves every length
-        h_tf, _, _, n_pre_remove = _polyphase_plan(up, down)
+        h_tf, n_pre_remove = _polyphase_plan(up, down, x.shape[1])
         n_out = -(-x.shape[1] * up // down)
         if x.dtype not in (np.int16, np.float32, np.float64):
             x = x.astype(np.float64)
@@ -698,18 +820,21 @@ def amplitude_gain(space: StandardSpace, *, scale: float | None = None,
 
 # -- the pipeline -------------------------------------------------------------------------------
 
-def _unscaled(rec: Recording, space: StandardSpace,
-              native_rate: float | None = None) -> tuple[np.ndarray, np.ndarray | None, dict]:
-    """Rectified samples (channels, T') float64 before the amplitude gain, labels, provenance.
-    ``native_rate``: for irregular logs, the rate whose Nyquist bounds the band (the dataset's,
-    see :func:`dataset_native_rate`); None: the recording's own effective rate."""
+def _unscaled(rec: Recording, space: StandardSpace, native_rate: float | None = None,
+              precision: str = DEFAULT_PRECISION) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """Rectified samples (channels, T') before the amplitude gain (float32 or float64 by
+    ``precision``), labels, provenance. ``native_rate``: for irregular logs, the rate whose Nyquist
+    bounds the band (the dataset's, see :func:`dataset_native_rate`); None: the recording's own
+    effective rate."""
     where = rec.source or rec.key
     rate_in = rec.rate
-    W = _topology(rec.device, space.channels)
+    f32 = check_precision(precision) == "float32"
+    W = (_topology32 if f32 else _topology)(rec.device, space.channels)
     map_first = W.shape[0] < W.shape[1]
-    # the compiled resampler and filter read float32 as it is (widening is exact); the topology
-    # product and the irregular path need float64 first
-    x = rec.data if rec.times is None and not map_first else rec.data.astype(np.float64)
+    resample_ = _resample32 if f32 else _resample64
+    # the compiled resampler and filter read float32 as it is (widening is exact); the float64
+    # path's topology product and the irregular path need float64 first
+    x = rec.data if f32 or (rec.times is None and not map_first) else rec.data.astype(np.float64)
     if map_first:
         x = W @ x
     labels = rec.labels
@@ -719,7 +844,7 @@ def _unscaled(rec: Recording, space: StandardSpace,
         else:
             native = effective_rate(rec.times, x) if x.shape[1] >= 2 else space.rate
         y, t_out = resample_irregular(rec.times, x, space.rate)
-        x = y.astype(np.float64)
+        x = y if f32 else y.astype(np.float64)
         if labels is not None:
             idx = np.clip(np.searchsorted(rec.times, t_out), 0, rec.times.size - 1)
             prev = np.clip(idx - 1, 0, rec.times.size - 1)
@@ -737,7 +862,7 @@ def _unscaled(rec: Recording, space: StandardSpace,
         raise DataError(where, f"rate {source_rate:g} Hz is too low for the band {space.band} Hz "
                                f"(upper edge clipped to {hi_eff:g} Hz)")
     if rec.times is None and down_first:
-        x = _resample64(x, rate_in, space.rate)
+        x = resample_(x, rate_in, space.rate)
     # from here x is what the filters see, at filter_rate: the line is detected on it too (on a
     # downsampled recording that is half the work or less, with the same 0.5 Hz bins and bound)
     line = None
@@ -751,9 +876,9 @@ def _unscaled(rec: Recording, space: StandardSpace,
         lines = []
     notch_freqs = [f for f0 in lines for f in line_harmonics(f0, min(hi_eff, filter_rate / 2))]
     sos = _cascade(filter_rate, lo, hi_eff, space.filter_order, tuple(notch_freqs), space.notch_q)
-    x = _filtfilt(sos, x)
+    x = zero_phase32(sos, x) if f32 else _filtfilt(sos, x)
     if rec.times is None and not down_first:
-        x = _resample64(x, rate_in, space.rate)
+        x = resample_(x, rate_in, space.rate)
     if rec.times is None and labels is not None:
         idx = np.minimum(np.round(np.arange(x.shape[1]) * (rate_in / space.rate)).astype(np.int64),
                          max(labels.size - 1, 0))
@@ -763,14 +888,15 @@ def _unscaled(rec: Recording, space: StandardSpace,
     prov = {"source_rate": rate_in, "source_device": rec.device.name, "source_units": rec.units,
             "band": [float(lo), float(hi_eff)], "notch": [float(f) for f in notch_freqs],
             "line_hz": line if space.notch_mode == "detect"
-            else (lines[0] if lines else None), "space": space.to_dict()}
+            else (lines[0] if lines else None), "space": space.to_dict(), "precision": precision}
     if rec.times is not None:
         prov["native_rate"] = float(source_rate)
     return x, labels, prov
 
 
 def rectify(rec: Recording, space: StandardSpace = StandardSpace(), *,
-            amplitude_scale: float | None = None, native_rate: float | None = None) -> Recording:
+            amplitude_scale: float | None = None, native_rate: float | None = None,
+            precision: str = DEFAULT_PRECISION) -> Recording:
     """Rectify one recording into the standard space.
 
     Parameters
@@ -785,6 +911,12 @@ def rectify(rec: Recording, space: StandardSpace = StandardSpace(), *,
         Hz; the band's upper edge is then the same for every recording of the dataset. None: each
         recording's own effective rate bounds its band (per-recording bands: features that depend
         on the band, such as zero crossings, then differ between a user's recordings).
+    precision : {"float32", "float64"}
+        Arithmetic of the resampler, the filter cascade and the topology product. ``"float32"``
+        (default): SciPy's float32 computation (compiled on 8 float lanes, bit-identical to it),
+        within ~1e-6 of the float64 path relative to the signal's RMS (docs/notes/rectify.md,
+        Session 6); ``"float64"``: SciPy's float64 computation, rounded to float32 once at the end.
+        Recorded in ``meta["rectify"]["precision"]``.
 
     Returns
     -------
@@ -793,7 +925,7 @@ def rectify(rec: Recording, space: StandardSpace = StandardSpace(), *,
         :func:`standard_device`, labels resampled by nearest sample, ``times`` None, and
         ``meta["rectify"]`` = provenance (source rate, device and units, band, notches, gain).
     """
-    x, labels, prov = _unscaled(rec, space, native_rate)
+    x, labels, prov = _unscaled(rec, space, native_rate, precision)
     own = (noise_floor(x, space.rate, window_s=space.floor_window_s, percentile=space.floor_percentile)
            if space.amplitude == "recording" or (space.amplitude == "noise_floor" and amplitude_scale is None)
            else None)
@@ -803,6 +935,7 @@ def rectify(rec: Recording, space: StandardSpace = StandardSpace(), *,
     meta["rectify"] = prov
     data = np.empty(x.shape, np.float32)
     np.multiply(x, gain, out=data, casting="same_kind")  # = (x * gain).astype(float32), no temporary
+    # (float32 x: the product is computed in float32)
     return Recording(data=data, rate=space.rate, device=space.device,
                      units="standard", subject=rec.subject, session=rec.session, trial=rec.trial,
                      dataset=rec.dataset, label=rec.label, labels=labels, classes=rec.classes,
@@ -828,7 +961,8 @@ def dataset_native_rate(recordings: Iterable[Recording], percentile: float = 10.
 
 
 def estimate_amplitude_scale(recordings: Iterable[Recording], space: StandardSpace = StandardSpace(), *,
-                             limit: int | None = None, native_rate: float | None = None) -> float:
+                             limit: int | None = None, native_rate: float | None = None,
+                             precision: str = DEFAULT_PRECISION) -> float:
     """A dataset's noise floor in the standard space (before gain): the ``space.floor_percentile``
     percentile of the moving RMS pooled over (at most ``limit`` of) ``recordings``, each rectified
     with ``amplitude="none"``.
@@ -843,7 +977,7 @@ def estimate_amplitude_scale(recordings: Iterable[Recording], space: StandardSpa
     for i, rec in enumerate(recordings):
         if limit is not None and i >= limit:
             break
-        x, _, _ = _unscaled(rec, raw, native_rate)
+        x, _, _ = _unscaled(rec, raw, native_rate, precision)
         pooled.append(moving_rms(x, raw.rate, raw.floor_window_s))
     values = np.concatenate(pooled) if pooled else np.zeros(0)
     if values.size == 0:
