@@ -15,9 +15,10 @@ Layout (format ``aemg-archive``, version 2)::
                          {"format", "version", "complete",
                           "sources":    [{"source", "recordings", "error"}]   (every finished source)
                           "recordings": [row, ...],                           (one row per recording)
-                          "shards":     {"shards/000001.h5": {"bytes", "sha256", "sources"}}}
+                          "shards":     {"shards/000001.h5": {"bytes", "crc32", "sources"}}}
                          (the size and checksum of each committed shard: a resumed run verifies
-                         them and reads the sources of a missing, truncated or changed shard again)
+                         them and reads the sources of a missing, truncated or changed shard again;
+                         archives written before session 6 record "sha256", still verified)
       errors.jsonl       one {"source", "problem"} line per source that failed (a copy of the
                          failed ``sources`` entries, for people and ``grep``)
       shards/000001.h5   HDF5, the shard's recordings stored one after the other:
@@ -97,6 +98,10 @@ DEFAULT_SHARD_BYTES = 64 << 20
 #: manifest fields that must match when an existing archive is resumed
 IDENTITY_FIELDS = ("format", "version", "aemg_version", "reader", "reader_options", "source_root",
                    "space", "precision")
+#: checksum recorded per committed shard (:func:`aemg._io.file_digest`): crc32 finds truncation,
+#: torn writes and swapped files as sha256 does, at about half its cost (docs/notes/rectify.md,
+#: Session 6); no security claim is made for either
+SHARD_DIGEST = "crc32"
 #: ``precision`` of a manifest written before the field (those archives were made in float64)
 OLD_PRECISION = "float64"
 INDEX_FIELDS = ("key", "dataset", "subject", "session", "trial", "device", "n_channels", "label",
@@ -680,8 +685,8 @@ class ArchiveWriter:
             shard = f"{SHARDS}/{self._next:06d}.h5"
             write_shard(self.path / shard, recordings, compression=self.compression)
             self._next += 1
-            size, sha = file_digest(self.path / shard)
-            self.shards[shard] = {"bytes": size, "sha256": sha,
+            size, digest = file_digest(self.path / shard, SHARD_DIGEST)
+            self.shards[shard] = {"bytes": size, SHARD_DIGEST: digest,
                                   "sources": [src for src, recs, _ in self._pending if recs]}
         retried = {source for source, _, _ in self._pending}
         self.sources = [s for s in self.sources if s["source"] not in retried]

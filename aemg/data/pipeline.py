@@ -171,27 +171,31 @@ def _read_raw(reader, source: str) -> list[Recording]:
     return raw
 
 
-def _scale_source(source: str) -> tuple[str, list[Recording] | None, np.ndarray | None, str | None]:
-    """Worker task: ``(source, raw recordings, moving RMS, None)`` if the whole file passes (reads,
-    rectifies, is not silent), else ``(source, None, None, problem)``; only passing files estimate
-    the amplitude scale. The moving RMS (:func:`~aemg.data.rectify.moving_rms` of each recording
-    rectified without gain, concatenated) is what :func:`~aemg.data.rectify.estimate_amplitude_scale`
-    pools, so each sampled recording is rectified once here."""
-    from .rectify import StandardSpace, _unscaled, moving_rms
+def _scale_source(source: str) -> tuple[str, list[Recording] | None, np.ndarray | None, str | None,
+                                        list | None]:
+    """Worker task: ``(source, raw recordings, moving RMS, None, unscaled)`` if the whole file
+    passes (reads, rectifies, is not silent), else ``(source, None, None, problem, None)``; only
+    passing files estimate the amplitude scale. The moving RMS (:func:`~aemg.data.rectify.moving_rms`
+    of each recording rectified without gain, concatenated) is what
+    :func:`~aemg.data.rectify.estimate_amplitude_scale` pools, so each sampled recording is
+    rectified once here; ``unscaled`` holds each recording's ``_unscaled`` result (samples before
+    the gain, labels, provenance), which the run then finishes instead of rectifying it again."""
+    from .rectify import _unscaled, moving_rms
     reader, space, precision = _WORKER["reader"], _WORKER["space"], _WORKER.get("precision", "float64")
     try:
         raw = _read_raw(reader, source)
-        plain = StandardSpace(**{**space.to_dict(), "amplitude": "none"})
-        rms = [moving_rms(_unscaled(rec, plain, None, precision)[0], plain.rate, plain.floor_window_s)
-               for rec in raw]
+        # the amplitude mode plays no part before the gain: the run's own space, so the provenance
+        # of what is kept is the run's
+        unscaled = [_unscaled(rec, space, None, precision) for rec in raw]
+        rms = [moving_rms(u[0], space.rate, space.floor_window_s) for u in unscaled]
         values = np.concatenate(rms) if rms else np.zeros(0)
         if raw and values.size == 0:
             raise DataError("estimate_amplitude_scale", "no samples in the given recordings")
         if raw and not float(np.percentile(values, space.floor_percentile)) > 0:
             raise DataError("estimate_amplitude_scale", "the recordings are silent (noise floor 0)")
-        return source, raw, values, None
+        return source, raw, values, None, unscaled
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
-        return source, None, None, _problem(exc, _source_path(reader, source))
+        return source, None, None, _problem(exc, _source_path(reader, source)), None
 
 
 def _rectify_source(source: str) -> tuple[str, list[Recording] | None, str | None, int]:
@@ -355,9 +359,10 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
 
     sources = list(rdr.sources())
     stored = stored_marker(out, MANIFEST, "an aemg archive", read_archive_json)
+    kept: dict[str, tuple[list[Recording], list]] = {}  # sampled sources already rectified (no gain)
     if stored is None:
         scale, native = _estimate_scale(rdr, sources, space, min(workers, len(sources) or 1),
-                                        estimate_amplitude_scale, precision)
+                                        estimate_amplitude_scale, precision, kept)
         manifest["amplitude_scale"] = scale
         if native is not None:
             manifest["native_rate"] = native
@@ -383,7 +388,7 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
                                      if remote is None else remote(initargs)) as runner:
             if on_runner is not None:
                 on_runner(runner)
-            for source, recs, problem, n_in in runner.imap(_rectify_source, todo):
+            for source, recs, problem, n_in in _results(runner, todo, kept, space, scale):
                 report.processed += 1
                 # add() may turn the source into an error (a duplicate recording key)
                 problem = writer.add(source, recs or (), problem)
@@ -423,11 +428,29 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
     return report
 
 
+def _results(runner, todo: list[str], kept: dict, space, scale: float) -> Iterator[tuple]:
+    """``_rectify_source``'s results for ``todo`` in order: the sources in ``kept`` (rectified
+    without gain by the amplitude-scale pass) are finished in this process, the others come from
+    the runner (the same samples either way: ``rectify`` is ``_unscaled`` then the gain)."""
+    from .rectify import finish_rectified
+    rest = runner.imap(_rectify_source, [s for s in todo if s not in kept])
+    for source in todo:
+        if source not in kept:
+            yield next(rest)
+            continue
+        raw, unscaled = kept.pop(source)
+        recs = [finish_rectified(rec, x, labels, prov, space, scale)
+                for rec, (x, labels, prov) in zip(raw, unscaled)]
+        yield source, recs, None, sum(r.n_samples for r in raw)
+
+
 def _estimate_scale(rdr, sources: list[str], space, workers: int, estimate: Callable,
-                    precision: str = "float64") -> tuple[float, float | None]:
+                    precision: str = "float64", kept: dict | None = None) -> tuple[float, float | None]:
     """The amplitude scale and the native rate of irregular logs (None when none is irregular) of
     the dataset, from the raw recordings of :func:`scale_sample` that pass (a sampled file that
-    fails is logged and left out; it is reported again when its turn comes in the run)."""
+    fails is logged and left out; it is reported again when its turn comes in the run). ``kept``
+    (when given, and no log is irregular) receives ``{source: (raw, unscaled)}`` of the passing
+    sampled sources for :func:`_results`."""
     from .rectify import dataset_native_rate, estimate_amplitude_scale
     sample = scale_sample(sources)
     if not sample:
@@ -436,10 +459,12 @@ def _estimate_scale(rdr, sources: list[str], space, workers: int, estimate: Call
     pooled: list[np.ndarray] = []
     problems = []
     with _Runner(workers, (rdr, space, None, None, precision)) as runner:
-        for source, recs, rms, problem in runner.imap(_scale_source, sample):
+        done: dict[str, tuple[list[Recording], list]] = {}
+        for source, recs, rms, problem, unscaled in runner.imap(_scale_source, sample):
             if problem is None:
                 recordings.extend(recs)
                 pooled.append(rms)
+                done[source] = (recs, unscaled)
             else:
                 problems.append(f"{_source_path(rdr, source)}: {problem}")
                 logger.warning("not used for the amplitude scale: %s", problems[-1])
@@ -454,5 +479,7 @@ def _estimate_scale(rdr, sources: list[str], space, workers: int, estimate: Call
         scale = float(np.percentile(values, space.floor_percentile))  # each passing source has windows
         if not scale > 0:
             raise DataError("estimate_amplitude_scale", "the recordings are silent (noise floor 0)")
+        if kept is not None:
+            kept.update(done)
         return scale, None
     return float(estimate(recordings, space, native_rate=native, precision=precision)), native
