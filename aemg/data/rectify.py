@@ -463,25 +463,42 @@ def welch_channel_sum(x: np.ndarray, rate: float, nper: int,
     win = _hann(nper, "float32" if f32 else "float64")
     step = nper - nper // 2
     n_seg = (x.shape[1] - nper) // step + 1
-    # the half-overlapping segments as a strided view (sliding_window_view's set-up costs more
-    # than the FFT of a short recording); the same values and operations as signal.welch's
-    seg = np.lib.stride_tricks.as_strided(x, shape=(x.shape[0], n_seg, nper),
-                                          strides=(x.strides[0], step * x.strides[1], x.strides[1]),
-                                          writeable=False)
-    if (bins.start or 0) >= 2:
-        # the periodic Hann window's spectrum is zero beyond bin 1, so removing each segment's
-        # mean changes no wanted bin (beyond float64 rounding): one pass less
-        seg = seg * win
+    # the periodic Hann window's spectrum is zero beyond bin 1, so removing each segment's mean
+    # changes no wanted bin from bin 2 on (beyond float64 rounding): one pass less
+    keep_mean = (bins.start or 0) >= 2
+    if keep_mean and nper % 2 == 0:
+        # segments overlap by half: the windowed segments are the signal's halves times the
+        # window's halves (two products, the same values as segment * window)
+        halves = x[:, : (n_seg + 1) * step].reshape(x.shape[0], n_seg + 1, step)
+        seg = np.empty((x.shape[0], n_seg, nper), win.dtype)
+        np.multiply(halves[:, :-1], win[:step], out=seg[..., :step])
+        np.multiply(halves[:, 1:], win[step:], out=seg[..., step:])
     else:
-        seg = seg - np.add.reduce(seg, axis=-1, keepdims=True) / nper
-        seg *= win
+        # the half-overlapping segments as a strided view (sliding_window_view's set-up costs
+        # more than the FFT of a short recording); the same values and operations as signal.welch's
+        seg = np.lib.stride_tricks.as_strided(x, shape=(x.shape[0], n_seg, nper),
+                                              strides=(x.strides[0], step * x.strides[1], x.strides[1]),
+                                              writeable=False)
+        if keep_mean:
+            seg = seg * win
+        else:
+            seg = seg - np.add.reduce(seg, axis=-1, keepdims=True) / nper
+            seg *= win
     spec = (_scipy_fft().rfft(seg, axis=-1) if f32 else np.fft.rfft(seg, axis=-1))[..., bins]
     power = spec.real ** 2 + spec.imag ** 2
-    p = power.mean(axis=1).sum(axis=0, dtype=np.float64) / (rate * float(win @ win))
+    p = (np.add.reduce(power, axis=1) / n_seg).sum(axis=0, dtype=np.float64) / (rate * float(win @ win))
     f = _rfftfreq(nper, float(rate))
-    one_sided = np.ones(f.size)
-    one_sided[1: (nper + 1) // 2] = 2.0  # every bin but DC (and Nyquist for even nper)
-    return f[bins], p * one_sided[bins]
+    return f[bins], p * _one_sided(nper)[bins]
+
+
+@lru_cache(maxsize=32)
+def _one_sided(nper: int) -> np.ndarray:
+    """The one-sided density factors of an ``nper``-point real FFT: 2 for every bin but DC (and
+    Nyquist for even ``nper``)."""
+    w = np.ones(nper // 2 + 1)
+    w[1: (nper + 1) // 2] = 2.0
+    w.setflags(write=False)
+    return w
 
 
 @lru_cache(maxsize=1)
@@ -558,6 +575,7 @@ def _line_plan(nper: int, rate: float, candidates: tuple[float, ...]) -> tuple[s
     return bins, tuple(tests)
 
 
+@lru_cache(maxsize=256)
 def rate_ratio(rate_in: float, rate_out: float, max_denominator: int = 1000) -> tuple[int, int]:
     """``(up, down)``: the rational approximation of ``rate_out / rate_in`` used by :func:`resample`."""
     fr = Fraction(float(rate_out) / float(rate_in)).limit_denominator(max_denominator)
