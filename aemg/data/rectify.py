@@ -1013,7 +1013,8 @@ def estimate_amplitude_scale(recordings: Iterable[Recording], space: StandardSpa
     Pooling windows (rather than a median of per-recording floors) finds the resting level as long
     as at least ``floor_percentile`` % of all windows are rest, even when most trials are held
     contractions without rest. Run by the archive writer on a bounded sample; stored in its
-    manifest and passed to :func:`rectify` as ``amplitude_scale``.
+    manifest and passed to :func:`rectify` as ``amplitude_scale``. ``precision``: as
+    :func:`rectify`'s (the two give scales within ~4e-7 of each other on real data).
     """
     raw = StandardSpace(**{**space.to_dict(), "amplitude": "none"})
     pooled = []
