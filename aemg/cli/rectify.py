@@ -63,8 +63,8 @@ def add_rectify_options(p) -> None:
                    help="samples per shard, MiB (default %(default)g)")
     p.add_argument("--precision", choices=("float32", "float64"), default="float32",
                    help="arithmetic of the resampler, filters and topology product: float32 (default; "
-                        "within ~1e-6 of float64 relative to the signal RMS) or float64 (SciPy's exact "
-                        "float64 path). Stored in the archive: a resumed run must use the same one")
+                        "RMS difference from float64 a few 1e-6 of the signal RMS) or float64 (SciPy's "
+                        "exact float64 path). Stored in the archive: a resumed run must use the same one")
 
 
 def rectify_arguments(args: argparse.Namespace):
