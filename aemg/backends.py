@@ -19,6 +19,8 @@ op                  modules
                     ``aemg._ext.tokens_cy`` (csrc/tokens_cy.pyx)
 ``sosfiltfilt``,    ``aemg.data.rectify`` (scipy), ``aemg._ext.filt_cy`` (csrc/filt_cy.pyx)
 ``resample_poly``
+``sosfiltfilt32``,  the float32 path of the two above (SciPy's float32 computation), same modules
+``resample_poly32``
 ``vq_lookup``       ``aemg.ops`` (torch), ``aemg.kernels.vq_lookup`` (triton)
 ``masked_attention`` ``aemg.ops`` (torch, sdpa), ``aemg.kernels.masked_attention`` (triton)
 ==================  ===============================================================================
@@ -123,6 +125,15 @@ TABLE: dict[str, dict[str, Backend]] = {
     "resample_poly": {
         "scipy": _b("aemg.data.rectify:resample_poly_reference", 0, reference=True),
         "cython": _b("aemg._ext.filt_cy:upfirdn_into", 20, wrap="aemg.data.rectify:resample_poly_entry"),
+    },
+    "sosfiltfilt32": {
+        "scipy": _b("aemg.data.rectify:sosfiltfilt32_reference", 0, reference=True),
+        "cython": _b("aemg._ext.filt_cy:sosfiltfilt32_into", 20,
+                     wrap="aemg.data.rectify:sosfiltfilt32_entry"),
+    },
+    "resample_poly32": {
+        "scipy": _b("aemg.data.rectify:resample_poly32_reference", 0, reference=True),
+        "cython": _b("aemg._ext.filt_cy:upfirdn32_into", 20, wrap="aemg.data.rectify:resample_poly32_entry"),
     },
     "vq_lookup": {
         "torch": _b("aemg.ops:vq_lookup_reference", 0, reference=True),

@@ -1,13 +1,19 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 # distutils: extra_compile_args = -ffp-contract=off
 """Cython kernel of the zero-phase SOS cascade (-> ``aemg._ext.filt_cy``): band-pass and notches in
-one forward-backward pass, ``scipy.signal.sosfiltfilt`` with odd padding, fused.
+one forward-backward pass, ``scipy.signal.sosfiltfilt`` with odd padding, fused; and the polyphase
+resampler of ``scipy.signal.resample_poly``.
 
 Bit-identical to SciPy's float64 ``sosfiltfilt(sos, x, padlen=padlen)`` (same float64 operations
 in the same order as SciPy's ``_sosfilt``: direct form II transposed, no FMA), for int16, float32
 and float64 input of any strides; the output is float64 or float32 (then rounded once at the end).
 Four channels are filtered together (interleaved lanes) so the recursions of several channels and
 sections overlap. Reference: ``aemg.data.rectify.sosfiltfilt_reference``.
+
+The ``*32_into`` functions are the float32 path: SciPy's float32 computation (``sosfiltfilt`` /
+``resample_poly`` of float32 samples with float32 coefficients), the same operations in the same
+order on 8 float lanes (4 for the last channels), bit-identical to it. References:
+``aemg.data.rectify.sosfiltfilt32_reference``, ``resample_poly32_reference``.
 """
 from libc.stdlib cimport free
 
@@ -29,6 +35,14 @@ cdef extern from "filt_kernel.h" nogil:
     int AEMG_MAX_SECTIONS
     void aemg_upfirdn4(const double* x, Py_ssize_t len_x, const double* h_tf, Py_ssize_t len_h,
                        Py_ssize_t up, Py_ssize_t down, Py_ssize_t y0, Py_ssize_t n_out, double* out)
+    int aemg_sos_cascade8f(float* buf, Py_ssize_t n, int step, const float* sos, const float* zi,
+                           Py_ssize_t n_sec)
+    int aemg_sos_cascade4f(float* buf, Py_ssize_t n, int step, const float* sos, const float* zi,
+                           Py_ssize_t n_sec)
+    void aemg_upfirdn8f(const float* x, Py_ssize_t len_x, const float* h_tf, Py_ssize_t len_h,
+                        Py_ssize_t up, Py_ssize_t down, Py_ssize_t y0, Py_ssize_t n_out, float* out)
+    void aemg_upfirdn4f(const float* x, Py_ssize_t len_x, const float* h_tf, Py_ssize_t len_h,
+                        Py_ssize_t up, Py_ssize_t down, Py_ssize_t y0, Py_ssize_t n_out, float* out)
 
 cdef enum:
     LANES = 4
@@ -131,5 +145,120 @@ def upfirdn_into(const sample_t[:, :] x, const double[::1] h_tf, Py_ssize_t up, 
             _gather(x, c0, xb, 0, T)
             aemg_upfirdn4(xb, T, &h_tf[0], len_h, up, down, y0, n_out, yb)
             _scatter(yb, 0, c0, out)
+    free(xb)
+    free(yb)
+
+
+# -- float32 path ------------------------------------------------------------------------------------
+
+cdef inline void _gather32(const sample_t[:, :] x, Py_ssize_t c0, int L, float* buf, Py_ssize_t off,
+                           Py_ssize_t n) noexcept nogil:
+    """Rows ``c0 .. c0 + L - 1`` of ``x`` as float32 into the ``L`` lanes of ``buf`` from vector
+    ``off``; the lanes of missing rows are zero over all ``n`` vectors."""
+    cdef Py_ssize_t j, t, c, C = x.shape[0], T = x.shape[1]
+    for j in range(L):
+        c = c0 + j
+        if c >= C:
+            for t in range(n):
+                buf[t * L + j] = 0.0
+        else:
+            for t in range(T):
+                buf[(off + t) * L + j] = <float>x[c, t]
+
+
+cdef inline void _scatter32(const float* buf, int L, Py_ssize_t off, Py_ssize_t c0,
+                            float[:, ::1] out) noexcept nogil:
+    cdef Py_ssize_t j, t, c
+    for j in range(L):
+        c = c0 + j
+        if c >= out.shape[0]:
+            break
+        for t in range(out.shape[1]):
+            out[c, t] = buf[(off + t) * L + j]
+
+
+def sosfiltfilt32_into(const sample_t[:, :] x, const float[:, ::1] sos, const float[::1] zi,
+                       Py_ssize_t padlen, float[:, ::1] out):
+    """float32 zero-phase SOS cascade of ``x`` (C, T) into ``out`` (C, T) float32: SciPy's
+    ``sosfiltfilt(sos, x.astype(float32), padlen=padlen)`` with float32 ``sos`` (S, 6), bit for bit.
+    ``zi`` (2 S,) float32 = ``sosfilt_zi(sos).ravel()`` of the float32 sections."""
+    cdef Py_ssize_t C = x.shape[0], T = x.shape[1], n_sec = sos.shape[0]
+    cdef Py_ssize_t n = T + 2 * padlen, c0, j, t, c
+    cdef int L
+    cdef float* buf
+    cdef float first, last
+    if out.shape[0] != C or out.shape[1] != T:
+        raise ValueError(f"out has shape ({out.shape[0]}, {out.shape[1]}), expected ({C}, {T})")
+    if T == 0:
+        return
+    if padlen < 0 or padlen > T - 1:
+        raise ValueError(f"padlen {padlen} outside [0, {T - 1}]")
+    if zi.shape[0] != 2 * n_sec or sos.shape[1] != 6:
+        raise ValueError("sos must be (S, 6) and zi (2 S,)")
+    if n_sec > AEMG_MAX_SECTIONS:
+        raise ValueError(f"{n_sec} sections: at most {AEMG_MAX_SECTIONS}")
+    if n_sec == 0:
+        for c in range(C):
+            for t in range(T):
+                out[c, t] = <float>x[c, t]
+        return
+    if posix_memalign(<void**>&buf, 32, n * 8 * sizeof(float)) != 0:
+        raise MemoryError()
+    with nogil:
+        c0 = 0
+        while c0 < C:
+            L = 8 if C - c0 > 4 else 4
+            _gather32(x, c0, L, buf, padlen, n)
+            for j in range(min(L, C - c0)):  # odd extension at both ends, in float32 as SciPy
+                c = c0 + j
+                first = <float>x[c, 0]
+                last = <float>x[c, T - 1]
+                for t in range(padlen):
+                    buf[t * L + j] = <float>2 * first - <float>x[c, padlen - t]
+                for t in range(padlen):
+                    buf[(padlen + T + t) * L + j] = <float>2 * last - <float>x[c, T - 2 - t]
+            if L == 8:
+                aemg_sos_cascade8f(buf, n, 1, &sos[0, 0], &zi[0], n_sec)
+                aemg_sos_cascade8f(buf, n, -1, &sos[0, 0], &zi[0], n_sec)
+            else:
+                aemg_sos_cascade4f(buf, n, 1, &sos[0, 0], &zi[0], n_sec)
+                aemg_sos_cascade4f(buf, n, -1, &sos[0, 0], &zi[0], n_sec)
+            _scatter32(buf, L, padlen, c0, out)
+            c0 += L
+    free(buf)
+
+
+def upfirdn32_into(const sample_t[:, :] x, const float[::1] h_tf, Py_ssize_t up, Py_ssize_t down,
+                   Py_ssize_t y0, float[:, ::1] out):
+    """float32 outputs ``y0 .. y0 + out.shape[1] - 1`` of SciPy's zero-padded ``upfirdn(h, x, up,
+    down)`` of ``x`` (C, T) as float32, into ``out`` (C, n) float32, bit for bit; ``h_tf``:
+    ``_pad_h(h, up)`` of the float32 filter."""
+    cdef Py_ssize_t C = x.shape[0], T = x.shape[1], n_out = out.shape[1], len_h = h_tf.shape[0]
+    cdef Py_ssize_t c0
+    cdef int L
+    cdef float* xb
+    cdef float* yb
+    if out.shape[0] != C:
+        raise ValueError(f"out has {out.shape[0]} rows, expected {C}")
+    if up < 1 or down < 1 or len_h % up or y0 < 0:
+        raise ValueError("need up, down >= 1, len(h_tf) a multiple of up, y0 >= 0")
+    if n_out == 0 or C == 0:
+        return
+    if posix_memalign(<void**>&xb, 32, max(T, 1) * 8 * sizeof(float)) != 0:
+        raise MemoryError()
+    if posix_memalign(<void**>&yb, 32, n_out * 8 * sizeof(float)) != 0:
+        free(xb)
+        raise MemoryError()
+    with nogil:
+        c0 = 0
+        while c0 < C:
+            L = 8 if C - c0 > 4 else 4
+            _gather32(x, c0, L, xb, 0, T)
+            if L == 8:
+                aemg_upfirdn8f(xb, T, &h_tf[0], len_h, up, down, y0, n_out, yb)
+            else:
+                aemg_upfirdn4f(xb, T, &h_tf[0], len_h, up, down, y0, n_out, yb)
+            _scatter32(yb, L, 0, c0, out)
+            c0 += L
     free(xb)
     free(yb)

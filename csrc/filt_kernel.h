@@ -121,4 +121,118 @@ static inline void aemg_upfirdn4(const double *__restrict x, ptrdiff_t len_x,
     }
 }
 
+/* -- float32: 8 lanes (one AVX register) and 4 lanes (SSE, the channels left over) ---------------
+ *
+ * The same recursions and accumulation orders in float32, as SciPy's own float32 paths do them
+ * (sosfiltfilt / resample_poly of float32 input with float32 coefficients: _sosfilt and
+ * _apply_impl instantiated for float). Still -ffp-contract=off: the same bytes from every x86
+ * build (native or portable), so archives do not depend on the machine that wrote them. */
+typedef float aemg_v8f __attribute__((vector_size(32)));
+typedef float aemg_v4f __attribute__((vector_size(16)));
+
+#define AEMG_SOS_CASCADE_F(NAME, VT)                                                             \
+static inline int NAME(float *__restrict buf, ptrdiff_t n, int step,                             \
+                       const float *__restrict sos, const float *__restrict zi, ptrdiff_t n_sec) \
+{                                                                                                \
+    VT z0[AEMG_MAX_SECTIONS], z1[AEMG_MAX_SECTIONS];                                             \
+    VT b0[AEMG_MAX_SECTIONS], b1[AEMG_MAX_SECTIONS], b2[AEMG_MAX_SECTIONS];                      \
+    VT a1[AEMG_MAX_SECTIONS], a2[AEMG_MAX_SECTIONS];                                             \
+    const VT zero = {0};                                                                         \
+    ptrdiff_t s, t;                                                                              \
+    VT *v;                                                                                       \
+    VT first, cur, nw;                                                                           \
+    if (n_sec > AEMG_MAX_SECTIONS)                                                               \
+        return -1;                                                                               \
+    if (n <= 0 || n_sec <= 0)                                                                    \
+        return 0;                                                                                \
+    v = (VT *)buf + (step > 0 ? 0 : n - 1);                                                      \
+    first = *v;                                                                                  \
+    for (s = 0; s < n_sec; s++) {                                                                \
+        b0[s] = zero + sos[6 * s];                                                               \
+        b1[s] = zero + sos[6 * s + 1];                                                           \
+        b2[s] = zero + sos[6 * s + 2];                                                           \
+        a1[s] = zero + sos[6 * s + 4];                                                           \
+        a2[s] = zero + sos[6 * s + 5];                                                           \
+        z0[s] = zi[2 * s] * first;                                                               \
+        z1[s] = zi[2 * s + 1] * first;                                                           \
+    }                                                                                            \
+    for (t = 0; t < n; t++) {                                                                    \
+        cur = *v;                                                                                \
+        for (s = 0; s < n_sec; s++) {                                                            \
+            nw = b0[s] * cur + z0[s];                                                            \
+            z0[s] = b1[s] * cur - a1[s] * nw + z1[s];                                            \
+            z1[s] = b2[s] * cur - a2[s] * nw;                                                    \
+            cur = nw;                                                                            \
+        }                                                                                        \
+        *v = cur;                                                                                \
+        v += step;                                                                               \
+    }                                                                                            \
+    return 0;                                                                                    \
+}
+
+/* buf: n vectors of 8 (or 4) float lanes, aligned to the vector size; as aemg_sos_cascade4 */
+AEMG_SOS_CASCADE_F(aemg_sos_cascade8f, aemg_v8f)
+AEMG_SOS_CASCADE_F(aemg_sos_cascade4f, aemg_v4f)
+
+#define AEMG_UPFIRDN_F(NAME, VT)                                                                 \
+static inline void NAME(const float *__restrict x, ptrdiff_t len_x, const float *__restrict h_tf, \
+                        ptrdiff_t len_h, ptrdiff_t up, ptrdiff_t down, ptrdiff_t y0,             \
+                        ptrdiff_t n_out, float *__restrict out)                                  \
+{                                                                                                \
+    const VT *xv = (const VT *)x;                                                                \
+    VT *ov = (VT *)out;                                                                          \
+    const VT zero = {0};                                                                         \
+    ptrdiff_t h_per_phase = len_h / up, y, k, j, x_idx, k0;                                      \
+    VT acc;                                                                                      \
+    ptrdiff_t end = y0 + n_out, i, xa, xb, xc, xd, ja, jb, jc, jd;                               \
+    VT a0, a1, a2, a3;                                                                           \
+    for (y = y0; y < end;) {                                                                     \
+        if (y + 3 < end && (y * down) / up - h_per_phase + 1 >= 0                                \
+            && ((y + 3) * down) / up < len_x) {                                                  \
+            xa = (y * down) / up - h_per_phase + 1;                                              \
+            xb = ((y + 1) * down) / up - h_per_phase + 1;                                        \
+            xc = ((y + 2) * down) / up - h_per_phase + 1;                                        \
+            xd = ((y + 3) * down) / up - h_per_phase + 1;                                        \
+            ja = ((y * down) % up) * h_per_phase;                                                \
+            jb = (((y + 1) * down) % up) * h_per_phase;                                          \
+            jc = (((y + 2) * down) % up) * h_per_phase;                                          \
+            jd = (((y + 3) * down) % up) * h_per_phase;                                          \
+            a0 = a1 = a2 = a3 = zero;                                                            \
+            for (i = 0; i < h_per_phase; i++) {                                                  \
+                a0 = a0 + xv[xa + i] * h_tf[ja + i];                                             \
+                a1 = a1 + xv[xb + i] * h_tf[jb + i];                                             \
+                a2 = a2 + xv[xc + i] * h_tf[jc + i];                                             \
+                a3 = a3 + xv[xd + i] * h_tf[jd + i];                                             \
+            }                                                                                    \
+            ov[y - y0] = a0;                                                                     \
+            ov[y + 1 - y0] = a1;                                                                 \
+            ov[y + 2 - y0] = a2;                                                                 \
+            ov[y + 3 - y0] = a3;                                                                 \
+            y += 4;                                                                              \
+            continue;                                                                            \
+        }                                                                                        \
+        x_idx = (y * down) / up;                                                                 \
+        j = ((y * down) % up) * h_per_phase;                                                     \
+        k0 = x_idx - h_per_phase + 1;                                                            \
+        acc = zero;                                                                              \
+        if (x_idx < len_x) {                                                                     \
+            if (k0 < 0) {                                                                        \
+                j -= k0;                                                                         \
+                k0 = 0;                                                                          \
+            }                                                                                    \
+            for (k = k0; k <= x_idx; k++, j++)                                                   \
+                acc = acc + xv[k] * h_tf[j];                                                     \
+        } else {                                                                                 \
+            for (k = k0; k <= x_idx; k++, j++)                                                   \
+                acc = acc + ((k >= 0 && k < len_x) ? xv[k] : zero) * h_tf[j];                    \
+        }                                                                                        \
+        ov[y - y0] = acc;                                                                        \
+        y++;                                                                                     \
+    }                                                                                            \
+}
+
+/* float32 polyphase resampling of 8 (or 4) interleaved channels: as aemg_upfirdn4 */
+AEMG_UPFIRDN_F(aemg_upfirdn8f, aemg_v8f)
+AEMG_UPFIRDN_F(aemg_upfirdn4f, aemg_v4f)
+
 #endif

@@ -35,7 +35,8 @@ class FakeReader(Reader):
 
     ``bad``: sources whose read raises DataError; after ``interrupt_after`` reads, the next read
     raises KeyboardInterrupt (a Ctrl-C); after ``kill_after`` reads, the next one kills the process
-    (kill -9). The amplitude-scale estimate reads every source once first (n <= 8).
+    (kill -9). The amplitude-scale estimate reads 8 sources first (all when n <= 8; of 12:
+    s00, s02, s03, s05, s06, s08, s09, s11) and the run does not read them again.
     """
 
     info = DatasetInfo(name="fake", device="myo", channels=8, rate=200.0, subjects=3, classes=CLASSES,
@@ -169,18 +170,46 @@ def test_stop_on_error_keeps_what_was_written(tmp_path):
 
 def test_interrupt_then_resume(tmp_path):
     out = tmp_path / "a"
-    with pytest.raises(KeyboardInterrupt):
-        rectify_dataset(FakeReader(n=6, interrupt_after=6 + 4), out, SPACE, workers=1, progress=False,
+    with pytest.raises(KeyboardInterrupt):  # while reading s07, after s00..s06
+        rectify_dataset(FakeReader(n=12, interrupt_after=8 + 2), out, SPACE, workers=1, progress=False,
                         shard_bytes=10**9)
     archive = open_archive(out, allow_partial=True)  # what was read before Ctrl-C is committed
-    assert not archive.complete and len(archive) == 8
-    report = rectify_dataset(FakeReader(n=6), out, SPACE, workers=1, progress=False, shard_bytes=10**9)
-    assert (report.skipped, report.processed, report.recordings) == (4, 2, 4) and report.complete
+    assert not archive.complete and len(archive) == 14
+    report = rectify_dataset(FakeReader(n=12), out, SPACE, workers=1, progress=False, shard_bytes=10**9)
+    assert (report.skipped, report.processed, report.recordings) == (7, 5, 10) and report.complete
     archive = open_archive(out)
-    want = expected(FakeReader(n=6), SPACE, archive.amplitude_scale)
-    assert len(archive) == 12 and archive.complete
+    want = expected(FakeReader(n=12), SPACE, archive.amplitude_scale)
+    assert len(archive) == 24 and archive.complete
     for got, ref in zip(archive, want):
         assert_same(got, ref)
+
+
+def test_precision_is_recorded_and_a_resume_cannot_mix_the_two(tmp_path):
+    out = tmp_path / "a"
+    rectify_dataset(FakeReader(n=2), out, SPACE, workers=1, progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["precision"] == "float32"  # the default
+    assert {r.meta["rectify"]["precision"] for r in open_archive(out)} == {"float32"}
+    with pytest.raises(ConfigError, match=r'precision: archive has "float32", now "float64".*--precision'):
+        rectify_dataset(FakeReader(n=2), out, SPACE, workers=1, progress=False, precision="float64")
+    with pytest.raises(ConfigError, match="precision.*float16"):
+        rectify_dataset(FakeReader(n=2), tmp_path / "b", SPACE, workers=1, progress=False,
+                        precision="float16")
+    # an archive made before the field was made in float64: resumable only as float64
+    old = tmp_path / "old"
+    rectify_dataset(FakeReader(n=2), old, SPACE, workers=1, progress=False, precision="float64")
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["precision"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match=r'precision: archive has "float64", now "float32"'):
+        rectify_dataset(FakeReader(n=2), old, SPACE, workers=1, progress=False)
+    report = rectify_dataset(FakeReader(n=2), old, SPACE, workers=1, progress=False, precision="float64")
+    assert report.skipped == 2 and report.complete
+    # the two paths give nearly, not exactly, the same samples
+    a, b = open_archive(out), open_archive(old)
+    for x, y in zip(a, b):
+        assert not np.array_equal(x.data, y.data)
+        np.testing.assert_allclose(x.data, y.data, rtol=0, atol=1e-4 * float(np.abs(y.data).max()))
 
 
 def test_resume_refuses_other_arguments(tmp_path):
@@ -205,7 +234,7 @@ import sys
 sys.path.insert(0, {tests!r})
 from test_archive import FakeReader, SPACE, SMALL_SHARD
 from aemg.data.pipeline import rectify_dataset
-rectify_dataset(FakeReader(n=6, kill_after=6 + 5), {out!r}, SPACE, workers=1, progress=False,
+rectify_dataset(FakeReader(n=12, kill_after=8 + 3), {out!r}, SPACE, workers=1, progress=False,
                 shard_bytes=SMALL_SHARD)
 """
 
@@ -217,23 +246,23 @@ def test_kill9_leaves_a_valid_archive_and_resumes(tmp_path):
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     archive = open_archive(out, allow_partial=True)
     committed = len(archive)
-    assert not archive.complete and 0 < committed < 12
-    want = expected(FakeReader(n=6), SPACE, archive.amplitude_scale)
+    assert not archive.complete and 0 < committed < 24
+    want = expected(FakeReader(n=12), SPACE, archive.amplitude_scale)
     for got, ref in zip(archive, want):
         assert_same(got, ref)
     # debris of a crash during a commit: a truncated temp shard and a renamed shard not yet indexed
     shard_dir = out / "shards"
     first = shard_dir / "000001.h5"
-    (shard_dir / "000009.h5.tmp").write_bytes(first.read_bytes()[:1000])
-    shutil.copy(first, shard_dir / "000008.h5")
+    (shard_dir / "000099.h5.tmp").write_bytes(first.read_bytes()[:1000])
+    shutil.copy(first, shard_dir / "000098.h5")  # past every committed shard
     (out / (INDEX + ".tmp")).write_text('{"trunc')
-    report = rectify_dataset(FakeReader(n=6), out, SPACE, workers=1, progress=False, shard_bytes=SMALL_SHARD)
+    report = rectify_dataset(FakeReader(n=12), out, SPACE, workers=1, progress=False, shard_bytes=SMALL_SHARD)
     assert report.skipped == committed // 2 and report.complete
     leftovers = sorted(p.name for p in shard_dir.iterdir())
-    assert "000009.h5.tmp" not in leftovers and not (out / (INDEX + ".tmp")).exists()
+    assert "000099.h5.tmp" not in leftovers and not (out / (INDEX + ".tmp")).exists()
     archive = open_archive(out)
     assert {row["shard"].split("/")[1] for row in archive.index} == set(leftovers)
-    assert len(archive) == 12
+    assert len(archive) == 24
     for got, ref in zip(archive, want):
         assert_same(got, ref)
 
@@ -470,3 +499,20 @@ def test_the_scale_pass_gives_the_dataset_estimate(tmp_path):
     sampled = [rec for s in scale_sample(reader.sources()) for rec in FakeReader(n=12).read(s)]
     assert json.loads((tmp_path / "a" / MANIFEST).read_text())["amplitude_scale"] == \
         estimate_amplitude_scale(sampled, SPACE)
+
+
+def test_the_scale_pass_sources_are_read_once_and_equal_a_plain_rectify(tmp_path):
+    """The 8 sources the amplitude-scale pass samples are finished from its results (not read
+    again); the archive equals rectify() of every recording, with 1 and 2 workers."""
+    reader = FakeReader(n=12)
+    rectify_dataset(reader, tmp_path / "a", SPACE, workers=1, progress=False)
+    assert reader.reads == 12
+    archive = open_archive(tmp_path / "a")
+    want = expected(FakeReader(n=12), SPACE, archive.amplitude_scale)
+    assert len(archive) == len(want) == 24
+    for got, ref in zip(archive, want):
+        assert_same(got, ref)
+        assert got.meta["rectify"]["space"] == SPACE.to_dict()  # the run's space, not the pass's
+    rectify_dataset(FakeReader(n=12), tmp_path / "b", SPACE, workers=2, progress=False)
+    for got, ref in zip(open_archive(tmp_path / "b"), want):
+        assert_same(got, ref)

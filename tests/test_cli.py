@@ -73,6 +73,13 @@ def test_rectify_skips_a_bad_file_or_stops_on_it(tmp_path, data_root):
     assert len(archive) == 20 and archive.complete and archive.errors == []
     proc = aemg("rectify", "libemg_myo", src, tmp_path / "b", "--rate", 300, "--no-progress")
     assert proc.returncode == 2 and "other settings" in proc.stderr and "rate" in proc.stderr
+    # --precision is stored and must match on resume
+    proc = aemg("rectify", "libemg_myo", src, tmp_path / "b", "--precision", "float64", "--no-progress")
+    assert proc.returncode == 2 and "--precision" in proc.stderr and '"float32", now "float64"' in proc.stderr
+    assert main(["rectify", "libemg_myo", str(src), str(tmp_path / "c"), "--precision", "float64",
+                 "--workers", "1", "--no-progress"]) == 0
+    assert json.loads((tmp_path / "c" / "manifest.json").read_text())["precision"] == "float64"
+    assert open_archive(tmp_path / "c")[0].meta["rectify"]["precision"] == "float64"
 
 
 def test_rectify_unknown_reader_and_bad_option(tmp_path, capsys):

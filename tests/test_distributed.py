@@ -16,7 +16,9 @@ from aemg.data.distributed import SCHEDULER_ENV  # noqa: E402
 from aemg.data.pipeline import rectify_dataset  # noqa: E402
 from aemg.errors import ConfigError  # noqa: E402
 
-OPTIONS = {"n_subjects": 3, "trial_s": 1.5, "repetitions": 2, "n_gestures": 2}
+#: 12 sources: the amplitude-scale pass (always local) samples and finishes 8 of them, the other 4
+#: are rectified on the cluster
+OPTIONS = {"n_subjects": 12, "trial_s": 1.5, "repetitions": 2, "n_gestures": 2}
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +194,7 @@ def test_a_client_killed_mid_run_resumes_to_the_local_result(tmp_path, cluster):
     from test_prepare import same_corpus
 
     from aemg.data.prepare import default_archive, prepare_dataset
-    options = {**OPTIONS, "n_subjects": 4}
+    options = OPTIONS
     local = prepare_dataset("synthetic", tmp_path / "local", reader_options=options, workers=1,
                             progress=False, shard_bytes=1)
     done = tmp_path / "committed.txt"

@@ -69,6 +69,34 @@ def test_rectify_rerun_verifies_what_it_skips_and_redoes_damaged_shards(tmp_path
     assert verify_archive(out)[0] == []
 
 
+@pytest.mark.parametrize("recorded", ["crc32", "sha256"])
+def test_a_flipped_byte_is_found_by_the_recorded_checksum(tmp_path, reference, recorded):
+    """Shards record crc32 (since session 6); archives that recorded sha256 are still verified."""
+    from aemg._io import file_digest
+
+    out = tmp_path / "a"
+    shutil.copytree(reference / "a", out)
+    index = json.loads((out / INDEX).read_text())
+    assert all(set(e) == {"bytes", "crc32", "sources"} for e in index["shards"].values())
+    if recorded == "sha256":
+        for name, entry in index["shards"].items():
+            del entry["crc32"]
+            entry["sha256"] = file_digest(out / name, "sha256")[1]
+        (out / INDEX).write_text(json.dumps(index))
+    assert verify_archive(out)[0] == []
+    first = _shards(out)[0]
+    data = bytearray(first.read_bytes())
+    data[len(data) // 2] ^= 0x01  # same size, one bit
+    first.write_bytes(bytes(data))
+    problems, _ = verify_archive(out)
+    assert len(problems) == 1 and "checksum differs" in problems[0] and first.name in problems[0]
+    report = rectify_dataset("synthetic", out, reader_options=OPTIONS, workers=1, progress=False,
+                             shard_bytes=2 << 20)
+    assert report.complete and report.processed > 0
+    _same_recordings(out, reference / "a")
+    assert verify_archive(out)[0] == []
+
+
 def test_verify_finds_swapped_shards_without_checksums(tmp_path, reference):
     out = tmp_path / "a"
     shutil.copytree(reference / "a", out)

@@ -104,6 +104,13 @@ def archive(tmp_path_factory):
     return synthetic_archive(tmp_path_factory.mktemp("rel") / "a", n_subjects=6)
 
 
+@pytest.fixture(scope="module")
+def archive12(tmp_path_factory):
+    """12 sources: the amplitude-scale pass samples 8 (s00, s02, s03, s05, s06, s08, s09, s11),
+    which the run does not rectify again; the others go through ``_rectify_source``."""
+    return synthetic_archive(tmp_path_factory.mktemp("rel12") / "a", n_subjects=12)
+
+
 @pytest.mark.parametrize("after", [1, 4])
 def test_tokenize_ctrl_c_with_workers_ends_and_resumes_to_the_same_bytes(archive, tmp_path, after):
     reference = tmp_path / "ref"
@@ -126,21 +133,21 @@ SLOW_RECTIFY = """
         print("source", flush=True)
         return slow(s)
     p._rectify_source = source
-    sys.exit(main(["rectify", "synthetic", "-", sys.argv[1], "--option", "n_subjects=6", "--option",
+    sys.exit(main(["rectify", "synthetic", "-", sys.argv[1], "--option", "n_subjects=12", "--option",
                    "trial_s=2", "--workers", "2", "--no-progress", "--shard-mb", "0.05"]))
 """
 
 
-def test_rectify_ctrl_c_with_workers_keeps_commits_and_resumes_to_the_same_archive(archive, tmp_path):
+def test_rectify_ctrl_c_with_workers_keeps_commits_and_resumes_to_the_same_archive(archive12, tmp_path):
     from aemg.data.archive import open_archive
-    rc, err = _interrupt_after(_spawn(SLOW_RECTIFY, tmp_path / "a"), "source", 3)
+    rc, err = _interrupt_after(_spawn(SLOW_RECTIFY, tmp_path / "a"), "source", 2)
     assert rc == 130 and "Traceback" not in err, err
     part = open_archive(tmp_path / "a", allow_partial=True)
     assert not part.complete
     subprocess.run([sys.executable, "-m", "aemg", "rectify", "synthetic", "-", str(tmp_path / "a"),
-                    "--option", "n_subjects=6", "--option", "trial_s=2", "--workers", "2", "--no-progress",
+                    "--option", "n_subjects=12", "--option", "trial_s=2", "--workers", "2", "--no-progress",
                     "--shard-mb", "0.05"], check=True, capture_output=True, timeout=HANG_S)
-    whole, again = open_archive(tmp_path / "a"), open_archive(archive)
+    whole, again = open_archive(tmp_path / "a"), open_archive(archive12)
     assert whole.complete and whole.keys() == again.keys()
     for i in (0, len(whole) // 2, len(whole) - 1):
         assert (whole[i].data == again[i].data).all()
@@ -152,16 +159,16 @@ KILL_WORKER = """
     from aemg.cli import main
     slow = p._rectify_source
     def source(s):
-        if s == "s03":
+        if s == "s04":  # not one the amplitude-scale pass sampled
             os.kill(os.getpid(), signal.SIGKILL)  # the OOM killer, or a user's kill -9
         return slow(s)
     p._rectify_source = source
-    sys.exit(main(["rectify", "synthetic", "-", sys.argv[1], "--option", "n_subjects=6", "--option",
+    sys.exit(main(["rectify", "synthetic", "-", sys.argv[1], "--option", "n_subjects=12", "--option",
                    "trial_s=2", "--workers", "2", "--no-progress", "--shard-mb", "0.05"]))
 """
 
 
-def test_a_killed_rectify_worker_is_one_line_and_the_rerun_completes(archive, tmp_path):
+def test_a_killed_rectify_worker_is_one_line_and_the_rerun_completes(archive12, tmp_path):
     from aemg.data.archive import open_archive
     proc = _spawn(KILL_WORKER, tmp_path / "a")
     _, err = proc.communicate(timeout=HANG_S)
@@ -170,6 +177,6 @@ def test_a_killed_rectify_worker_is_one_line_and_the_rerun_completes(archive, tm
     assert lines[-1].startswith("aemg: error: rectify worker process ended abruptly"), err
     assert not open_archive(tmp_path / "a", allow_partial=True).complete
     subprocess.run([sys.executable, "-m", "aemg", "rectify", "synthetic", "-", str(tmp_path / "a"),
-                    "--option", "n_subjects=6", "--option", "trial_s=2", "--workers", "2", "--no-progress",
+                    "--option", "n_subjects=12", "--option", "trial_s=2", "--workers", "2", "--no-progress",
                     "--shard-mb", "0.05"], check=True, capture_output=True, timeout=HANG_S)
-    assert open_archive(tmp_path / "a").keys() == open_archive(archive).keys()
+    assert open_archive(tmp_path / "a").keys() == open_archive(archive12).keys()

@@ -25,7 +25,7 @@ SLOW_RECTIFY = """
         time.sleep(0.5)
         return slow(s)
     p._rectify_source = source
-    p.rectify_dataset("synthetic", sys.argv[1], reader_options={"n_subjects": 4, "trial_s": 2}, workers=1,
+    p.rectify_dataset("synthetic", sys.argv[1], reader_options={"n_subjects": 12, "trial_s": 2}, workers=1,
                       progress=False, shard_bytes=1 << 20)
 """
 
@@ -40,7 +40,7 @@ def test_a_second_rectify_is_refused_naming_the_holder_and_deletes_nothing(tmp_p
         before = sorted(p.name for p in (out / "shards").iterdir())
         with pytest.raises(ConfigError,
                            match=f"another aemg process is writing this archive \\(PID {proc.pid}:"):
-            rectify_dataset("synthetic", out, reader_options={"n_subjects": 4, "trial_s": 2}, workers=1,
+            rectify_dataset("synthetic", out, reader_options={"n_subjects": 12, "trial_s": 2}, workers=1,
                             progress=False, shard_bytes=1 << 20)
         assert set(before) <= {p.name for p in (out / "shards").iterdir()}
         assert proc.wait(timeout=120) == 0, proc.stderr.read()

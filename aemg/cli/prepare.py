@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
                              reader_options=options, workers=args.workers,
                              on_error="stop" if args.stop_on_error else "skip",
                              progress=not args.no_progress, backend=args.backend,
-                             shard_bytes=int(args.shard_mb * 2**20), scheduler=args.scheduler)
+                             shard_bytes=int(args.shard_mb * 2**20), scheduler=args.scheduler,
+                             precision=args.precision)
     print(report.summary())
     if report.rectify.errors:
         print(f"{len(report.rectify.errors)} file(s) skipped; see the archive's errors.jsonl",

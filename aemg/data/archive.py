@@ -6,6 +6,8 @@ Layout (format ``aemg-archive``, version 2)::
       manifest.json      written once when the archive is created, never changed afterwards:
                          {"format", "version", "aemg_version", "created", "reader",
                           "reader_options", "source_root", "space" (StandardSpace dict),
+                          "precision" ("float32" or "float64": the arithmetic that made the
+                          samples; absent before session 6, i.e. "float64"),
                           "amplitude_scale", "shard_bytes", "compression", and "native_rate"
                           when the dataset is logged irregularly (the one rate that bounds every
                           recording's band, see aemg.data.rectify.dataset_native_rate)}
@@ -13,9 +15,10 @@ Layout (format ``aemg-archive``, version 2)::
                          {"format", "version", "complete",
                           "sources":    [{"source", "recordings", "error"}]   (every finished source)
                           "recordings": [row, ...],                           (one row per recording)
-                          "shards":     {"shards/000001.h5": {"bytes", "sha256", "sources"}}}
+                          "shards":     {"shards/000001.h5": {"bytes", "crc32", "sources"}}}
                          (the size and checksum of each committed shard: a resumed run verifies
-                         them and reads the sources of a missing, truncated or changed shard again)
+                         them and reads the sources of a missing, truncated or changed shard again;
+                         archives written before session 6 record "sha256", still verified)
       errors.jsonl       one {"source", "problem"} line per source that failed (a copy of the
                          failed ``sources`` entries, for people and ``grep``)
       shards/000001.h5   HDF5, the shard's recordings stored one after the other:
@@ -94,7 +97,13 @@ _MERGE_GAP_BYTES = 1 << 20
 DEFAULT_SHARD_BYTES = 64 << 20
 #: manifest fields that must match when an existing archive is resumed
 IDENTITY_FIELDS = ("format", "version", "aemg_version", "reader", "reader_options", "source_root",
-                   "space")
+                   "space", "precision")
+#: checksum recorded per committed shard (:func:`aemg._io.file_digest`): crc32 finds truncation,
+#: torn writes and swapped files as sha256 does, at about half its cost (docs/notes/rectify.md,
+#: Session 6); no security claim is made for either
+SHARD_DIGEST = "crc32"
+#: ``precision`` of a manifest written before the field (those archives were made in float64)
+OLD_PRECISION = "float64"
 INDEX_FIELDS = ("key", "dataset", "subject", "session", "trial", "device", "n_channels", "label",
                 "classes", "n_samples", "rate", "source", "shard", "position")
 #: the name of ``position`` in index rows written before issue 11 (still read)
@@ -562,7 +571,10 @@ class ArchiveWriter:
         manifest_path = self.path / MANIFEST
         stored = stored_marker(self.path, MANIFEST, "an aemg archive", read_archive_json)
         if stored is not None:
-            diff = field_differences(stored, manifest, IDENTITY_FIELDS, "archive")
+            held = stored if "precision" not in manifest else {"precision": OLD_PRECISION, **stored}
+            diff = [d + (" (rectify's --precision; an archive never mixes the two)"
+                         if d.startswith("precision:") else "")
+                    for d in field_differences(held, manifest, IDENTITY_FIELDS, "archive")]
             if diff:
                 raise identity_error(self.path, "an archive made with other settings", diff, "output folder")
             self.manifest = stored
@@ -673,8 +685,8 @@ class ArchiveWriter:
             shard = f"{SHARDS}/{self._next:06d}.h5"
             write_shard(self.path / shard, recordings, compression=self.compression)
             self._next += 1
-            size, sha = file_digest(self.path / shard)
-            self.shards[shard] = {"bytes": size, "sha256": sha,
+            size, digest = file_digest(self.path / shard, SHARD_DIGEST)
+            self.shards[shard] = {"bytes": size, SHARD_DIGEST: digest,
                                   "sources": [src for src, recs, _ in self._pending if recs]}
         retried = {source for source, _, _ in self._pending}
         self.sources = [s for s in self.sources if s["source"] not in retried]

@@ -96,8 +96,8 @@ class RectifyReport:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(reader, space, scale, native_rate=None) -> None:
-    _WORKER.update(reader=reader, space=space, scale=scale, native_rate=native_rate)
+def _init_worker(reader, space, scale, native_rate=None, precision="float64") -> None:
+    _WORKER.update(reader=reader, space=space, scale=scale, native_rate=native_rate, precision=precision)
 
 
 def _problem(exc: BaseException, path: str) -> str:
@@ -146,14 +146,16 @@ def check_time_span(rec: Recording, where: str | os.PathLike) -> None:
                                "(check the time column and its time_scale)")
 
 
-def _read_checked(reader, source: str, space, scale: float | None,
-                  native_rate: float | None = None) -> tuple[list[Recording], list[Recording], int]:
+def _read_checked(reader, source: str, space, scale: float | None, native_rate: float | None = None,
+                  precision: str = "float64") -> tuple[list[Recording], list[Recording], int]:
     """The raw and rectified recordings of ``source`` and its raw samples per channel; raises what
     any step raises (the caller reports it as this source's problem). ``native_rate``: the
-    dataset's rate for irregular logs (:func:`~aemg.data.rectify.dataset_native_rate`)."""
+    dataset's rate for irregular logs (:func:`~aemg.data.rectify.dataset_native_rate`);
+    ``precision``: :func:`~aemg.data.rectify.rectify`'s."""
     from .rectify import rectify
     raw = _read_raw(reader, source)
-    return (raw, [rectify(rec, space, amplitude_scale=scale, native_rate=native_rate) for rec in raw],
+    return (raw, [rectify(rec, space, amplitude_scale=scale, native_rate=native_rate, precision=precision)
+                  for rec in raw],
             sum(r.n_samples for r in raw))
 
 
@@ -169,26 +171,31 @@ def _read_raw(reader, source: str) -> list[Recording]:
     return raw
 
 
-def _scale_source(source: str) -> tuple[str, list[Recording] | None, np.ndarray | None, str | None]:
-    """Worker task: ``(source, raw recordings, moving RMS, None)`` if the whole file passes (reads,
-    rectifies, is not silent), else ``(source, None, None, problem)``; only passing files estimate
-    the amplitude scale. The moving RMS (:func:`~aemg.data.rectify.moving_rms` of each recording
-    rectified without gain, concatenated) is what :func:`~aemg.data.rectify.estimate_amplitude_scale`
-    pools, so each sampled recording is rectified once here."""
-    from .rectify import StandardSpace, _unscaled, moving_rms
-    reader, space = _WORKER["reader"], _WORKER["space"]
+def _scale_source(source: str) -> tuple[str, list[Recording] | None, np.ndarray | None, str | None,
+                                        list | None]:
+    """Worker task: ``(source, raw recordings, moving RMS, None, unscaled)`` if the whole file
+    passes (reads, rectifies, is not silent), else ``(source, None, None, problem, None)``; only
+    passing files estimate the amplitude scale. The moving RMS (:func:`~aemg.data.rectify.moving_rms`
+    of each recording rectified without gain, concatenated) is what
+    :func:`~aemg.data.rectify.estimate_amplitude_scale` pools, so each sampled recording is
+    rectified once here; ``unscaled`` holds each recording's ``_unscaled`` result (samples before
+    the gain, labels, provenance), which the run then finishes instead of rectifying it again."""
+    from .rectify import _unscaled, moving_rms
+    reader, space, precision = _WORKER["reader"], _WORKER["space"], _WORKER.get("precision", "float64")
     try:
         raw = _read_raw(reader, source)
-        plain = StandardSpace(**{**space.to_dict(), "amplitude": "none"})
-        rms = [moving_rms(_unscaled(rec, plain)[0], plain.rate, plain.floor_window_s) for rec in raw]
+        # the amplitude mode plays no part before the gain: the run's own space, so the provenance
+        # of what is kept is the run's
+        unscaled = [_unscaled(rec, space, None, precision) for rec in raw]
+        rms = [moving_rms(u[0], space.rate, space.floor_window_s) for u in unscaled]
         values = np.concatenate(rms) if rms else np.zeros(0)
         if raw and values.size == 0:
             raise DataError("estimate_amplitude_scale", "no samples in the given recordings")
         if raw and not float(np.percentile(values, space.floor_percentile)) > 0:
             raise DataError("estimate_amplitude_scale", "the recordings are silent (noise floor 0)")
-        return source, raw, values, None
+        return source, raw, values, None, unscaled
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
-        return source, None, None, _problem(exc, _source_path(reader, source))
+        return source, None, None, _problem(exc, _source_path(reader, source)), None
 
 
 def _rectify_source(source: str) -> tuple[str, list[Recording] | None, str | None, int]:
@@ -196,7 +203,8 @@ def _rectify_source(source: str) -> tuple[str, list[Recording] | None, str | Non
     Any exception is this source's problem: the run goes on with the next source."""
     reader, space, scale = _WORKER["reader"], _WORKER["space"], _WORKER["scale"]
     try:
-        _, recs, n_in = _read_checked(reader, source, space, scale, _WORKER.get("native_rate"))
+        _, recs, n_in = _read_checked(reader, source, space, scale, _WORKER.get("native_rate"),
+                                      _WORKER.get("precision", "float64"))
         return source, recs, None, n_in
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
         return source, None, _problem(exc, _source_path(reader, source)), 0
@@ -274,7 +282,7 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
                     shard_bytes: int = DEFAULT_SHARD_BYTES, compression: str | None = None,
                     on_source: Callable[[str, list[Recording]], None] | None = None,
                     on_runner: Callable[[Any], None] | None = None,
-                    scheduler: str | None = None) -> RectifyReport:
+                    scheduler: str | None = None, precision: str | None = None) -> RectifyReport:
     """Read every source of a dataset, rectify it into ``space`` and write an archive at ``out``.
 
     Parameters
@@ -311,6 +319,10 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
     scheduler : str or None
         Dask scheduler address (else ``$AEMG_SCHEDULER``; neither: the local pool): the sources are
         rectified on the cluster, this process writes the archive (:mod:`aemg.data.distributed`).
+    precision : {"float32", "float64"} or None
+        Arithmetic of :func:`~aemg.data.rectify.rectify` (None: ``DEFAULT_PRECISION``, float32).
+        Stored in the manifest: resuming an archive made with the other precision is refused
+        (the archive would mix the two); archives made before the option count as ``"float64"``.
 
     Returns
     -------
@@ -324,9 +336,11 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
         The dataset folder is missing, no sampled source could be read, or (``on_error="stop"``)
         the first bad source.
     """
-    from .rectify import StandardSpace, estimate_amplitude_scale
+    from .rectify import DEFAULT_PRECISION, StandardSpace, check_precision, estimate_amplitude_scale
 
     t0 = time.perf_counter()
+    precision = check_precision(DEFAULT_PRECISION if precision is None else precision,
+                                "rectify_dataset: precision")
     if on_error not in ("skip", "stop"):
         raise ConfigError(f"on_error={on_error!r}: expected 'skip' or 'stop'")
     space = StandardSpace() if space is None else space
@@ -340,13 +354,15 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
     remote = checked_runner(scheduler, rdr, _init_worker)  # a bad scheduler fails before any work
     source_root = None if getattr(rdr, "root", None) is None else str(Path(rdr.root).resolve())
     manifest = {"reader": name, "reader_options": options, "source_root": source_root,
-                "space": space.to_dict(), "shard_bytes": int(shard_bytes), "compression": compression}
+                "space": space.to_dict(), "precision": precision, "shard_bytes": int(shard_bytes),
+                "compression": compression}
 
     sources = list(rdr.sources())
     stored = stored_marker(out, MANIFEST, "an aemg archive", read_archive_json)
+    kept: dict[str, tuple[list[Recording], list]] = {}  # sampled sources already rectified (no gain)
     if stored is None:
         scale, native = _estimate_scale(rdr, sources, space, min(workers, len(sources) or 1),
-                                        estimate_amplitude_scale)
+                                        estimate_amplitude_scale, precision, kept)
         manifest["amplitude_scale"] = scale
         if native is not None:
             manifest["native_rate"] = native
@@ -367,12 +383,12 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
 
     bar = progress_bar(progress, total=len(sources), initial=report.skipped, desc="rectify", unit="file")
     try:
-        with logging_redirect(bar), (_Runner(min(workers, len(todo)), (rdr, space, scale, native))
-                                     if remote is None
-                                     else remote((rdr, space, scale, native))) as runner:
+        initargs = (rdr, space, scale, native, precision)
+        with logging_redirect(bar), (_Runner(min(workers, len(todo)), initargs)
+                                     if remote is None else remote(initargs)) as runner:
             if on_runner is not None:
                 on_runner(runner)
-            for source, recs, problem, n_in in runner.imap(_rectify_source, todo):
+            for source, recs, problem, n_in in _results(runner, todo, kept, space, scale):
                 report.processed += 1
                 # add() may turn the source into an error (a duplicate recording key)
                 problem = writer.add(source, recs or (), problem)
@@ -412,11 +428,29 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
     return report
 
 
-def _estimate_scale(rdr, sources: list[str], space, workers: int,
-                    estimate: Callable) -> tuple[float, float | None]:
+def _results(runner, todo: list[str], kept: dict, space, scale: float) -> Iterator[tuple]:
+    """``_rectify_source``'s results for ``todo`` in order: the sources in ``kept`` (rectified
+    without gain by the amplitude-scale pass) are finished in this process, the others come from
+    the runner (the same samples either way: ``rectify`` is ``_unscaled`` then the gain)."""
+    from .rectify import finish_rectified
+    rest = runner.imap(_rectify_source, [s for s in todo if s not in kept])
+    for source in todo:
+        if source not in kept:
+            yield next(rest)
+            continue
+        raw, unscaled = kept.pop(source)
+        recs = [finish_rectified(rec, x, labels, prov, space, scale)
+                for rec, (x, labels, prov) in zip(raw, unscaled)]
+        yield source, recs, None, sum(r.n_samples for r in raw)
+
+
+def _estimate_scale(rdr, sources: list[str], space, workers: int, estimate: Callable,
+                    precision: str = "float64", kept: dict | None = None) -> tuple[float, float | None]:
     """The amplitude scale and the native rate of irregular logs (None when none is irregular) of
     the dataset, from the raw recordings of :func:`scale_sample` that pass (a sampled file that
-    fails is logged and left out; it is reported again when its turn comes in the run)."""
+    fails is logged and left out; it is reported again when its turn comes in the run). ``kept``
+    (when given, and no log is irregular) receives ``{source: (raw, unscaled)}`` of the passing
+    sampled sources for :func:`_results`."""
     from .rectify import dataset_native_rate, estimate_amplitude_scale
     sample = scale_sample(sources)
     if not sample:
@@ -424,11 +458,13 @@ def _estimate_scale(rdr, sources: list[str], space, workers: int,
     recordings: list[Recording] = []
     pooled: list[np.ndarray] = []
     problems = []
-    with _Runner(workers, (rdr, space, None)) as runner:
-        for source, recs, rms, problem in runner.imap(_scale_source, sample):
+    with _Runner(workers, (rdr, space, None, None, precision)) as runner:
+        done: dict[str, tuple[list[Recording], list]] = {}
+        for source, recs, rms, problem, unscaled in runner.imap(_scale_source, sample):
             if problem is None:
                 recordings.extend(recs)
                 pooled.append(rms)
+                done[source] = (recs, unscaled)
             else:
                 problems.append(f"{_source_path(rdr, source)}: {problem}")
                 logger.warning("not used for the amplitude scale: %s", problems[-1])
@@ -443,5 +479,7 @@ def _estimate_scale(rdr, sources: list[str], space, workers: int,
         scale = float(np.percentile(values, space.floor_percentile))  # each passing source has windows
         if not scale > 0:
             raise DataError("estimate_amplitude_scale", "the recordings are silent (noise floor 0)")
+        if kept is not None:
+            kept.update(done)
         return scale, None
-    return float(estimate(recordings, space, native_rate=native)), native
+    return float(estimate(recordings, space, native_rate=native, precision=precision)), native

@@ -214,8 +214,8 @@ def prepare_dataset(reader, out: str | os.PathLike, space=None, config=None, *,
     backend : str or None
         Segmentation backend (``aemg tokenize --backend``).
     **rectify_options
-        ``shard_bytes``, ``compression``, ``scheduler`` (a Dask scheduler address: the sources are
-        rectified, and groups left to the archive pass tokenized, on the cluster): passed to
+        ``shard_bytes``, ``compression``, ``precision``, ``scheduler`` (a Dask scheduler address: the
+        sources are rectified, and groups left to the archive pass tokenized, on the cluster): passed to
         ``rectify_dataset`` (and ``scheduler`` to ``tokenize_archive``).
 
     Returns

@@ -43,6 +43,9 @@ NOTCH_MODES = ("detect", "all", "off")
 _NYQUIST_MARGIN = 0.9  # band upper edge at most this fraction of the Nyquist frequency
 #: seconds at the start of a recording that ``notch_mode="detect"`` looks at
 LINE_EXCERPT_S = 10.0
+#: arithmetic of the resampler, the filter cascade and the topology product (see :func:`rectify`)
+PRECISIONS = ("float32", "float64")
+DEFAULT_PRECISION = "float32"
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,21 @@ def _topology(device: Device, n_virtual: int) -> np.ndarray:
     W = topology_matrix(device, n_virtual)
     W.setflags(write=False)
     return W
+
+
+@lru_cache(maxsize=64)
+def _topology32(device: Device, n_virtual: int) -> np.ndarray:
+    """:func:`_topology` as float32 (the float32 path's topology product), cached (read-only)."""
+    W = _topology(device, n_virtual).astype(np.float32)
+    W.setflags(write=False)
+    return W
+
+
+def check_precision(precision: str, where: str = "precision") -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else ConfigError naming ``where``."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"{where}: {precision!r} is not one of {', '.join(PRECISIONS)}")
+    return precision
 
 
 @lru_cache(maxsize=32)
@@ -230,6 +248,64 @@ def _sos_design_cached(key: bytes) -> tuple[np.ndarray, int]:
     zi.setflags(write=False)
     ntaps = 2 * sos.shape[0] + 1 - min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum()))
     return zi, ntaps
+
+
+def sosfiltfilt32_reference(sos: np.ndarray, x: np.ndarray, padlen: int, zi: np.ndarray | None = None
+                            ) -> np.ndarray:
+    """Readable reference of the ``"sosfiltfilt32"`` op (the float32 path): SciPy's ``sosfiltfilt``
+    of the samples as float32 with the sections rounded to float32, i.e. SciPy's own float32
+    computation (``sosfilt_zi`` of the float32 sections, odd extension and both passes in float32).
+
+    ``sos`` (S, 6), ``x`` (C, T) any real dtype and layout, ``padlen`` in [0, T - 1]; ``zi`` ignored
+    (SciPy computes its own). Returns (C, T) float32.
+    """
+    y = signal.sosfiltfilt(np.asarray(sos, dtype=np.float32), np.asarray(x, dtype=np.float32), axis=-1,
+                           padlen=padlen)
+    assert y.dtype == np.float32
+    return y
+
+
+def sosfiltfilt32_entry(sosfiltfilt32_into):
+    """The ``sosfiltfilt32`` op around the compiled ``aemg._ext.filt_cy.sosfiltfilt32_into``."""
+
+    def sosfiltfilt32_cython(sos, x, padlen, zi=None):
+        sos32, zi32, _ = _sos_design32(sos)
+        if x.dtype not in (np.int16, np.float32, np.float64):
+            x = x.astype(np.float32)
+        out = np.empty(x.shape, dtype=np.float32)
+        sosfiltfilt32_into(x, sos32, zi32 if zi is None else np.ascontiguousarray(zi, np.float32),
+                           int(padlen), out)
+        return out
+
+    return sosfiltfilt32_cython
+
+
+def _sos_design32(sos: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """(float32 sections, their ``sosfilt_zi`` ravelled as SciPy computes it for float32 sections,
+    tap count), cached by value."""
+    return _sos_design32_cached(np.ascontiguousarray(sos, dtype=np.float64).tobytes())
+
+
+@lru_cache(maxsize=256)
+def _sos_design32_cached(key: bytes) -> tuple[np.ndarray, np.ndarray, int]:
+    sos = np.frombuffer(key, dtype=np.float64).reshape(-1, 6).astype(np.float32)
+    zi = np.ascontiguousarray(signal.sosfilt_zi(sos).ravel(), dtype=np.float32)
+    sos.setflags(write=False)
+    zi.setflags(write=False)
+    return sos, zi, _sos_design_cached(key)[1]
+
+
+def zero_phase32(sos: np.ndarray, x, *, backend: str | None = None) -> np.ndarray:
+    """:func:`zero_phase` on the float32 path: (C, T) any real dtype -> (C, T) float32, SciPy's
+    float32 ``sosfiltfilt`` (op ``"sosfiltfilt32"``; the compiled backend is bit-identical to it)."""
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise DataError("x", f"expected a 2-D array (channels, time), got shape {x.shape}")
+    if x.shape[1] == 0 or sos.shape[0] == 0:
+        return x.astype(np.float32)
+    impl = backends.get("sosfiltfilt32", backend)
+    ntaps = _sos_design(sos)[1]
+    return impl(sos, x, max(0, min(3 * ntaps, x.shape[1] - 1)))
 
 
 def zero_phase(sos: np.ndarray, x, *, dtype=np.float64, backend: str | None = None) -> np.ndarray:
@@ -353,8 +429,8 @@ def line_harmonics(fundamental: float, limit: float) -> list[float]:
 
 
 @lru_cache(maxsize=32)
-def _hann(n: int) -> np.ndarray:
-    w = signal.get_window("hann", n)
+def _hann(n: int, dtype: str = "float64") -> np.ndarray:
+    w = signal.get_window("hann", n).astype(dtype)
     w.setflags(write=False)
     return w
 
@@ -365,9 +441,12 @@ def welch_channel_sum(x: np.ndarray, rate: float, nper: int,
     half-overlapping segments, per-segment mean removed, density scaling, one-sided) then
     ``.sum(axis=0)``, without SciPy's per-call set-up (equal to it within float64 rounding).
 
+    A float32 ``x`` (the float32 path) is windowed and transformed in float32 (``scipy.fft``,
+    about 2.5x faster than NumPy's float64 FFT here); float64 is computed as before.
+
     Parameters
     ----------
-    x : np.ndarray, shape (C, T), float64, T >= nper
+    x : np.ndarray, shape (C, T), float64 or float32, T >= nper
     rate : float
         Hz.
     nper : int
@@ -380,27 +459,52 @@ def welch_channel_sum(x: np.ndarray, rate: float, nper: int,
     f : np.ndarray, shape (nper // 2 + 1,)[bins], Hz
     p : np.ndarray, same shape, power density summed over channels
     """
-    win = _hann(nper)
+    f32 = x.dtype == np.float32
+    win = _hann(nper, "float32" if f32 else "float64")
     step = nper - nper // 2
     n_seg = (x.shape[1] - nper) // step + 1
-    # the half-overlapping segments as a strided view (sliding_window_view's set-up costs more
-    # than the FFT of a short recording); the same values and operations as signal.welch's
-    seg = np.lib.stride_tricks.as_strided(x, shape=(x.shape[0], n_seg, nper),
-                                          strides=(x.strides[0], step * x.strides[1], x.strides[1]),
-                                          writeable=False)
-    if (bins.start or 0) >= 2:
-        # the periodic Hann window's spectrum is zero beyond bin 1, so removing each segment's
-        # mean changes no wanted bin (beyond float64 rounding): one pass less
-        seg = seg * win
+    # the periodic Hann window's spectrum is zero beyond bin 1, so removing each segment's mean
+    # changes no wanted bin from bin 2 on (beyond float64 rounding): one pass less
+    keep_mean = (bins.start or 0) >= 2
+    if keep_mean and nper % 2 == 0:
+        # segments overlap by half: the windowed segments are the signal's halves times the
+        # window's halves (two products, the same values as segment * window)
+        halves = x[:, : (n_seg + 1) * step].reshape(x.shape[0], n_seg + 1, step)
+        seg = np.empty((x.shape[0], n_seg, nper), win.dtype)
+        np.multiply(halves[:, :-1], win[:step], out=seg[..., :step])
+        np.multiply(halves[:, 1:], win[step:], out=seg[..., step:])
     else:
-        seg = seg - np.add.reduce(seg, axis=-1, keepdims=True) / nper
-        seg *= win
-    spec = np.fft.rfft(seg, axis=-1)[..., bins]
-    p = (spec.real ** 2 + spec.imag ** 2).mean(axis=1).sum(axis=0) / (rate * float(win @ win))
+        # the half-overlapping segments as a strided view (sliding_window_view's set-up costs
+        # more than the FFT of a short recording); the same values and operations as signal.welch's
+        seg = np.lib.stride_tricks.as_strided(x, shape=(x.shape[0], n_seg, nper),
+                                              strides=(x.strides[0], step * x.strides[1], x.strides[1]),
+                                              writeable=False)
+        if keep_mean:
+            seg = seg * win
+        else:
+            seg = seg - np.add.reduce(seg, axis=-1, keepdims=True) / nper
+            seg *= win
+    spec = (_scipy_fft().rfft(seg, axis=-1) if f32 else np.fft.rfft(seg, axis=-1))[..., bins]
+    power = spec.real ** 2 + spec.imag ** 2
+    p = (np.add.reduce(power, axis=1) / n_seg).sum(axis=0, dtype=np.float64) / (rate * float(win @ win))
     f = _rfftfreq(nper, float(rate))
-    one_sided = np.ones(f.size)
-    one_sided[1: (nper + 1) // 2] = 2.0  # every bin but DC (and Nyquist for even nper)
-    return f[bins], p * one_sided[bins]
+    return f[bins], p * _one_sided(nper)[bins]
+
+
+@lru_cache(maxsize=32)
+def _one_sided(nper: int) -> np.ndarray:
+    """The one-sided density factors of an ``nper``-point real FFT: 2 for every bin but DC (and
+    Nyquist for even ``nper``)."""
+    w = np.ones(nper // 2 + 1)
+    w[1: (nper + 1) // 2] = 2.0
+    w.setflags(write=False)
+    return w
+
+
+@lru_cache(maxsize=1)
+def _scipy_fft():
+    import scipy.fft
+    return scipy.fft
 
 
 def _median(v: np.ndarray) -> float:
@@ -433,7 +537,8 @@ def detect_line_frequency(x, rate: float, candidates: Sequence[float] = (50.0, 6
 
 
 def _detect_line(x: np.ndarray, rate: float, candidates: Sequence[float], min_ratio: float) -> float | None:
-    """:func:`detect_line_frequency` of a checked excerpt: (C, T) float64, finite, any layout."""
+    """:func:`detect_line_frequency` of a checked excerpt: (C, T) float64 (or float32: the float32
+    path's spectrum), finite, any layout."""
     nper = min(x.shape[1], int(2 * rate))
     if nper < 16:
         return None
@@ -470,6 +575,7 @@ def _line_plan(nper: int, rate: float, candidates: tuple[float, ...]) -> tuple[s
     return bins, tuple(tests)
 
 
+@lru_cache(maxsize=256)
 def rate_ratio(rate_in: float, rate_out: float, max_denominator: int = 1000) -> tuple[int, int]:
     """``(up, down)``: the rational approximation of ``rate_out / rate_in`` used by :func:`resample`."""
     fr = Fraction(float(rate_out) / float(rate_in)).limit_denominator(max_denominator)
@@ -508,6 +614,26 @@ def _resample64(x: np.ndarray, rate_in: float, rate_out: float, max_denominator:
     return backends.get("resample_poly")(x, up, down)
 
 
+def _resample32(x: np.ndarray, rate_in: float, rate_out: float, max_denominator: int = 1000) -> np.ndarray:
+    """:func:`_resample64` on the float32 path (op ``"resample_poly32"``): (C, T) -> float32."""
+    up, down = rate_ratio(rate_in, rate_out, max_denominator)
+    if up == down:
+        return x
+    if x.shape[1] == 0:
+        return np.zeros((x.shape[0], 0), np.float32)
+    return backends.get("resample_poly32")(x, up, down)
+
+
+def resample_poly32_reference(x: np.ndarray, up: int, down: int) -> np.ndarray:
+    """Readable reference of the ``"resample_poly32"`` op: ``scipy.signal.resample_poly`` of the
+    samples as float32 with the default anti-alias FIR rounded to float32, i.e. SciPy's float32
+    computation; (C, T) -> (C, ceil(T up / down)) float32."""
+    y = signal.resample_poly(np.asarray(x, dtype=np.float32), up, down, axis=-1,
+                             window=_polyphase_fir(up, down).astype(np.float32))
+    assert y.dtype == np.float32
+    return y
+
+
 def resample_poly_reference(x: np.ndarray, up: int, down: int) -> np.ndarray:
     """Readable reference of the ``"resample_poly"`` op: ``scipy.signal.resample_poly`` along time
     with the cached default anti-alias FIR (:func:`_polyphase_fir`); (C, T) -> (C, ceil(T up /
@@ -515,20 +641,48 @@ def resample_poly_reference(x: np.ndarray, up: int, down: int) -> np.ndarray:
     return signal.resample_poly(x, up, down, axis=-1, window=_polyphase_fir(up, down))
 
 
-@lru_cache(maxsize=64)
-def _polyphase_plan(up: int, down: int) -> tuple[np.ndarray, int, int, int]:
-    """What ``resample_poly`` derives from the FIR before calling ``upfirdn``: the transposed,
-    flipped, zero-padded filter and (half_len, n_pre_pad, n_pre_remove); post padding depends on
-    the length and is checked by the caller."""
+def _polyphase_plan(up: int, down: int, n_in: int, dtype=np.float64) -> tuple[np.ndarray, int]:
+    """What ``resample_poly`` derives from the FIR before calling ``upfirdn`` for ``n_in`` samples:
+    the transposed, flipped, zero-padded filter (``dtype``: float64, or float32 as SciPy computes
+    it for float32 samples: the FIR rounded, then scaled by ``up`` in float32) and n_pre_remove.
+    The post padding is SciPy's for that length (zero taps multiply samples too, so a NaN or inf
+    reaches exactly the outputs it reaches in SciPy); cached per (up, down, post padding, dtype)."""
+    half_len = 10 * max(up, down)
+    n_pre_pad = down - half_len % down
+    n_pre_remove = (half_len + n_pre_pad) // down
+    n_out = -(-n_in * up // down)
+    len_h, n_post_pad = 2 * half_len + 1 + n_pre_pad, 0
+    while ((n_in - 1) * up + len_h + n_post_pad - 1) // down + 1 < n_out + n_pre_remove:  # as SciPy
+        n_post_pad += 1
+    return _polyphase_taps(up, down, n_post_pad, np.dtype(dtype).str), n_pre_remove
+
+
+@lru_cache(maxsize=256)
+def _polyphase_taps(up: int, down: int, n_post_pad: int, dtype: str) -> np.ndarray:
     from scipy.signal._upfirdn import _pad_h
 
-    h = _polyphase_fir(up, down) * up
-    half_len = (h.size - 1) // 2
-    n_pre_pad = down - half_len % down
-    h = np.concatenate([np.zeros(n_pre_pad), h, np.zeros(down + up)])  # enough post padding
-    h_tf = np.ascontiguousarray(_pad_h(h, up))
+    h = _polyphase_fir(up, down).astype(dtype)
+    h *= up  # in the filter's dtype, as resample_poly
+    n_pre_pad = down - ((h.size - 1) // 2) % down
+    h = np.concatenate([np.zeros(n_pre_pad, dtype), h, np.zeros(n_post_pad, dtype)])
+    h_tf = np.ascontiguousarray(_pad_h(h, up), dtype=dtype)
     h_tf.setflags(write=False)
-    return h_tf, half_len, n_pre_pad, (half_len + n_pre_pad) // down
+    return h_tf
+
+
+def resample_poly32_entry(upfirdn32_into):
+    """The ``resample_poly32`` op around the compiled ``aemg._ext.filt_cy.upfirdn32_into``."""
+
+    def resample_poly32_cython(x: np.ndarray, up: int, down: int) -> np.ndarray:
+        h_tf, n_pre_remove = _polyphase_plan(up, down, x.shape[1], np.float32)
+        n_out = -(-x.shape[1] * up // down)
+        if x.dtype not in (np.int16, np.float32, np.float64):
+            x = x.astype(np.float32)
+        out = np.empty((x.shape[0], n_out), np.float32)
+        upfirdn32_into(x, h_tf, up, down, n_pre_remove, out)
+        return out
+
+    return resample_poly32_cython
 
 
 def resample_poly_entry(upfirdn_into):
@@ -536,9 +690,7 @@ def resample_poly_entry(upfirdn_into):
     ``wrap`` of that backend in :data:`aemg.backends.TABLE`)."""
 
     def resample_poly_cython(x: np.ndarray, up: int, down: int) -> np.ndarray:
-        # zero taps appended after the filter (SciPy's post padding) add 0.0 * x: they change no
-        # output, so one generously padded filter serves every length
-        h_tf, _, _, n_pre_remove = _polyphase_plan(up, down)
+        h_tf, n_pre_remove = _polyphase_plan(up, down, x.shape[1])
         n_out = -(-x.shape[1] * up // down)
         if x.dtype not in (np.int16, np.float32, np.float64):
             x = x.astype(np.float64)
@@ -698,18 +850,21 @@ def amplitude_gain(space: StandardSpace, *, scale: float | None = None,
 
 # -- the pipeline -------------------------------------------------------------------------------
 
-def _unscaled(rec: Recording, space: StandardSpace,
-              native_rate: float | None = None) -> tuple[np.ndarray, np.ndarray | None, dict]:
-    """Rectified samples (channels, T') float64 before the amplitude gain, labels, provenance.
-    ``native_rate``: for irregular logs, the rate whose Nyquist bounds the band (the dataset's,
-    see :func:`dataset_native_rate`); None: the recording's own effective rate."""
+def _unscaled(rec: Recording, space: StandardSpace, native_rate: float | None = None,
+              precision: str = DEFAULT_PRECISION) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """Rectified samples (channels, T') before the amplitude gain (float32 or float64 by
+    ``precision``), labels, provenance. ``native_rate``: for irregular logs, the rate whose Nyquist
+    bounds the band (the dataset's, see :func:`dataset_native_rate`); None: the recording's own
+    effective rate."""
     where = rec.source or rec.key
     rate_in = rec.rate
-    W = _topology(rec.device, space.channels)
+    f32 = check_precision(precision) == "float32"
+    W = (_topology32 if f32 else _topology)(rec.device, space.channels)
     map_first = W.shape[0] < W.shape[1]
-    # the compiled resampler and filter read float32 as it is (widening is exact); the topology
-    # product and the irregular path need float64 first
-    x = rec.data if rec.times is None and not map_first else rec.data.astype(np.float64)
+    resample_ = _resample32 if f32 else _resample64
+    # the compiled resampler and filter read float32 as it is (widening is exact); the float64
+    # path's topology product and the irregular path need float64 first
+    x = rec.data if f32 or (rec.times is None and not map_first) else rec.data.astype(np.float64)
     if map_first:
         x = W @ x
     labels = rec.labels
@@ -719,7 +874,7 @@ def _unscaled(rec: Recording, space: StandardSpace,
         else:
             native = effective_rate(rec.times, x) if x.shape[1] >= 2 else space.rate
         y, t_out = resample_irregular(rec.times, x, space.rate)
-        x = y.astype(np.float64)
+        x = y if f32 else y.astype(np.float64)
         if labels is not None:
             idx = np.clip(np.searchsorted(rec.times, t_out), 0, rec.times.size - 1)
             prev = np.clip(idx - 1, 0, rec.times.size - 1)
@@ -737,23 +892,26 @@ def _unscaled(rec: Recording, space: StandardSpace,
         raise DataError(where, f"rate {source_rate:g} Hz is too low for the band {space.band} Hz "
                                f"(upper edge clipped to {hi_eff:g} Hz)")
     if rec.times is None and down_first:
-        x = _resample64(x, rate_in, space.rate)
+        x = resample_(x, rate_in, space.rate)
     # from here x is what the filters see, at filter_rate: the line is detected on it too (on a
     # downsampled recording that is half the work or less, with the same 0.5 Hz bins and bound)
     line = None
     if space.notch_mode == "all":
         lines = list(space.notch)
     elif space.notch_mode == "detect" and space.notch:
-        excerpt = np.asarray(x[:, : int(LINE_EXCERPT_S * filter_rate)], dtype=np.float64)
+        # float32 path: the Welch spectrum in float32 too (same decisions on every recording of
+        # three datasets, docs/notes/rectify.md, Session 6)
+        excerpt = np.asarray(x[:, : int(LINE_EXCERPT_S * filter_rate)],
+                             dtype=np.float32 if f32 else np.float64)
         line = _detect_line(excerpt, filter_rate, space.notch, space.notch_min_ratio)
         lines = [] if line is None else [line]
     else:
         lines = []
     notch_freqs = [f for f0 in lines for f in line_harmonics(f0, min(hi_eff, filter_rate / 2))]
     sos = _cascade(filter_rate, lo, hi_eff, space.filter_order, tuple(notch_freqs), space.notch_q)
-    x = _filtfilt(sos, x)
+    x = zero_phase32(sos, x) if f32 else _filtfilt(sos, x)
     if rec.times is None and not down_first:
-        x = _resample64(x, rate_in, space.rate)
+        x = resample_(x, rate_in, space.rate)
     if rec.times is None and labels is not None:
         idx = np.minimum(np.round(np.arange(x.shape[1]) * (rate_in / space.rate)).astype(np.int64),
                          max(labels.size - 1, 0))
@@ -763,14 +921,15 @@ def _unscaled(rec: Recording, space: StandardSpace,
     prov = {"source_rate": rate_in, "source_device": rec.device.name, "source_units": rec.units,
             "band": [float(lo), float(hi_eff)], "notch": [float(f) for f in notch_freqs],
             "line_hz": line if space.notch_mode == "detect"
-            else (lines[0] if lines else None), "space": space.to_dict()}
+            else (lines[0] if lines else None), "space": space.to_dict(), "precision": precision}
     if rec.times is not None:
         prov["native_rate"] = float(source_rate)
     return x, labels, prov
 
 
 def rectify(rec: Recording, space: StandardSpace = StandardSpace(), *,
-            amplitude_scale: float | None = None, native_rate: float | None = None) -> Recording:
+            amplitude_scale: float | None = None, native_rate: float | None = None,
+            precision: str = DEFAULT_PRECISION) -> Recording:
     """Rectify one recording into the standard space.
 
     Parameters
@@ -785,6 +944,13 @@ def rectify(rec: Recording, space: StandardSpace = StandardSpace(), *,
         Hz; the band's upper edge is then the same for every recording of the dataset. None: each
         recording's own effective rate bounds its band (per-recording bands: features that depend
         on the band, such as zero crossings, then differ between a user's recordings).
+    precision : {"float32", "float64"}
+        Arithmetic of the resampler, the filter cascade and the topology product. ``"float32"``
+        (default): SciPy's float32 computation (compiled on 8 float lanes, bit-identical to it);
+        its RMS difference from the float64 path was at most 3.2e-6 of the signal's RMS on every
+        recording of three real datasets (docs/notes/rectify.md, Session 6). ``"float64"``:
+        SciPy's float64 computation, rounded to float32 once at the end. Recorded in
+        ``meta["rectify"]["precision"]``.
 
     Returns
     -------
@@ -793,7 +959,15 @@ def rectify(rec: Recording, space: StandardSpace = StandardSpace(), *,
         :func:`standard_device`, labels resampled by nearest sample, ``times`` None, and
         ``meta["rectify"]`` = provenance (source rate, device and units, band, notches, gain).
     """
-    x, labels, prov = _unscaled(rec, space, native_rate)
+    return finish_rectified(rec, *_unscaled(rec, space, native_rate, precision), space, amplitude_scale)
+
+
+def finish_rectified(rec: Recording, x: np.ndarray, labels: np.ndarray | None, prov: dict,
+                     space: StandardSpace, amplitude_scale: float | None) -> Recording:
+    """The last step of :func:`rectify`: the amplitude gain applied to the unscaled samples ``x``
+    (channels, T') of ``rec`` (``_unscaled``'s result, which the amplitude-scale pass of
+    :func:`aemg.data.pipeline.rectify_dataset` keeps for its sampled sources) and the output
+    Recording. ``x`` float32 is scaled in place (it must not be used afterwards)."""
     own = (noise_floor(x, space.rate, window_s=space.floor_window_s, percentile=space.floor_percentile)
            if space.amplitude == "recording" or (space.amplitude == "noise_floor" and amplitude_scale is None)
            else None)
@@ -801,7 +975,10 @@ def rectify(rec: Recording, space: StandardSpace = StandardSpace(), *,
     prov.update(gain=float(gain), amplitude_source=source)
     meta = dict(rec.meta)
     meta["rectify"] = prov
-    data = np.empty(x.shape, np.float32)
+    if x.dtype == np.float32 and x is not rec.data and x.flags.owndata and x.flags.c_contiguous:
+        data = x  # the float32 path's own product: scaled in place (computed in float32)
+    else:
+        data = np.empty(x.shape, np.float32)
     np.multiply(x, gain, out=data, casting="same_kind")  # = (x * gain).astype(float32), no temporary
     return Recording(data=data, rate=space.rate, device=space.device,
                      units="standard", subject=rec.subject, session=rec.session, trial=rec.trial,
@@ -828,7 +1005,8 @@ def dataset_native_rate(recordings: Iterable[Recording], percentile: float = 10.
 
 
 def estimate_amplitude_scale(recordings: Iterable[Recording], space: StandardSpace = StandardSpace(), *,
-                             limit: int | None = None, native_rate: float | None = None) -> float:
+                             limit: int | None = None, native_rate: float | None = None,
+                             precision: str = DEFAULT_PRECISION) -> float:
     """A dataset's noise floor in the standard space (before gain): the ``space.floor_percentile``
     percentile of the moving RMS pooled over (at most ``limit`` of) ``recordings``, each rectified
     with ``amplitude="none"``.
@@ -836,14 +1014,15 @@ def estimate_amplitude_scale(recordings: Iterable[Recording], space: StandardSpa
     Pooling windows (rather than a median of per-recording floors) finds the resting level as long
     as at least ``floor_percentile`` % of all windows are rest, even when most trials are held
     contractions without rest. Run by the archive writer on a bounded sample; stored in its
-    manifest and passed to :func:`rectify` as ``amplitude_scale``.
+    manifest and passed to :func:`rectify` as ``amplitude_scale``. ``precision``: as
+    :func:`rectify`'s (the two give scales within ~4e-7 of each other on real data).
     """
     raw = StandardSpace(**{**space.to_dict(), "amplitude": "none"})
     pooled = []
     for i, rec in enumerate(recordings):
         if limit is not None and i >= limit:
             break
-        x, _, _ = _unscaled(rec, raw, native_rate)
+        x, _, _ = _unscaled(rec, raw, native_rate, precision)
         pooled.append(moving_rms(x, raw.rate, raw.floor_window_s))
     values = np.concatenate(pooled) if pooled else np.zeros(0)
     if values.size == 0:
