@@ -69,6 +69,33 @@ def dump(args) -> None:
     print(f"{args.out}: {n} trials, {int(usable.sum())} with tokens, emb {emb.shape[1]}, tok {tok.shape[1]}")
 
 
+def waveform_features(payload: np.ndarray, rate: float, order: int = 4) -> np.ndarray:
+    """(N, (3 + order) C) per-token waveform / frequency features of z-scored token samples
+    ``payload`` (N, C, L), feature-major: log Hjorth mobility, log Hjorth complexity, log mean
+    frequency (Hz, periodogram) and the ``order`` AR coefficients (Yule-Walker) per channel."""
+    x = np.asarray(payload, dtype=np.float64)
+    n, c, length = x.shape
+    d1 = np.diff(x, axis=2)
+    d2 = np.diff(d1, axis=2)
+    v0, v1, v2 = x.var(2) + 1e-12, d1.var(2) + 1e-12, d2.var(2) + 1e-12
+    mob = np.sqrt(v1 / v0)
+    comp = np.sqrt(v2 / v1) / mob
+    spec = np.abs(np.fft.rfft(x, axis=2)) ** 2
+    freqs = np.fft.rfftfreq(length, 1.0 / rate)
+    mnf = (spec * freqs).sum(2) / (spec.sum(2) + 1e-12)
+    xc = x - x.mean(2, keepdims=True)
+    r = np.stack([(xc[..., :length - k] * xc[..., k:]).sum(2) for k in range(order + 1)], axis=-1)
+    r = r / np.maximum(r[..., :1], 1e-12)
+    ar = np.zeros((n, c, order))
+    idx = np.abs(np.arange(order)[:, None] - np.arange(order)[None, :])
+    for i in range(n):
+        for j in range(c):
+            R = r[i, j, idx] + 1e-6 * np.eye(order)
+            ar[i, j] = np.linalg.solve(R, r[i, j, 1:])
+    return np.concatenate([np.log(mob), np.log(comp), np.log(mnf + 1e-6)]
+                          + [ar[..., k] for k in range(order)], axis=1)
+
+
 def dump_tokens(args) -> None:
     """Per-token rows for the intra-subject study: every token's classic features
     (:func:`aemg.eval.features.token_features`, 8 C) and contextual backbone output (d, before the
@@ -90,7 +117,7 @@ def dump_tokens(args) -> None:
     angles, z = probe.geometry(trials)
     backbone = run.model.backbone.eval()
     n = len(trials)
-    tokf, tokh, tok_owner, emb = [], [], [], np.zeros((n, run.model_config.d_model))
+    tokf, tokx, tokh, tok_owner, emb = [], [], [], [], np.zeros((n, run.model_config.d_model))
     cover, n_tok = np.zeros(n), np.zeros(n, dtype=np.int64)
     use = probe._usable(sents)
     with torch.no_grad():
@@ -105,6 +132,7 @@ def dump_tokens(args) -> None:
                 emb[i] = e[j]
                 tokh.append(h[j, 1:][m].float().numpy())
                 tokf.append(token_features(s.payload, s.energy, s.rate))
+                tokx.append(waveform_features(s.payload, s.rate))
                 tok_owner.append(np.full(s.n_tokens, i))
                 n_tok[i] = s.n_tokens
                 covered = np.zeros(trials.data[i].shape[1], dtype=bool)
@@ -120,7 +148,8 @@ def dump_tokens(args) -> None:
     np.savez(buf, emb=emb, tok=tok, labels=trials.labels, subjects=trials.subjects,
              sessions=trials.sessions, repetitions=trials.repetitions, usable=usable,
              classes=np.array(trials.classes), cover=cover, n_tok=n_tok,
-             tokf=np.concatenate(tokf), tokh=np.concatenate(tokh), tok_owner=np.concatenate(tok_owner),
+             tokf=np.concatenate(tokf), tokx=np.concatenate(tokx), tokh=np.concatenate(tokh),
+             tok_owner=np.concatenate(tok_owner),
              win=win, win_owner=win_owner, rate=trials.rate)
     atomic_write(args.out, buf.getvalue())
     print(f"{args.out}: {n} trials, {int(usable.sum())} with tokens, {len(win)} windows, "
@@ -267,6 +296,10 @@ VARIANTS = {
 def _lda_scores(xtr, ytr, xte, k, shrinkage):
     """(n_test, k) LDA decision scores (-inf for classes absent from training)."""
     from aemg.eval.classifiers import LDA
+    if shrinkage == "lw":  # Ledoit-Wolf intensity of the standardised, class-centred rows
+        z = (xtr - xtr.mean(0)) / np.where(xtr.std(0) > 0, xtr.std(0), 1.0)
+        means = {c: z[ytr == c].mean(0) for c in np.unique(ytr)}
+        shrinkage = _lw_shrinkage(z - np.stack([means[c] for c in ytr]))
     lda = LDA(float(shrinkage)).fit(xtr, ytr)
     out = np.full((len(xte), k), -np.inf)
     out[:, lda.classes_] = lda.decision_function(xte)
@@ -286,6 +319,8 @@ def intra_views(f) -> dict:
         "hudmean": (hud_mean, trial),
         "win": (f["win"], f["win_owner"]),
         "t.td": (tokf[:, :4 * c], to), "t.all": (tokf, to), "t.h": (f["tokh"], to),
+        **({"t.x": (f["tokx"], to), "t.hj": (f["tokx"][:, :3 * c], to), "t.ar": (f["tokx"][:, 3 * c:], to)}
+           if "tokx" in f else {}),
     }
 
 
@@ -412,6 +447,15 @@ INTRA_VARIANTS = {
     "token t.all s0.01 vote": (("t.all",), 0.01, "vote"),
     "token t.all s0.3 vote": (("t.all",), 0.3, "vote"),
     "token t.td+toktd s0.1 vote": (("t.td", "toktd"), 0.1, "vote"),
+    "token t.td+t.x s0.1 vote": (("t.td", "t.x"), 0.1, "vote"),
+    "token t.td+t.hj s0.1 vote": (("t.td", "t.hj"), 0.1, "vote"),
+    "token t.td+t.ar s0.1 vote": (("t.td", "t.ar"), 0.1, "vote"),
+    "token t.all+t.x s0.1 vote": (("t.all", "t.x"), 0.1, "vote"),
+    "token t.td lw vote": (("t.td",), "lw", "vote"),
+    "token t.td+t.x lw vote": (("t.td", "t.x"), "lw", "vote"),
+    "token t.td+t.hj lw vote": (("t.td", "t.hj"), "lw", "vote"),
+    "token t.td+t.x s0.3 vote": (("t.td", "t.x"), 0.3, "vote"),
+    "token t.td+t.hj s0.3 vote": (("t.td", "t.hj"), 0.3, "vote"),
 }
 
 

@@ -380,7 +380,7 @@ def test_probe_token_rows_vote_the_tokens_of_a_trial(setup, trials):
     run = str(setup / "run")
     fold = loso_folds(trials)[0]
     train, test = trials.subset(fold.train), trials.subset(fold.test).without_labels()
-    tok = get_method("aemg-probe-tok-rows", run=run, rows="tokens").fit(train)
+    tok = get_method("aemg-probe-tok-rows", run=run, rows="tokens", token_shrinkage=0.1).fit(train)
     assert tok.rows_ == "tokens" and tok.regimes == ("rest", "fewshot")
     x, owner = tok.token_rows(train)
     sents = trial_sentences(train, tok.tokenizer_config())
@@ -409,7 +409,7 @@ def test_probe_rows_auto_chooses_on_the_training_trials(setup, trials):
     auto = get_method("aemg-probe-tok-rows", run=run).fit(train)
     acc = {r["rows"]: r["inner_accuracy"] for r in auto.selection_}
     assert set(acc) == {"trial", "tokens"} and all(0.0 <= a <= 1.0 for a in acc.values())
-    assert auto.rows_ == ("trial" if acc["trial"] >= acc["tokens"] else "tokens")
+    assert auto.rows_ == ("trial" if acc["trial"] > acc["tokens"] else "tokens")   # ties: tokens
     twin = get_method("aemg-probe-tok-rows", run=run, rows=auto.rows_).fit(train)
     np.testing.assert_array_equal(auto.predict(test).trial, twin.predict(test).trial)
     # within one subject the inner folds are its repetitions; one repetition: no split, token rows
@@ -431,4 +431,25 @@ def test_probe_rows_bad_options(setup):
         get_method("aemg-probe-tok-rows", run=run, rows="tokens", rotations=1)
     with pytest.raises(ConfigError, match="inner_folds"):
         get_method("aemg-probe-tok-rows", run=run, inner_folds=1)
+    with pytest.raises(ConfigError, match="token_shrinkage"):
+        get_method("aemg-probe-tok-rows", run=run, token_shrinkage=1.5)
     get_method("aemg-probe-tok-rows", run=run, rows="trial", subject_norm="all", adapt="em")
+
+
+def test_probe_token_rows_ledoit_wolf_shrinkage(setup, trials):
+    """token_shrinkage="lw": the LDA of token rows with the Ledoit-Wolf intensity of the
+    standardised, class-centred rows (the same predictions as that number given by hand)."""
+    from sklearn.covariance import ledoit_wolf_shrinkage
+    run = str(setup / "run")
+    fold = loso_folds(trials)[0]
+    train, test = trials.subset(fold.train), trials.subset(fold.test).without_labels()
+    lw = get_method("aemg-probe-tok-rows", run=run, rows="tokens").fit(train)
+    x, owner = lw.token_rows(train)
+    y = train.labels[owner]
+    z = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)
+    for c in np.unique(y):
+        z[y == c] -= z[y == c].mean(0)
+    want = float(ledoit_wolf_shrinkage(z, assume_centered=True))
+    assert 0.0 <= want <= 1.0 and lw.token_shrinkage_ == pytest.approx(want)
+    fixed = get_method("aemg-probe-tok-rows", run=run, rows="tokens", token_shrinkage=want).fit(train)
+    np.testing.assert_array_equal(lw.predict(test).trial, fixed.predict(test).trial)

@@ -792,9 +792,12 @@ class AemgProbeRows(AemgProbe):
     ``rows="auto"`` (default): both are scored by an inner cross-validation on the training trials
     (leave-``inner_folds``-groups-of-subjects-out with several training subjects, leave one
     repetition out within one subject, as the intra protocol); the one with more correct inner
-    trials (trial rows on ties) is fitted on all training trials. When no inner split exists (one
-    group), token rows: with one training trial per class trial rows have no within-class spread
-    to estimate a covariance from, token rows do. Why (docs/notes/generalisation.md, session 6 H2):
+    trials is fitted on all training trials; on ties, and when no inner split exists (one group),
+    token rows: with one training trial per class trial rows have no within-class spread to
+    estimate a covariance from, token rows do (many rows per trial, as LDA's windows).
+    ``token_shrinkage``: the token-row LDA's shrinkage, a number in [0, 1] or ``"lw"`` (default:
+    the Ledoit-Wolf intensity of the standardised, class-centred training rows, so that it follows
+    the rows per feature of the data at hand). Why (docs/notes/generalisation.md, session 6 H2):
     within one user the training trials are 1-3 per class against 64-128 trial features, and the
     probe lost 4-8 points to LDA's hundreds of window rows; token rows recover it (within 2 points
     on Cote-Allard / 3DC / UCI), while across users trial rows with the embedding are better (3DC
@@ -804,7 +807,8 @@ class AemgProbeRows(AemgProbe):
 
     name = "aemg-probe-tok-rows"
 
-    def __init__(self, run=None, rows: str = "auto", inner_folds: int = 5, **kw):
+    def __init__(self, run=None, rows: str = "auto", inner_folds: int = 5,
+                 token_shrinkage: float | str = "lw", **kw):
         kw = {"features": "embedding+tokens", "classifier": "lda", "token_set": "td", **kw}
         super().__init__(run, **kw)
         if rows not in ROWS:
@@ -814,7 +818,10 @@ class AemgProbeRows(AemgProbe):
                               "no rotations; use rows='trial' for those")
         if int(inner_folds) < 2:
             raise ConfigError(f"{self.name}: inner_folds={inner_folds!r} must be >= 2")
-        self.rows, self.inner_folds = rows, int(inner_folds)
+        if token_shrinkage != "lw" and not (isinstance(token_shrinkage, (int, float))
+                                            and 0.0 <= float(token_shrinkage) <= 1.0):
+            raise ConfigError(f"{self.name}: token_shrinkage={token_shrinkage!r}; a number in [0, 1] or 'lw'")
+        self.rows, self.inner_folds, self.token_shrinkage = rows, int(inner_folds), token_shrinkage
 
     def token_rows(self, trials: TrialSet,
                    adaptation: Adaptation | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -839,7 +846,16 @@ class AemgProbeRows(AemgProbe):
     def _fit_tokens(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> tuple:
         std = x.std(axis=0)
         mean, std = x.mean(axis=0), np.where(std > 0, std, 1.0)
-        return mean, std, LDA(self.shrinkage).fit((x - mean) / std, y), n_classes
+        z = (x - mean) / std
+        shrinkage = self.token_shrinkage
+        if shrinkage == "lw":
+            from sklearn.covariance import ledoit_wolf_shrinkage
+            centred = z.copy()
+            for c in np.unique(y):
+                centred[y == c] -= z[y == c].mean(axis=0)
+            shrinkage = float(ledoit_wolf_shrinkage(centred, assume_centered=True)) if len(z) > 1 else 1.0
+        self.token_shrinkage_ = float(shrinkage)
+        return mean, std, LDA(float(shrinkage)).fit(z, y), n_classes
 
     @staticmethod
     def _vote_tokens(model: tuple, x: np.ndarray, owner: np.ndarray, n_trials: int) -> np.ndarray:
@@ -888,7 +904,7 @@ class AemgProbeRows(AemgProbe):
                     n += len(idx)
                 self.selection_ = [{"rows": r, "inner_accuracy": correct[r] / max(n, 1)}
                                    for r in ("trial", "tokens")]
-                choice = "trial" if n == 0 or correct["trial"] >= correct["tokens"] else "tokens"
+                choice = "trial" if n and correct["trial"] > correct["tokens"] else "tokens"
                 log.info("%s: rows=%s (inner accuracy trial %.3f, tokens %.3f)", self.name, choice,
                          correct["trial"] / max(n, 1), correct["tokens"] / max(n, 1))
             if choice == "trial":
