@@ -117,7 +117,7 @@ def dump_tokens(args) -> None:
     angles, z = probe.geometry(trials)
     backbone = run.model.backbone.eval()
     n = len(trials)
-    tokf, tokx, tokh, tok_owner, emb = [], [], [], [], np.zeros((n, run.model_config.d_model))
+    tokf, tokx, tokd, tokh, tok_owner, emb = [], [], [], [], [], np.zeros((n, run.model_config.d_model))
     cover, n_tok = np.zeros(n), np.zeros(n, dtype=np.int64)
     use = probe._usable(sents)
     with torch.no_grad():
@@ -133,6 +133,7 @@ def dump_tokens(args) -> None:
                 tokh.append(h[j, 1:][m].float().numpy())
                 tokf.append(token_features(s.payload, s.energy, s.rate))
                 tokx.append(waveform_features(s.payload, s.rate))
+                tokd.append(np.stack([s.duration_s, s.onset_in_event_s], axis=1))
                 tok_owner.append(np.full(s.n_tokens, i))
                 n_tok[i] = s.n_tokens
                 covered = np.zeros(trials.data[i].shape[1], dtype=bool)
@@ -148,7 +149,8 @@ def dump_tokens(args) -> None:
     np.savez(buf, emb=emb, tok=tok, labels=trials.labels, subjects=trials.subjects,
              sessions=trials.sessions, repetitions=trials.repetitions, usable=usable,
              classes=np.array(trials.classes), cover=cover, n_tok=n_tok,
-             tokf=np.concatenate(tokf), tokx=np.concatenate(tokx), tokh=np.concatenate(tokh),
+             tokf=np.concatenate(tokf), tokx=np.concatenate(tokx), tokd=np.concatenate(tokd),
+             tokh=np.concatenate(tokh),
              tok_owner=np.concatenate(tok_owner),
              win=win, win_owner=win_owner, rate=trials.rate)
     atomic_write(args.out, buf.getvalue())
@@ -321,6 +323,8 @@ def intra_views(f) -> dict:
         "t.td": (tokf[:, :4 * c], to), "t.all": (tokf, to), "t.h": (f["tokh"], to),
         **({"t.x": (f["tokx"], to), "t.hj": (f["tokx"][:, :3 * c], to), "t.ar": (f["tokx"][:, 3 * c:], to)}
            if "tokx" in f else {}),
+        **({"t.dur": (np.log(f["tokd"][:, :1] + 1e-3), to),
+            "t.cov": (np.log(f["cover"][to, None] + 1e-3), to)} if "tokd" in f else {}),
     }
 
 
@@ -452,6 +456,9 @@ INTRA_VARIANTS = {
     "token t.td+t.ar s0.1 vote": (("t.td", "t.ar"), 0.1, "vote"),
     "token t.all+t.x s0.1 vote": (("t.all", "t.x"), 0.1, "vote"),
     "token t.td lw vote": (("t.td",), "lw", "vote"),
+    "token t.td+t.dur lw vote": (("t.td", "t.dur"), "lw", "vote"),
+    "token t.td+t.cov lw vote": (("t.td", "t.cov"), "lw", "vote"),
+    "token t.td+t.dur+t.cov lw vote": (("t.td", "t.dur", "t.cov"), "lw", "vote"),
     "token t.td+t.x lw vote": (("t.td", "t.x"), "lw", "vote"),
     "token t.td+t.hj lw vote": (("t.td", "t.hj"), "lw", "vote"),
     "token t.td+t.x s0.3 vote": (("t.td", "t.x"), 0.3, "vote"),

@@ -373,7 +373,7 @@ def test_probe_map_adapts_the_users_class_means_from_its_labelled_share(setup, t
 
 def test_probe_token_rows_vote_the_tokens_of_a_trial(setup, trials):
     """rows="tokens": one LDA row per token (its time-domain classic features), the trial = the
-    majority vote of its tokens; rows="trial": exactly aemg-probe-tok with the same token set."""
+    majority vote of its tokens; rows="trial": exactly aemg-probe-tok."""
     from aemg.eval.baselines import vote
     from aemg.eval.classifiers import LDA
     from aemg.eval.features import token_features
@@ -381,7 +381,7 @@ def test_probe_token_rows_vote_the_tokens_of_a_trial(setup, trials):
     fold = loso_folds(trials)[0]
     train, test = trials.subset(fold.train), trials.subset(fold.test).without_labels()
     tok = get_method("aemg-probe-tok-rows", run=run, rows="tokens", token_shrinkage=0.1).fit(train)
-    assert tok.rows_ == "tokens" and tok.regimes == ("rest", "fewshot")
+    assert tok.rows_ == "tokens" and tok.regimes == ("rest", "fewshot") and tok.token_set == "all"
     x, owner = tok.token_rows(train)
     sents = trial_sentences(train, tok.tokenizer_config())
     c = train.n_channels
@@ -397,7 +397,7 @@ def test_probe_token_rows_vote_the_tokens_of_a_trial(setup, trials):
     want = vote(s.argmax(1), ot, len(test), train.n_classes, s)
     np.testing.assert_array_equal(tok.predict(test).trial, want)
     trial = get_method("aemg-probe-tok-rows", run=run, rows="trial").fit(train)
-    twin = get_method("aemg-probe-tok", run=run, token_set="td").fit(train)
+    twin = get_method("aemg-probe-tok", run=run).fit(train)
     assert trial.rows_ == "trial"
     np.testing.assert_array_equal(trial.predict(test).trial, twin.predict(test).trial)
 
@@ -431,6 +431,8 @@ def test_probe_rows_bad_options(setup):
         get_method("aemg-probe-tok-rows", run=run, rows="tokens", rotations=1)
     with pytest.raises(ConfigError, match="inner_folds"):
         get_method("aemg-probe-tok-rows", run=run, inner_folds=1)
+    with pytest.raises(ConfigError, match="row_set"):
+        get_method("aemg-probe-tok-rows", run=run, row_set="bands")
     with pytest.raises(ConfigError, match="token_shrinkage"):
         get_method("aemg-probe-tok-rows", run=run, token_shrinkage=1.5)
     get_method("aemg-probe-tok-rows", run=run, rows="trial", subject_norm="all", adapt="em")

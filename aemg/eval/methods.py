@@ -781,12 +781,13 @@ ROWS = ("trial", "tokens", "auto")
 
 
 class AemgProbeRows(AemgProbe):
-    """``aemg-probe-tok-rows``: the probe classifying trial rows or token rows, chosen on the
-    training trials.
+    """``aemg-probe-tok-rows``: ``aemg-probe-tok``, or the same tokens classified one row per token,
+    chosen on the training trials.
 
-    ``rows="trial"``: exactly :class:`AemgProbe` with the same options. ``rows="tokens"``: every
-    token of a trial is a row (its classic features, :func:`~aemg.eval.features.token_features`
-    restricted to ``token_set`` by :func:`~aemg.eval.features.token_row_columns`), standardised
+    ``rows="trial"``: exactly :class:`AemgProbe` with the same options (default: those of
+    ``aemg-probe-tok``). ``rows="tokens"``: every token of a trial is a row (its classic features,
+    :func:`~aemg.eval.features.token_features` restricted to ``row_set``, default ``"td"``, by
+    :func:`~aemg.eval.features.token_row_columns`), standardised
     with the training rows' statistics and classified by shrinkage LDA; a trial's class is the
     majority vote of its tokens (ties by the summed scores, :func:`~aemg.eval.baselines.vote`).
     ``rows="auto"`` (default): both are scored by an inner cross-validation on the training trials
@@ -808,9 +809,12 @@ class AemgProbeRows(AemgProbe):
     name = "aemg-probe-tok-rows"
 
     def __init__(self, run=None, rows: str = "auto", inner_folds: int = 5,
-                 token_shrinkage: float | str = "lw", **kw):
-        kw = {"features": "embedding+tokens", "classifier": "lda", "token_set": "td", **kw}
-        super().__init__(run, **kw)
+                 token_shrinkage: float | str = "lw", row_set: str = "td", **kw):
+        super().__init__(run, **{**_TOK, **kw})
+        from .features import TOKEN_SETS
+        if row_set not in TOKEN_SETS:
+            raise ConfigError(f"{self.name}: row_set={row_set!r}; choose from {TOKEN_SETS}")
+        self.row_set = row_set
         if rows not in ROWS:
             raise ConfigError(f"{self.name}: rows={rows!r}; choose from {ROWS}")
         if rows != "trial" and (self.adapt != "none" or self.subject_norm != "none" or self.rotations):
@@ -830,7 +834,7 @@ class AemgProbeRows(AemgProbe):
         from .features import token_features, token_row_columns
         sents, cfg, levels = self._sentences(trials, 0, adaptation)
         what = ("aemg-token-rows", json.dumps(cfg.to_dict(), sort_keys=True))
-        cols = token_row_columns(trials.n_channels, self.token_set)
+        cols = token_row_columns(trials.n_channels, self.row_set)
         rows, owner = [], []
         for i in self._usable(sents):
             key = (trials.keys[i], what, levels[i])
