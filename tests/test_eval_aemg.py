@@ -396,6 +396,12 @@ def test_probe_token_rows_vote_the_tokens_of_a_trial(setup, trials):
     s[:, lda.classes_] = lda.decision_function((xt - mean) / std)
     want = vote(s.argmax(1), ot, len(test), train.n_classes, s)
     np.testing.assert_array_equal(tok.predict(test).trial, want)
+    counts, use = tok.scores(test)       # the votes per class of each trial with tokens
+    np.testing.assert_array_equal(use, np.unique(ot))
+    np.testing.assert_array_equal(counts.sum(1), np.bincount(ot)[use])
+    unique = (counts == counts.max(1, keepdims=True)).sum(1) == 1   # no tie: the vote is the argmax
+    np.testing.assert_array_equal(counts.argmax(1)[unique], want[use][unique])
+    assert 0.0 <= tok.token_shrinkage_ <= 1.0
     trial = get_method("aemg-probe-tok-rows", run=run, rows="trial").fit(train)
     twin = get_method("aemg-probe-tok", run=run).fit(train)
     assert trial.rows_ == "trial"

@@ -799,10 +799,11 @@ class AemgProbeRows(AemgProbe):
     ``token_shrinkage``: the token-row LDA's shrinkage, a number in [0, 1] or ``"lw"`` (default:
     the Ledoit-Wolf intensity of the standardised, class-centred training rows, so that it follows
     the rows per feature of the data at hand). Why (docs/notes/generalisation.md, session 6 H2):
-    within one user the training trials are 1-3 per class against 64-128 trial features, and the
+    within one user the training trials are 1-3 per class against 128-320 trial features, and the
     probe lost 4-8 points to LDA's hundreds of window rows; token rows recover it (within 2 points
-    on Cote-Allard / 3DC / UCI), while across users trial rows with the embedding are better (3DC
-    LOSO +4 to +8). ``rows_``: the fitted choice; ``selection_``: inner accuracy per candidate.
+    on Cote-Allard / 3DC / UCI), while across users trial rows with the embedding are better (3DC,
+    unlabelled screening: +4 to +8). ``rows_``: the fitted choice; ``selection_``: inner accuracy
+    per candidate; ``token_shrinkage_``: the token rows' fitted shrinkage (token rows only).
     Only ``adapt="none"`` with ``subject_norm="none"`` (regimes rest / fewshot, and intra).
     """
 
@@ -848,6 +849,7 @@ class AemgProbeRows(AemgProbe):
         return np.concatenate(rows), np.concatenate(owner)
 
     def _fit_tokens(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> tuple:
+        """(mean, std, LDA, n_classes, shrinkage) fitted on token rows ``x`` (m, F), labels (m,)."""
         std = x.std(axis=0)
         mean, std = x.mean(axis=0), np.where(std > 0, std, 1.0)
         z = (x - mean) / std
@@ -858,16 +860,21 @@ class AemgProbeRows(AemgProbe):
             for c in np.unique(y):
                 centred[y == c] -= z[y == c].mean(axis=0)
             shrinkage = float(ledoit_wolf_shrinkage(centred, assume_centered=True)) if len(z) > 1 else 1.0
-        self.token_shrinkage_ = float(shrinkage)
-        return mean, std, LDA(float(shrinkage)).fit(z, y), n_classes
+        return mean, std, LDA(float(shrinkage)).fit(z, y), n_classes, float(shrinkage)
 
     @staticmethod
-    def _vote_tokens(model: tuple, x: np.ndarray, owner: np.ndarray, n_trials: int) -> np.ndarray:
-        """(n_trials,) int64 majority votes of the token rows ``x`` of trials ``owner`` (-1: no token)."""
-        mean, std, lda, k = model
+    def _token_scores(model: tuple, x: np.ndarray) -> np.ndarray:
+        """(m, K) LDA scores of token rows ``x`` (-1e9 for classes absent from training)."""
+        mean, std, lda, k, _ = model
         s = np.full((len(x), k), -1e9)
         s[:, lda.classes_] = lda.decision_function((x - mean) / std)
-        return vote(s.argmax(axis=1), owner, n_trials, k, s)
+        return s
+
+    @classmethod
+    def _vote_tokens(cls, model: tuple, x: np.ndarray, owner: np.ndarray, n_trials: int) -> np.ndarray:
+        """(n_trials,) int64 majority votes of the token rows ``x`` of trials ``owner`` (-1: no token)."""
+        s = cls._token_scores(model, x)
+        return vote(s.argmax(axis=1), owner, n_trials, model[3], s)
 
     def _inner_groups(self, train: TrialSet, use: np.ndarray) -> list:
         """Held-out masks over ``train`` of the inner folds: subject groups, else repetitions."""
@@ -918,7 +925,19 @@ class AemgProbeRows(AemgProbe):
         self.rows_ = "tokens"
         self.n_classes_ = train.n_classes
         self.tokens_ = self._fit_tokens(x, train.labels[owner], train.n_classes)
+        self.token_shrinkage_ = self.tokens_[4]
         return self
+
+    def scores(self, test, adaptation=None):
+        """(class scores (n', K), indices of the trials with tokens); token rows: the count of each
+        class among the trial's token votes."""
+        if self.rows_ == "trial":
+            return super().scores(test, adaptation)
+        x, owner = self.token_rows(test, adaptation)
+        use = np.unique(owner)
+        counts = np.zeros((len(test), self.n_classes_))
+        np.add.at(counts, (owner, self._token_scores(self.tokens_, x).argmax(axis=1)), 1.0)
+        return counts[use], use
 
     def predict(self, test, adaptation=None):
         if self.rows_ == "trial":
