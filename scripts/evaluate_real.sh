@@ -213,8 +213,9 @@ step_heavy() {  # fine-tune, no pre-training, window-Transformer ablation; LOSO 
 
 # the methods of the regimes step: classic baselines, classic features on NCT tokens (no network),
 # and the pre-trained probe on its embedding alone and with the token features (-tok); -em = EM;
-# -map = class means from the few-shot share (MAP); -auto = settings chosen by inner cross-validation
-REGIME_METHODS=${REGIME_METHODS:-lda,lda-log,lda-log-restnorm,lda-log-subjnorm,lda-log-subjnorm-em,lda-log-subjnorm-map,nct-lda,nct-lda-subjnorm,nct-logreg-em,aemg-probe,aemg-probe-subjnorm,aemg-probe-tok,aemg-probe-tok-subjnorm,aemg-probe-tok-em,aemg-probe-tok-map,aemg-probe-auto}
+# -map = class means from the few-shot share (MAP); -auto = settings chosen by inner cross-validation;
+# -tok-rows = trial rows or token rows (voted), chosen by inner cross-validation (the intra probe)
+REGIME_METHODS=${REGIME_METHODS:-lda,lda-log,lda-log-restnorm,lda-log-subjnorm,lda-log-subjnorm-em,lda-log-subjnorm-map,nct-lda,nct-lda-subjnorm,nct-logreg-em,aemg-probe,aemg-probe-subjnorm,aemg-probe-tok,aemg-probe-tok-subjnorm,aemg-probe-tok-em,aemg-probe-tok-map,aemg-probe-auto,aemg-probe-tok-rows}
 step_regimes() {  # every adaptation regime: none, rest, online, unlabelled, fewshot (+ intra), seed 0
     local d
     for d in "${DATASETS[@]}"; do

@@ -378,3 +378,95 @@ def test_probe_map_adapts_the_users_class_means_from_its_labelled_share(setup, t
         get_method("aemg-probe", run=run, adapt="map")
     with pytest.raises(ConfigError, match="map_prior"):
         get_method("aemg-probe-tok-map", run=run, map_prior=-1)
+
+
+def test_probe_token_rows_vote_the_tokens_of_a_trial(setup, trials):
+    """rows="tokens": one LDA row per token (its time-domain classic features), the trial = the
+    majority vote of its tokens; rows="trial": exactly aemg-probe-tok."""
+    from aemg.eval.baselines import vote
+    from aemg.eval.classifiers import LDA
+    from aemg.eval.features import token_features
+    run = str(setup / "run")
+    fold = loso_folds(trials)[0]
+    train, test = trials.subset(fold.train), trials.subset(fold.test).without_labels()
+    tok = get_method("aemg-probe-tok-rows", run=run, rows="tokens", token_shrinkage=0.1).fit(train)
+    assert tok.rows_ == "tokens" and tok.regimes == ("rest", "fewshot") and tok.token_set == "all"
+    x, owner = tok.token_rows(train)
+    sents = trial_sentences(train, tok.tokenizer_config())
+    c = train.n_channels
+    assert x.shape == (sum(s.n_tokens for s in sents), 4 * c)
+    i = int(owner[0])
+    np.testing.assert_allclose(x[owner == i], token_features(sents[i].payload, sents[i].energy,
+                                                             sents[i].rate)[:, :4 * c])
+    mean, std = x.mean(0), np.where(x.std(0) > 0, x.std(0), 1.0)
+    lda = LDA(0.1).fit((x - mean) / std, train.labels[owner])
+    xt, ot = tok.token_rows(test)
+    s = np.full((len(xt), train.n_classes), -1e9)
+    s[:, lda.classes_] = lda.decision_function((xt - mean) / std)
+    want = vote(s.argmax(1), ot, len(test), train.n_classes, s)
+    np.testing.assert_array_equal(tok.predict(test).trial, want)
+    counts, use = tok.scores(test)       # the votes per class of each trial with tokens
+    np.testing.assert_array_equal(use, np.unique(ot))
+    np.testing.assert_array_equal(counts.sum(1), np.bincount(ot)[use])
+    unique = (counts == counts.max(1, keepdims=True)).sum(1) == 1   # no tie: the vote is the argmax
+    np.testing.assert_array_equal(counts.argmax(1)[unique], want[use][unique])
+    assert 0.0 <= tok.token_shrinkage_ <= 1.0
+    trial = get_method("aemg-probe-tok-rows", run=run, rows="trial").fit(train)
+    twin = get_method("aemg-probe-tok", run=run).fit(train)
+    assert trial.rows_ == "trial"
+    np.testing.assert_array_equal(trial.predict(test).trial, twin.predict(test).trial)
+
+
+def test_probe_rows_auto_chooses_on_the_training_trials(setup, trials):
+    run = str(setup / "run")
+    fold = loso_folds(trials)[0]
+    train, test = trials.subset(fold.train), trials.subset(fold.test).without_labels()
+    auto = get_method("aemg-probe-tok-rows", run=run).fit(train)
+    acc = {r["rows"]: r["inner_accuracy"] for r in auto.selection_}
+    assert set(acc) == {"trial", "tokens"} and all(0.0 <= a <= 1.0 for a in acc.values())
+    assert auto.rows_ == ("trial" if acc["trial"] > acc["tokens"] else "tokens")   # ties: tokens
+    twin = get_method("aemg-probe-tok-rows", run=run, rows=auto.rows_).fit(train)
+    np.testing.assert_array_equal(auto.predict(test).trial, twin.predict(test).trial)
+    # within one subject the inner folds are its repetitions; one repetition: no split, token rows
+    s0 = np.flatnonzero(trials.subjects == "s00")
+    both = get_method("aemg-probe-tok-rows", run=run).fit(trials.subset(s0))
+    assert len(both.selection_) == 2
+    one = get_method("aemg-probe-tok-rows", run=run).fit(
+        trials.subset(s0[trials.repetitions[s0] == trials.repetitions[s0].min()]))
+    assert one.rows_ == "tokens" and one.selection_ == []
+
+
+def test_probe_rows_bad_options(setup):
+    run = str(setup / "run")
+    with pytest.raises(ConfigError, match="rows='windows'"):
+        get_method("aemg-probe-tok-rows", run=run, rows="windows")
+    with pytest.raises(ConfigError, match="adapt='none', subject_norm='none'"):
+        get_method("aemg-probe-tok-rows", run=run, subject_norm="all", adapt="em")
+    with pytest.raises(ConfigError, match="adapt='none', subject_norm='none'"):
+        get_method("aemg-probe-tok-rows", run=run, rows="tokens", rotations=1)
+    with pytest.raises(ConfigError, match="inner_folds"):
+        get_method("aemg-probe-tok-rows", run=run, inner_folds=1)
+    with pytest.raises(ConfigError, match="row_set"):
+        get_method("aemg-probe-tok-rows", run=run, row_set="bands")
+    with pytest.raises(ConfigError, match="token_shrinkage"):
+        get_method("aemg-probe-tok-rows", run=run, token_shrinkage=1.5)
+    get_method("aemg-probe-tok-rows", run=run, rows="trial", subject_norm="all", adapt="em")
+
+
+def test_probe_token_rows_ledoit_wolf_shrinkage(setup, trials):
+    """token_shrinkage="lw": the LDA of token rows with the Ledoit-Wolf intensity of the
+    standardised, class-centred rows (the same predictions as that number given by hand)."""
+    from sklearn.covariance import ledoit_wolf_shrinkage
+    run = str(setup / "run")
+    fold = loso_folds(trials)[0]
+    train, test = trials.subset(fold.train), trials.subset(fold.test).without_labels()
+    lw = get_method("aemg-probe-tok-rows", run=run, rows="tokens").fit(train)
+    x, owner = lw.token_rows(train)
+    y = train.labels[owner]
+    z = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)
+    for c in np.unique(y):
+        z[y == c] -= z[y == c].mean(0)
+    want = float(ledoit_wolf_shrinkage(z, assume_centered=True))
+    assert 0.0 <= want <= 1.0 and lw.token_shrinkage_ == pytest.approx(want)
+    fixed = get_method("aemg-probe-tok-rows", run=run, rows="tokens", token_shrinkage=want).fit(train)
+    np.testing.assert_array_equal(lw.predict(test).trial, fixed.predict(test).trial)

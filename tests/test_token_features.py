@@ -57,3 +57,12 @@ def test_pooled_features_mean_and_std_and_empty_sentence():
     f = token_features(s.payload, s.energy, s.rate)
     np.testing.assert_allclose(out[0], np.concatenate([f.mean(0), f.std(0)]))
     assert (out[1] == 0).all()
+
+
+def test_token_row_columns_are_the_per_token_twin_of_the_pooled_sets():
+    from aemg.eval.features import TOKEN_FEATURES, token_feature_columns, token_row_columns
+    c = 5
+    assert list(token_row_columns(c, "all")) == list(range(len(TOKEN_FEATURES) * c))
+    assert list(token_row_columns(c, "td")) == list(token_feature_columns(c, "td"))  # the first 4 C
+    with pytest.raises(DataError, match="token_set"):
+        token_row_columns(c, "bands")

@@ -199,6 +199,16 @@ def token_feature_columns(n_channels: int, token_set: str = "all") -> np.ndarray
     return np.arange(width if token_set == "all" else 4 * n_channels, dtype=np.int64)
 
 
+def token_row_columns(n_channels: int, token_set: str = "all") -> np.ndarray:
+    """Column indices (int64) into a :func:`token_features` row (8 C wide, one token) of a set:
+    ``"all"`` = every column; ``"td"`` = logMAV, logWL, ZC and SSC (the first 4 C columns, the
+    per-token twin of :func:`token_feature_columns`'s ``"td"``)."""
+    if token_set not in TOKEN_SETS:
+        raise DataError("token_set", f"{token_set!r}: choose from {TOKEN_SETS}")
+    return np.arange(len(TOKEN_FEATURES) * n_channels if token_set == "all" else 4 * n_channels,
+                     dtype=np.int64)
+
+
 def pooled_token_features(sentences, n_channels: int) -> np.ndarray:
     """(n, 16 C): mean and std over each trial's tokens of :func:`token_features`; zeros for a
     sentence without tokens. ``sentences``: :class:`~aemg.tokenizer.tokens.Sentence` objects."""

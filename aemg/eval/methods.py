@@ -55,6 +55,7 @@ from .baselines import (
     subject_standardise,
     subject_stats,
     user_standardise,
+    vote,
 )
 from .classifiers import LDA, logistic_regression
 from .protocols import Adaptation
@@ -773,6 +774,178 @@ class AemgProbeAuto(AemgProbe):
         return self.chosen_.scores(test, adaptation)
 
 
+#: what :class:`AemgProbeRows` classifies: one row per trial (the probe's pooled features), one row
+#: per token (the token's classic features; the trial = majority vote of its tokens, as lda-log's
+#: windows), or whichever the training trials' inner cross-validation prefers
+ROWS = ("trial", "tokens", "auto")
+
+
+class AemgProbeRows(AemgProbe):
+    """``aemg-probe-tok-rows``: ``aemg-probe-tok``, or the same tokens classified one row per token,
+    chosen on the training trials.
+
+    ``rows="trial"``: exactly :class:`AemgProbe` with the same options (default: those of
+    ``aemg-probe-tok``). ``rows="tokens"``: every token of a trial is a row (its classic features,
+    :func:`~aemg.eval.features.token_features` restricted to ``row_set``, default ``"td"``, by
+    :func:`~aemg.eval.features.token_row_columns`), standardised
+    with the training rows' statistics and classified by shrinkage LDA; a trial's class is the
+    majority vote of its tokens (ties by the summed scores, :func:`~aemg.eval.baselines.vote`).
+    ``rows="auto"`` (default): both are scored by an inner cross-validation on the training trials
+    (leave-``inner_folds``-groups-of-subjects-out with several training subjects, leave one
+    repetition out within one subject, as the intra protocol); the one with more correct inner
+    trials is fitted on all training trials; on ties, and when no inner split exists (one group),
+    token rows: with one training trial per class trial rows have no within-class spread to
+    estimate a covariance from, token rows do (many rows per trial, as LDA's windows).
+    ``token_shrinkage``: the token-row LDA's shrinkage, a number in [0, 1] or ``"lw"`` (default:
+    the Ledoit-Wolf intensity of the standardised, class-centred training rows, so that it follows
+    the rows per feature of the data at hand). Why (docs/notes/generalisation.md, session 6 H2):
+    within one user the training trials are 1-3 per class against 128-320 trial features, and the
+    probe lost 4-8 points to LDA's hundreds of window rows; token rows recover it (within 2 points
+    on Cote-Allard / 3DC / UCI), while across users trial rows with the embedding are better (3DC,
+    unlabelled screening: +4 to +8). ``rows_``: the fitted choice; ``selection_``: inner accuracy
+    per candidate; ``token_shrinkage_``: the token rows' fitted shrinkage (token rows only).
+    Only ``adapt="none"`` with ``subject_norm="none"`` (regimes rest / fewshot, and intra).
+    """
+
+    name = "aemg-probe-tok-rows"
+
+    def __init__(self, run=None, rows: str = "auto", inner_folds: int = 5,
+                 token_shrinkage: float | str = "lw", row_set: str = "td", **kw):
+        super().__init__(run, **{**_TOK, **kw})
+        from .features import TOKEN_SETS
+        if row_set not in TOKEN_SETS:
+            raise ConfigError(f"{self.name}: row_set={row_set!r}; choose from {TOKEN_SETS}")
+        self.row_set = row_set
+        if rows not in ROWS:
+            raise ConfigError(f"{self.name}: rows={rows!r}; choose from {ROWS}")
+        if rows != "trial" and (self.adapt != "none" or self.subject_norm != "none" or self.rotations):
+            raise ConfigError(f"{self.name}: rows={rows!r} takes adapt='none', subject_norm='none' and "
+                              "no rotations; use rows='trial' for those")
+        if int(inner_folds) < 2:
+            raise ConfigError(f"{self.name}: inner_folds={inner_folds!r} must be >= 2")
+        if token_shrinkage != "lw" and not (isinstance(token_shrinkage, (int, float))
+                                            and 0.0 <= float(token_shrinkage) <= 1.0):
+            raise ConfigError(f"{self.name}: token_shrinkage={token_shrinkage!r}; a number in [0, 1] or 'lw'")
+        self.rows, self.inner_folds, self.token_shrinkage = rows, int(inner_folds), token_shrinkage
+
+    def token_rows(self, trials: TrialSet,
+                   adaptation: Adaptation | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(rows (m, F) float64: the classic features of every token of the trials, the trial index
+        (m,) of each row), cached per trial and noise level."""
+        from .features import token_features, token_row_columns
+        sents, cfg, levels = self._sentences(trials, 0, adaptation)
+        what = ("aemg-token-rows", json.dumps(cfg.to_dict(), sort_keys=True))
+        cols = token_row_columns(trials.n_channels, self.row_set)
+        rows, owner = [], []
+        for i in self._usable(sents):
+            key = (trials.keys[i], what, levels[i])
+            if key not in trials.cache:
+                s = sents[i]
+                trials.cache[key] = token_features(s.payload, s.energy, s.rate)
+            rows.append(trials.cache[key][:, cols])
+            owner.append(np.full(len(rows[-1]), i, dtype=np.int64))
+        if not rows:
+            return np.zeros((0, len(cols))), np.zeros(0, dtype=np.int64)
+        return np.concatenate(rows), np.concatenate(owner)
+
+    def _fit_tokens(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> tuple:
+        """(mean, std, LDA, n_classes, shrinkage) fitted on token rows ``x`` (m, F), labels (m,)."""
+        std = x.std(axis=0)
+        mean, std = x.mean(axis=0), np.where(std > 0, std, 1.0)
+        z = (x - mean) / std
+        shrinkage = self.token_shrinkage
+        if shrinkage == "lw":
+            from sklearn.covariance import ledoit_wolf_shrinkage
+            centred = z.copy()
+            for c in np.unique(y):
+                centred[y == c] -= z[y == c].mean(axis=0)
+            shrinkage = float(ledoit_wolf_shrinkage(centred, assume_centered=True)) if len(z) > 1 else 1.0
+        return mean, std, LDA(float(shrinkage)).fit(z, y), n_classes, float(shrinkage)
+
+    @staticmethod
+    def _token_scores(model: tuple, x: np.ndarray) -> np.ndarray:
+        """(m, K) LDA scores of token rows ``x`` (-1e9 for classes absent from training)."""
+        mean, std, lda, k, _ = model
+        s = np.full((len(x), k), -1e9)
+        s[:, lda.classes_] = lda.decision_function((x - mean) / std)
+        return s
+
+    @classmethod
+    def _vote_tokens(cls, model: tuple, x: np.ndarray, owner: np.ndarray, n_trials: int) -> np.ndarray:
+        """(n_trials,) int64 majority votes of the token rows ``x`` of trials ``owner`` (-1: no token)."""
+        s = cls._token_scores(model, x)
+        return vote(s.argmax(axis=1), owner, n_trials, model[3], s)
+
+    def _inner_groups(self, train: TrialSet, use: np.ndarray) -> list:
+        """Held-out masks over ``train`` of the inner folds: subject groups, else repetitions."""
+        subjects = np.unique(train.subjects[use])
+        if len(subjects) >= 2:
+            groups = np.array_split(subjects, min(self.inner_folds, len(subjects)))
+            return [np.isin(train.subjects, g) for g in groups]
+        reps = np.unique(train.repetitions[use])
+        return [train.repetitions == r for r in reps] if len(reps) >= 2 else []
+
+    def fit(self, train, seed=0, adaptation=None):
+        self.selection_ = []
+        if self.rows == "trial":
+            self.rows_ = "trial"
+            return super().fit(train, seed, adaptation)
+        x, owner = self.token_rows(train, adaptation)
+        if not len(x):
+            raise DataError(train.name or "trials", "no training trial has any token")
+        choice = "tokens"
+        if self.rows == "auto":
+            feats, use = self.trial_features(train, adaptation=adaptation)
+            groups = self._inner_groups(train, use)
+            if groups:
+                correct = {"trial": 0, "tokens": 0}
+                n = 0
+                for held in groups:
+                    h_t, h_k = held[use], held[owner]
+                    if h_t.all() or not h_t.any():
+                        continue
+                    trial = AemgProbe.fit_rows(self, feats[~h_t], train.labels[use][~h_t],
+                                               train.subjects[use][~h_t], train.n_classes)
+                    pred = trial.score_rows(feats[h_t], train.subjects[use][h_t]).argmax(axis=1)
+                    correct["trial"] += int((pred == train.labels[use][h_t]).sum())
+                    model = self._fit_tokens(x[~h_k], train.labels[owner][~h_k], train.n_classes)
+                    votes = self._vote_tokens(model, x[h_k], owner[h_k], len(train))
+                    idx = np.flatnonzero(held)
+                    correct["tokens"] += int((votes[idx] == train.labels[idx]).sum())
+                    n += len(idx)
+                self.selection_ = [{"rows": r, "inner_accuracy": correct[r] / max(n, 1)}
+                                   for r in ("trial", "tokens")]
+                choice = "trial" if n and correct["trial"] > correct["tokens"] else "tokens"
+                log.info("%s: rows=%s (inner accuracy trial %.3f, tokens %.3f)", self.name, choice,
+                         correct["trial"] / max(n, 1), correct["tokens"] / max(n, 1))
+            if choice == "trial":
+                self.rows_ = "trial"
+                return self.fit_rows(feats, train.labels[use], train.subjects[use], train.n_classes,
+                                     adaptation.subject if adaptation is not None else None)
+        self.rows_ = "tokens"
+        self.n_classes_ = train.n_classes
+        self.tokens_ = self._fit_tokens(x, train.labels[owner], train.n_classes)
+        self.token_shrinkage_ = self.tokens_[4]
+        return self
+
+    def scores(self, test, adaptation=None):
+        """(class scores (n', K), indices of the trials with tokens); token rows: the count of each
+        class among the trial's token votes."""
+        if self.rows_ == "trial":
+            return super().scores(test, adaptation)
+        x, owner = self.token_rows(test, adaptation)
+        use = np.unique(owner)
+        counts = np.zeros((len(test), self.n_classes_))
+        np.add.at(counts, (owner, self._token_scores(self.tokens_, x).argmax(axis=1)), 1.0)
+        return counts[use], use
+
+    def predict(self, test, adaptation=None):
+        if self.rows_ == "trial":
+            return super().predict(test, adaptation)
+        x, owner = self.token_rows(test, adaptation)
+        return Prediction(self._vote_tokens(self.tokens_, x, owner, len(test)))
+
+
 class AemgSupervised(AemgMethod):
     """Backbone + linear head trained supervised on each fold (base of fine-tune, scratch and the
     window Transformer).
@@ -922,8 +1095,9 @@ class NctFeatures(AemgProbe):
 for _name, _options in PROBE_VARIANTS.items():
     register_method(_name, functools.partial(AemgProbe, **_options))
 register_method("aemg-probe-auto", AemgProbeAuto)
+register_method("aemg-probe-tok-rows", AemgProbeRows)
 #: the methods ``aemg evaluate --checkpoint RUN`` hands the run to
-CHECKPOINT_METHODS = (*AEMG_METHODS, *PROBE_VARIANTS, "aemg-probe-auto")
+CHECKPOINT_METHODS = (*AEMG_METHODS, *PROBE_VARIANTS, "aemg-probe-auto", "aemg-probe-tok-rows")
 #: what ``aemg evaluate --checkpoint RUN`` runs when no ``--methods`` are given: per regime, the AEMG
 #: method measured to carry to a device the model never saw (docs/notes/generalisation.md, "What to
 #: use on a device the model has never seen") and the classic baselines with the same information
