@@ -184,6 +184,36 @@ def test_interrupt_then_resume(tmp_path):
         assert_same(got, ref)
 
 
+def test_a_run_killed_before_its_first_shard_leaves_an_empty_incomplete_archive(tmp_path, monkeypatch):
+    """No index is written before the first commit: a folder holding only the manifest reads as an
+    empty, incomplete archive (open_archive with allow_partial, verify) and a re-run finishes it."""
+    import aemg.data.archive as archive_module
+    from aemg.data.archive import verify_archive
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # the process dies while writing its first shard
+
+    out = tmp_path / "a"
+    with monkeypatch.context() as m:
+        m.setattr(archive_module, "write_shard", crash)
+        with pytest.raises(KeyboardInterrupt):
+            rectify_dataset(FakeReader(n=4), out, SPACE, workers=1, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "shards"]
+    assert not any((out / "shards").iterdir())
+    with pytest.raises(DataError, match="incomplete.*0 sources done"):
+        open_archive(out)
+    partial = open_archive(out, allow_partial=True)
+    assert len(partial) == 0 and partial.errors == [] and not partial.complete
+    problems, _ = verify_archive(out)
+    assert len(problems) == 1 and "incomplete" in problems[0]
+    report = rectify_dataset(FakeReader(n=4), out, SPACE, workers=1, progress=False)
+    assert report.complete and report.skipped == 0 and report.processed == 4
+    archive = open_archive(out)
+    assert archive.complete and len(archive) == 8 and (out / ERRORS).read_text() == ""
+    for got, ref in zip(archive, expected(FakeReader(n=4), SPACE, archive.amplitude_scale)):
+        assert_same(got, ref)
+
+
 def test_precision_is_recorded_and_a_resume_cannot_mix_the_two(tmp_path):
     out = tmp_path / "a"
     rectify_dataset(FakeReader(n=2), out, SPACE, workers=1, progress=False)
@@ -460,28 +490,37 @@ def test_irregular_dataset_gets_one_native_rate(tmp_path):
 
 
 def test_a_run_writes_each_file_durably_no_more_than_needed(tmp_path, monkeypatch):
-    """One shard's run: the manifest once, the index at creation and at the (final) commit only,
-    errors.jsonl once while it stays empty; each write durable (fsynced, renamed, folder fsynced)."""
+    """One shard's run: the manifest once, the index and errors.jsonl once each, with the (final)
+    commit, nothing at creation; each write durable (fsynced, renamed, folder fsynced): 8 fsyncs."""
     import aemg.data.archive as archive_module
 
-    writes = []
+    writes, fsyncs = [], []
 
     def counting(path, data, **kw):
         writes.append((Path(path).name, kw.get("durable", True)))
         return real(path, data, **kw)
 
-    real = archive_module.atomic_write
+    def fsync(fd):
+        fsyncs.append(fd)
+        return real_fsync(fd)
+
+    real, real_fsync = archive_module.atomic_write, os.fsync
     monkeypatch.setattr(archive_module, "atomic_write", counting)
+    monkeypatch.setattr(os, "fsync", fsync)
     rectify_dataset(FakeReader(n=4), tmp_path / "a", SPACE, workers=1, progress=False)
     names = [n for n, _ in writes]
-    assert names.count(MANIFEST) == 1 and names.count(INDEX) == 2 and names.count(ERRORS) == 1
+    assert names == [MANIFEST, INDEX, ERRORS]
     assert all(durable for _, durable in writes)
+    # each file and its folder: the manifest, the shard, the index, errors.jsonl
+    assert len(fsyncs) == 8
     state = json.loads((tmp_path / "a" / INDEX).read_text())
     assert state["complete"] and len(state["shards"]) == 1 and (tmp_path / "a" / ERRORS).read_text() == ""
     # errors.jsonl is written again when its text changes: a failed source, then that source fixed
-    writes.clear()
-    rectify_dataset(FakeReader(n=6, bad={"s04"}), tmp_path / "b", SPACE, workers=1, progress=False)
-    assert [n for n, _ in writes].count(ERRORS) == 2 and [n for n, _ in writes].count(INDEX) == 2
+    writes.clear(), fsyncs.clear()
+    rectify_dataset(FakeReader(n=6, bad={"s04"}), tmp_path / "b", SPACE, workers=1, progress=False,
+                    shard_bytes=1)  # a shard per good source (s04's error goes with s05's), then complete
+    assert [n for n, _ in writes] == [MANIFEST] + [INDEX, ERRORS] + [INDEX] * 3 + [INDEX, ERRORS] + [INDEX]
+    assert len(fsyncs) == 2 * (1 + 5 + 6 + 2)  # manifest, shards, index writes, errors.jsonl writes
     lines = (tmp_path / "b" / ERRORS).read_text().splitlines()
     assert [json.loads(line)["source"] for line in lines] == ["s04"]
     writes.clear()

@@ -312,6 +312,21 @@ def test_progress_bars_count_every_item_over_the_cluster(tmp_path, cluster, monk
     assert f"{n_sources}/{n_sources}" in text and "100%" in text
 
 
+def test_prepare_progress_bars_count_every_group_over_the_cluster(tmp_path, cluster, monkeypatch):
+    """prepare on the cluster: the in-memory tokenize bar counts every group tokenized on the
+    workers while rectifying, the archive pass's bar every group (those from memory from the start)."""
+    from test_prepare import channel_samples, check_bars, record_bars
+
+    from aemg.data.prepare import prepare_dataset
+    from aemg.data.readers import get_reader
+    bars = record_bars(monkeypatch)
+    report = prepare_dataset("synthetic", tmp_path / "c", reader_options=OPTIONS, progress=True,
+                             scheduler=cluster.scheduler_address)
+    assert report.groups_from_memory == report.tokenize.groups == OPTIONS["n_subjects"]
+    check_bars(bars, report, len(get_reader("synthetic", **OPTIONS).sources()),
+               in_memory=channel_samples(report.archive))
+
+
 def test_tasks_are_cut_by_count_and_by_file_bytes(tmp_path, monkeypatch):
     """A task holds at most MAX_CHUNK sources, about 1/(8 x workers) of them, and at most
     CHUNK_BYTES of their files (a larger file alone); order and every source are kept."""

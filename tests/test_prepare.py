@@ -93,6 +93,69 @@ def test_prepare_resumes_after_an_interruption(tmp_path, monkeypatch):
     same_corpus(tmp_path / "c1", ref)
 
 
+def record_bars(monkeypatch):
+    """Every progress bar the run makes, as ``(desc, bar)`` in creation order: real tqdm bars
+    writing to a string (``mininterval=0``: every update is drawn)."""
+    import io
+
+    import tqdm
+
+    from aemg.data import pipeline
+    from aemg.tokenizer.corpus import writer
+    bars = []
+
+    def progress_bar(enabled, *, total, desc, unit, initial=0, **options):
+        assert enabled
+        bars.append((desc, tqdm.tqdm(total=total, initial=initial, desc=desc, unit=unit, file=io.StringIO(),
+                                     mininterval=0, **options)))
+        return bars[-1][1]
+
+    for module in (pipeline, writer, prep):
+        monkeypatch.setattr(module, "progress_bar", progress_bar)
+    return bars
+
+
+def channel_samples(archive):
+    """C x T summed over the recordings of an archive folder (what the tokenize bars count)."""
+    rows = json.loads((archive / "index.json").read_text())["recordings"]
+    return sum(r["n_channels"] * r["n_samples"] for r in rows)
+
+
+def check_bars(bars, report, n_sources, in_memory):
+    """rectify counts every file; the in-memory tokenize bar (while rectifying) every channel-sample
+    of the groups tokenized from memory; the archive pass's every group's, the others from the start."""
+    assert [d for d, _ in bars] == ["rectify", "tokenize", "tokenize"]
+    (_, rect), (_, memory), (_, final) = bars
+    assert rect.n == rect.total == n_sources
+    everything = channel_samples(report.archive)
+    assert memory.n == memory.total == in_memory
+    assert final.n == final.total == everything > 0
+    assert final.n - final.initial == report.tokenize.channel_samples  # the archive pass's own work
+    assert final.initial == in_memory
+    assert "100%" in final.fp.getvalue()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_progress_bars_count_every_group_tokenized_in_memory(tmp_path, monkeypatch, workers):
+    from aemg.data.readers import get_reader
+    bars = record_bars(monkeypatch)
+    report = prepare_dataset("synthetic", tmp_path / "c", reader_options=OPTIONS, workers=workers,
+                             progress=True)
+    assert report.groups_from_memory == report.tokenize.groups and report.groups_from_archive == 0
+    everything = channel_samples(report.archive)
+    check_bars(bars, report, len(get_reader("synthetic", **OPTIONS).sources()), in_memory=everything)
+    assert "100%" in bars[1][1].fp.getvalue()
+
+
+def test_progress_bars_of_groups_left_to_the_archive_pass(tmp_path, monkeypatch):
+    """Groups handed to memory and then found again later (sources not neighbours) leave the
+    in-memory bar (its total and count) and are counted by the archive pass's bar."""
+    bars = record_bars(monkeypatch)
+    report = prepare_dataset(HalvesReader(), tmp_path / "c", workers=1, progress=True)
+    assert report.groups_from_memory == 0
+    check_bars(bars, report, len(HalvesReader().sources()), in_memory=0)
+
+
 class HalvesReader:
     """Each synthetic subject's trials in two sources, listed s00/a, s01/a, s00/b, s01/b: the
     groups' sources are not neighbours."""

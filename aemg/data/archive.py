@@ -51,7 +51,9 @@ the new name).
 Crash safety: a shard is written to ``shards/NNNNNN.h5.tmp``, flushed to disk (fsync) and renamed;
 only then is ``index.json`` rewritten (temp file, fsync, rename). The index therefore only ever
 names complete shards, and a source counts as done only once all its recordings are in such a
-shard. A run killed at any point leaves a readable archive (of the sources committed so far);
+shard. A new archive's index (and errors.jsonl) is first written with its first commit: a folder
+holding only the manifest is an empty, incomplete archive to every reader, ``aemg verify`` and a
+resumed run. A run killed at any point leaves a readable archive (of the sources committed so far);
 re-opening it for writing deletes leftover ``*.tmp`` files and any shard the index does not name,
 and the sources not in the index are processed again, as are the sources that failed (a fixed file
 gets archived; one still bad is logged again).
@@ -610,7 +612,10 @@ class ArchiveWriter:
                               if (m := _SHARD_NAME.match(p.name))), default=0)
         #: the text of errors.jsonl as this writer last wrote it (None: not yet)
         self._errors_written: str | None = None
-        if state is None or self.damaged or renamed:
+        # a new archive gets its index (and errors.jsonl) with its first commit: a folder holding a
+        # manifest and no index reads as an empty, incomplete archive (Archive, verify_archive, a
+        # resumed writer), which is what an index written now would say
+        if self.damaged or renamed:
             self._write_index()
 
     def _drop_damaged(self) -> list[str]:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .._folder import refuse_foreign
+from .._progress import progress_bar
 from ..errors import ConfigError
 from .archive import INDEX, MANIFEST, index_row, read_archive_json, read_rows
 from .pipeline import RectifyReport, rectify_dataset
@@ -105,9 +106,13 @@ class _GroupStream:
     config : TokenizerConfig
     backend : str or None
         Segmentation backend.
+    progress : bool
+        Show a ``tokenize`` bar (channel-samples) under the rectify bar: its total grows as groups
+        are handed to the workers, and it counts each one when its shard is written.
     """
 
-    def __init__(self, earlier: list[dict[str, Any]], staging: Path, config, backend: str | None):
+    def __init__(self, earlier: list[dict[str, Any]], staging: Path, config, backend: str | None,
+                 progress: bool = False):
         self.numbers: dict[tuple[str, str, str], int] = {}
         for r in earlier:
             self.numbers.setdefault(_group_key(r["dataset"], r["subject"], r["session"]), len(self.numbers))
@@ -118,6 +123,8 @@ class _GroupStream:
         self.from_memory: set[int] = set()
         self.pending: dict[int, Any] = {}  # group number -> future of its tokenize_group task
         self.submit = None
+        self.progress, self.bar = progress, None
+        self.sizes: dict[int, int] = {}  # group number -> channel-samples handed over
 
     def attach(self, runner) -> None:
         """The rectify runner is up (``runner.submit``: tokenize there); None: it is about to stop,
@@ -125,6 +132,7 @@ class _GroupStream:
         if runner is None:
             self.finish()
             self.submit = None
+            self.close_bar()
             return
         self.staging.mkdir(exist_ok=True)  # the archive writer has created (or checked) its folder
         check = getattr(runner, "check_visible", None)  # on a cluster: the workers write the shards
@@ -142,13 +150,14 @@ class _GroupStream:
                     number = self.numbers[key]
                     self.deferred.add(number)
                     self._wait(number)
-                    self.from_memory.discard(number)
+                    self._uncount(number)
                     shutil.rmtree(self.staging / f"{number:06d}", ignore_errors=True)
                 else:
                     self.numbers[key] = len(self.numbers)
                 self.open = key
             if self.numbers[key] not in self.deferred:
                 self.recordings.append(rec)
+        self._collect()
 
     def _close(self) -> None:
         if self.open is None or not self.recordings:
@@ -162,18 +171,51 @@ class _GroupStream:
         self.staging.mkdir(exist_ok=True)
         args = (_MemoryArchive(self.recordings), list(range(len(self.recordings))), self.config.to_dict(),
                 str(shard), self.backend)
+        self.sizes[number] = sum(rec.n_channels * rec.n_samples for rec in self.recordings)
+        if self.bar is None:
+            self.bar = progress_bar(self.progress, total=0, desc="tokenize", unit="sample", unit_scale=True,
+                                    smoothing=0.1)
+        if self.bar is not None:
+            self.bar.total += self.sizes[number]
+            self.bar.refresh()
         self.open, self.recordings = None, []
         if self.submit is None:
-            tokenize_group(*args)
-            self.from_memory.add(number)
+            self._count(number, tokenize_group(*args))
         else:
             self.pending[number] = self.submit(tokenize_group, *args)
+
+    def _count(self, number: int, result: dict[str, Any]) -> None:
+        self.from_memory.add(number)
+        if self.bar is not None:
+            self.bar.update(result["channel_samples"])
+
+    def _uncount(self, number: int) -> None:
+        """Group ``number`` goes to the archive pass after all: off the bar and the counts."""
+        size = self.sizes.pop(number, 0)
+        if number in self.from_memory:
+            self.from_memory.discard(number)
+            if self.bar is not None:
+                self.bar.update(-size)
+        if self.bar is not None and size:
+            self.bar.total -= size
+            self.bar.refresh()
 
     def _wait(self, number: int) -> None:
         fut = self.pending.pop(number, None)
         if fut is not None:
-            fut.result()  # raises what the task raised
-            self.from_memory.add(number)
+            self._count(number, fut.result())  # raises what the task raised
+
+    def _collect(self) -> None:
+        """Count the group tasks that have finished without an error (a failed one raises in
+        :meth:`finish`, as before), so that the bar moves while the sources are rectified."""
+        for number in [n for n, fut in self.pending.items()
+                       if fut.done() and not fut.cancelled() and fut.exception() is None]:
+            self._wait(number)
+
+    def close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
     def finish(self) -> None:
         """Tokenize the open group and wait for every group task (raises the first one's error)."""
@@ -208,9 +250,14 @@ def prepare_dataset(reader, out: str | os.PathLike, space=None, config=None, *,
         The archive folder (default :func:`default_archive`); resumed like ``aemg rectify``'s.
     keep_archive : bool
         False: delete the archive once the corpus is complete (a later re-run starts over).
-    root, reader_options, workers, on_error, progress
+    root, reader_options, workers, on_error
         As :func:`~aemg.data.pipeline.rectify_dataset`; ``workers`` also tokenizes the groups left
         to the archive pass.
+    progress : bool
+        Progress bars on stderr: ``rectify`` (files) and, under it while rectifying, ``tokenize``
+        (channel-samples of the groups tokenized from memory: its total grows as groups are handed
+        over); then the archive pass's ``tokenize`` bar over every group, those already tokenized
+        counted from the start.
     backend : str or None
         Segmentation backend (``aemg tokenize --backend``).
     **rectify_options
@@ -243,10 +290,14 @@ def prepare_dataset(reader, out: str | os.PathLike, space=None, config=None, *,
     earlier = read_rows(read_archive_json(archive / INDEX)) if (archive / MANIFEST).is_file() and \
         (archive / INDEX).is_file() else []
     staging = archive / STAGING
-    stream = _GroupStream(earlier, staging, config, backend)
-    rect = rectify_dataset(reader, archive, space, root=root, reader_options=reader_options, workers=workers,
-                           on_error=on_error, progress=progress, on_source=lambda s, r: stream.add(s, r),
-                           on_runner=stream.attach, **rectify_options)
+    stream = _GroupStream(earlier, staging, config, backend, progress)
+    try:
+        rect = rectify_dataset(reader, archive, space, root=root, reader_options=reader_options,
+                               workers=workers, on_error=on_error, progress=progress,
+                               on_source=lambda s, r: stream.add(s, r), on_runner=stream.attach,
+                               **rectify_options)
+    finally:
+        stream.close_bar()
     stream.finish()  # nothing left, unless the rectify stage had nothing to do
     tok = tokenize_archive(archive, out, config, workers=workers, progress=progress, backend=backend,
                            staged=staging, scheduler=rectify_options.get("scheduler"))

@@ -576,7 +576,8 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
         (a forked worker costs ~15-20 ms to start and warm up, ~2 M channel-samples of work; the
         default keeps that under ~10 %). 0 = always ``workers`` (up to one per group).
     progress : bool
-        Show a tqdm bar (channel-samples/s).
+        Show a tqdm bar of the channel-samples of every group (those tokenized before, in an
+        earlier run or staged, counted from the start).
     staged : path, optional
         A folder of complete shards named like this corpus's (``000000``...), written from memory by
         :func:`aemg.data.prepare.prepare_dataset`; they are moved into place and not redone.
@@ -596,7 +597,11 @@ def tokenize_archive(archive_path: str | os.PathLike, out: str | os.PathLike,
     remote = checked_pool(scheduler, run.archive.path, run.out) if todo else None
     workers = _count_workers(remote.workers if remote is not None else workers, len(todo), total,
                              min_channel_samples_per_worker)
-    bar = progress_bar(progress, total=total, desc="tokenize", unit="sample", unit_scale=True, smoothing=0.1)
+    # the groups already tokenized (an earlier run's shards, or prepare's staged ones) count from the start
+    waiting = set(todo)
+    done = sum(run.channel_samples(k) for k in range(len(run.groups)) if k not in waiting)
+    bar = progress_bar(progress, total=done + total, initial=done, desc="tokenize", unit="sample",
+                       unit_scale=True, smoothing=0.1)
     t0, cpu0 = time.perf_counter(), _cpu_times()
     try:
         results = run_groups(run, todo, workers, remote, backend, bar)
