@@ -142,6 +142,9 @@ BAD = [
     # verify, datasets, demo, the top level
     ("verify {T}/missing", "missing: not found"),
     ("verify {D}", "not an aemg archive, token corpus or run"),
+    ("compare a b --report {D}", "not a report folder (no per_subject.csv"),
+    ("compare a b", "--report FOLDER (or --a-report and --b-report) is required"),
+    ("compare a b --report {D} --seed -1", "--seed: '-1': must be >= 0"),
     ("datasets --bogus", "unrecognized arguments: --bogus"),
     ("demo --workers 0", "argument --workers: '0': must be >= 1"),
     ("prepare --no-such-flag", "aemg prepare: error: "),
