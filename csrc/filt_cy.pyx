@@ -74,6 +74,37 @@ cdef inline void _scatter(const double* buf, Py_ssize_t off, Py_ssize_t c0, out_
             out[c, t] = <out_t>buf[(off + t) * LANES + j]
 
 
+cdef bint _cascade_args_ok(Py_ssize_t C, Py_ssize_t T, Py_ssize_t out_rows, Py_ssize_t out_cols,
+                           Py_ssize_t padlen, Py_ssize_t zi_len, Py_ssize_t n_sec,
+                           Py_ssize_t sos_cols) except -1:
+    """The checks of both zero-phase cascades (float64 and float32): ValueError naming the bad
+    argument; False when there is nothing to do (T = 0), True otherwise."""
+    if out_rows != C or out_cols != T:
+        raise ValueError(f"out has shape ({out_rows}, {out_cols}), expected ({C}, {T})")
+    if T == 0:
+        return False
+    if padlen < 0 or padlen > T - 1:
+        raise ValueError(f"padlen {padlen} outside [0, {T - 1}]")
+    if zi_len != 2 * n_sec or sos_cols != 6:
+        raise ValueError("sos must be (S, 6) and zi (2 S,)")
+    if n_sec > AEMG_MAX_SECTIONS:
+        raise ValueError(f"{n_sec} sections: at most {AEMG_MAX_SECTIONS}")
+    return True
+
+
+cdef bint _upfirdn_args_ok(Py_ssize_t C, Py_ssize_t out_rows, Py_ssize_t n_out, Py_ssize_t len_h,
+                           Py_ssize_t up, Py_ssize_t down, Py_ssize_t y0) except -1:
+    """The checks of both resamplers (float64 and float32): ValueError naming the bad argument;
+    False when there is nothing to do (no output or no channel), True otherwise."""
+    if out_rows != C:
+        raise ValueError(f"out has {out_rows} rows, expected {C}")
+    if up < 1 or down < 1 or len_h % up or y0 < 0:
+        raise ValueError("need up, down >= 1, len(h_tf) a multiple of up, y0 >= 0")
+    if n_out == 0 or C == 0:
+        return False
+    return True
+
+
 def sosfiltfilt_into(const sample_t[:, :] x, const double[:, ::1] sos, const double[::1] zi,
                      Py_ssize_t padlen, out_t[:, ::1] out):
     """Write the zero-phase SOS cascade of ``x`` (C, T) into ``out`` (C, T).
@@ -85,16 +116,8 @@ def sosfiltfilt_into(const sample_t[:, :] x, const double[:, ::1] sos, const dou
     cdef Py_ssize_t n = T + 2 * padlen, c0, j, t, c
     cdef double* buf
     cdef double first, last
-    if out.shape[0] != C or out.shape[1] != T:
-        raise ValueError(f"out has shape ({out.shape[0]}, {out.shape[1]}), expected ({C}, {T})")
-    if T == 0:
+    if not _cascade_args_ok(C, T, out.shape[0], out.shape[1], padlen, zi.shape[0], n_sec, sos.shape[1]):
         return
-    if padlen < 0 or padlen > T - 1:
-        raise ValueError(f"padlen {padlen} outside [0, {T - 1}]")
-    if zi.shape[0] != 2 * n_sec or sos.shape[1] != 6:
-        raise ValueError("sos must be (S, 6) and zi (2 S,)")
-    if n_sec > AEMG_MAX_SECTIONS:
-        raise ValueError(f"{n_sec} sections: at most {AEMG_MAX_SECTIONS}")
     if n_sec == 0:
         for c in range(C):
             for t in range(T):
@@ -129,11 +152,7 @@ def upfirdn_into(const sample_t[:, :] x, const double[::1] h_tf, Py_ssize_t up, 
     cdef Py_ssize_t c0, c, j, t
     cdef double* xb
     cdef double* yb
-    if out.shape[0] != C:
-        raise ValueError(f"out has {out.shape[0]} rows, expected {C}")
-    if up < 1 or down < 1 or len_h % up or y0 < 0:
-        raise ValueError("need up, down >= 1, len(h_tf) a multiple of up, y0 >= 0")
-    if n_out == 0 or C == 0:
+    if not _upfirdn_args_ok(C, out.shape[0], n_out, len_h, up, down, y0):
         return
     if posix_memalign(<void**>&xb, 32, max(T, 1) * LANES * sizeof(double)) != 0:
         raise MemoryError()
@@ -187,16 +206,8 @@ def sosfiltfilt32_into(const sample_t[:, :] x, const float[:, ::1] sos, const fl
     cdef int L
     cdef float* buf
     cdef float first, last
-    if out.shape[0] != C or out.shape[1] != T:
-        raise ValueError(f"out has shape ({out.shape[0]}, {out.shape[1]}), expected ({C}, {T})")
-    if T == 0:
+    if not _cascade_args_ok(C, T, out.shape[0], out.shape[1], padlen, zi.shape[0], n_sec, sos.shape[1]):
         return
-    if padlen < 0 or padlen > T - 1:
-        raise ValueError(f"padlen {padlen} outside [0, {T - 1}]")
-    if zi.shape[0] != 2 * n_sec or sos.shape[1] != 6:
-        raise ValueError("sos must be (S, 6) and zi (2 S,)")
-    if n_sec > AEMG_MAX_SECTIONS:
-        raise ValueError(f"{n_sec} sections: at most {AEMG_MAX_SECTIONS}")
     if n_sec == 0:
         for c in range(C):
             for t in range(T):
@@ -238,11 +249,7 @@ def upfirdn32_into(const sample_t[:, :] x, const float[::1] h_tf, Py_ssize_t up,
     cdef int L
     cdef float* xb
     cdef float* yb
-    if out.shape[0] != C:
-        raise ValueError(f"out has {out.shape[0]} rows, expected {C}")
-    if up < 1 or down < 1 or len_h % up or y0 < 0:
-        raise ValueError("need up, down >= 1, len(h_tf) a multiple of up, y0 >= 0")
-    if n_out == 0 or C == 0:
+    if not _upfirdn_args_ok(C, out.shape[0], n_out, len_h, up, down, y0):
         return
     if posix_memalign(<void**>&xb, 32, max(T, 1) * 8 * sizeof(float)) != 0:
         raise MemoryError()
