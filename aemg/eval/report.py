@@ -122,6 +122,11 @@ def leader_table(res: Results, seed: int = 0) -> str:
     users: dict = {}
     for r in res.per_subject():
         users.setdefault((r["method"], r["regime"], r["share"]), {})[r["subject"]] = r["trial_acc"]
+
+    def users_in(method, col):  # the per-user accuracies behind a cell (its own or a poorer regime)
+        came = cells[(method, col)][1]
+        return users.get((method, came, col[1] if came == col[0] else None), {})
+
     lines = []
     for col in columns:
         ranked = sorted(((cells[(m, col)][0]["trial_mean"], m) for m in methods if (m, col) in cells),
@@ -129,9 +134,7 @@ def leader_table(res: Results, seed: int = 0) -> str:
         if len(ranked) < 2:
             continue
         (_, top), (_, second) = ranked[:2]
-        a = users.get((top, cells[(top, col)][1], col[1] if cells[(top, col)][1] == col[0] else None), {})
-        b = users.get((second, cells[(second, col)][1],
-                       col[1] if cells[(second, col)][1] == col[0] else None), {})
+        a, b = users_in(top, col), users_in(second, col)
         if len(set(a) & set(b)) < 2:
             continue
         r = paired_comparison(a, b, seed=seed)
