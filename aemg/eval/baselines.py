@@ -380,15 +380,17 @@ class HudginsLDA(Method):
                     feats[mine], train.labels[owner][mine], self.map_prior * self.windows_per_trial_)
         return self
 
-    def _vote(self, feats: np.ndarray, owner: np.ndarray, n_trials: int) -> Prediction:
-        scores = self.lda_.decision_function(feats)
+    def _lda_scores(self, feats: np.ndarray) -> np.ndarray:
+        """(W, K) LDA class scores of window features; -inf for classes without training windows."""
         full = np.full((len(feats), self.n_classes_), -np.inf)
-        full[:, self.lda_.classes_] = scores
-        win = self.lda_.classes_[scores.argmax(axis=1)]
-        trial = vote(win, owner, n_trials, self.n_classes_, np.where(np.isfinite(full), full, -1e9))
-        return Prediction(trial, win, owner)
+        full[:, self.lda_.classes_] = self.lda_.decision_function(feats)
+        return full
 
-    def predict(self, test, adaptation=None):
+    def window_scores(self, test: TrialSet,
+                      adaptation: Adaptation | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(class scores (W, K) of the test trials' windows, the trial index (W,) of each window)
+        under the fold's normalisation and adaptation (what :meth:`predict` votes on). Scores are
+        log-posteriors up to a row constant; -inf marks a class the training windows lack."""
         feats, owner = self._features(test)
         if self.norm == "subject":
             visible = None
@@ -396,22 +398,21 @@ class HudginsLDA(Method):
                 vf, vo = self._features(adaptation.unlabelled)
                 visible = (vf, adaptation.unlabelled.subjects[vo])
             feats = user_standardise(feats, test.subjects[owner], self.stats_, self.pooled_, visible)
-            if self.adapt == "em":
-                return self._em_vote(feats, owner, test, visible)
+            if self.adapt == "em":  # class means adapted to each test user's visible windows
+                if visible is not None:
+                    visible = (user_standardise(*visible, self.stats_, self.pooled_, visible), visible[1])
+                return adapted_scores(self.gauss_, feats, test.subjects[owner], visible, self.em_iters,
+                                      self.em_prior * self.windows_per_trial_), owner
             if self.adapt == "map":  # the user's MAP class means (fit)
-                return self._vote_scores(mapped_scores(self.gauss_, feats, test.subjects[owner],
-                                                       self.user_means_), owner, len(test))
+                return mapped_scores(self.gauss_, feats, test.subjects[owner], self.user_means_), owner
         elif self.norm == "rest":
             rest = adaptation.rest if adaptation is not None else None
             feats = self._centre(test, feats, owner, {**self.centres_, **self._rest_centres([rest])})
-        return self._vote(feats, owner, len(test))
+        return self._lda_scores(feats), owner
 
-    def _em_vote(self, z: np.ndarray, owner: np.ndarray, test: TrialSet, visible) -> Prediction:
-        """Windows scored under class means adapted to each test user's visible windows, then voted."""
-        if visible is not None:
-            visible = (user_standardise(*visible, self.stats_, self.pooled_, visible), visible[1])
-        return self._vote_scores(adapted_scores(self.gauss_, z, test.subjects[owner], visible, self.em_iters,
-                                                self.em_prior * self.windows_per_trial_), owner, len(test))
+    def predict(self, test, adaptation=None):
+        scores, owner = self.window_scores(test, adaptation)
+        return self._vote_scores(scores, owner, len(test))
 
     def _vote_scores(self, scores: np.ndarray, owner: np.ndarray, n_trials: int) -> Prediction:
         """Per-window class scores (W, K) -> window predictions and the trials' votes."""
@@ -425,7 +426,7 @@ class HudginsLDA(Method):
         feats, owner = self._features(test)
         z = online_standardise(feats, owner, test.subjects, self.pooled_,
                                self.online_prior * self.windows_per_trial_)
-        return self._vote(z, owner, len(test))
+        return self._vote_scores(self._lda_scores(z), owner, len(test))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -946,6 +946,143 @@ class AemgProbeRows(AemgProbe):
         return Prediction(self._vote_tokens(self.tokens_, x, owner, len(test)))
 
 
+#: ``aemg-probe-fuse``: the weight of the probe's log-posterior (1 = the probe alone, 0 = window
+#: LDA's mean log-posterior alone). Equal weights, fixed a priori: the inner cross-validation over
+#: :data:`FUSE_WEIGHTS` (``weight="auto"``) was measured to mislead, e.g. 3DC 41.6 against 43.9
+#: (docs/notes/generalisation.md, session 7, experiment 19)
+FUSE_WEIGHT = 0.5
+#: the weights ``weight="auto"`` chooses from; on equal inner accuracy the one nearest 0.5 wins
+FUSE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def _log_posteriors(scores: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax of class scores (n, K) (log-posteriors up to a row constant; -inf = a
+    class the classifier never saw)."""
+    s = np.where(np.isfinite(scores), scores, -1e9)
+    s = s - s.max(axis=1, keepdims=True)
+    return s - np.log(np.exp(s).sum(axis=1, keepdims=True))
+
+
+class AemgProbeFused(AemgProbe):
+    """``aemg-probe-fuse`` (regime ``rest``): ``aemg-probe-tok`` and ``lda-log`` as one classifier.
+
+    Per test trial, ``weight * log p_probe + (1 - weight) * mean over its windows of log p_lda``:
+    the probe's class posterior (softmax of its scores) and the window LDA's, averaged in the log
+    domain over the trial's windows (a trial without tokens, or without windows, gets the other's
+    alone). The two read different things of the same trial (the pre-trained embedding and pooled
+    token features of its contractions, the log time-domain features of every 200 ms window) and
+    err on different users. ``weight``: a number in [0, 1] (default :data:`FUSE_WEIGHT`, equal
+    weights), or ``"auto"``: chosen per fold from :data:`FUSE_WEIGHTS` by an inner
+    leave-subjects-out cross-validation on the training users (``inner_folds`` groups; nothing of
+    the test user is read). ``selection_``: the inner accuracy per weight of the last fit (auto);
+    ``weight_``: the weight used.
+    """
+
+    name = "aemg-probe-fuse"
+
+    def __init__(self, run=None, weight: float | str = FUSE_WEIGHT, inner_folds: int = 5,
+                 window_s: float = 0.2, step_s: float = 0.05, **kw):
+        super().__init__(run, **{**_TOK, **kw})
+        if self.subject_norm != "none" or self.adapt != "none":
+            raise ConfigError(f"{self.name}: fuses the rest-regime probe; subject_norm and adapt "
+                              "must stay 'none'")
+        if weight != "auto":
+            try:
+                weight = float(weight)
+            except (TypeError, ValueError):
+                weight = -1.0
+            if not 0.0 <= weight <= 1.0:
+                raise ConfigError(f"{self.name}: weight must be 'auto' or a number in [0, 1]")
+        if int(inner_folds) < 2:
+            raise ConfigError(f"{self.name}: inner_folds={inner_folds!r} must be >= 2")
+        self.weight, self.inner_folds = weight, int(inner_folds)
+        self.window_s, self.step_s = float(window_s), float(step_s)
+
+    def _lda(self):
+        """A fresh ``lda-log`` with this method's windows."""
+        from .baselines import HudginsLDA
+        return HudginsLDA(log=True, window_s=self.window_s, step_s=self.step_s)
+
+    @property
+    def regimes(self) -> tuple:
+        return ("rest",) if self.needs_rest else ("none",)
+
+    def _lda_posteriors(self, lda, trials: TrialSet, adaptation: Adaptation | None) -> tuple:
+        """(n, K) mean window log-posteriors of ``trials`` under ``lda``, and whether each trial has
+        windows (n,) bool."""
+        scores, owner = lda.window_scores(trials, adaptation)
+        out = np.zeros((len(trials), lda.n_classes_))
+        np.add.at(out, owner, _log_posteriors(scores))
+        count = np.bincount(owner, minlength=len(trials))
+        return out / np.maximum(count, 1)[:, None], count > 0
+
+    def _fused(self, weight: float, probe: np.ndarray, has_probe: np.ndarray, lda: np.ndarray,
+               has_lda: np.ndarray) -> np.ndarray:
+        """(n,) fused class of each trial; -1 where neither classifier could score it."""
+        k = max(probe.shape[1], lda.shape[1])
+        p, q = np.zeros((len(probe), k)), np.zeros((len(lda), k))
+        p[:, :probe.shape[1]], q[:, :lda.shape[1]] = probe, lda
+        w = np.where(has_probe & has_lda, weight, has_probe.astype(np.float64))[:, None]
+        out = (w * p + (1 - w) * q).argmax(axis=1)
+        out[~(has_probe | has_lda)] = -1
+        return out
+
+    def _probe_posteriors(self, scores: np.ndarray, use: np.ndarray, n: int) -> tuple:
+        out = np.zeros((n, self.n_classes_))
+        out[use] = _log_posteriors(scores)
+        has = np.zeros(n, dtype=bool)
+        has[use] = True
+        return out, has
+
+    def _select(self, train: TrialSet, adaptation: Adaptation | None, feats: np.ndarray,
+                use: np.ndarray) -> None:
+        subjects = np.unique(train.subjects)
+        groups = np.array_split(subjects, min(self.inner_folds, len(subjects)))
+        correct = np.zeros(len(FUSE_WEIGHTS))
+        n = 0
+        for g in groups if len(groups) >= 2 else []:
+            held = np.isin(train.subjects, g)
+            h_use = held[use]
+            AemgProbe.fit_rows(self, feats[~h_use], train.labels[use][~h_use],
+                               train.subjects[use][~h_use], train.n_classes)
+            idx = np.flatnonzero(held)
+            pos = np.searchsorted(idx, use[h_use])   # the held trials with tokens, in idx order
+            probe, has_p = self._probe_posteriors(self.score_rows(feats[h_use], train.subjects[use][h_use]),
+                                                  pos, len(idx))
+            lda = self._lda().fit(train.subset(np.flatnonzero(~held)), adaptation=adaptation)
+            post, has_l = self._lda_posteriors(lda, train.subset(idx), adaptation)
+            for i, w in enumerate(FUSE_WEIGHTS):
+                correct[i] += int((self._fused(w, probe, has_p, post, has_l) == train.labels[idx]).sum())
+            n += len(idx)
+        near = np.abs(np.asarray(FUSE_WEIGHTS) - 0.5)
+        best = max(range(len(FUSE_WEIGHTS)), key=lambda i: (correct[i], -near[i]))
+        self.selection_ = [{"weight": w, "inner_accuracy": float(c / max(n, 1))}
+                           for w, c in zip(FUSE_WEIGHTS, correct)]
+        self.weight_ = FUSE_WEIGHTS[best] if n else 0.5
+        log.info("%s: weight %.2f (inner accuracy %s)", self.name, self.weight_,
+                 ", ".join(f"{r['inner_accuracy']:.3f}" for r in self.selection_))
+
+    def fit(self, train, seed=0, adaptation=None):
+        feats, use = self.trial_features(train, adaptation=adaptation)
+        if not len(use):
+            raise DataError(train.name or "trials", "no training trial has any token")
+        self.n_classes_ = train.n_classes
+        self.selection_ = []
+        if self.weight == "auto":
+            self._select(train, adaptation, feats, use)
+        else:
+            self.weight_ = float(self.weight)
+        self.fit_rows(feats, train.labels[use], train.subjects[use], train.n_classes)
+        self.lda_model_ = self._lda().fit(train, seed=seed, adaptation=adaptation)
+        return self
+
+    def predict(self, test, adaptation=None):
+        scores, use = self.scores(test, adaptation)
+        probe, has_p = self._probe_posteriors(scores, use, len(test))
+        lda, has_l = self._lda_posteriors(self.lda_model_, test, adaptation)
+        return Prediction(self._fused(self.weight_, probe, has_p, lda, has_l))
+
+
 class AemgSupervised(AemgMethod):
     """Backbone + linear head trained supervised on each fold (base of fine-tune, scratch and the
     window Transformer).
@@ -1096,8 +1233,10 @@ for _name, _options in PROBE_VARIANTS.items():
     register_method(_name, functools.partial(AemgProbe, **_options))
 register_method("aemg-probe-auto", AemgProbeAuto)
 register_method("aemg-probe-tok-rows", AemgProbeRows)
+register_method("aemg-probe-fuse", AemgProbeFused)
 #: the methods ``aemg evaluate --checkpoint RUN`` hands the run to
-CHECKPOINT_METHODS = (*AEMG_METHODS, *PROBE_VARIANTS, "aemg-probe-auto", "aemg-probe-tok-rows")
+CHECKPOINT_METHODS = (*AEMG_METHODS, *PROBE_VARIANTS, "aemg-probe-auto", "aemg-probe-tok-rows",
+                      "aemg-probe-fuse")
 #: what ``aemg evaluate --checkpoint RUN`` runs when no ``--methods`` are given: per regime, the AEMG
 #: method measured to carry to a device the model never saw (docs/notes/generalisation.md, "What to
 #: use on a device the model has never seen") and the classic baselines with the same information

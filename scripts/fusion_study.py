@@ -1,0 +1,102 @@
+"""Late fusion of the AEMG probe and window LDA under one regime (issue 9, session 7, experiment 19).
+
+Screening harness: LOSO folds of ``aemg evaluate`` (same folds, same regime adaptation), and per
+test trial the class log-posteriors of two fitted methods:
+
+- ``P``: the probe (``--probe``, default ``aemg-probe-tok``): log-softmax of its class scores;
+- ``L``: window LDA (``--lda``, default ``lda-log``): the mean over the trial's windows of the
+  log-softmax of the window scores (a trial without windows or tokens gets uniform scores).
+
+Fused: ``w P + (1 - w) L`` for w in ``--weights``; w = 1 is the probe alone, w = 0 the LDA's
+mean-posterior rule (its majority vote is reported too, as ``aemg evaluate`` scores it). The
+per-trial log-posteriors are saved (``--save OUT.npz``) so other rules can be scored without
+refitting. Per-trial accuracy (%) mean over test users::
+
+    python scripts/fusion_study.py /tmp/res/arch/3dc --run /tmp/res/runs/for_3dc --regime rest
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+from scipy.special import log_softmax
+
+
+def main(argv=None) -> int:
+    from aemg.eval.baselines import get_method, vote
+    from aemg.eval.protocols import Grouping, loso_folds, rest_class_id, user_view
+    from aemg.eval.runner import fold_adaptation
+    from aemg.eval.trials import load_trials
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("archive")
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--regime", default="rest")
+    ap.add_argument("--probe", default="aemg-probe-tok")
+    ap.add_argument("--probe-options", default="{}")
+    ap.add_argument("--lda", default="lda-log")
+    ap.add_argument("--sessions", default=None)
+    ap.add_argument("--group-by", default="subject")
+    ap.add_argument("--subjects", default=None)
+    ap.add_argument("--weights", default="0,0.25,0.4,0.5,0.6,0.75,1")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save", default=None)
+    a = ap.parse_args(argv)
+
+    trials = load_trials(a.archive, sessions=a.sessions.split(",") if a.sessions else None)
+    rest_id = rest_class_id(trials)
+    folds = loso_folds(trials, a.subjects.split(",") if a.subjects else None, a.seed, a.regime,
+                       grouping=Grouping(by=a.group_by))
+    k = trials.n_classes
+    rows = {"P": [], "L": [], "V": [], "y": [], "user": []}
+    for n, fold in enumerate(folds):
+        adaptation = fold_adaptation(trials, fold, rest_id)
+        view = user_view(trials, fold.group_by)
+        train, test = view.subset(fold.train), view.subset(fold.test).without_labels()
+        probe = get_method(a.probe, run=a.run, **json.loads(a.probe_options))
+        probe.fit(train, seed=fold.seed, adaptation=adaptation)
+        scores, use = probe.scores(test, adaptation)
+        p = np.zeros((len(test), k))
+        p[use] = log_softmax(np.where(np.isfinite(scores), scores, -1e9), axis=1)
+        lda = get_method(a.lda)
+        lda.fit(train, seed=fold.seed, adaptation=adaptation)
+        feats, owner = lda._features(test)
+        if lda.norm == "rest":
+            feats = lda._centre(test, feats, owner, {**lda.centres_, **lda._rest_centres([adaptation.rest])})
+        w = np.full((len(feats), k), -1e9)
+        w[:, lda.lda_.classes_] = lda.lda_.decision_function(feats)
+        wl = log_softmax(w, axis=1)
+        l_sum = np.zeros((len(test), k))
+        np.add.at(l_sum, owner, wl)
+        cnt = np.bincount(owner, minlength=len(test))[:, None]
+        lmean = np.where(cnt > 0, l_sum / np.maximum(cnt, 1), -np.log(k))
+        v = vote(wl.argmax(1), owner, len(test), k, wl)
+        rows["P"].append(p)
+        rows["L"].append(lmean)
+        rows["V"].append(v)
+        rows["y"].append(trials.labels[fold.test])
+        rows["user"].append(np.full(len(test), fold.subject))
+        y = rows["y"][-1]
+        print(f"fold {n + 1}/{len(folds)} {fold.subject}: probe {100 * np.mean(p.argmax(1) == y):.1f}"
+              f" lda-vote {100 * np.mean(v == y):.1f}", file=sys.stderr, flush=True)
+    y = np.concatenate(rows["y"])
+    user = np.concatenate(rows["user"])
+    P, L, V = (np.concatenate(rows[x]) for x in ("P", "L", "V"))
+    if a.save:
+        np.savez(a.save, P=P, L=L, V=V, y=y, user=user)
+    print(f"{a.archive} regime {a.regime}, {len(folds)} users, probe {a.probe}, lda {a.lda}")
+    print(f"lda majority vote: {per_user(V == y, user):.1f}")
+    for wt in [float(x) for x in a.weights.split(",")]:
+        print(f"w={wt:.2f}: {per_user((wt * P + (1 - wt) * L).argmax(1) == y, user):.1f}")
+    return 0
+
+
+def per_user(correct: np.ndarray, user: np.ndarray) -> float:
+    """Mean over users of the per-trial accuracy (%)."""
+    return 100 * float(np.mean([correct[user == u].mean() for u in np.unique(user)]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
