@@ -1,4 +1,4 @@
-"""Late fusion of the AEMG probe and window LDA under one regime (issue 9, session 7, experiment 19).
+"""Late fusion of an AEMG probe and a window LDA under one regime (issue 9, session 7, experiments 19-20).
 
 Screening harness: LOSO folds of ``aemg evaluate`` (same folds, same regime adaptation), and per
 test trial the class log-posteriors of two fitted methods:
@@ -13,6 +13,11 @@ per-trial log-posteriors are saved (``--save OUT.npz``) so other rules can be sc
 refitting. Per-trial accuracy (%) mean over test users::
 
     python scripts/fusion_study.py /tmp/res/arch/3dc --run /tmp/res/runs/for_3dc --regime rest
+    python scripts/fusion_study.py /tmp/res/arch/3dc --run /tmp/res/runs/for_3dc --regime fewshot \
+        --probe aemg-probe-tok-map --lda lda-log-subjnorm-map        # one labelled trial per class
+
+Few-shot folds: ``--share`` of the user's trials, at least one per class (``aemg evaluate --shares
+0.01 --small-share one``).
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from scipy.special import log_softmax
 
 def main(argv=None) -> int:
     from aemg.eval.baselines import get_method, vote
-    from aemg.eval.protocols import Grouping, loso_folds, rest_class_id, user_view
+    from aemg.eval.protocols import Grouping, make_folds, rest_class_id, user_view
     from aemg.eval.runner import fold_adaptation
     from aemg.eval.trials import load_trials
 
@@ -42,13 +47,16 @@ def main(argv=None) -> int:
     ap.add_argument("--subjects", default=None)
     ap.add_argument("--weights", default="0,0.25,0.4,0.5,0.6,0.75,1")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--share", type=float, default=0.01,
+                    help="fewshot: labelled share (at least one trial per class)")
     ap.add_argument("--save", default=None)
     a = ap.parse_args(argv)
 
     trials = load_trials(a.archive, sessions=a.sessions.split(",") if a.sessions else None)
     rest_id = rest_class_id(trials)
-    folds = loso_folds(trials, a.subjects.split(",") if a.subjects else None, a.seed, a.regime,
-                       grouping=Grouping(by=a.group_by))
+    subjects = a.subjects.split(",") if a.subjects else None
+    folds = list(make_folds(trials, a.regime, (a.seed,), (a.share,), subjects, "one", rest_id,
+                            Grouping(by=a.group_by)))
     k = trials.n_classes
     rows = {"P": [], "L": [], "V": [], "y": [], "user": []}
     for n, fold in enumerate(folds):
@@ -62,12 +70,8 @@ def main(argv=None) -> int:
         p[use] = log_softmax(np.where(np.isfinite(scores), scores, -1e9), axis=1)
         lda = get_method(a.lda)
         lda.fit(train, seed=fold.seed, adaptation=adaptation)
-        feats, owner = lda._features(test)
-        if lda.norm == "rest":
-            feats = lda._centre(test, feats, owner, {**lda.centres_, **lda._rest_centres([adaptation.rest])})
-        w = np.full((len(feats), k), -1e9)
-        w[:, lda.lda_.classes_] = lda.lda_.decision_function(feats)
-        wl = log_softmax(w, axis=1)
+        ws, owner = lda.window_scores(test, adaptation)
+        wl = log_softmax(np.where(np.isfinite(ws), ws, -1e9), axis=1)
         l_sum = np.zeros((len(test), k))
         np.add.at(l_sum, owner, wl)
         cnt = np.bincount(owner, minlength=len(test))[:, None]

@@ -472,11 +472,20 @@ def test_probe_token_rows_ledoit_wolf_shrinkage(setup, trials):
     np.testing.assert_array_equal(lw.predict(test).trial, fixed.predict(test).trial)
 
 
+def _fused_reference(probe_scores, use, window_scores, owner, n, w):
+    """The fusion rule written out: w * log-softmax(probe) + (1 - w) * mean window log-softmax(lda)."""
+    from scipy.special import log_softmax
+    ws = log_softmax(np.where(np.isfinite(window_scores), window_scores, -1e9), axis=1)
+    mean = np.stack([ws[owner == i].mean(0) for i in range(n)])
+    p = np.zeros_like(mean)
+    p[use] = log_softmax(np.where(np.isfinite(probe_scores), probe_scores, -1e9), axis=1)
+    weight = np.where(np.isin(np.arange(n), use), w, 0.0)[:, None]   # no tokens: the LDA alone
+    return (weight * p + (1 - weight) * mean).argmax(1)
+
+
 def test_probe_fuse_weights_the_probe_and_the_window_lda_posteriors(setup, trials):
     """weight w: argmax of w * log-softmax(probe scores) + (1 - w) * the mean over the trial's windows
-    of log-softmax(lda-log's window scores); w = 1 is aemg-probe-tok, w = 0 lda-log's mean rule."""
-    from scipy.special import log_softmax
-
+    of log-softmax(lda-log's window scores); w = 1 is aemg-probe-tok."""
     from aemg.eval.baselines import vote
     run = str(setup / "run")
     fold = loso_folds(trials)[0]
@@ -487,55 +496,45 @@ def test_probe_fuse_weights_the_probe_and_the_window_lda_posteriors(setup, trial
     ws, owner = lda.window_scores(test)
     np.testing.assert_array_equal(vote(ws.argmax(1), owner, len(test), lda.n_classes_,
                                        np.where(np.isfinite(ws), ws, -1e9)), lda.predict(test).trial)
-    mean = np.stack([log_softmax(np.where(np.isfinite(ws), ws, -1e9)[owner == i], axis=1).mean(0)
-                     for i in range(len(test))])
-    p = np.zeros_like(mean)
-    p[use] = log_softmax(np.where(np.isfinite(scores), scores, -1e9), axis=1)
-    has = np.isin(np.arange(len(test)), use)          # a trial without tokens: the LDA alone
-    assert get_method("aemg-probe-fuse", run=run).weight == 0.5      # equal weights by default
-    for w in (0.0, 0.3, 1.0):
+    fused = get_method("aemg-probe-fuse", run=run)
+    assert fused.weight == 0.5 and fused.regimes == ("rest", "fewshot") and fused.needs_rest
+    for w in (0.0, 0.3, 0.5, 1.0):
         fused = get_method("aemg-probe-fuse", run=run, weight=w).fit(train)
-        assert fused.regimes == ("rest",) and fused.weight_ == w and fused.selection_ == []
-        weight = np.where(has, w, 0.0)[:, None]
-        want = (weight * p + (1 - weight) * mean).argmax(1)
-        np.testing.assert_array_equal(fused.predict(test).trial, want)
+        np.testing.assert_array_equal(fused.predict(test).trial,
+                                      _fused_reference(scores, use, ws, owner, len(test), w))
     alone = get_method("aemg-probe-fuse", run=run, weight=1).fit(train)
     np.testing.assert_array_equal(alone.predict(test).trial, probe.predict(test).trial)
 
 
-def test_probe_fuse_auto_chooses_the_weight_on_the_training_users(setup, trials):
-    from aemg.eval.methods import FUSE_WEIGHTS
+def test_probe_fuse_map_fuses_the_fewshot_twins(setup, trials):
+    """aemg-probe-fuse-map: aemg-probe-tok-map and lda-log-subjnorm-map, both adapted to the user's
+    labelled share of the fold."""
+    from aemg.eval.protocols import fewshot_folds
     from aemg.eval.runner import fold_adaptation
     run = str(setup / "run")
-    fold = loso_folds(trials, regime="rest")[0]
+    fold = fewshot_folds(trials, 0.01, too_small="one")[0]
     adaptation = fold_adaptation(trials, fold)
     train, test = trials.subset(fold.train), trials.subset(fold.test).without_labels()
-    auto = get_method("aemg-probe-fuse", run=run, weight="auto").fit(train, adaptation=adaptation)
-    acc = [r["inner_accuracy"] for r in auto.selection_]
-    assert [r["weight"] for r in auto.selection_] == list(FUSE_WEIGHTS)
-    assert all(0.0 <= a <= 1.0 for a in acc) and auto.weight_ in FUSE_WEIGHTS
-    best = max(acc)
-    assert acc[FUSE_WEIGHTS.index(auto.weight_)] == best
-    # on ties the weight nearest 0.5
-    tied = [w for w, a in zip(FUSE_WEIGHTS, acc) if a == best]
-    assert abs(auto.weight_ - 0.5) == min(abs(w - 0.5) for w in tied)
-    twin = get_method("aemg-probe-fuse", run=run, weight=auto.weight_).fit(train, adaptation=adaptation)
-    np.testing.assert_array_equal(auto.predict(test, adaptation).trial,
-                                  twin.predict(test, adaptation).trial)
-    # nothing of the test user enters the choice: its rest recording replaced, the same selection
-    other = get_method("aemg-probe-fuse", run=run, weight="auto").fit(train,
-                                                       adaptation=dataclasses.replace(adaptation, rest=None))
-    assert other.selection_ == auto.selection_
+    probe = get_method("aemg-probe-tok-map", run=run).fit(train, adaptation=adaptation)
+    scores, use = probe.scores(test, adaptation)
+    lda = get_method("lda-log-subjnorm-map").fit(train, adaptation=adaptation)
+    ws, owner = lda.window_scores(test, adaptation)
+    fused = get_method("aemg-probe-fuse-map", run=run).fit(train, adaptation=adaptation)
+    assert fused.regimes == ("fewshot",)
+    np.testing.assert_array_equal(fused.predict(test, adaptation).trial,
+                                  _fused_reference(scores, use, ws, owner, len(test), 0.5))
 
 
 def test_probe_fuse_bad_options(setup):
     run = str(setup / "run")
     for bad in (-0.1, 1.5, "half"):
-        with pytest.raises(ConfigError, match="weight must be 'auto' or a number in"):
+        with pytest.raises(ConfigError, match=r"weight must be a number in \[0, 1\]"):
             get_method("aemg-probe-fuse", run=run, weight=bad)
-    with pytest.raises(ConfigError, match="inner_folds"):
-        get_method("aemg-probe-fuse", run=run, inner_folds=1)
-    with pytest.raises(ConfigError, match="subject_norm and adapt"):
-        get_method("aemg-probe-fuse", run=run, subject_norm="all")
+    with pytest.raises(ConfigError, match="is not a probe variant"):
+        get_method("aemg-probe-fuse", run=run, probe="aemg-probe-tok-rows")
+    with pytest.raises(ConfigError, match="is not a window LDA"):
+        get_method("aemg-probe-fuse", run=run, lda="cnn")
+    with pytest.raises(ConfigError, match="lda-log-subjnorm-map cannot run under rest"):
+        get_method("aemg-probe-fuse", run=run, lda="lda-log-subjnorm-map")
     with pytest.raises(ConfigError, match="needs a pre-trained run"):
         get_method("aemg-probe-fuse")

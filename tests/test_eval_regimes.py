@@ -38,7 +38,8 @@ CNNS = {"cnn": {"epochs": 1, "batch_size": 64, "max_windows": 128},
 PROBES = ("aemg-probe", "aemg-probe-robust", "aemg-probe-subjnorm", "aemg-probe-calibnorm", "aemg-probe-em",
           "aemg-probe-tok", "aemg-probe-tok-subjnorm", "aemg-probe-tok-em", "nct-logreg",
           "nct-logreg-subjnorm", "nct-logreg-em", "nct-lda", "nct-lda-subjnorm", "aemg-probe-auto",
-          "aemg-probe-tok-map", "aemg-probe-tok-rows", "aemg-probe-fuse")
+          "aemg-probe-tok-map", "aemg-probe-tok-rows", "aemg-probe-fuse",
+          "aemg-probe-fuse-map")
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -328,7 +329,7 @@ def test_probe_reads_only_what_its_regime_allows(archive_and_run, variant):
             "nct-logreg": ("rest", "fewshot"), "nct-logreg-subjnorm": subj, "nct-logreg-em": ("unlabelled",),
             "nct-lda": ("rest", "fewshot"), "nct-lda-subjnorm": subj, "aemg-probe-auto": ("unlabelled",),
             "aemg-probe-tok-map": ("fewshot",), "aemg-probe-tok-rows": ("rest", "fewshot"),
-            "aemg-probe-fuse": ("rest",)}
+            "aemg-probe-fuse": ("rest", "fewshot"), "aemg-probe-fuse-map": ("fewshot",)}
     assert method.regimes == want[variant]
     assert method.needs_rest == (variant != "aemg-probe-robust")
     for regime in method.regimes:

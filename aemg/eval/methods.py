@@ -947,12 +947,13 @@ class AemgProbeRows(AemgProbe):
 
 
 #: ``aemg-probe-fuse``: the weight of the probe's log-posterior (1 = the probe alone, 0 = window
-#: LDA's mean log-posterior alone). Equal weights, fixed a priori: the inner cross-validation over
-#: :data:`FUSE_WEIGHTS` (``weight="auto"``) was measured to mislead, e.g. 3DC 41.6 against 43.9
-#: (docs/notes/generalisation.md, session 7, experiment 19)
+#: LDA's mean log-posterior alone). Equal weights, fixed a priori: choosing the weight per fold by
+#: an inner cross-validation on the training users was measured to mislead (3DC 41.6 against 43.9
+#: under ``rest``; docs/notes/generalisation.md, session 7, experiment 19)
 FUSE_WEIGHT = 0.5
-#: the weights ``weight="auto"`` chooses from; on equal inner accuracy the one nearest 0.5 wins
-FUSE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+#: the fused methods registered here: name -> (probe variant, window-LDA variant)
+FUSED_VARIANTS = {"aemg-probe-fuse": ("aemg-probe-tok", "lda-log"),
+                  "aemg-probe-fuse-map": ("aemg-probe-tok-map", "lda-log-subjnorm-map")}
 
 
 def _log_posteriors(scores: np.ndarray) -> np.ndarray:
@@ -963,124 +964,93 @@ def _log_posteriors(scores: np.ndarray) -> np.ndarray:
     return s - np.log(np.exp(s).sum(axis=1, keepdims=True))
 
 
-class AemgProbeFused(AemgProbe):
-    """``aemg-probe-fuse`` (regime ``rest``): ``aemg-probe-tok`` and ``lda-log`` as one classifier.
+class AemgProbeFused(AemgMethod):
+    """An AEMG probe and a window LDA as one classifier (``aemg-probe-fuse``: ``aemg-probe-tok`` and
+    ``lda-log``, regime ``rest``; ``aemg-probe-fuse-map``: ``aemg-probe-tok-map`` and
+    ``lda-log-subjnorm-map``, regime ``fewshot``).
 
     Per test trial, ``weight * log p_probe + (1 - weight) * mean over its windows of log p_lda``:
     the probe's class posterior (softmax of its scores) and the window LDA's, averaged in the log
-    domain over the trial's windows (a trial without tokens, or without windows, gets the other's
-    alone). The two read different things of the same trial (the pre-trained embedding and pooled
-    token features of its contractions, the log time-domain features of every 200 ms window) and
-    err on different users. ``weight``: a number in [0, 1] (default :data:`FUSE_WEIGHT`, equal
-    weights), or ``"auto"``: chosen per fold from :data:`FUSE_WEIGHTS` by an inner
-    leave-subjects-out cross-validation on the training users (``inner_folds`` groups; nothing of
-    the test user is read). ``selection_``: the inner accuracy per weight of the last fit (auto);
-    ``weight_``: the weight used.
+    domain over the trial's windows; a trial without tokens, or without windows, gets the other's
+    alone (neither: -1). The two read different things of the same trial (the pre-trained
+    embedding and pooled token features of its contractions; the log time-domain features of every
+    200 ms window) and err on different users; an unsure component (flat posteriors, e.g. window
+    LDA across 3DC's users) leaves the decision to the other. Both are fitted on the same training
+    trials with the same :class:`Adaptation`, so the fusion sees exactly what its regime gives.
+
+    Parameters
+    ----------
+    probe : str
+        A registered probe variant (an :class:`AemgProbe`), built with ``run`` and ``probe_options``.
+    lda : str
+        A registered window-LDA variant (:class:`~aemg.eval.baselines.HudginsLDA`), with
+        ``lda_options``; it must run under each of the probe's regimes (or read nothing, ``none``).
+    weight : float in [0, 1]
+        The probe's weight (default :data:`FUSE_WEIGHT`).
     """
 
     name = "aemg-probe-fuse"
+    needs_run = True
+    pretrained = True
 
-    def __init__(self, run=None, weight: float | str = FUSE_WEIGHT, inner_folds: int = 5,
-                 window_s: float = 0.2, step_s: float = 0.05, **kw):
-        super().__init__(run, **{**_TOK, **kw})
-        if self.subject_norm != "none" or self.adapt != "none":
-            raise ConfigError(f"{self.name}: fuses the rest-regime probe; subject_norm and adapt "
-                              "must stay 'none'")
-        if weight != "auto":
-            try:
-                weight = float(weight)
-            except (TypeError, ValueError):
-                weight = -1.0
-            if not 0.0 <= weight <= 1.0:
-                raise ConfigError(f"{self.name}: weight must be 'auto' or a number in [0, 1]")
-        if int(inner_folds) < 2:
-            raise ConfigError(f"{self.name}: inner_folds={inner_folds!r} must be >= 2")
-        self.weight, self.inner_folds = weight, int(inner_folds)
-        self.window_s, self.step_s = float(window_s), float(step_s)
-
-    def _lda(self):
-        """A fresh ``lda-log`` with this method's windows."""
-        from .baselines import HudginsLDA
-        return HudginsLDA(log=True, window_s=self.window_s, step_s=self.step_s)
+    def __init__(self, run=None, probe: str = "aemg-probe-tok", lda: str = "lda-log",
+                 weight: float = FUSE_WEIGHT, probe_options: dict | None = None,
+                 lda_options: dict | None = None, **kw):
+        super().__init__(run, **{k: kw[k] for k in ("pooling", "preset", "device", "batch_size")
+                                 if k in kw})
+        from .baselines import HudginsLDA, get_method
+        self.probe = get_method(probe, run=run, **{**kw, **(probe_options or {})})
+        self.lda = get_method(lda, **(lda_options or {}))
+        if not isinstance(self.probe, AemgProbe) or isinstance(self.probe, AemgProbeRows):
+            raise ConfigError(f"{self.name}: probe={probe!r} is not a probe variant (aemg-probe...)")
+        if not isinstance(self.lda, HudginsLDA):
+            raise ConfigError(f"{self.name}: lda={lda!r} is not a window LDA (lda...)")
+        lost = [r for r in self.probe.regimes if r not in self.lda.regimes and "none" not in self.lda.regimes]
+        if lost:
+            raise ConfigError(f"{self.name}: {lda} cannot run under {', '.join(lost)}, a regime of {probe}")
+        try:
+            weight = float(weight)
+        except (TypeError, ValueError):
+            weight = -1.0
+        if not 0.0 <= weight <= 1.0:
+            raise ConfigError(f"{self.name}: weight must be a number in [0, 1]")
+        self.weight = weight
 
     @property
     def regimes(self) -> tuple:
-        return ("rest",) if self.needs_rest else ("none",)
+        return self.probe.regimes
 
-    def _lda_posteriors(self, lda, trials: TrialSet, adaptation: Adaptation | None) -> tuple:
-        """(n, K) mean window log-posteriors of ``trials`` under ``lda``, and whether each trial has
-        windows (n,) bool."""
-        scores, owner = lda.window_scores(trials, adaptation)
-        out = np.zeros((len(trials), lda.n_classes_))
-        np.add.at(out, owner, _log_posteriors(scores))
-        count = np.bincount(owner, minlength=len(trials))
-        return out / np.maximum(count, 1)[:, None], count > 0
+    @property
+    def needs_rest(self) -> bool:
+        return self.probe.needs_rest
 
-    def _fused(self, weight: float, probe: np.ndarray, has_probe: np.ndarray, lda: np.ndarray,
-               has_lda: np.ndarray) -> np.ndarray:
-        """(n,) fused class of each trial; -1 where neither classifier could score it."""
-        k = max(probe.shape[1], lda.shape[1])
-        p, q = np.zeros((len(probe), k)), np.zeros((len(lda), k))
-        p[:, :probe.shape[1]], q[:, :lda.shape[1]] = probe, lda
-        w = np.where(has_probe & has_lda, weight, has_probe.astype(np.float64))[:, None]
-        out = (w * p + (1 - w) * q).argmax(axis=1)
-        out[~(has_probe | has_lda)] = -1
-        return out
-
-    def _probe_posteriors(self, scores: np.ndarray, use: np.ndarray, n: int) -> tuple:
-        out = np.zeros((n, self.n_classes_))
-        out[use] = _log_posteriors(scores)
-        has = np.zeros(n, dtype=bool)
-        has[use] = True
-        return out, has
-
-    def _select(self, train: TrialSet, adaptation: Adaptation | None, feats: np.ndarray,
-                use: np.ndarray) -> None:
-        subjects = np.unique(train.subjects)
-        groups = np.array_split(subjects, min(self.inner_folds, len(subjects)))
-        correct = np.zeros(len(FUSE_WEIGHTS))
-        n = 0
-        for g in groups if len(groups) >= 2 else []:
-            held = np.isin(train.subjects, g)
-            h_use = held[use]
-            AemgProbe.fit_rows(self, feats[~h_use], train.labels[use][~h_use],
-                               train.subjects[use][~h_use], train.n_classes)
-            idx = np.flatnonzero(held)
-            pos = np.searchsorted(idx, use[h_use])   # the held trials with tokens, in idx order
-            probe, has_p = self._probe_posteriors(self.score_rows(feats[h_use], train.subjects[use][h_use]),
-                                                  pos, len(idx))
-            lda = self._lda().fit(train.subset(np.flatnonzero(~held)), adaptation=adaptation)
-            post, has_l = self._lda_posteriors(lda, train.subset(idx), adaptation)
-            for i, w in enumerate(FUSE_WEIGHTS):
-                correct[i] += int((self._fused(w, probe, has_p, post, has_l) == train.labels[idx]).sum())
-            n += len(idx)
-        near = np.abs(np.asarray(FUSE_WEIGHTS) - 0.5)
-        best = max(range(len(FUSE_WEIGHTS)), key=lambda i: (correct[i], -near[i]))
-        self.selection_ = [{"weight": w, "inner_accuracy": float(c / max(n, 1))}
-                           for w, c in zip(FUSE_WEIGHTS, correct)]
-        self.weight_ = FUSE_WEIGHTS[best] if n else 0.5
-        log.info("%s: weight %.2f (inner accuracy %s)", self.name, self.weight_,
-                 ", ".join(f"{r['inner_accuracy']:.3f}" for r in self.selection_))
+    def tokenizer_config(self, trials: TrialSet | None = None):
+        return self.probe.tokenizer_config(trials)
 
     def fit(self, train, seed=0, adaptation=None):
-        feats, use = self.trial_features(train, adaptation=adaptation)
-        if not len(use):
-            raise DataError(train.name or "trials", "no training trial has any token")
-        self.n_classes_ = train.n_classes
-        self.selection_ = []
-        if self.weight == "auto":
-            self._select(train, adaptation, feats, use)
-        else:
-            self.weight_ = float(self.weight)
-        self.fit_rows(feats, train.labels[use], train.subjects[use], train.n_classes)
-        self.lda_model_ = self._lda().fit(train, seed=seed, adaptation=adaptation)
+        self.probe.fit(train, seed=seed, adaptation=adaptation)
+        self.lda.fit(train, seed=seed, adaptation=adaptation)
         return self
 
+    def posteriors(self, test: TrialSet, adaptation: Adaptation | None = None) -> tuple:
+        """(probe log-posteriors (n, K), whether the probe scored each trial (n,) bool, window LDA
+        mean log-posteriors (n, K), whether the trial has windows (n,) bool)."""
+        n, k = len(test), max(self.probe.n_classes_, self.lda.n_classes_)
+        scores, use = self.probe.scores(test, adaptation)
+        probe = np.zeros((n, k))
+        probe[use, :scores.shape[1]] = _log_posteriors(scores)
+        ws, owner = self.lda.window_scores(test, adaptation)
+        lda = np.zeros((n, k))
+        np.add.at(lda[:, :ws.shape[1]], owner, _log_posteriors(ws))
+        count = np.bincount(owner, minlength=n)
+        return probe, np.isin(np.arange(n), use), lda / np.maximum(count, 1)[:, None], count > 0
+
     def predict(self, test, adaptation=None):
-        scores, use = self.scores(test, adaptation)
-        probe, has_p = self._probe_posteriors(scores, use, len(test))
-        lda, has_l = self._lda_posteriors(self.lda_model_, test, adaptation)
-        return Prediction(self._fused(self.weight_, probe, has_p, lda, has_l))
+        probe, has_probe, lda, has_lda = self.posteriors(test, adaptation)
+        w = np.where(has_probe & has_lda, self.weight, has_probe.astype(np.float64))[:, None]
+        out = (w * probe + (1 - w) * lda).argmax(axis=1)
+        out[~(has_probe | has_lda)] = -1
+        return Prediction(out)
 
 
 class AemgSupervised(AemgMethod):
@@ -1233,10 +1203,11 @@ for _name, _options in PROBE_VARIANTS.items():
     register_method(_name, functools.partial(AemgProbe, **_options))
 register_method("aemg-probe-auto", AemgProbeAuto)
 register_method("aemg-probe-tok-rows", AemgProbeRows)
-register_method("aemg-probe-fuse", AemgProbeFused)
+for _name, (_probe, _lda) in FUSED_VARIANTS.items():
+    register_method(_name, functools.partial(AemgProbeFused, probe=_probe, lda=_lda))
 #: the methods ``aemg evaluate --checkpoint RUN`` hands the run to
 CHECKPOINT_METHODS = (*AEMG_METHODS, *PROBE_VARIANTS, "aemg-probe-auto", "aemg-probe-tok-rows",
-                      "aemg-probe-fuse")
+                      *FUSED_VARIANTS)
 #: what ``aemg evaluate --checkpoint RUN`` runs when no ``--methods`` are given: per regime, the AEMG
 #: method measured to carry to a device the model never saw (docs/notes/generalisation.md, "What to
 #: use on a device the model has never seen") and the classic baselines with the same information
