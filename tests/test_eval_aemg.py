@@ -293,8 +293,8 @@ def test_evaluate_cli_with_checkpoint(setup, tmp_path, capsys):
                  str(setup / "run"), "--regimes", "rest,unlabelled", "--subjects", "s01", "--no-plots",
                  "--no-progress"]) == 0
     ran = json.loads((tmp_path / "r3" / "results.json").read_text())["config"]["methods"]
-    assert ran == ["lda-log", "lda-log-subjnorm", "lda-log-subjnorm-map", "aemg-probe-tok",
-                   "aemg-probe-tok-subjnorm", "aemg-probe-auto", "aemg-probe-tok-map"]
+    assert ran == ["lda-log", "lda-log-subjnorm", "lda-log-subjnorm-map", "aemg-probe-fuse",
+                   "aemg-probe-tok-subjnorm", "aemg-probe-auto", "aemg-probe-fuse-map"]
     assert "| aemg-probe-auto |" in capsys.readouterr().out
 
 
