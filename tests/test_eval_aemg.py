@@ -525,6 +525,26 @@ def test_probe_fuse_map_fuses_the_fewshot_twins(setup, trials):
                                   _fused_reference(scores, use, ws, owner, len(test), 0.5))
 
 
+def test_probe_fuse_subjnorm_online_fuses_the_running_statistics(setup, trials):
+    """aemg-probe-fuse-subjnorm under online: the rule on both components' causal scores (their
+    running statistics with their own online priors)."""
+    from aemg.eval.runner import fold_adaptation
+    run = str(setup / "run")
+    fold = loso_folds(trials, regime="online")[0]
+    adaptation = fold_adaptation(trials, fold)
+    train, test = trials.subset(fold.train), trials.subset(fold.test).without_labels()
+    fused = get_method("aemg-probe-fuse-subjnorm", run=run).fit(train, adaptation=adaptation)
+    assert fused.regimes == ("online", "unlabelled", "fewshot") and fused.probe.online_prior == 2.0
+    probe = get_method("aemg-probe-tok-subjnorm", run=run).fit(train, adaptation=adaptation)
+    lda = get_method("lda-log-subjnorm").fit(train, adaptation=adaptation)
+    scores, use = probe.online_scores(test, adaptation)
+    ws, owner = lda.online_window_scores(test)
+    np.testing.assert_array_equal(probe.predict_online(test, adaptation).trial[use], scores.argmax(1))
+    np.testing.assert_array_equal(lda.predict_online(test, adaptation).window, ws.argmax(1))
+    np.testing.assert_array_equal(fused.predict_online(test, adaptation).trial,
+                                  _fused_reference(scores, use, ws, owner, len(test), 0.5))
+
+
 def test_probe_fuse_bad_options(setup):
     run = str(setup / "run")
     for bad in (-0.1, 1.5, "half"):

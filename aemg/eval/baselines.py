@@ -420,13 +420,20 @@ class HudginsLDA(Method):
         return Prediction(vote(win, owner, n_trials, self.n_classes_,
                                np.where(np.isfinite(scores), scores, -1e9)), win, owner)
 
-    def predict_online(self, test, adaptation):
-        if self.norm != "subject":
-            return super().predict_online(test, adaptation)
+    def online_window_scores(self, test: TrialSet) -> tuple[np.ndarray, np.ndarray]:
+        """``norm="subject"`` under ``online``: (class scores (W, K) of the test trials' windows, each
+        standardised with the running statistics of the user's earlier trials' windows, blended with
+        ``online_prior`` trials of the pooled ones; the trial index (W,) of each window)."""
         feats, owner = self._features(test)
         z = online_standardise(feats, owner, test.subjects, self.pooled_,
                                self.online_prior * self.windows_per_trial_)
-        return self._vote_scores(self._lda_scores(z), owner, len(test))
+        return self._lda_scores(z), owner
+
+    def predict_online(self, test, adaptation):
+        if self.norm != "subject" or self.adapt != "none":
+            return super().predict_online(test, adaptation)
+        scores, owner = self.online_window_scores(test)
+        return self._vote_scores(scores, owner, len(test))
 
 
 # ----------------------------------------------------------------------------------------------

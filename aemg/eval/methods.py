@@ -679,12 +679,18 @@ class AemgProbe(AemgMethod):
         scores, use = self.scores(test, adaptation)
         return self._prediction(len(test), scores, use)
 
+    def online_scores(self, test: TrialSet, adaptation: Adaptation) -> tuple[np.ndarray, np.ndarray]:
+        """``online`` with ``subject_norm="all"``: (class scores (n', K) of the test trials with
+        tokens, each standardised with the running statistics of the user's earlier trials blended
+        with ``online_prior`` trials of the pooled ones, their indices)."""
+        feats, use = self.trial_features(test, adaptation=adaptation)
+        z = online_standardise(feats, use, test.subjects, (self.mean_, self.std_), self.online_prior)
+        return self._class_scores(z), use
+
     def predict_online(self, test, adaptation):
         if self.subject_norm != "all":
             return super().predict_online(test, adaptation)
-        feats, use = self.trial_features(test, adaptation=adaptation)
-        z = online_standardise(feats, use, test.subjects, (self.mean_, self.std_), self.online_prior)
-        return self._prediction(len(test), self._class_scores(z), use)
+        return self._prediction(len(test), *self.online_scores(test, adaptation))
 
 
 #: candidates of ``aemg-probe-auto`` (on equal inner accuracy the first wins): the token-feature set
@@ -953,6 +959,7 @@ class AemgProbeRows(AemgProbe):
 FUSE_WEIGHT = 0.5
 #: the fused methods registered here: name -> (probe variant, window-LDA variant)
 FUSED_VARIANTS = {"aemg-probe-fuse": ("aemg-probe-tok", "lda-log"),
+                  "aemg-probe-fuse-subjnorm": ("aemg-probe-tok-subjnorm", "lda-log-subjnorm"),
                   "aemg-probe-fuse-map": ("aemg-probe-tok-map", "lda-log-subjnorm-map")}
 
 
@@ -966,8 +973,9 @@ def _log_posteriors(scores: np.ndarray) -> np.ndarray:
 
 class AemgProbeFused(AemgMethod):
     """An AEMG probe and a window LDA as one classifier (``aemg-probe-fuse``: ``aemg-probe-tok`` and
-    ``lda-log``, regime ``rest``; ``aemg-probe-fuse-map``: ``aemg-probe-tok-map`` and
-    ``lda-log-subjnorm-map``, regime ``fewshot``).
+    ``lda-log``, regime ``rest``; ``aemg-probe-fuse-subjnorm``: ``aemg-probe-tok-subjnorm`` and
+    ``lda-log-subjnorm``, regimes ``online`` / ``unlabelled``; ``aemg-probe-fuse-map``:
+    ``aemg-probe-tok-map`` and ``lda-log-subjnorm-map``, regime ``fewshot``).
 
     Per test trial, ``weight * log p_probe + (1 - weight) * mean over its windows of log p_lda``:
     the probe's class posterior (softmax of its scores) and the window LDA's, averaged in the log
@@ -1032,25 +1040,36 @@ class AemgProbeFused(AemgMethod):
         self.lda.fit(train, seed=seed, adaptation=adaptation)
         return self
 
-    def posteriors(self, test: TrialSet, adaptation: Adaptation | None = None) -> tuple:
-        """(probe log-posteriors (n, K), whether the probe scored each trial (n,) bool, window LDA
-        mean log-posteriors (n, K), whether the trial has windows (n,) bool)."""
-        n, k = len(test), max(self.probe.n_classes_, self.lda.n_classes_)
-        scores, use = self.probe.scores(test, adaptation)
+    def _fuse(self, n: int, scores: np.ndarray, use: np.ndarray, window_scores: np.ndarray,
+              owner: np.ndarray) -> Prediction:
+        """The fused class of each of ``n`` trials from the probe's class scores (n', K) of the
+        trials ``use`` and the LDA's window scores (W, K) of the trials ``owner``."""
+        k = max(self.probe.n_classes_, self.lda.n_classes_)
         probe = np.zeros((n, k))
         probe[use, :scores.shape[1]] = _log_posteriors(scores)
-        ws, owner = self.lda.window_scores(test, adaptation)
         lda = np.zeros((n, k))
-        np.add.at(lda[:, :ws.shape[1]], owner, _log_posteriors(ws))
+        np.add.at(lda[:, :window_scores.shape[1]], owner, _log_posteriors(window_scores))
         count = np.bincount(owner, minlength=n)
-        return probe, np.isin(np.arange(n), use), lda / np.maximum(count, 1)[:, None], count > 0
-
-    def predict(self, test, adaptation=None):
-        probe, has_probe, lda, has_lda = self.posteriors(test, adaptation)
+        lda /= np.maximum(count, 1)[:, None]
+        has_probe, has_lda = np.isin(np.arange(n), use), count > 0
         w = np.where(has_probe & has_lda, self.weight, has_probe.astype(np.float64))[:, None]
         out = (w * probe + (1 - w) * lda).argmax(axis=1)
         out[~(has_probe | has_lda)] = -1
         return Prediction(out)
+
+    def predict(self, test, adaptation=None):
+        return self._fuse(len(test), *self.probe.scores(test, adaptation),
+                          *self.lda.window_scores(test, adaptation))
+
+    def predict_online(self, test, adaptation):
+        """Both components' running statistics (their own ``online_prior``) where both have them
+        (per-user standardisation without EM / MAP); otherwise trial by trial."""
+        running = (self.probe.subject_norm == "all" and self.probe.adapt == "none"
+                   and self.lda.norm == "subject" and self.lda.adapt == "none")
+        if not running:
+            return super().predict_online(test, adaptation)
+        return self._fuse(len(test), *self.probe.online_scores(test, adaptation),
+                          *self.lda.online_window_scores(test))
 
 
 class AemgSupervised(AemgMethod):
