@@ -17,7 +17,10 @@ refitting. Per-trial accuracy (%) mean over test users::
         --probe aemg-probe-tok-map --lda lda-log-subjnorm-map        # one labelled trial per class
 
 Few-shot folds: ``--share`` of the user's trials, at least one per class (``aemg evaluate --shares
-0.01 --small-share one``).
+0.01 --small-share one``). Two saved runs of the same folds (e.g. another ``--probe``) compared
+per user at one weight (paired bootstrap and Wilcoxon, as ``aemg compare``)::
+
+    python scripts/fusion_study.py compare A.npz B.npz --weight 0.5
 """
 from __future__ import annotations
 
@@ -29,7 +32,27 @@ import numpy as np
 from scipy.special import log_softmax
 
 
+def compare(argv) -> int:
+    """``compare A.npz B.npz [--weight W]``: the fused rule of two saved runs, paired over users."""
+    from aemg.eval.stats import comparison_text, paired_comparison
+    ap = argparse.ArgumentParser(prog="fusion_study.py compare")
+    ap.add_argument("a")
+    ap.add_argument("b")
+    ap.add_argument("--weight", type=float, default=0.5)
+    a = ap.parse_args(argv)
+    accs = []
+    for path in (a.a, a.b):
+        f = np.load(path)
+        correct = (a.weight * f["P"] + (1 - a.weight) * f["L"]).argmax(1) == f["y"]
+        accs.append({str(u): float(correct[f["user"] == u].mean()) for u in np.unique(f["user"])})
+    print(comparison_text(a.a, a.b, paired_comparison(*accs)))
+    return 0
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "compare":
+        return compare(argv[1:])
     from aemg.eval.baselines import get_method, vote
     from aemg.eval.protocols import Grouping, make_folds, rest_class_id, user_view
     from aemg.eval.runner import fold_adaptation
