@@ -461,3 +461,21 @@ def test_pinned_backends_are_chosen_once_per_run(tmp_path, synth):
     from aemg.data.archive import open_archive
     for x, y in zip(open_archive(tmp_path / "a"), open_archive(tmp_path / "b")):
         np.testing.assert_array_equal(x.data, y.data)   # the SciPy reference = the compiled kernel
+
+
+def test_pinning_skips_an_op_whose_backend_does_not_load(monkeypatch, synth):
+    """A float64-only backend request that cannot load does not stop a float32 run (the op is
+    left unpinned; its own calls would raise as before)."""
+    from aemg import backends
+    from aemg.data import rectify as R
+
+    monkeypatch.setenv("AEMG_BACKEND_SOSFILTFILT", "no-such-backend")
+    R.pin_backends()
+    try:
+        assert "sosfiltfilt" not in R._PINNED and "sosfiltfilt32" in R._PINNED
+        rectify(synth["s01"][1], amplitude_scale=1.0)  # float32: fine
+        with pytest.raises(ConfigError, match="no-such-backend"):
+            rectify(synth["s01"][1], amplitude_scale=1.0, precision="float64")
+    finally:
+        R.unpin_backends()
+    assert backends.requested("sosfiltfilt") == "no-such-backend"

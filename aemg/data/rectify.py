@@ -158,9 +158,15 @@ def pin_backends() -> None:
     """Choose the filter ops' backends now (:func:`aemg.backends.get`, so ``AEMG_BACKEND*`` and
     :func:`aemg.backends.use` as they are at this moment) and use them for every later call that
     passes no ``backend=``, until :func:`unpin_backends`. Called where a run sets up its workers
-    (:mod:`aemg.data.pipeline`): a run uses one set of kernels, looked up once, not per recording."""
+    (:mod:`aemg.data.pipeline`): a run uses one set of kernels, looked up once, not per recording.
+    An op whose lookup fails (a requested backend that does not load, ``AEMG_STRICT`` without the
+    extension) stays unpinned: its calls raise as before, and only if the run uses that op."""
     _PINNED.clear()
-    _PINNED.update({op: backends.get(op) for op in _FILTER_OPS})
+    for op in _FILTER_OPS:
+        try:
+            _PINNED[op] = backends.get(op)
+        except Exception:  # noqa: BLE001 - raised again by the op's own lookup where it is used
+            pass
 
 
 def unpin_backends() -> None:
