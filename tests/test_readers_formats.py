@@ -483,3 +483,18 @@ def test_generic_npy_non_finite_float_is_named(tmp_path):
     np.save(tmp_path / "a.npy", table)
     with pytest.raises(DataError, match=r"a.npy: non-finite sample .*row 4, column 2"):
         get_reader("generic", tmp_path, pattern="{subject}.npy", rate=100, device="ring:2").read("a.npy")
+
+
+def test_read_bytes_reads_whole_files_and_names_unreadable_ones(tmp_path):
+    """The os.read path returns every byte (sizes around its read lengths) and keeps the errors."""
+    rng = np.random.default_rng(0)
+    for n in (1, 4095, 4096, 4097, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 3 * (1 << 20) + 7):
+        data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        (tmp_path / "f.bin").write_bytes(data)
+        assert read_bytes(tmp_path / "f.bin") == data
+        assert read_bytes(str(tmp_path / "f.bin")) == data
+        write_gz(tmp_path / "f.bin.gz", data)
+        assert read_bytes(tmp_path / "f.bin.gz") == data
+    (tmp_path / "folder.npy").mkdir()
+    with pytest.raises(DataError, match=r"folder.npy: cannot read file \(.*Is a directory: .*folder.npy"):
+        read_bytes(tmp_path / "folder.npy")

@@ -393,3 +393,89 @@ def test_float32_precision_int16_and_non_contiguous_input(synth):
     np.testing.assert_allclose(rectify(as_int16, amplitude_scale=10.0).data, ref, rtol=1e-4, atol=1e-4)
     strided = np.repeat(rec.data, 2, axis=1)[:, ::2]
     np.testing.assert_array_equal(rectify(rec.with_data(strided), amplitude_scale=10.0).data, ref)
+
+
+# -- fixed costs (docs/notes/rectify.md, Session 7) ---------------------------------------------
+
+@pytest.mark.parametrize("unit", ["s00", "s01"])
+def test_rectify_output_equals_a_validated_recording(synth, unit):
+    """The output Recording is built without re-validation: every field is what the validating
+    constructor makes of the same values."""
+    for rec in synth[unit]:
+        out = rectify(rec, amplitude_scale=3.0)
+        ref = Recording(data=out.data, rate=out.rate, device=out.device, units=out.units,
+                        subject=out.subject, session=out.session, trial=out.trial, dataset=out.dataset,
+                        label=out.label, labels=out.labels, classes=out.classes, source=out.source,
+                        meta=out.meta, times=out.times)
+        assert out.data.dtype == np.float32 and out.data.flags.c_contiguous
+        assert out.labels.dtype == np.int32 and out.labels.flags.c_contiguous
+        assert type(out.rate) is float and out.header() == ref.header() and repr(out) == repr(ref)
+        np.testing.assert_array_equal(out.data, ref.data)
+        np.testing.assert_array_equal(out.labels, ref.labels)
+
+
+def test_rectify_overflowing_gain_is_still_reported(synth):
+    """A gain that overflows float32 gives the constructor's error naming the sample, as before."""
+    rec = synth["s01"][1]
+    with np.errstate(over="ignore"), pytest.raises(DataError, match="non-finite sample"):
+        rectify(rec, amplitude_scale=1e-300)
+
+
+def test_integer_recordings_skip_only_the_finite_check(rng):
+    x = rng.integers(-2 ** 15, 2 ** 15, size=(10, 257)).astype(np.int16)
+    for data in (x, x.T.copy().T, x.astype(np.int64) * 2 ** 40, x.astype(np.uint8)):
+        rec = Recording(data, 1000.0, "3dc")
+        assert rec.data.dtype == np.float32 and rec.data.flags.c_contiguous
+        np.testing.assert_array_equal(rec.data, np.asarray(data, np.float64).astype(np.float32))
+    bad = x.astype(np.float32)
+    bad[3, 100] = np.nan
+    with pytest.raises(DataError, match="channel 4, sample 101"):
+        Recording(bad, 1000.0, "3dc")
+
+
+def test_pinned_backends_are_chosen_once_per_run(tmp_path, synth):
+    """A run looks the filter kernels up once (at worker set-up) and forgets them at its end; the
+    kernels chosen are the ones backends.use() selects, and the output is the same."""
+    from aemg import backends
+    from aemg.data import rectify as R
+    from aemg.data.pipeline import rectify_dataset
+    from aemg.data.readers import get_reader
+
+    calls = []
+    scipy32 = backends.get("sosfiltfilt32", "scipy")
+
+    def counting(*a, **k):
+        calls.append(1)
+        return scipy32(*a, **k)
+
+    reader = get_reader("synthetic", n_subjects=1, repetitions=1, n_gestures=2)
+    with backends.override("sosfiltfilt32", "counting", counting, priority=100):
+        R.pin_backends()
+        assert R._PINNED["sosfiltfilt32"] is counting
+        R.unpin_backends()
+        assert not R._PINNED
+        a = rectify_dataset(reader, tmp_path / "a", workers=1, progress=False)
+        assert calls and not R._PINNED   # used during the run, forgotten after it
+    b = rectify_dataset(reader, tmp_path / "b", workers=1, progress=False)
+    assert a.recordings == b.recordings > 0
+    from aemg.data.archive import open_archive
+    for x, y in zip(open_archive(tmp_path / "a"), open_archive(tmp_path / "b")):
+        np.testing.assert_array_equal(x.data, y.data)   # the SciPy reference = the compiled kernel
+
+
+def test_pinning_skips_an_op_whose_backend_does_not_load(monkeypatch, synth):
+    """A float64-only backend request that cannot load does not stop a float32 run (the op is
+    left unpinned; its own calls would raise as before)."""
+    from aemg import backends
+    from aemg.data import rectify as R
+
+    monkeypatch.setenv("AEMG_BACKEND_SOSFILTFILT", "no-such-backend")
+    R.pin_backends()
+    try:
+        assert "sosfiltfilt" not in R._PINNED and "sosfiltfilt32" in R._PINNED
+        rectify(synth["s01"][1], amplitude_scale=1.0)  # float32: fine
+        with pytest.raises(ConfigError, match="no-such-backend"):
+            rectify(synth["s01"][1], amplitude_scale=1.0, precision="float64")
+    finally:
+        R.unpin_backends()
+    assert backends.requested("sosfiltfilt") == "no-such-backend"

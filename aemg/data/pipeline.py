@@ -97,7 +97,9 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(reader, space, scale, native_rate=None, precision="float64") -> None:
+    from .rectify import pin_backends
     _WORKER.update(reader=reader, space=space, scale=scale, native_rate=native_rate, precision=precision)
+    pin_backends()  # the filter kernels are chosen once per run, not per recording
 
 
 def _problem(exc: BaseException, path: str) -> str:
@@ -161,13 +163,13 @@ def _read_checked(reader, source: str, space, scale: float | None, native_rate: 
 
 def _read_raw(reader, source: str) -> list[Recording]:
     """The raw recordings of ``source``, checked to be long enough and plausibly timed."""
-    path = _source_path(reader, source)
     raw = list(reader.read(source))
     for rec in raw:
         if rec.n_samples < MIN_SAMPLES:
-            raise DataError(path, f"{rec.key}: {rec.n_samples} sample(s), too short to rectify (at least "
-                                  f"{MIN_SAMPLES})")
-        check_time_span(rec, path)
+            raise DataError(_source_path(reader, source), f"{rec.key}: {rec.n_samples} sample(s), too "
+                                                          f"short to rectify (at least {MIN_SAMPLES})")
+        if rec.times is not None:
+            check_time_span(rec, _source_path(reader, source))
     return raw
 
 
@@ -245,10 +247,13 @@ class _Runner:
         return fut
 
     def __exit__(self, *exc) -> bool:
+        from .rectify import unpin_backends
         try:
             return bool(self.pool.__exit__(*exc)) if self.pool is not None else False
         finally:
             _WORKER.clear()
+            if self.pool is None:
+                unpin_backends()
 
 
 # -- the run ---------------------------------------------------------------------------------------

@@ -148,6 +148,38 @@ def _topology32(device: Device, n_virtual: int) -> np.ndarray:
     return W
 
 
+#: the filter ops' implementations chosen once for a run (:func:`pin_backends`); empty: each call
+#: asks :func:`aemg.backends.get` (~7 us a call: it reads the environment for its cache key)
+_PINNED: dict[str, object] = {}
+_FILTER_OPS = ("sosfiltfilt", "resample_poly", "sosfiltfilt32", "resample_poly32")
+
+
+def pin_backends() -> None:
+    """Choose the filter ops' backends now (:func:`aemg.backends.get`, so ``AEMG_BACKEND*`` and
+    :func:`aemg.backends.use` as they are at this moment) and use them for every later call that
+    passes no ``backend=``, until :func:`unpin_backends`. Called where a run sets up its workers
+    (:mod:`aemg.data.pipeline`): a run uses one set of kernels, looked up once, not per recording.
+    An op whose lookup fails (a requested backend that does not load, ``AEMG_STRICT`` without the
+    extension) stays unpinned: its calls raise as before, and only if the run uses that op."""
+    _PINNED.clear()
+    for op in _FILTER_OPS:
+        try:
+            _PINNED[op] = backends.get(op)
+        except Exception:  # noqa: BLE001 - raised again by the op's own lookup where it is used
+            pass
+
+
+def unpin_backends() -> None:
+    """Undo :func:`pin_backends`: each call chooses its backend again."""
+    _PINNED.clear()
+
+
+def _kernel(op: str):
+    """The implementation of filter op ``op``: the pinned one, else :func:`aemg.backends.get`'s."""
+    impl = _PINNED.get(op)
+    return impl if impl is not None else backends.get(op)
+
+
 def check_precision(precision: str, where: str = "precision") -> str:
     """``precision`` if it is one of :data:`PRECISIONS`, else ConfigError naming ``where``."""
     if precision not in PRECISIONS:
@@ -303,7 +335,7 @@ def zero_phase32(sos: np.ndarray, x, *, backend: str | None = None) -> np.ndarra
         raise DataError("x", f"expected a 2-D array (channels, time), got shape {x.shape}")
     if x.shape[1] == 0 or sos.shape[0] == 0:
         return x.astype(np.float32)
-    impl = backends.get("sosfiltfilt32", backend)
+    impl = _kernel("sosfiltfilt32") if backend is None else backends.get("sosfiltfilt32", backend)
     ntaps = _sos_design(sos)[1]
     return impl(sos, x, max(0, min(3 * ntaps, x.shape[1] - 1)))
 
@@ -324,7 +356,7 @@ def zero_phase(sos: np.ndarray, x, *, dtype=np.float64, backend: str | None = No
         raise DataError("x", f"expected a 2-D array (channels, time), got shape {x.shape}")
     if x.shape[1] == 0 or sos.shape[0] == 0:
         return x.astype(dtype)
-    impl = backends.get("sosfiltfilt", backend)
+    impl = _kernel("sosfiltfilt") if backend is None else backends.get("sosfiltfilt", backend)
     zi, ntaps = _sos_design(sos)
     return impl(sos, x, max(0, min(3 * ntaps, x.shape[1] - 1)), zi, dtype)
 
@@ -611,7 +643,7 @@ def _resample64(x: np.ndarray, rate_in: float, rate_out: float, max_denominator:
         return x
     if x.shape[1] == 0:
         return np.zeros((x.shape[0], 0))
-    return backends.get("resample_poly")(x, up, down)
+    return _kernel("resample_poly")(x, up, down)
 
 
 def _resample32(x: np.ndarray, rate_in: float, rate_out: float, max_denominator: int = 1000) -> np.ndarray:
@@ -621,7 +653,7 @@ def _resample32(x: np.ndarray, rate_in: float, rate_out: float, max_denominator:
         return x
     if x.shape[1] == 0:
         return np.zeros((x.shape[0], 0), np.float32)
-    return backends.get("resample_poly32")(x, up, down)
+    return _kernel("resample_poly32")(x, up, down)
 
 
 def resample_poly32_reference(x: np.ndarray, up: int, down: int) -> np.ndarray:
@@ -980,10 +1012,17 @@ def finish_rectified(rec: Recording, x: np.ndarray, labels: np.ndarray | None, p
     else:
         data = np.empty(x.shape, np.float32)
     np.multiply(x, gain, out=data, casting="same_kind")  # = (x * gain).astype(float32), no temporary
-    return Recording(data=data, rate=space.rate, device=space.device,
-                     units="standard", subject=rec.subject, session=rec.session, trial=rec.trial,
-                     dataset=rec.dataset, label=rec.label, labels=labels, classes=rec.classes,
-                     source=rec.source, meta=meta, times=None)
+    fields = dict(data=data, rate=float(space.rate), device=space.device, units="standard",
+                  subject=rec.subject, session=rec.session, trial=rec.trial, dataset=rec.dataset,
+                  label=rec.label, labels=labels, classes=rec.classes, source=rec.source, meta=meta,
+                  times=None)
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = not data.size or np.isfinite(data.sum())
+    if not finite or (labels is not None and labels.dtype != np.int32):
+        return Recording(**fields)  # validated: names the non-finite sample (an overflowing gain)
+    # every other field comes from the validated ``rec`` or was made here (float32 in C order, the
+    # standard device's channel count, int32 labels resampled from rec's): not validated again
+    return Recording.trusted(**fields)
 
 
 def dataset_native_rate(recordings: Iterable[Recording], percentile: float = 10.0) -> float | None:

@@ -210,12 +210,11 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     DataError
         Missing, unreadable, empty, or truncated/corrupt gzip file.
     """
-    path = Path(path)
+    path = os.fspath(path)
     try:
-        if path.name.endswith(".gz"):
-            raw = gunzip(path.read_bytes())
-        else:
-            raw = path.read_bytes()
+        raw = _file_bytes(path)
+        if path.endswith(".gz"):
+            raw = gunzip(raw)
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
@@ -225,6 +224,26 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     if not raw:
         raise DataError(path, "empty file")
     return raw
+
+
+def _file_bytes(path: str) -> bytes:
+    """``Path(path).read_bytes()`` with two system calls' worth of work: ``os.read`` of the size
+    ``fstat`` gives, then reads until end of file (a file that grows or a short read is still read
+    whole). The buffered ``open().read()`` costs ~60 us for a 100 KB file here, this ~16 us
+    (docs/notes/rectify.md, Session 7). An OSError names ``path`` as ``open`` would."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        first = os.read(fd, os.fstat(fd).st_size + 1)
+        parts = [first]
+        while parts[-1]:
+            parts.append(os.read(fd, 1 << 20))
+    except OSError as exc:
+        if exc.filename is None:
+            raise type(exc)(exc.errno, exc.strerror, path) from None
+        raise
+    finally:
+        os.close(fd)
+    return first if len(parts) == 2 else b"".join(parts)
 
 
 def gunzip(data: bytes) -> bytes:
