@@ -1231,7 +1231,7 @@ CHECKPOINT_METHODS = (*AEMG_METHODS, *PROBE_VARIANTS, "aemg-probe-auto", "aemg-p
 #: method measured to carry to a device the model never saw (docs/notes/generalisation.md, "What to
 #: use on a device the model has never seen", session 7) and the classic baselines with the same
 #: information
-RECOMMENDED_METHODS = {"rest": "aemg-probe-fuse", "online": "aemg-probe-tok-subjnorm",
+RECOMMENDED_METHODS = {"rest": "aemg-probe-fuse", "online": "aemg-probe-fuse-subjnorm",
                        "unlabelled": "aemg-probe-auto", "fewshot": "aemg-probe-fuse-map"}
 RECOMMENDED_BASELINES = ("lda-log", "lda-log-subjnorm", "lda-log-subjnorm-map")
 for _name, _options in NCT_VARIANTS.items():
