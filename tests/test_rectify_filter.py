@@ -111,7 +111,7 @@ RESAMPLERS = [b for b in backends.available("resample_poly") if b != "scipy"]
 
 
 @pytest.mark.parametrize("backend", RESAMPLERS)
-@pytest.mark.parametrize("up, down", [(1, 2), (5, 2), (2, 1), (128, 125), (1, 4)])
+@pytest.mark.parametrize("up, down", [(1, 2), (5, 2), (2, 1), (128, 125), (1, 4), (125, 512)])
 @pytest.mark.parametrize("T", [1, 2, 3, 17, 41, 999])
 def test_resample_bit_identical_to_scipy(backend, up, down, T, rng):
     """Tolerance 0, signed zeros included (an all-zero channel stays +0.0 as in SciPy)."""
@@ -204,7 +204,7 @@ def test_float32_cascade_one_sample_empty_no_sections_and_nan(backend, rng):
 
 
 @pytest.mark.parametrize("backend", RESAMPLERS32)
-@pytest.mark.parametrize("up, down", [(1, 2), (5, 2), (2, 1), (128, 125), (1, 4)])
+@pytest.mark.parametrize("up, down", [(1, 2), (5, 2), (2, 1), (128, 125), (1, 4), (125, 512)])
 @pytest.mark.parametrize("T", [1, 2, 3, 17, 41, 999])
 @pytest.mark.parametrize("C", [1, 5, 8, 10, 16])
 def test_float32_resample_bit_identical_to_scipy_float32(backend, up, down, T, C, rng):
@@ -232,7 +232,7 @@ def test_float32_resample_dtypes_layouts_and_nan(backend, dtype, layout, rng):
 
 
 @pytest.mark.parametrize("backend", RESAMPLERS)
-@pytest.mark.parametrize("up, down", [(1, 2), (5, 2), (128, 125)])
+@pytest.mark.parametrize("up, down", [(1, 2), (5, 2), (128, 125), (125, 512)])
 def test_resample_nan_reaches_the_outputs_it_reaches_in_scipy(backend, up, down, rng):
     """The filter's zero post-padding is SciPy's for each length: 0 * NaN is NaN, so a longer
     padding would spread a NaN to outputs SciPy keeps finite."""
