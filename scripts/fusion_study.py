@@ -29,7 +29,6 @@ import json
 import sys
 
 import numpy as np
-from scipy.special import log_softmax
 
 
 def compare(argv) -> int:
@@ -53,7 +52,8 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "compare":
         return compare(argv[1:])
-    from aemg.eval.baselines import get_method, vote
+    from aemg.eval.baselines import get_method
+    from aemg.eval.methods import fusion_inputs
     from aemg.eval.protocols import Grouping, make_folds, rest_class_id, user_view
     from aemg.eval.runner import fold_adaptation
     from aemg.eval.trials import load_trials
@@ -89,17 +89,12 @@ def main(argv=None) -> int:
         probe = get_method(a.probe, run=a.run, **json.loads(a.probe_options))
         probe.fit(train, seed=fold.seed, adaptation=adaptation)
         scores, use = probe.scores(test, adaptation)
-        p = np.zeros((len(test), k))
-        p[use] = log_softmax(np.where(np.isfinite(scores), scores, -1e9), axis=1)
         lda = get_method(a.lda)
         lda.fit(train, seed=fold.seed, adaptation=adaptation)
         ws, owner = lda.window_scores(test, adaptation)
-        wl = log_softmax(np.where(np.isfinite(ws), ws, -1e9), axis=1)
-        l_sum = np.zeros((len(test), k))
-        np.add.at(l_sum, owner, wl)
-        cnt = np.bincount(owner, minlength=len(test))[:, None]
-        lmean = np.where(cnt > 0, l_sum / np.maximum(cnt, 1), -np.log(k))
-        v = vote(wl.argmax(1), owner, len(test), k, wl)
+        p, _, lmean, has_windows = fusion_inputs(len(test), k, scores, use, ws, owner)
+        lmean[~has_windows] = -np.log(k)
+        v = lda.predict(test, adaptation).trial     # its majority vote, as aemg evaluate scores it
         rows["P"].append(p)
         rows["L"].append(lmean)
         rows["V"].append(v)

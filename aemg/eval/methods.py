@@ -971,6 +971,22 @@ def _log_posteriors(scores: np.ndarray) -> np.ndarray:
     return s - np.log(np.exp(s).sum(axis=1, keepdims=True))
 
 
+def fusion_inputs(n: int, k: int, scores: np.ndarray, use: np.ndarray, window_scores: np.ndarray,
+                  owner: np.ndarray) -> tuple:
+    """What :class:`AemgProbeFused` combines, per trial of ``n``: (probe log-posteriors (n, k) from
+    its class scores (n', K') of the trials ``use``, whether the probe scored the trial (n,) bool,
+    the mean over the trial's windows of the LDA's window log-posteriors (n, k) from its window
+    scores (W, K'') of the trials ``owner``, whether the trial has windows (n,) bool); rows the
+    component did not score are 0."""
+    probe = np.zeros((n, k))
+    probe[use, :scores.shape[1]] = _log_posteriors(scores)
+    lda = np.zeros((n, k))
+    np.add.at(lda[:, :window_scores.shape[1]], owner, _log_posteriors(window_scores))
+    count = np.bincount(owner, minlength=n)
+    lda /= np.maximum(count, 1)[:, None]
+    return probe, np.isin(np.arange(n), use), lda, count > 0
+
+
 class AemgProbeFused(AemgMethod):
     """An AEMG probe and a window LDA as one classifier (``aemg-probe-fuse``: ``aemg-probe-tok`` and
     ``lda-log``, regime ``rest``; ``aemg-probe-fuse-subjnorm``: ``aemg-probe-tok-subjnorm`` and
@@ -1044,14 +1060,8 @@ class AemgProbeFused(AemgMethod):
               owner: np.ndarray) -> Prediction:
         """The fused class of each of ``n`` trials from the probe's class scores (n', K) of the
         trials ``use`` and the LDA's window scores (W, K) of the trials ``owner``."""
-        k = max(self.probe.n_classes_, self.lda.n_classes_)
-        probe = np.zeros((n, k))
-        probe[use, :scores.shape[1]] = _log_posteriors(scores)
-        lda = np.zeros((n, k))
-        np.add.at(lda[:, :window_scores.shape[1]], owner, _log_posteriors(window_scores))
-        count = np.bincount(owner, minlength=n)
-        lda /= np.maximum(count, 1)[:, None]
-        has_probe, has_lda = np.isin(np.arange(n), use), count > 0
+        probe, has_probe, lda, has_lda = fusion_inputs(
+            n, max(self.probe.n_classes_, self.lda.n_classes_), scores, use, window_scores, owner)
         w = np.where(has_probe & has_lda, self.weight, has_probe.astype(np.float64))[:, None]
         out = (w * probe + (1 - w) * lda).argmax(axis=1)
         out[~(has_probe | has_lda)] = -1
