@@ -174,10 +174,11 @@ def unpin_backends() -> None:
     _PINNED.clear()
 
 
-def _kernel(op: str):
-    """The implementation of filter op ``op``: the pinned one, else :func:`aemg.backends.get`'s."""
-    impl = _PINNED.get(op)
-    return impl if impl is not None else backends.get(op)
+def _kernel(op: str, backend: str | None = None):
+    """The implementation of filter op ``op``: ``backend``'s when one is named, else the pinned
+    one, else :func:`aemg.backends.get`'s."""
+    impl = _PINNED.get(op) if backend is None else None
+    return impl if impl is not None else backends.get(op, backend)
 
 
 def check_precision(precision: str, where: str = "precision") -> str:
@@ -335,7 +336,7 @@ def zero_phase32(sos: np.ndarray, x, *, backend: str | None = None) -> np.ndarra
         raise DataError("x", f"expected a 2-D array (channels, time), got shape {x.shape}")
     if x.shape[1] == 0 or sos.shape[0] == 0:
         return x.astype(np.float32)
-    impl = _kernel("sosfiltfilt32") if backend is None else backends.get("sosfiltfilt32", backend)
+    impl = _kernel("sosfiltfilt32", backend)
     ntaps = _sos_design(sos)[1]
     return impl(sos, x, max(0, min(3 * ntaps, x.shape[1] - 1)))
 
@@ -356,7 +357,7 @@ def zero_phase(sos: np.ndarray, x, *, dtype=np.float64, backend: str | None = No
         raise DataError("x", f"expected a 2-D array (channels, time), got shape {x.shape}")
     if x.shape[1] == 0 or sos.shape[0] == 0:
         return x.astype(dtype)
-    impl = _kernel("sosfiltfilt") if backend is None else backends.get("sosfiltfilt", backend)
+    impl = _kernel("sosfiltfilt", backend)
     zi, ntaps = _sos_design(sos)
     return impl(sos, x, max(0, min(3 * ntaps, x.shape[1] - 1)), zi, dtype)
 
