@@ -3,7 +3,9 @@
 rectify (and prepare's rectify stage): the client (the process that runs ``aemg rectify`` /
 ``aemg prepare``) lists the sources, hands them to the cluster in small chunks (one task each) and
 receives the rectified recordings back in source order, a few tasks per worker in flight, as with
-the local process pool; it alone writes the archive. So the archive is byte-identical to a local
+the local process pool; it alone writes the archive. Workers on the client's own host hand their
+results (and receive prepare's recordings) through a RAM spool folder (:mod:`aemg._spool`), not
+through the scheduler's sockets. So the archive is byte-identical to a local
 run, a worker killed mid-run loses nothing (the scheduler re-runs its tasks on another worker;
 nothing is written until a result is back), and a client killed mid-run resumes from the archive
 when re-run, like a local run.
@@ -23,10 +25,12 @@ The address comes from ``scheduler=`` (``--scheduler``) or the environment varia
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import os
 import threading
 from typing import Callable, Iterator, Sequence
 
+from .._spool import Spool, call_chunk, call_spooled, discard, unpack
 from ..errors import ConfigError
 
 #: environment variable holding the scheduler address (``tcp://HOST:PORT``)
@@ -120,13 +124,34 @@ def _sees(path: str) -> bool:
     return os.path.isdir(path)
 
 
-def _run_chunk(fn: Callable, init: Callable, initargs: tuple, chunk: Sequence) -> list:
+def _run_chunk(fn: Callable, init: Callable, initargs: tuple, chunk: Sequence, ticket=None):
     """On a worker: set up the worker state of this run, then ``[fn(item) for item in chunk]`` (one
-    task at a time per worker process, so two runs sharing a worker cannot mix their readers)."""
+    task at a time per worker process, so two runs sharing a worker cannot mix their readers),
+    packed through the client's spool ``ticket`` (:mod:`aemg._spool`: used by a worker on the
+    client's host only)."""
     tune_malloc()
     with _TASK_LOCK:
         init(*initargs)
-        return [fn(item) for item in chunk]
+        return call_chunk(fn, ticket, chunk)
+
+
+def source_chunks(items: Sequence, workers: int, root=None) -> list[list]:
+    """``items`` (source names) cut into tasks, in order: about 1/(8 x workers) of them each (so
+    the last tasks spread over the workers), at most :data:`MAX_CHUNK` sources and
+    :data:`CHUNK_BYTES` of their files (sizes under ``root``; a source that is no file counts 0),
+    at least one source. Used by the cluster and the local process pool alike: a task's round trip
+    costs milliseconds, more than rectifying a small file."""
+    size = max(1, min(MAX_CHUNK, len(items) // (8 * workers)))
+    out: list[list] = []
+    filled = 0
+    for item in items:
+        nbytes = _file_size(root, item)
+        if not out or len(out[-1]) >= size or (filled and filled + nbytes > CHUNK_BYTES):
+            out.append([])
+            filled = 0
+        out[-1].append(item)
+        filled += nbytes
+    return out
 
 
 def checked_runner(scheduler: str | None, reader, init: Callable) -> Callable[[tuple], "DaskRunner"] | None:
@@ -162,6 +187,7 @@ class DaskRunner:
     def __init__(self, address: str, init: Callable, initargs: tuple, root=None, client=None):
         self.address, self.init, self.initargs, self.root = address, init, initargs, root
         self.client = client
+        self.spool: Spool | None = None
 
     def connect_and_check(self):
         """A client of the scheduler whose workers all see :attr:`root` (ConfigError otherwise)."""
@@ -186,27 +212,15 @@ class DaskRunner:
         try:
             self.workers = max(1, len(self.client.scheduler_info()["workers"]))
             [self.args] = self.client.scatter([self.initargs], broadcast=True, hash=False)
+            self.spool = Spool().__enter__()  # workers on this host hand results over through it
         except BaseException:
             self.client.close()
             raise
         return self
 
     def chunks(self, items: Sequence) -> list[list]:
-        """``items`` (source names) cut into tasks, in order: about 1/(8 x workers) of them each (so
-        the last tasks spread over the workers), at most :data:`MAX_CHUNK` sources and
-        :data:`CHUNK_BYTES` of their files (sizes under :attr:`root`; a source that is no file
-        counts 0), at least one source."""
-        size = max(1, min(MAX_CHUNK, len(items) // (8 * self.workers)))
-        out: list[list] = []
-        filled = 0
-        for item in items:
-            nbytes = _file_size(self.root, item)
-            if not out or len(out[-1]) >= size or (filled and filled + nbytes > CHUNK_BYTES):
-                out.append([])
-                filled = 0
-            out[-1].append(item)
-            filled += nbytes
-        return out
+        """``items`` cut into this cluster's tasks (:func:`source_chunks`)."""
+        return source_chunks(items, self.workers, self.root)
 
     def imap(self, fn: Callable, items: Sequence) -> Iterator:
         """``map(fn, items)`` on the cluster, results in order; a task whose worker dies is re-run.
@@ -219,7 +233,7 @@ class DaskRunner:
         pending: collections.deque = collections.deque()
 
         def submit(chunk):
-            pending.append(self.client.submit(_run_chunk, fn, self.init, self.args, chunk,
+            pending.append(self.client.submit(_run_chunk, fn, self.init, self.args, chunk, self.spool.ticket,
                                               pure=False, retries=TASK_RETRIES))
 
         for chunk in chunks:
@@ -228,7 +242,7 @@ class DaskRunner:
                 break
         while pending:
             fut = pending.popleft()
-            results = fut.result()
+            results = unpack(fut.result())
             fut.release()
             for chunk in chunks:
                 submit(chunk)
@@ -238,7 +252,10 @@ class DaskRunner:
     def submit(self, fn: Callable, *args):
         """``fn(*args)`` as one task on the cluster (its arguments travel with the task, so a task
         whose worker dies is re-run elsewhere); a ``distributed.Future`` (``.result()``)."""
-        return self.client.submit(_run_one, fn, args, pure=False, retries=TASK_RETRIES)
+        packed = tuple(self.spool.ticket.pack(a) for a in args)
+        fut = self.client.submit(_run_one, fn, packed, pure=False, retries=TASK_RETRIES)
+        fut.add_done_callback(functools.partial(discard, packed))
+        return fut
 
     def check_visible(self, folder, what: str) -> None:
         """ConfigError unless every worker sees ``folder`` (a marker file written there now)."""
@@ -247,14 +264,18 @@ class DaskRunner:
     def __exit__(self, *exc) -> bool:
         if self.client is not None:
             self.client.close()
+        if self.spool is not None:
+            self.spool.__exit__(None, None, None)
+            self.spool = None
         return False
 
 
 def _run_one(fn: Callable, args: tuple):
-    """On a worker: ``fn(*args)``, one task at a time per worker process."""
+    """On a worker: ``fn(*args)`` (arguments spooled by the client unpacked), one task at a time per
+    worker process."""
     tune_malloc()
     with _TASK_LOCK:
-        return fn(*args)
+        return call_spooled(fn, None, args)
 
 
 # -- tokenize: shard tasks on the cluster, written by the workers to a shared folder -------------

@@ -9,6 +9,7 @@ already committed are skipped. See :mod:`aemg.data.archive` for the format and c
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
 import os
 import time
@@ -22,9 +23,10 @@ from .._folder import stored_marker
 from .._io import locks_folder
 from .._pool import WorkerPool, default_workers, submit_bounded
 from .._progress import logging_redirect, progress_bar
+from .._spool import Spool, call_chunk, call_spooled, discard, unpack
 from ..errors import AemgError, ConfigError, DataError, shorten
 from .archive import DEFAULT_SHARD_BYTES, MANIFEST, ArchiveWriter, read_archive_json
-from .distributed import checked_runner
+from .distributed import IN_FLIGHT_PER_WORKER, checked_runner, source_chunks
 from .recording import Recording
 
 logger = logging.getLogger("aemg.rectify")
@@ -220,25 +222,39 @@ class _Runner:
         self.workers = workers
         self.initargs = initargs
         self.pool: WorkerPool | None = None
+        self.spool: Spool | None = None
 
     def __enter__(self) -> "_Runner":
         if self.workers > 1:
-            self.pool = WorkerPool(self.workers, _init_worker, self.initargs, what="rectify")
+            self.spool = Spool().__enter__()  # the recordings travel through it, not the pipes
+            try:
+                self.pool = WorkerPool(self.workers, _init_worker, self.initargs, what="rectify")
+            except BaseException:
+                self.spool.__exit__(None, None, None)
+                raise
         else:
             _init_worker(*self.initargs)
         return self
 
     def imap(self, fn: Callable, items: Sequence) -> Iterator:
-        """``map(fn, items)`` in order, with at most ``2 * workers`` items in flight."""
+        """``map(fn, items)`` in order: tasks of a few items (:func:`~aemg.data.distributed.source_chunks`),
+        at most ``IN_FLIGHT_PER_WORKER * workers`` of them in flight (so that the workers go on while
+        this process writes a shard), each task's results back through the run's spool."""
         if self.pool is None:
             yield from map(fn, items)
             return
-        yield from submit_bounded(self.pool.executor, fn, items, 2 * self.workers)
+        task = functools.partial(call_chunk, fn, self.spool.ticket)
+        chunks = source_chunks(list(items), self.workers, getattr(self.initargs[0], "root", None))
+        for results in submit_bounded(self.pool.executor, task, chunks, IN_FLIGHT_PER_WORKER * self.workers):
+            yield from unpack(results)
 
     def submit(self, fn: Callable, *args) -> concurrent.futures.Future:
         """``fn(*args)`` on a pool worker (in this process, done when returned, without a pool)."""
         if self.pool is not None:
-            return self.pool.executor.submit(fn, *args)
+            packed = tuple(self.spool.ticket.pack(a) for a in args)
+            fut = self.pool.executor.submit(call_spooled, fn, None, packed)
+            fut.add_done_callback(functools.partial(discard, packed))
+            return fut
         fut: concurrent.futures.Future = concurrent.futures.Future()
         try:
             fut.set_result(fn(*args))
@@ -252,6 +268,8 @@ class _Runner:
             return bool(self.pool.__exit__(*exc)) if self.pool is not None else False
         finally:
             _WORKER.clear()
+            if self.spool is not None:
+                self.spool.__exit__(None, None, None)
             if self.pool is None:
                 unpin_backends()
 
