@@ -545,6 +545,25 @@ def test_probe_fuse_subjnorm_online_fuses_the_running_statistics(setup, trials):
                                   _fused_reference(scores, use, ws, owner, len(test), 0.5))
 
 
+def test_probe_fuse_auto_fuses_the_selected_probe_with_the_standardised_lda(setup, trials):
+    """aemg-probe-fuse-auto (unlabelled): aemg-probe-auto, its settings chosen by the training
+    users, and lda-log-subjnorm, both on the user's own statistics, fused by the same rule."""
+    from aemg.eval.runner import fold_adaptation
+    run = str(setup / "run")
+    fold = loso_folds(trials, regime="unlabelled")[0]
+    adaptation = fold_adaptation(trials, fold)
+    train, test = trials.subset(fold.train), trials.subset(fold.test).without_labels()
+    fused = get_method("aemg-probe-fuse-auto", run=run).fit(train, adaptation=adaptation)
+    assert fused.regimes == ("unlabelled",) and fused.weight == 0.5
+    probe = get_method("aemg-probe-auto", run=run).fit(train, adaptation=adaptation)
+    lda = get_method("lda-log-subjnorm").fit(train, adaptation=adaptation)
+    assert fused.probe.selection_ == probe.selection_  # the same choice, by the training users
+    scores, use = probe.scores(test, adaptation)
+    ws, owner = lda.window_scores(test, adaptation)
+    np.testing.assert_array_equal(fused.predict(test, adaptation).trial,
+                                  _fused_reference(scores, use, ws, owner, len(test), 0.5))
+
+
 def test_probe_fuse_bad_options(setup):
     run = str(setup / "run")
     for bad in (-0.1, 1.5, "half"):

@@ -39,7 +39,7 @@ PROBES = ("aemg-probe", "aemg-probe-robust", "aemg-probe-subjnorm", "aemg-probe-
           "aemg-probe-tok", "aemg-probe-tok-subjnorm", "aemg-probe-tok-em", "nct-logreg",
           "nct-logreg-subjnorm", "nct-logreg-em", "nct-lda", "nct-lda-subjnorm", "aemg-probe-auto",
           "aemg-probe-tok-map", "aemg-probe-tok-rows", "aemg-probe-fuse",
-          "aemg-probe-fuse-subjnorm", "aemg-probe-fuse-map")
+          "aemg-probe-fuse-subjnorm", "aemg-probe-fuse-map", "aemg-probe-fuse-auto")
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -330,7 +330,7 @@ def test_probe_reads_only_what_its_regime_allows(archive_and_run, variant):
             "nct-lda": ("rest", "fewshot"), "nct-lda-subjnorm": subj, "aemg-probe-auto": ("unlabelled",),
             "aemg-probe-tok-map": ("fewshot",), "aemg-probe-tok-rows": ("rest", "fewshot"),
             "aemg-probe-fuse": ("rest", "fewshot"), "aemg-probe-fuse-map": ("fewshot",),
-            "aemg-probe-fuse-subjnorm": subj}
+            "aemg-probe-fuse-subjnorm": subj, "aemg-probe-fuse-auto": ("unlabelled",)}
     assert method.regimes == want[variant]
     assert method.needs_rest == (variant != "aemg-probe-robust")
     for regime in method.regimes:

@@ -772,6 +772,7 @@ class AemgProbeAuto(AemgProbe):
         self.selection_ = [{**cand, "inner_accuracy": float(k / len(y))}
                            for cand, k in zip(self.candidates, correct)]
         self.chosen_ = probes[best].fit_rows(feats[:, cols[best]], y, subjects, train.n_classes)
+        self.n_classes_ = self.chosen_.n_classes_
         log.info("%s: chose %s (inner accuracy %s)", self.name, self.candidates[best],
                  ", ".join(f"{r['inner_accuracy']:.3f}" for r in self.selection_))
         return self
@@ -960,7 +961,8 @@ FUSE_WEIGHT = 0.5
 #: the fused methods registered here: name -> (probe variant, window-LDA variant)
 FUSED_VARIANTS = {"aemg-probe-fuse": ("aemg-probe-tok", "lda-log"),
                   "aemg-probe-fuse-subjnorm": ("aemg-probe-tok-subjnorm", "lda-log-subjnorm"),
-                  "aemg-probe-fuse-map": ("aemg-probe-tok-map", "lda-log-subjnorm-map")}
+                  "aemg-probe-fuse-map": ("aemg-probe-tok-map", "lda-log-subjnorm-map"),
+                  "aemg-probe-fuse-auto": ("aemg-probe-auto", "lda-log-subjnorm")}
 
 
 def _log_posteriors(scores: np.ndarray) -> np.ndarray:
@@ -991,7 +993,8 @@ class AemgProbeFused(AemgMethod):
     """An AEMG probe and a window LDA as one classifier (``aemg-probe-fuse``: ``aemg-probe-tok`` and
     ``lda-log``, regime ``rest``; ``aemg-probe-fuse-subjnorm``: ``aemg-probe-tok-subjnorm`` and
     ``lda-log-subjnorm``, regimes ``online`` / ``unlabelled``; ``aemg-probe-fuse-map``:
-    ``aemg-probe-tok-map`` and ``lda-log-subjnorm-map``, regime ``fewshot``).
+    ``aemg-probe-tok-map`` and ``lda-log-subjnorm-map``, regime ``fewshot``;
+    ``aemg-probe-fuse-auto``: ``aemg-probe-auto`` and ``lda-log-subjnorm``, regime ``unlabelled``).
 
     Per test trial, ``weight * log p_probe + (1 - weight) * mean over its windows of log p_lda``:
     the probe's class posterior (softmax of its scores) and the window LDA's, averaged in the log
