@@ -294,8 +294,8 @@ def test_evaluate_cli_with_checkpoint(setup, tmp_path, capsys):
                  "--no-progress"]) == 0
     ran = json.loads((tmp_path / "r3" / "results.json").read_text())["config"]["methods"]
     assert ran == ["lda-log", "lda-log-subjnorm", "lda-log-subjnorm-map", "aemg-probe-fuse",
-                   "aemg-probe-fuse-subjnorm", "aemg-probe-auto", "aemg-probe-fuse-map"]
-    assert "| aemg-probe-auto |" in capsys.readouterr().out
+                   "aemg-probe-fuse-subjnorm", "aemg-probe-fuse-auto", "aemg-probe-fuse-map"]
+    assert "| aemg-probe-fuse-auto |" in capsys.readouterr().out
 
 
 def _unlabelled_fold(trials):

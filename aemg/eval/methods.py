@@ -1242,10 +1242,10 @@ CHECKPOINT_METHODS = (*AEMG_METHODS, *PROBE_VARIANTS, "aemg-probe-auto", "aemg-p
                       *FUSED_VARIANTS)
 #: what ``aemg evaluate --checkpoint RUN`` runs when no ``--methods`` are given: per regime, the AEMG
 #: method measured to carry to a device the model never saw (docs/notes/generalisation.md, "What to
-#: use on a device the model has never seen", session 7) and the classic baselines with the same
+#: use on a device the model has never seen", session 8) and the classic baselines with the same
 #: information
 RECOMMENDED_METHODS = {"rest": "aemg-probe-fuse", "online": "aemg-probe-fuse-subjnorm",
-                       "unlabelled": "aemg-probe-auto", "fewshot": "aemg-probe-fuse-map"}
+                       "unlabelled": "aemg-probe-fuse-auto", "fewshot": "aemg-probe-fuse-map"}
 RECOMMENDED_BASELINES = ("lda-log", "lda-log-subjnorm", "lda-log-subjnorm-map")
 for _name, _options in NCT_VARIANTS.items():
     register_method(_name, functools.partial(NctFeatures, **_options))
