@@ -555,3 +555,57 @@ def test_the_scale_pass_sources_are_read_once_and_equal_a_plain_rectify(tmp_path
     rectify_dataset(FakeReader(n=12), tmp_path / "b", SPACE, workers=2, progress=False)
     for got, ref in zip(open_archive(tmp_path / "b"), want):
         assert_same(got, ref)
+
+
+def test_background_commits_write_the_same_archive_and_index_a_shard_when_the_next_starts(tmp_path):
+    """``background=True`` (rectify's writer): each full buffer's shard is written by a thread and
+    indexed when the next one starts (or at commit / finish / wait); the folder ends byte for byte
+    equal to the synchronous writer's but for the manifest's creation time."""
+    from test_distributed import same_archive
+    recs = edge_recordings()
+    meta = {"reader": "x", "reader_options": {}, "source_root": None, "space": {}, "shard_bytes": 100}
+    indexed = {}
+
+    def sources_indexed(folder):  # no index before the first shard is committed
+        index = folder / INDEX
+        return [s["source"] for s in json.loads(index.read_text())["sources"]] if index.is_file() else []
+
+    for background in (False, True):
+        folder = tmp_path / f"a{background}"
+        writer = ArchiveWriter(folder, meta, background=background)
+        for i, rec in enumerate(recs * 2):
+            writer.add(f"f{i}", [rec.with_data(rec.data, subject=str(i))])
+            if i == 3:
+                indexed[background] = sources_indexed(folder)
+                if background:  # the last full shard is still in writing; then it is indexed
+                    sync = indexed[False]
+                    assert len(indexed[True]) < len(sync) and indexed[True] == sync[:len(indexed[True])]
+                    writer.wait()
+                    assert sources_indexed(folder) == sync
+        writer.add("f-bad", error="broken")
+        writer.finish()
+    assert indexed[False]  # shards were committed by then
+    same_archive(tmp_path / "aFalse", tmp_path / "aTrue")
+
+
+def test_a_failed_background_shard_raises_at_the_next_step_and_is_not_indexed(tmp_path, monkeypatch):
+    from aemg.data import archive as arch
+    recs = edge_recordings()
+    meta = {"reader": "x", "reader_options": {}, "source_root": None, "space": {}, "shard_bytes": 1}
+    writer = ArchiveWriter(tmp_path / "a", meta, background=True)
+    writer.add("f0", [recs[1]])
+    writer.wait()
+    real = arch._write_and_digest
+
+    def full_disk(path, recordings, compression):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(arch, "_write_and_digest", full_disk)
+    writer.add("f1", [recs[2].with_data(recs[2].data, subject="x")])  # handed to the thread
+    monkeypatch.setattr(arch, "_write_and_digest", real)
+    with pytest.raises(OSError, match="No space left"):
+        writer.add("f2", [recs[3].with_data(recs[3].data, subject="y")])
+    writer.finish()  # f2 (still buffered) is written; f1 is not in the index: a resumed run reads it again
+    state = json.loads((tmp_path / "a" / INDEX).read_text())
+    assert [s["source"] for s in state["sources"]] == ["f0", "f2"]
+    assert len(open_archive(tmp_path / "a")) == 2

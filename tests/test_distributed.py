@@ -171,7 +171,8 @@ import sys, time
 from aemg.data import prepare as prep
 real = prep._GroupStream.add
 
-def add_slowly(self, source, recordings):  # each source is committed (shard_bytes=1) before this
+def add_slowly(self, source, recordings):  # the source before this one is committed (shard_bytes=1;
+    # each shard is written in the background and indexed when the next one starts)
     real(self, source, recordings)
     with open(sys.argv[2], "a") as f:
         f.write(source + "\\n")
@@ -185,8 +186,9 @@ print("finished")
 
 
 def test_a_client_killed_mid_run_resumes_to_the_local_result(tmp_path, cluster):
-    """``aemg prepare`` on the cluster in a subprocess, SIGKILLed once two sources are committed;
-    the same run again resumes (skips them) and ends with the local run's archive and corpus."""
+    """``aemg prepare`` on the cluster in a subprocess, SIGKILLed once two sources are committed
+    (three handed on: the last one's shard may still be in writing); the same run again resumes
+    (skips them) and ends with the local run's archive and corpus."""
     import subprocess
     import sys
     import time
@@ -202,7 +204,7 @@ def test_a_client_killed_mid_run_resumes_to_the_local_result(tmp_path, cluster):
                                cluster.scheduler_address], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
-        while not (done.is_file() and len(done.read_text().split()) >= 2):
+        while not (done.is_file() and len(done.read_text().split()) >= 3):
             assert client.poll() is None, client.communicate()
             assert time.monotonic() < deadline, "the client committed nothing in 120 s"
             time.sleep(0.05)

@@ -65,6 +65,7 @@ import errno
 import json
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -195,6 +196,13 @@ def write_shard(path: Path, recordings: Sequence[Recording], *, compression: str
         code = exc.errno or errno.EIO
         raise OSError(code, os.strerror(code) if exc.errno else str(exc), str(path)) from None
     fsync_dir(path.parent)
+
+
+def _write_and_digest(path: Path, recordings: Sequence[Recording],
+                      compression: str | None) -> tuple[int, str]:
+    """:func:`write_shard` to ``path``, then its size and checksum (what the index records)."""
+    write_shard(path, recordings, compression=compression)
+    return file_digest(path, SHARD_DIGEST)
 
 
 def _write_h5(tmp: Path, samples: list, labels: list, times: list, layout: np.ndarray, meta: np.ndarray,
@@ -565,9 +573,13 @@ class ArchiveWriter:
         equal the stored ones (else ConfigError) and the stored manifest is kept.
     """
 
-    def __init__(self, path: str | os.PathLike, manifest: dict[str, Any]):
+    def __init__(self, path: str | os.PathLike, manifest: dict[str, Any], *, background: bool = False):
         self.path = Path(path)
         self.shard_dir = self.path / SHARDS
+        #: a full buffer's shard is written (and fsynced, and its checksum taken) by a thread while
+        #: the caller goes on; it enters the index at the next commit, or when the next shard starts
+        self.background = bool(background)
+        self._inflight: tuple[threading.Thread, list, str, dict] | None = None
         manifest = json.loads(_dumps({"format": FORMAT, "version": VERSION, "aemg_version": __version__,
                                       **manifest}))
         manifest_path = self.path / MANIFEST
@@ -673,40 +685,83 @@ class ArchiveWriter:
         self._pending.append((source, recordings, error))
         self._pending_bytes += sum(rec.data.nbytes for rec in recordings)
         if self._pending_bytes >= self.shard_bytes:
-            self.commit()
+            if self.background:
+                self._commit_in_background()
+            else:
+                self.commit()
         return error
 
     def commit(self, *, complete: bool = False) -> str | None:
         """Write the buffered recordings as one shard, then the index; return the shard's path.
-        ``complete``: the index written marks the archive complete (:meth:`finish`)."""
+        ``complete``: the index written marks the archive complete (:meth:`finish`). A shard still
+        being written in the background is waited for (and indexed) first."""
+        self.wait()
         if not self._pending:
             if complete and not self.complete:
                 self.complete = True
                 self._write_index()
             return None
         recordings = [rec for _, recs, _ in self._pending for rec in recs]
-        shard = None
-        if recordings:
+        shard = digest = None
+        if recordings:  # on an error (or Ctrl-C) here the buffer stays for the next commit
             shard = f"{SHARDS}/{self._next:06d}.h5"
-            write_shard(self.path / shard, recordings, compression=self.compression)
+            digest = _write_and_digest(self.path / shard, recordings, self.compression)
             self._next += 1
-            size, digest = file_digest(self.path / shard, SHARD_DIGEST)
-            self.shards[shard] = {"bytes": size, SHARD_DIGEST: digest,
-                                  "sources": [src for src, recs, _ in self._pending if recs]}
-        retried = {source for source, _, _ in self._pending}
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        self.complete = self.complete or complete
+        self._record(pending, shard, digest)
+        return shard
+
+    def _record(self, pending: list, shard: str | None, digest: tuple[int, str] | None) -> None:
+        """Enter the sources of ``pending`` (and their recordings, in ``shard`` of size and checksum
+        ``digest``) into the index, and write it."""
+        if shard is not None:
+            self.shards[shard] = {"bytes": digest[0], SHARD_DIGEST: digest[1],
+                                  "sources": [src for src, recs, _ in pending if recs]}
+        retried = {source for source, _, _ in pending}
         self.sources = [s for s in self.sources if s["source"] not in retried]
         i = 0
-        for source, recs, error in self._pending:
+        for source, recs, error in pending:
             for rec in recs:
                 self.rows.append(index_row(rec, shard, f"{i:06d}"))
                 i += 1
             self.sources.append({"source": source, "recordings": len(recs), "error": error})
             if error is None:
                 self.done.add(source)
-        self._pending, self._pending_bytes = [], 0
-        self.complete = self.complete or complete
         self._write_index()
-        return shard
+
+    def _commit_in_background(self) -> None:
+        """Hand the full buffer to a shard-writing thread (after the previous one is indexed)."""
+        self.wait()
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        recordings = [rec for _, recs, _ in pending for rec in recs]
+        if not recordings:  # failed sources only: nothing to write
+            self._record(pending, None, None)
+            return
+        shard, box = f"{SHARDS}/{self._next:06d}.h5", {}
+        self._next += 1
+
+        def work():
+            try:
+                box["digest"] = _write_and_digest(self.path / shard, recordings, self.compression)
+            except BaseException as exc:  # noqa: BLE001 - raised in the caller by wait()
+                box["error"] = exc
+
+        thread = threading.Thread(target=work, name=f"aemg-commit-{shard}", daemon=True)
+        thread.start()
+        self._inflight = (thread, pending, shard, box)
+
+    def wait(self) -> None:
+        """Wait for the shard being written in the background (if any) and index it; raise what
+        its writing raised (its sources are then not in the index: a resumed run reads them again)."""
+        if self._inflight is None:
+            return
+        thread, pending, shard, box = self._inflight
+        thread.join()
+        self._inflight = None
+        if "error" in box:
+            raise box["error"]
+        self._record(pending, shard, box["digest"])
 
     def finish(self) -> None:
         """Commit what is buffered and mark the archive complete (one index write)."""

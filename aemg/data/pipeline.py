@@ -389,7 +389,8 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
         manifest["amplitude_scale"] = scale
         if native is not None:
             manifest["native_rate"] = native
-    writer = ArchiveWriter(out, manifest)  # checks the arguments of a resumed archive
+    # checks the arguments of a resumed archive; shards are written while the next results come in
+    writer = ArchiveWriter(out, manifest, background=True)
     scale = float(writer.manifest["amplitude_scale"])
     native = writer.manifest.get("native_rate")  # absent: archives before it, or no irregular logs
     for problem in writer.damaged:
@@ -435,11 +436,13 @@ def rectify_dataset(reader, out: str | os.PathLike, space=None, *, root: str | o
             if on_runner is not None:
                 on_runner(None)
     except BaseException as exc:
-        if not isinstance(exc, OSError):  # Ctrl-C, a dead worker, --stop-on-error: keep what was read
-            try:
+        try:
+            if not isinstance(exc, OSError):  # Ctrl-C, a dead worker, --stop-on-error: keep what was read
                 writer.commit()
-            except Exception as again:  # noqa: BLE001 - the first error is the one to report
-                logger.warning("could not commit the last recordings read: %s", again)
+            else:  # a full disk, say: the shard being written in the background is kept if it made it
+                writer.wait()
+        except Exception as again:  # noqa: BLE001 - the first error is the one to report
+            logger.warning("could not commit the last recordings read: %s", again)
         raise
     finally:
         if bar is not None:
