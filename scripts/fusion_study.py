@@ -16,6 +16,8 @@ refitting. Per-trial accuracy (%) mean over test users::
     python scripts/fusion_study.py /tmp/res/arch/3dc --run /tmp/res/runs/for_3dc --regime fewshot \
         --probe aemg-probe-tok-map --lda lda-log-subjnorm-map        # one labelled trial per class
 
+``--regime online``: both on their running statistics (``online_scores``, ``online_window_scores``);
+``pos`` (saved) is each trial's place among its group's test trials (recording order).
 Few-shot folds: ``--share`` of the user's trials, at least one per class (``aemg evaluate --shares
 0.01 --small-share one``). Two saved runs of the same folds (e.g. another ``--probe``) compared
 per user at one weight (paired bootstrap and Wilcoxon, as ``aemg compare``)::
@@ -81,20 +83,28 @@ def main(argv=None) -> int:
     folds = list(make_folds(trials, a.regime, (a.seed,), (a.share,), subjects, "one", rest_id,
                             Grouping(by=a.group_by)))
     k = trials.n_classes
-    rows = {"P": [], "L": [], "V": [], "y": [], "user": []}
+    rows = {"P": [], "L": [], "V": [], "y": [], "user": [], "pos": []}
     for n, fold in enumerate(folds):
         adaptation = fold_adaptation(trials, fold, rest_id)
         view = user_view(trials, fold.group_by)
         train, test = view.subset(fold.train), view.subset(fold.test).without_labels()
         probe = get_method(a.probe, run=a.run, **json.loads(a.probe_options))
         probe.fit(train, seed=fold.seed, adaptation=adaptation)
-        scores, use = probe.scores(test, adaptation)
         lda = get_method(a.lda)
         lda.fit(train, seed=fold.seed, adaptation=adaptation)
-        ws, owner = lda.window_scores(test, adaptation)
+        if a.regime == "online":  # both on their running statistics of the user's earlier trials
+            scores, use = probe.online_scores(test, adaptation)
+            ws, owner = lda.online_window_scores(test)
+            v = lda.predict_online(test, adaptation).trial
+        else:
+            scores, use = probe.scores(test, adaptation)
+            ws, owner = lda.window_scores(test, adaptation)
+            v = lda.predict(test, adaptation).trial     # its majority vote, as aemg evaluate scores it
         p, _, lmean, has_windows = fusion_inputs(len(test), k, scores, use, ws, owner)
         lmean[~has_windows] = -np.log(k)
-        v = lda.predict(test, adaptation).trial     # its majority vote, as aemg evaluate scores it
+        _, first = np.unique(test.subjects, return_index=True)  # position of each trial in its group
+        rows["pos"].append(np.arange(len(test)) - np.maximum.accumulate(
+            np.where(np.isin(np.arange(len(test)), first), np.arange(len(test)), 0)))
         rows["P"].append(p)
         rows["L"].append(lmean)
         rows["V"].append(v)
@@ -105,9 +115,9 @@ def main(argv=None) -> int:
               f" lda-vote {100 * np.mean(v == y):.1f}", file=sys.stderr, flush=True)
     y = np.concatenate(rows["y"])
     user = np.concatenate(rows["user"])
-    P, L, V = (np.concatenate(rows[x]) for x in ("P", "L", "V"))
+    P, L, V, pos = (np.concatenate(rows[x]) for x in ("P", "L", "V", "pos"))
     if a.save:
-        np.savez(a.save, P=P, L=L, V=V, y=y, user=user)
+        np.savez(a.save, P=P, L=L, V=V, y=y, user=user, pos=pos)
     print(f"{a.archive} regime {a.regime}, {len(folds)} users, probe {a.probe}, lda {a.lda}")
     print(f"lda majority vote: {per_user(V == y, user):.1f}")
     for wt in [float(x) for x in a.weights.split(",")]:
