@@ -577,3 +577,35 @@ def test_probe_fuse_bad_options(setup):
         get_method("aemg-probe-fuse", run=run, lda="lda-log-subjnorm-map")
     with pytest.raises(ConfigError, match="needs a pre-trained run"):
         get_method("aemg-probe-fuse")
+
+
+def test_fusion_study_script_reproduces_the_fused_methods(setup, tmp_path, capsys):
+    """scripts/fusion_study.py (the screening harness of experiments 19-24): at w = 0.5 its saved
+    posteriors give aemg evaluate's fused method per trial, under rest and online alike."""
+    import importlib.util
+    from aemg.eval.runner import fold_adaptation
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "scripts" / "fusion_study.py"
+    spec = importlib.util.spec_from_file_location("fusion_study", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    trials = load_trials(setup / "archive")
+    for regime, probe, lda, fused in (("rest", "aemg-probe-tok", "lda-log", "aemg-probe-fuse"),
+                                      ("online", "aemg-probe-tok-subjnorm", "lda-log-subjnorm",
+                                       "aemg-probe-fuse-subjnorm")):
+        out = tmp_path / f"{regime}.npz"
+        assert script.main([str(setup / "archive"), "--run", str(setup / "run"), "--regime", regime,
+                            "--probe", probe, "--lda", lda, "--weights", "0.5", "--save", str(out)]) == 0
+        f = np.load(out)
+        got = (0.5 * f["P"] + 0.5 * f["L"]).argmax(1)
+        want = []
+        for fold in loso_folds(trials, regime=regime):
+            adaptation = fold_adaptation(trials, fold)
+            train, test = trials.subset(fold.train), trials.subset(fold.test).without_labels()
+            method = get_method(fused, run=str(setup / "run")).fit(train, adaptation=adaptation)
+            pred = (method.predict_online(test, adaptation) if regime == "online"
+                    else method.predict(test, adaptation)).trial
+            want.append(pred)
+            assert (f["pos"][f["user"] == fold.subject] == np.arange(len(test))).all()
+        np.testing.assert_array_equal(got, np.concatenate(want))
+    assert "w=0.50" in capsys.readouterr().out
