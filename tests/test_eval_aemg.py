@@ -583,8 +583,9 @@ def test_fusion_study_script_reproduces_the_fused_methods(setup, tmp_path, capsy
     """scripts/fusion_study.py (the screening harness of experiments 19-24): at w = 0.5 its saved
     posteriors give aemg evaluate's fused method per trial, under rest and online alike."""
     import importlib.util
-    from aemg.eval.runner import fold_adaptation
     from pathlib import Path
+
+    from aemg.eval.runner import fold_adaptation
     path = Path(__file__).resolve().parents[1] / "scripts" / "fusion_study.py"
     spec = importlib.util.spec_from_file_location("fusion_study", path)
     script = importlib.util.module_from_spec(spec)
