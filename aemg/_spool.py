@@ -47,11 +47,14 @@ def spool_base() -> str:
 class SpoolTicket:
     """What a worker needs to use a :class:`Spool`: its folder and the marker that proves it is the
     same folder (not a namesake on another host)."""
-    folder: str
-    token: str
+    folder: str | None
+    token: str | None
 
     def visible(self) -> bool:
-        return os.path.isfile(os.path.join(self.folder, self.token))
+        """Whether this process sees the spool (its marker file; never on Windows, where a mapped
+        file cannot be unlinked; never for the ticket of a spool that could not be made)."""
+        return (self.folder is not None and os.name == "posix"
+                and os.path.isfile(os.path.join(self.folder, self.token)))
 
     def pack(self, obj: Any) -> Any:
         """``obj``, or a :class:`Spooled` stand-in whose buffers are in a file of the folder (when
@@ -144,9 +147,16 @@ class Spool:
 
     def __enter__(self) -> "Spool":
         _remove_orphans(self.base)
-        self.folder = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=self.base)
         token = f"marker-{uuid.uuid4().hex}"
-        open(os.path.join(self.folder, token), "wb").close()
+        try:
+            self.folder = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=self.base)
+            open(os.path.join(self.folder, token), "wb").close()
+        except OSError:  # a read-only or full RAM file system: everything goes the usual way
+            if self.folder is not None:
+                shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
+            self.ticket = SpoolTicket(None, None)
+            return self
         self.ticket = SpoolTicket(self.folder, token)
         return self
 

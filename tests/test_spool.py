@@ -152,3 +152,12 @@ def test_a_pool_run_moves_its_results_through_the_spool_and_removes_it(tmp_path,
     same_archive(tmp_path / "a1", tmp_path / "a2")
     same_corpus(tmp_path / "c1", tmp_path / "c2")
     assert not [n for n in os.listdir(_spool.spool_base()) if n.startswith(mine)]
+
+
+def test_a_spool_that_cannot_be_made_sends_everything_the_usual_way(tmp_path):
+    ro = tmp_path / "missing" / "folder"  # mkdtemp fails: no such parent
+    with Spool(ro) as spool:
+        assert spool.folder is None and not spool.ticket.visible()
+        big = [_big()]
+        assert spool.ticket.pack(big) is big
+        assert call_chunk(len, spool.ticket, ["ab"]) == [2]
