@@ -19,6 +19,7 @@ never read (the result that names it never arrives) and goes with the folder.
 """
 from __future__ import annotations
 
+import functools
 import mmap
 import os
 import pickle
@@ -59,11 +60,13 @@ class SpoolTicket:
     def pack(self, obj: Any) -> Any:
         """``obj``, or a :class:`Spooled` stand-in whose buffers are in a file of the folder (when
         they are at least :data:`SPOOL_MIN_BYTES` and this process sees the folder)."""
+        if not self.visible():
+            return obj
         buffers: list[pickle.PickleBuffer] = []
         data = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
         raws = [b.raw() for b in buffers]
         total = sum(r.nbytes for r in raws)
-        if total == 0 or total < SPOOL_MIN_BYTES or not self.visible():
+        if total == 0 or total < SPOOL_MIN_BYTES:
             return obj
         offsets, sizes, at = [], [], 0
         path = os.path.join(self.folder, f"{os.getpid()}-{uuid.uuid4().hex}.bin")
@@ -122,11 +125,21 @@ def discard(objs, *_) -> None:
                 pass
 
 
-def call_spooled(fn: Callable, ticket: SpoolTicket | None, args: tuple, pack_result: bool = True) -> Any:
+def call_spooled(fn: Callable, args: tuple) -> Any:
     """On a worker: ``fn(*args)`` with spooled arguments unpacked (their files kept: see
-    :func:`unpack`), and the result packed through ``ticket`` (when given and ``pack_result``)."""
-    out = fn(*[unpack(a, remove=False) for a in args])
-    return ticket.pack(out) if ticket is not None and pack_result else out
+    :func:`unpack`)."""
+    return fn(*[unpack(a, remove=False) for a in args])
+
+
+def submit_spooled(submit: Callable, task: Callable, ticket: SpoolTicket, fn: Callable, args: tuple,
+                   **options) -> Any:
+    """``submit(task, fn, packed, **options)`` with ``args`` packed through ``ticket`` (``task``
+    runs :func:`call_spooled` on the worker); their spool files go when the returned future is
+    done (a pool's or a Dask client's ``submit``)."""
+    packed = tuple(ticket.pack(a) for a in args)
+    fut = submit(task, fn, packed, **options)
+    fut.add_done_callback(functools.partial(discard, packed))
+    return fut
 
 
 def call_chunk(fn: Callable, ticket: SpoolTicket | None, items) -> Any:

@@ -100,10 +100,10 @@ def test_task_helpers_unpack_arguments_and_pack_results(tmp_path):
     with Spool(tmp_path) as spool:
         t = spool.ticket
         args = (t.pack(x), 2.0)
-        out = call_spooled(lambda a, b: a.sum() + b, t, args, False)
+        out = call_spooled(lambda a, b: a.sum() + b, args)
         assert out == pytest.approx(float(x.sum()) + 2.0)
         # a task's arguments stay for a re-run (its worker may die before the result is back) ...
-        assert call_spooled(lambda a, b: a.sum() + b, None, args) == out
+        assert call_spooled(lambda a, b: a.sum() + b, args) == out
         assert len(_files(spool.folder)) == 1
         discard(args, "the future")  # ... until the sender's future is done
         assert _files(spool.folder) == []

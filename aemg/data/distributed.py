@@ -25,12 +25,11 @@ The address comes from ``scheduler=`` (``--scheduler``) or the environment varia
 from __future__ import annotations
 
 import concurrent.futures
-import functools
 import os
 import threading
 from typing import Callable, Iterator, Sequence
 
-from .._spool import Spool, call_chunk, call_spooled, discard, unpack
+from .._spool import Spool, call_chunk, call_spooled, submit_spooled, unpack
 from ..errors import ConfigError
 
 #: environment variable holding the scheduler address (``tcp://HOST:PORT``)
@@ -252,10 +251,8 @@ class DaskRunner:
     def submit(self, fn: Callable, *args):
         """``fn(*args)`` as one task on the cluster (its arguments travel with the task, so a task
         whose worker dies is re-run elsewhere); a ``distributed.Future`` (``.result()``)."""
-        packed = tuple(self.spool.ticket.pack(a) for a in args)
-        fut = self.client.submit(_run_one, fn, packed, pure=False, retries=TASK_RETRIES)
-        fut.add_done_callback(functools.partial(discard, packed))
-        return fut
+        return submit_spooled(self.client.submit, _run_one, self.spool.ticket, fn, args, pure=False,
+                              retries=TASK_RETRIES)
 
     def check_visible(self, folder, what: str) -> None:
         """ConfigError unless every worker sees ``folder`` (a marker file written there now)."""
@@ -275,7 +272,7 @@ def _run_one(fn: Callable, args: tuple):
     worker process."""
     tune_malloc()
     with _TASK_LOCK:
-        return call_spooled(fn, None, args)
+        return call_spooled(fn, args)
 
 
 # -- tokenize: shard tasks on the cluster, written by the workers to a shared folder -------------

@@ -23,7 +23,7 @@ from .._folder import stored_marker
 from .._io import locks_folder
 from .._pool import WorkerPool, default_workers, submit_bounded
 from .._progress import logging_redirect, progress_bar
-from .._spool import Spool, call_chunk, call_spooled, discard, unpack
+from .._spool import Spool, call_chunk, call_spooled, submit_spooled, unpack
 from ..errors import AemgError, ConfigError, DataError, shorten
 from .archive import DEFAULT_SHARD_BYTES, MANIFEST, ArchiveWriter, read_archive_json
 from .distributed import IN_FLIGHT_PER_WORKER, checked_runner, source_chunks
@@ -251,10 +251,7 @@ class _Runner:
     def submit(self, fn: Callable, *args) -> concurrent.futures.Future:
         """``fn(*args)`` on a pool worker (in this process, done when returned, without a pool)."""
         if self.pool is not None:
-            packed = tuple(self.spool.ticket.pack(a) for a in args)
-            fut = self.pool.executor.submit(call_spooled, fn, None, packed)
-            fut.add_done_callback(functools.partial(discard, packed))
-            return fut
+            return submit_spooled(self.pool.executor.submit, call_spooled, self.spool.ticket, fn, args)
         fut: concurrent.futures.Future = concurrent.futures.Future()
         try:
             fut.set_result(fn(*args))
