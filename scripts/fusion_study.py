@@ -102,9 +102,11 @@ def main(argv=None) -> int:
             v = lda.predict(test, adaptation).trial     # its majority vote, as aemg evaluate scores it
         p, _, lmean, has_windows = fusion_inputs(len(test), k, scores, use, ws, owner)
         lmean[~has_windows] = -np.log(k)
-        _, first = np.unique(test.subjects, return_index=True)  # position of each trial in its group
-        rows["pos"].append(np.arange(len(test)) - np.maximum.accumulate(
-            np.where(np.isin(np.arange(len(test)), first), np.arange(len(test)), 0)))
+        pos = np.empty(len(test), int)  # each trial's place among its group's trials (the order
+        for s in np.unique(test.subjects):  # the online running statistics follow)
+            mine = np.flatnonzero(test.subjects == s)
+            pos[mine] = np.arange(len(mine))
+        rows["pos"].append(pos)
         rows["P"].append(p)
         rows["L"].append(lmean)
         rows["V"].append(v)
