@@ -295,10 +295,10 @@ def test_rectify_files_vs_plain_scipy(tmp_path, quick):
                 plain_scipy(load(p), rate)
 
         fns = {"plain scipy": plain, "aemg rectify": ours}
-        if name.endswith(".txt.gz") and base._INT_PARSER is not None:
-            def parser():  # the text path's own ceiling: gunzip + the compiled integer parser
+        if name.endswith(".txt.gz") and base._FAST_PARSER is not None:
+            def parser():  # the text path's own ceiling: gunzip + the compiled number parser
                 for p in files:
-                    base._parse_int_table(gzip.open(p, "rb").read(), ",", 0, 10)
+                    base._parse_fast_table(gzip.open(p, "rb").read(), ",", 0, 10)
             fns["gunzip + parser"] = parser
         ours()  # warm-up: imports, kernels, page cache
         plain()
@@ -311,6 +311,64 @@ def test_rectify_files_vs_plain_scipy(tmp_path, quick):
         floor = MIN_RATIO[name]
         assert ratio >= floor, (f"{name}: aemg rectify is {ratio:.2f}x the plain SciPy pipeline "
                                 f"(floor {floor}x)")
+
+
+# -- text tables: the compiled number parser against np.loadtxt, same run --------------------------
+#
+# What a text reader spends per file after decompression: ``parse_table`` (compiled parser, the
+# values of np.loadtxt bit for bit) against np.loadtxt itself, on real shared files of three
+# number forms: integer counts (3DC), short decimals (suguru's pre-scaled floats, ``0.78384``) and
+# NumPy's ``%.18e`` export (multiday_4ch: 19 significant digits, the 128-bit path). Texts are
+# decoded once beforehand; interleaved rounds, medians, values per CPU-second.
+
+#: floors per number form, same run. Measured on the idle 2-core box (session 9): integers 12x,
+#: short decimals 6x, ``%.18e`` 6.5x (docs/notes/rectify.md, Session 9)
+MIN_PARSER_RATIO = {"integer": 4.0, "decimal": 3.0, "%.18e": 3.0}
+
+
+def parser_inputs(quick: bool) -> dict:
+    """``{form: (delimiter, texts)}`` from the shared files present (a synthetic table otherwise)."""
+    from aemg.data.readers import base
+    data = default_data_root()
+    n = 2 if quick else 8
+    globs = {"integer": ("3dc_armband", "**/*.txt.gz", ","),
+             "decimal": ("suguru_longterm_armband", "data/sub1/day1/*.csv.gz", ","),
+             "%.18e": ("multiday_4ch", "*.csv.gz", None)}
+    out = {}
+    for form, (folder, pattern, delimiter) in globs.items():
+        files = sorted((data / folder).glob(pattern))[: n * (20 if form == "decimal" else 1)]
+        if files:
+            out[form] = (delimiter, [base.read_text(f) for f in files])
+    if not out:
+        x = np.random.default_rng(0).standard_normal((20000 if quick else 200000, 8))
+        out["decimal"] = (",", ["\n".join(",".join("%.5g" % v for v in row) for row in x) + "\n"])
+    return out
+
+
+def test_text_parser_vs_loadtxt(quick):
+    import io
+
+    from aemg.data.readers import base
+    if base._FAST_PARSER is None:
+        pytest.skip("aemg._ext.parse_cy not built")
+    for form, (delimiter, texts) in parser_inputs(quick).items():
+        n_values = sum(base.parse_table(t, "f", delimiter=delimiter).size for t in texts)
+
+        def ours():
+            for t in texts:
+                base.parse_table(t, "f", delimiter=delimiter)
+
+        def reference():
+            for t in texts:
+                np.loadtxt(io.StringIO(t), delimiter=delimiter, ndmin=2, comments=None)
+
+        med = _median_rounds({"parse_table": ours, "np.loadtxt": reference}, rounds=3 if quick else 5)
+        for impl, (wall, cpu) in med.items():
+            harness.record("text_parser", form=form, files=len(texts), values=n_values, impl=impl,
+                           seconds=wall, M_values_per_cpu_s=n_values / cpu / 1e6)
+        ratio = med["np.loadtxt"][1] / med["parse_table"][1]
+        assert ratio >= MIN_PARSER_RATIO[form], (f"{form}: parse_table is {ratio:.2f}x np.loadtxt "
+                                                 f"(floor {MIN_PARSER_RATIO[form]}x)")
 
 
 def test_prepare_vs_rectify_then_tokenize(tmp_path, quick):

@@ -278,8 +278,9 @@ def parse_table(text: str, path: str | os.PathLike, *, delimiter: str | None = N
     Parameters
     ----------
     text : str
-        File contents. Plain integer tables go through a compiled parser (same values as
-        ``np.loadtxt``, about 10x faster); anything else through ``np.loadtxt``.
+        File contents. Tables of plain decimal numbers (``-12``, ``0.78384``, ``1.5e-03``) go
+        through a compiled parser (the same values as ``np.loadtxt`` bit for bit, 10-20x faster);
+        anything else (``nan``, a malformed row) through ``np.loadtxt``.
     path : str or os.PathLike
         Named in error messages.
     delimiter : str or None
@@ -300,7 +301,7 @@ def parse_table(text: str, path: str | os.PathLike, *, delimiter: str | None = N
         No data rows, a row with another number of columns (names the row, 1-based line number in
         the file), or a value that is not a number.
     """
-    fast = _parse_int_table(text, delimiter, skip_rows, n_columns)
+    fast = _parse_fast_table(text, delimiter, skip_rows, n_columns)
     if fast is not None:
         return fast if dtype is np.float64 else fast.astype(dtype)
     try:
@@ -336,25 +337,25 @@ def parse_table(text: str, path: str | os.PathLike, *, delimiter: str | None = N
     raise DataError(path, "cannot parse the table")  # pragma: no cover - loadtxt failed for another reason
 
 
-def _parse_int_table(text: str | bytes, delimiter: str | None, skip_rows: int,
-                     n_columns: int | None) -> np.ndarray | None:
-    """The compiled integer-table parser (``aemg._ext.parse_cy``): float64 (rows, columns) equal to
-    ``np.loadtxt``'s, or None when it is not built or the text is not a plain integer table (then
-    :func:`parse_table` uses ``np.loadtxt`` and its checks)."""
-    if _INT_PARSER is None or (delimiter is not None and len(delimiter) != 1):
+def _parse_fast_table(text: str | bytes, delimiter: str | None, skip_rows: int,
+                      n_columns: int | None) -> np.ndarray | None:
+    """The compiled number-table parser (``aemg._ext.parse_cy``): float64 (rows, columns) equal to
+    ``np.loadtxt``'s bit for bit, or None when it is not built or the text is not a plain table of
+    decimal numbers (then :func:`parse_table` uses ``np.loadtxt`` and its checks)."""
+    if _FAST_PARSER is None or (delimiter is not None and len(delimiter) != 1):
         return None
     try:
         raw = text.encode("ascii") if isinstance(text, str) else text
     except UnicodeEncodeError:
         return None
-    return _INT_PARSER(raw, -1 if delimiter is None else ord(delimiter), skip_rows,
+    return _FAST_PARSER(raw, -1 if delimiter is None else ord(delimiter), skip_rows,
                        -1 if n_columns is None else n_columns)
 
 
 try:
-    from ..._ext.parse_cy import parse_int_table as _INT_PARSER
+    from ..._ext.parse_cy import parse_number_table as _FAST_PARSER
 except ImportError:  # built without extensions (AEMG_NO_EXT=1): np.loadtxt only
-    _INT_PARSER = None
+    _FAST_PARSER = None
 
 
 def check_finite(path: str | os.PathLike, table: np.ndarray, what: str = "sample",
