@@ -78,7 +78,7 @@ def parse_number_table(const unsigned char[::1] buf, int delimiter, Py_ssize_t s
     cdef Py_ssize_t n = buf.shape[0], i = 0, lines = 1, rows = 0, col, width = n_columns
     cdef Py_ssize_t start, fstart, mdigits
     cdef unsigned char ch
-    cdef bint neg, eneg, ok = True, seen
+    cdef bint neg, eneg, point, ok = True, seen
     cdef uint64_t m
     cdef int sig, zeros
     cdef long e10, ex
@@ -142,10 +142,20 @@ def parse_number_table(const unsigned char[::1] buf, int delimiter, Py_ssize_t s
             zeros = 0
             e10 = 0
             mdigits = 0
-            while i < n and _digit(buf[i]):
-                ch = buf[i] - 48
+            point = False
+            while i < n:
+                ch = buf[i]
+                if ch == 46 and not point:  # '.': the digits after it lower the exponent
+                    point = True
+                    i += 1
+                    continue
+                if not _digit(ch):
+                    break
+                ch -= 48
                 mdigits += 1
                 i += 1
+                if point:
+                    e10 -= 1
                 if ch == 0:
                     if m != 0:
                         zeros += 1
@@ -155,22 +165,6 @@ def parse_number_table(const unsigned char[::1] buf, int delimiter, Py_ssize_t s
                     zeros = 0
                 else:
                     sig = _MAX_DIGITS + 1  # too many digits: the general conversion
-            if i < n and buf[i] == 46:  # '.'
-                i += 1
-                while i < n and _digit(buf[i]):
-                    ch = buf[i] - 48
-                    mdigits += 1
-                    e10 -= 1
-                    i += 1
-                    if ch == 0:
-                        if m != 0:
-                            zeros += 1
-                    elif sig + zeros + 1 <= _MAX_DIGITS:
-                        m = m * _IPOW10[zeros + 1] + ch
-                        sig += zeros + 1
-                        zeros = 0
-                    else:
-                        sig = _MAX_DIGITS + 1
             if mdigits == 0 or col >= width:
                 ok = False
                 break
