@@ -342,7 +342,9 @@ def _parse_fast_table(text: str | bytes, delimiter: str | None, skip_rows: int,
     """The compiled number-table parser (``aemg._ext.parse_cy``): float64 (rows, columns) equal to
     ``np.loadtxt``'s bit for bit, or None when it is not built or the text is not a plain table of
     decimal numbers (then :func:`parse_table` uses ``np.loadtxt`` and its checks)."""
-    if _FAST_PARSER is None or (delimiter is not None and len(delimiter) != 1):
+    if _FAST_PARSER is None:
+        return None
+    if delimiter is not None and (len(delimiter) != 1 or delimiter in _NUMBER_CHARS):
         return None
     try:
         raw = text.encode("ascii") if isinstance(text, str) else text
@@ -351,6 +353,9 @@ def _parse_fast_table(text: str | bytes, delimiter: str | None, skip_rows: int,
     return _FAST_PARSER(raw, -1 if delimiter is None else ord(delimiter), skip_rows,
                        -1 if n_columns is None else n_columns)
 
+
+#: characters of a number: a delimiter among them (``"."``, ``"e"``, ...) is left to ``np.loadtxt``
+_NUMBER_CHARS = "0123456789.eE+-"
 
 try:
     from ..._ext.parse_cy import parse_number_table as _FAST_PARSER
