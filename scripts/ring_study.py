@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 
 import numpy as np
 from scipy.special import logsumexp
@@ -74,6 +75,9 @@ def likelihood_shift(feats, labels, subj, train, own, own_labels, maxk, n_channe
     prec = np.linalg.inv(0.9 * cov + 0.1 * np.trace(cov) / len(cov) * np.eye(len(cov)))
     m, s = standardiser(feats, own)
     z = (np.concatenate([feats[i] for i in own]) - m) / s
+    if own_labels is not None:  # each window's class column
+        lab = np.concatenate([np.full(len(feats[i]), own_labels[j]) for j, i in enumerate(own)])
+        column = np.searchsorted(classes, lab)
     ll = {}
     for k in range(-maxk, maxk + 1):
         d = roll_blocks(z, k, n_channels)[:, None, :] - mu[None]
@@ -81,16 +85,20 @@ def likelihood_shift(feats, labels, subj, train, own, own_labels, maxk, n_channe
         if own_labels is None:
             ll[k] = float(logsumexp(-0.5 * q, axis=1).sum())
         else:
-            lab = np.concatenate([np.full(len(feats[i]), own_labels[j]) for j, i in enumerate(own)])
-            ll[k] = float(-0.5 * q[np.arange(len(q)), np.searchsorted(classes, lab)].sum())
+            ll[k] = float(-0.5 * q[np.arange(len(q)), column].sum())
     return max(ll, key=ll.get)
 
 
-def profile_shifts(trials, subj, train, test, maxk) -> tuple[int, dict]:
-    """(k of the test user, {training user: (its trials, its k)}): mean log-MAV profiles (centred
-    over channels) aligned to the training users' mean, these first aligned among themselves."""
+def log_mav_profiles(trials: TrialSet) -> np.ndarray:
+    """Each trial's log-MAV per channel, centred over channels (n, C): a global gain cancels."""
     prof = np.stack([np.log(1e-6 + np.abs(x).mean(axis=1)) for x in trials.data])
-    prof -= prof.mean(axis=1, keepdims=True)
+    return prof - prof.mean(axis=1, keepdims=True)
+
+
+def profile_shifts(prof, subj, train, test, maxk) -> tuple[int, dict]:
+    """(k of the test user, {training user: (its trials, its k)}): the users' mean profiles
+    (:func:`log_mav_profiles`) aligned to the training users' mean, these first aligned among
+    themselves."""
     shifts = np.arange(-maxk, maxk + 1)
 
     def best(p, ref):
@@ -106,10 +114,9 @@ def profile_shifts(trials, subj, train, test, maxk) -> tuple[int, dict]:
 
 def rolled_set(trials: TrialSet, kk: np.ndarray) -> TrialSet:
     """The trials with trial i's electrodes rolled by kk[i] (new keys: no cached feature is reused)."""
-    return TrialSet([np.roll(x, -k, axis=0) if k else x for x, k in zip(trials.data, kk)], trials.rate,
-                    trials.labels, trials.subjects, trials.sessions, trials.repetitions,
-                    np.char.add(trials.keys, np.char.add("#ring", kk.astype(str))), trials.classes,
-                    trials.name, dict(trials.meta), trials.cache)
+    return replace(trials, data=[np.roll(x, -k, axis=0) if k else x for x, k in zip(trials.data, kk)],
+                   keys=np.char.add(trials.keys, np.char.add("#ring", kk.astype(str))),
+                   meta=dict(trials.meta))
 
 
 def main(argv=None) -> int:
@@ -127,6 +134,7 @@ def main(argv=None) -> int:
     trials = load_trials(a.archive)
     n_ch, subj = trials.n_channels, trials.subjects
     feats = [windowed_features([x], trials.rate, 0.2, 0.05, 0.0, True)[0] for x in trials.data]
+    prof = log_mav_profiles(trials) if a.select == "profile" else None
     rest_id = rest_class_id(trials)
     folds = [f for f in make_folds(trials, a.regime, (0,), (0.05,), None, "one", rest_id,
                                    Grouping(by="subject"))
@@ -143,7 +151,7 @@ def main(argv=None) -> int:
             k = likelihood_shift(feats, trials.labels, subj, others, own,
                                  trials.labels[own] if fewshot else None, a.maxk, n_ch)
         else:
-            k, aligned = profile_shifts(trials, subj, others, test, a.maxk)
+            k, aligned = profile_shifts(prof, subj, others, test, a.maxk)
             for idx, q in aligned.values():
                 kk[idx] = q
         kk[test] = k
