@@ -38,7 +38,8 @@ for _k in range(1, 20):
     _IPOW10[_k] = _IPOW10[_k - 1] * 10
 cdef uint64_t _EXACT = 1ULL << 53  # integers up to this are exact doubles
 cdef int _MAX_DIGITS = 19           # significant digits that always fit a uint64
-cdef int _FIELD_BYTES = 64
+cdef enum:
+    _FIELD_BYTES = 64               # longest field given to the general conversion, with its NUL
 
 
 cdef inline bint _blank(unsigned char ch) noexcept nogil:
@@ -83,7 +84,7 @@ def parse_number_table(const unsigned char[::1] buf, int delimiter, Py_ssize_t s
     cdef int sig, zeros
     cdef long e10, ex
     cdef double v
-    cdef char field[64]
+    cdef char field[_FIELD_BYTES]
     cdef double[:, ::1] out
     for i in range(n):
         if buf[i] == 10:
