@@ -499,10 +499,10 @@ def test_probe_fuse_weights_the_probe_and_the_window_lda_posteriors(setup, trial
     fused = get_method("aemg-probe-fuse", run=run)
     assert fused.weight == 0.5 and fused.regimes == ("rest", "fewshot") and fused.needs_rest
     for w in (0.0, 0.3, 0.5, 1.0):
-        fused = get_method("aemg-probe-fuse", run=run, weight=w).fit(train)
+        fused = get_method("aemg-probe-fuse", run=run, weight=w, guard=None).fit(train)
         np.testing.assert_array_equal(fused.predict(test).trial,
                                       _fused_reference(scores, use, ws, owner, len(test), w))
-    alone = get_method("aemg-probe-fuse", run=run, weight=1).fit(train)
+    alone = get_method("aemg-probe-fuse", run=run, weight=1, guard=None).fit(train)
     np.testing.assert_array_equal(alone.predict(test).trial, probe.predict(test).trial)
 
 
@@ -519,7 +519,7 @@ def test_probe_fuse_map_fuses_the_fewshot_twins(setup, trials):
     scores, use = probe.scores(test, adaptation)
     lda = get_method("lda-log-subjnorm-map").fit(train, adaptation=adaptation)
     ws, owner = lda.window_scores(test, adaptation)
-    fused = get_method("aemg-probe-fuse-map", run=run).fit(train, adaptation=adaptation)
+    fused = get_method("aemg-probe-fuse-map", run=run, guard=None).fit(train, adaptation=adaptation)
     assert fused.regimes == ("fewshot",)
     np.testing.assert_array_equal(fused.predict(test, adaptation).trial,
                                   _fused_reference(scores, use, ws, owner, len(test), 0.5))
@@ -533,7 +533,7 @@ def test_probe_fuse_subjnorm_online_fuses_the_running_statistics(setup, trials):
     fold = loso_folds(trials, regime="online")[0]
     adaptation = fold_adaptation(trials, fold)
     train, test = trials.subset(fold.train), trials.subset(fold.test).without_labels()
-    fused = get_method("aemg-probe-fuse-subjnorm", run=run).fit(train, adaptation=adaptation)
+    fused = get_method("aemg-probe-fuse-subjnorm", run=run, guard=None).fit(train, adaptation=adaptation)
     assert fused.regimes == ("online", "unlabelled", "fewshot") and fused.probe.online_prior == 2.0
     probe = get_method("aemg-probe-tok-subjnorm", run=run).fit(train, adaptation=adaptation)
     lda = get_method("lda-log-subjnorm").fit(train, adaptation=adaptation)
@@ -553,7 +553,7 @@ def test_probe_fuse_auto_fuses_the_selected_probe_with_the_standardised_lda(setu
     fold = loso_folds(trials, regime="unlabelled")[0]
     adaptation = fold_adaptation(trials, fold)
     train, test = trials.subset(fold.train), trials.subset(fold.test).without_labels()
-    fused = get_method("aemg-probe-fuse-auto", run=run).fit(train, adaptation=adaptation)
+    fused = get_method("aemg-probe-fuse-auto", run=run, guard=None).fit(train, adaptation=adaptation)
     assert fused.regimes == ("unlabelled",) and fused.weight == 0.5
     probe = get_method("aemg-probe-auto", run=run).fit(train, adaptation=adaptation)
     lda = get_method("lda-log-subjnorm").fit(train, adaptation=adaptation)
@@ -564,11 +564,108 @@ def test_probe_fuse_auto_fuses_the_selected_probe_with_the_standardised_lda(setu
                                   _fused_reference(scores, use, ws, owner, len(test), 0.5))
 
 
+def test_inner_folds_replay_the_regime_on_training_users_only(trials):
+    """The guard's folds: each holds out one training user (never the test user), keeps that
+    user's designated rest recording out of its test trials and in ``rest``, and under fewshot
+    moves as many labelled trials per class into training as the test user gave."""
+    from aemg.eval.protocols import fewshot_folds, inner_folds
+    from aemg.eval.runner import fold_adaptation
+    fold = fewshot_folds(trials, 0.01, too_small="one")[0]
+    adaptation = fold_adaptation(trials, fold)
+    train = trials.subset(fold.train)
+    inner = inner_folds(train, adaptation, n_users=5, seed=0)
+    others = sorted(set(train.subjects.tolist()) - {adaptation.subject})
+    assert [f.subject for f in inner] == others and all(f.regime == "fewshot" for f in inner)
+    given = np.bincount(train.labels[train.subjects == adaptation.subject], minlength=train.n_classes)
+    for f in inner:
+        assert not np.intersect1d(f.train, f.test).size
+        assert set(train.subjects[f.test].tolist()) == {f.subject}
+        assert not np.isin(f.test, adaptation.train_rest).any()
+        rest = adaptation.train_rest
+        assert np.array_equal(f.rest, rest[train.subjects[rest] == f.subject])
+        share = f.train[train.subjects[f.train] == f.subject]
+        drawn = np.bincount(train.labels[share], minlength=train.n_classes)
+        own = np.bincount(train.labels[np.setdiff1d(np.flatnonzero(train.subjects == f.subject), f.rest)],
+                          minlength=train.n_classes)
+        np.testing.assert_array_equal(drawn, np.where(own > 1, np.minimum(given, own - 1), 0))
+    assert inner_folds(train, None) == [] and inner_folds(train.subset(np.flatnonzero(
+        train.subjects == others[0])), adaptation) == []    # no regime / one user: no folds
+
+
+@pytest.mark.parametrize("regime", ["rest", "online"])
+def test_probe_fuse_guard_follows_the_inner_accuracies(setup, trials, regime):
+    """The guard: the fused rule, the LDA alone and the probe alone scored on the inner folds'
+    held-out training users (written out here); a component decides alone only when it beats the
+    fused rule by more than ``guard``; guard=1 never fires, guard=None keeps the weight."""
+    from aemg.eval.protocols import inner_folds
+    from aemg.eval.runner import fold_adaptation
+    run = str(setup / "run")
+    name, probe_name, lda_name = (("aemg-probe-fuse", "aemg-probe-tok", "lda-log") if regime == "rest" else
+                                  ("aemg-probe-fuse-subjnorm", "aemg-probe-tok-subjnorm", "lda-log-subjnorm"))
+    fold = loso_folds(trials, regime=regime)[0]
+    adaptation = fold_adaptation(trials, fold)
+    train, test = trials.subset(fold.train), trials.subset(fold.test).without_labels()
+    correct, n = np.zeros(3), 0
+    for f in inner_folds(train, adaptation, 5, fold.seed):
+        inner = fold_adaptation(train, f)
+        probe = get_method(probe_name, run=run).fit(train.subset(f.train), adaptation=inner)
+        lda = get_method(lda_name).fit(train.subset(f.train), adaptation=inner)
+        held = train.subset(f.test)
+        hidden = held.without_labels()
+        if regime == "online":
+            got = (*probe.online_scores(hidden, inner), *lda.online_window_scores(hidden))
+        else:
+            got = (*probe.scores(hidden, inner), *lda.window_scores(hidden, inner))
+        for i, w in enumerate((0.5, 0.0, 1.0)):
+            correct[i] += (_fused_reference(*got, len(held), w) == held.labels).sum()
+        n += len(held)
+    acc = correct / n
+    for guard in (0.0, 0.05, 1.0):
+        fused = get_method(name, run=run, guard=guard).fit(train, adaptation=adaptation)
+        assert fused.inner_["n_trials"] == n
+        np.testing.assert_allclose([fused.inner_[k] for k in ("fused", "lda", "probe")], acc)
+        best = 1 + int(np.argmax(acc[1:]))
+        assert fused.weight_ == ((0.5, 0.0, 1.0)[best] if acc[best] > acc[0] + guard else 0.5)
+        alone = get_method(name, run=run, guard=None, weight=fused.weight_).fit(train, adaptation=adaptation)
+        predict = "predict_online" if regime == "online" else "predict"
+        np.testing.assert_array_equal(getattr(fused, predict)(test, adaptation).trial,
+                                      getattr(alone, predict)(test, adaptation).trial)
+    assert alone.inner_ is None and alone.weight_ == alone.weight
+
+
+def test_fold_rows_record_the_inner_choice_and_the_report_counts_it(setup, trials, tmp_path):
+    """evaluate(): each fold row holds the method's fit_choice() (the guard's inner accuracies and
+    decision; None for a method that chooses nothing); the notes count the decisions per regime;
+    folds.csv holds the choice as JSON."""
+    import csv
+
+    from aemg.eval.report import write_report
+    res = evaluate(trials, ["aemg-probe-fuse", "lda-log"], regimes=["rest"], protocols=(),
+                   method_options={"aemg-probe-fuse": {"run": str(setup / "run")}})
+    fused = [r for r in res.folds if r["method"] == "aemg-probe-fuse"]
+    assert len(fused) == 3 and all(r["choice"] is None for r in res.folds if r["method"] == "lda-log")
+    decisions = [r["choice"]["decision"] for r in fused]
+    assert set(decisions) <= {"fused", "lda alone", "probe alone"}
+    assert all(0 <= r["choice"][k] <= 1 for r in fused for k in ("fused", "lda", "probe"))
+    note = next(n for n in res.notes if n.startswith("aemg-probe-fuse under rest: inner choice"))
+    for d in set(decisions):
+        k = decisions.count(d)
+        assert f"{d} in {k} fold{'s' * (k > 1)}" in note
+    write_report(res, tmp_path / "rep", plots=False)
+    with open(tmp_path / "rep" / "folds.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["method"] == "aemg-probe-fuse"]
+    assert [json.loads(r["choice"])["decision"] for r in rows] == decisions
+
+
 def test_probe_fuse_bad_options(setup):
     run = str(setup / "run")
     for bad in (-0.1, 1.5, "half"):
         with pytest.raises(ConfigError, match=r"weight must be a number in \[0, 1\]"):
             get_method("aemg-probe-fuse", run=run, weight=bad)
+        with pytest.raises(ConfigError, match=r"guard must be a number in \[0, 1\] or None"):
+            get_method("aemg-probe-fuse", run=run, guard=bad)
+    with pytest.raises(ConfigError, match="guard_users=1 must be an integer >= 2"):
+        get_method("aemg-probe-fuse", run=run, guard_users=1)
     with pytest.raises(ConfigError, match="is not a probe variant"):
         get_method("aemg-probe-fuse", run=run, probe="aemg-probe-tok-rows")
     with pytest.raises(ConfigError, match="is not a window LDA"):
@@ -603,7 +700,7 @@ def test_fusion_study_script_reproduces_the_fused_methods(setup, tmp_path, capsy
         for fold in loso_folds(trials, regime=regime):
             adaptation = fold_adaptation(trials, fold)
             train, test = trials.subset(fold.train), trials.subset(fold.test).without_labels()
-            method = get_method(fused, run=str(setup / "run")).fit(train, adaptation=adaptation)
+            method = get_method(fused, run=str(setup / "run"), guard=None).fit(train, adaptation=adaptation)
             pred = (method.predict_online(test, adaptation) if regime == "online"
                     else method.predict(test, adaptation)).trial
             want.append(pred)

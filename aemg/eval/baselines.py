@@ -126,6 +126,12 @@ class Method(abc.ABC):
     def predict(self, test: TrialSet, adaptation: Adaptation | None = None) -> Prediction:
         """Predict every trial of ``test`` (its labels are hidden) given ``adaptation``."""
 
+    def fit_choice(self) -> dict | None:
+        """What the last :meth:`fit` chose by an inner validation on its training trials, JSON-able,
+        with a short ``"decision"`` string (recorded per fold; the report counts the decisions);
+        None: nothing chosen (this default)."""
+        return None
+
     def predict_online(self, test: TrialSet, adaptation: Adaptation) -> Prediction:
         """Causal prediction: trial i of ``test`` (recording order) with ``adaptation.unlabelled`` =
         trials 0..i-1. This default calls :meth:`predict` once per trial; methods whose adaptation

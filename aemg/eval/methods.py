@@ -780,6 +780,11 @@ class AemgProbeAuto(AemgProbe):
     def scores(self, test, adaptation=None):
         return self.chosen_.scores(test, adaptation)
 
+    def fit_choice(self) -> dict | None:
+        best = max(self.selection_, key=lambda r: r["inner_accuracy"])
+        return {"decision": ", ".join(f"{k}={v}" for k, v in best.items() if k != "inner_accuracy"),
+                "selection": self.selection_}
+
 
 #: what :class:`AemgProbeRows` classifies: one row per trial (the probe's pooled features), one row
 #: per token (the token's classic features; the trial = majority vote of its tokens, as lda-log's
@@ -935,6 +940,11 @@ class AemgProbeRows(AemgProbe):
         self.token_shrinkage_ = self.tokens_[4]
         return self
 
+    def fit_choice(self) -> dict | None:
+        if self.rows != "auto":
+            return None
+        return {"decision": f"rows={self.rows_}", "selection": self.selection_}
+
     def scores(self, test, adaptation=None):
         """(class scores (n', K), indices of the trials with tokens); token rows: the count of each
         class among the trial's token votes."""
@@ -958,6 +968,16 @@ class AemgProbeRows(AemgProbe):
 #: an inner cross-validation on the training users was measured to mislead (3DC 41.6 against 43.9
 #: under ``rest``; docs/notes/generalisation.md, session 7, experiment 19)
 FUSE_WEIGHT = 0.5
+#: the fused methods' gross-failure guard (share of trials): the fixed weight is kept unless one
+#: component alone beats the fused rule by more than this on training users held out in turn under
+#: the fold's regime (:func:`~aemg.eval.protocols.inner_folds`); then that component decides
+#: alone. Fixed before any screen at 5 points, about 3 standard errors of a paired difference over
+#: 5 inner users' trials, so that it fires on gross failures (a probe with two electrodes of
+#: sixteen to read), not on the 1-3 point differences where per-fold weight choice misled
+#: (experiment 19; docs/notes/generalisation.md, session 10, experiment 27)
+FUSE_GUARD = 0.05
+#: training users held out in turn by the guard
+FUSE_GUARD_USERS = 5
 #: the fused methods registered here: name -> (probe variant, window-LDA variant)
 FUSED_VARIANTS = {"aemg-probe-fuse": ("aemg-probe-tok", "lda-log"),
                   "aemg-probe-fuse-subjnorm": ("aemg-probe-tok-subjnorm", "lda-log-subjnorm"),
@@ -1014,6 +1034,14 @@ class AemgProbeFused(AemgMethod):
         ``lda_options``; it must run under each of the probe's regimes (or read nothing, ``none``).
     weight : float in [0, 1]
         The probe's weight (default :data:`FUSE_WEIGHT`).
+    guard : float in [0, 1] or None
+        Gross-failure guard (default :data:`FUSE_GUARD`; None: off): before the fit, up to
+        ``guard_users`` training users are held out in turn under the fold's regime (their rest
+        recording, running or unlabelled statistics, or labelled share, as the test user's:
+        :func:`~aemg.eval.protocols.inner_folds`); when the probe alone or the LDA alone is right on
+        more than ``guard`` more of their trials than the fused rule, that component decides alone
+        (``weight_`` 1 or 0). Nothing of the test user is read. ``inner_``: the inner accuracies
+        and the chosen weight of the last fit (None: no inner users, e.g. intra).
     """
 
     name = "aemg-probe-fuse"
@@ -1022,7 +1050,8 @@ class AemgProbeFused(AemgMethod):
 
     def __init__(self, run=None, probe: str = "aemg-probe-tok", lda: str = "lda-log",
                  weight: float = FUSE_WEIGHT, probe_options: dict | None = None,
-                 lda_options: dict | None = None, **kw):
+                 lda_options: dict | None = None, guard: float | None = FUSE_GUARD,
+                 guard_users: int = FUSE_GUARD_USERS, **kw):
         super().__init__(run, **{k: kw[k] for k in ("pooling", "preset", "device", "batch_size")
                                  if k in kw})
         from .baselines import HudginsLDA, get_method
@@ -1035,13 +1064,11 @@ class AemgProbeFused(AemgMethod):
         lost = [r for r in self.probe.regimes if r not in self.lda.regimes and "none" not in self.lda.regimes]
         if lost:
             raise ConfigError(f"{self.name}: {lda} cannot run under {', '.join(lost)}, a regime of {probe}")
-        try:
-            weight = float(weight)
-        except (TypeError, ValueError):
-            weight = -1.0
-        if not 0.0 <= weight <= 1.0:
-            raise ConfigError(f"{self.name}: weight must be a number in [0, 1]")
-        self.weight = weight
+        self.weight = self.weight_ = self._unit_interval("weight", weight)
+        guard = None if guard is None else self._unit_interval("guard", guard, " or None (off)")
+        if not isinstance(guard_users, int) or guard_users < 2:
+            raise ConfigError(f"{self.name}: guard_users={guard_users!r} must be an integer >= 2")
+        self.guard, self.guard_users, self.inner_ = guard, guard_users, None
 
     @property
     def regimes(self) -> tuple:
@@ -1054,35 +1081,98 @@ class AemgProbeFused(AemgMethod):
     def tokenizer_config(self, trials: TrialSet | None = None):
         return self.probe.tokenizer_config(trials)
 
+    def _unit_interval(self, option: str, value, alternative: str = "") -> float:
+        """``value`` as a float in [0, 1], else a ConfigError naming the method and ``option``."""
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            value = -1.0
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{self.name}: {option} must be a number in [0, 1]{alternative}")
+        return value
+
+    @property
+    def _running(self) -> bool:
+        """Both components have running statistics under ``online`` (per-user standardisation
+        without EM / MAP)."""
+        return (self.probe.subject_norm == "all" and self.probe.adapt == "none"
+                and self.lda.norm == "subject" and self.lda.adapt == "none")
+
     def fit(self, train, seed=0, adaptation=None):
+        self.inner_ = self._guard(train, seed, adaptation) if self.guard is not None else None
+        self.weight_ = self.weight if self.inner_ is None else self.inner_["weight"]
         self.probe.fit(train, seed=seed, adaptation=adaptation)
         self.lda.fit(train, seed=seed, adaptation=adaptation)
         return self
 
-    def _fuse(self, n: int, scores: np.ndarray, use: np.ndarray, window_scores: np.ndarray,
-              owner: np.ndarray) -> Prediction:
-        """The fused class of each of ``n`` trials from the probe's class scores (n', K) of the
-        trials ``use`` and the LDA's window scores (W, K) of the trials ``owner``."""
+    def _guard(self, train: TrialSet, seed: int, adaptation: Adaptation | None) -> dict | None:
+        """Inner accuracies of the fused rule, the LDA alone and the probe alone on training users
+        held out in turn under the regime, and the weight they give (see the class docstring)."""
+        from .protocols import inner_folds
+        from .runner import fold_adaptation
+        online = adaptation is not None and adaptation.regime == "online"
+        if online and not self._running:
+            return None
+        weights = (self.weight, 0.0, 1.0)
+        correct, n = np.zeros(len(weights)), 0
+        for fold in inner_folds(train, adaptation, self.guard_users, seed):
+            inner = fold_adaptation(train, fold, adaptation.rest_class)
+            try:
+                self.probe.fit(train.subset(fold.train), seed=seed, adaptation=inner)
+                self.lda.fit(train.subset(fold.train), seed=seed, adaptation=inner)
+            except DataError as e:  # e.g. an inner user without tokens: that user is left out
+                log.info("%s: inner user %s left out of the guard: %s", self.name, fold.subject, e)
+                continue
+            test = train.subset(fold.test)
+            inputs = self._inputs(test.without_labels(), inner, online)
+            for i, w in enumerate(weights):
+                correct[i] += int((self._rule(len(test), *inputs, w) == test.labels).sum())
+            n += len(test)
+        if not n:
+            return None
+        acc = correct / n
+        alone = 1 + int(np.argmax(acc[1:]))                       # the better single component
+        weight = weights[alone] if acc[alone] > acc[0] + self.guard else self.weight
+        out = {"weight": weight, "fused": float(acc[0]), "lda": float(acc[1]), "probe": float(acc[2]),
+               "n_trials": n}
+        log.info("%s: guard weight %g (inner accuracy fused %.3f, lda %.3f, probe %.3f, %d trials)",
+                 self.name, weight, acc[0], acc[1], acc[2], n)
+        return out
+
+    def fit_choice(self) -> dict | None:
+        if self.inner_ is None:
+            return None
+        decision = {1.0: "probe alone", 0.0: "lda alone"}.get(self.weight_, "fused") \
+            if self.weight_ != self.weight else "fused"
+        return {"decision": decision, **self.inner_}
+
+    def _inputs(self, test: TrialSet, adaptation: Adaptation | None, online: bool = False) -> tuple:
+        """(probe class scores (n', K), their trials, LDA window scores (W, K), their trials) of
+        ``test``; ``online``: both on their running statistics."""
+        if online:
+            return (*self.probe.online_scores(test, adaptation), *self.lda.online_window_scores(test))
+        return (*self.probe.scores(test, adaptation), *self.lda.window_scores(test, adaptation))
+
+    def _rule(self, n: int, scores: np.ndarray, use: np.ndarray, window_scores: np.ndarray,
+              owner: np.ndarray, weight: float) -> np.ndarray:
+        """The fused class (n,) of each of ``n`` trials from the probe's class scores (n', K) of the
+        trials ``use`` and the LDA's window scores (W, K) of the trials ``owner`` (-1: neither)."""
         probe, has_probe, lda, has_lda = fusion_inputs(
             n, max(self.probe.n_classes_, self.lda.n_classes_), scores, use, window_scores, owner)
-        w = np.where(has_probe & has_lda, self.weight, has_probe.astype(np.float64))[:, None]
+        w = np.where(has_probe & has_lda, weight, has_probe.astype(np.float64))[:, None]
         out = (w * probe + (1 - w) * lda).argmax(axis=1)
         out[~(has_probe | has_lda)] = -1
-        return Prediction(out)
+        return out
 
     def predict(self, test, adaptation=None):
-        return self._fuse(len(test), *self.probe.scores(test, adaptation),
-                          *self.lda.window_scores(test, adaptation))
+        return Prediction(self._rule(len(test), *self._inputs(test, adaptation), self.weight_))
 
     def predict_online(self, test, adaptation):
         """Both components' running statistics (their own ``online_prior``) where both have them
         (per-user standardisation without EM / MAP); otherwise trial by trial."""
-        running = (self.probe.subject_norm == "all" and self.probe.adapt == "none"
-                   and self.lda.norm == "subject" and self.lda.adapt == "none")
-        if not running:
+        if not self._running:
             return super().predict_online(test, adaptation)
-        return self._fuse(len(test), *self.probe.online_scores(test, adaptation),
-                          *self.lda.online_window_scores(test))
+        return Prediction(self._rule(len(test), *self._inputs(test, adaptation, online=True), self.weight_))
 
 
 class AemgSupervised(AemgMethod):

@@ -554,6 +554,51 @@ def make_folds(trials: TrialSet, protocol: str, seeds: Sequence[int] = (0,), sha
                           f"{', '.join(dict.fromkeys(PROTOCOLS + REGIMES))}")
 
 
+def inner_folds(train: TrialSet, adaptation: Adaptation | None, n_users: int = 5,
+                seed: int = 0) -> list[Fold]:
+    """Folds *inside* one fold's training trials that replay its regime on training users: each of
+    up to ``n_users`` training users (evenly spaced over the sorted ids; never the test user, whose
+    few-shot share sits in ``train``) is held out in turn and trained against all other training
+    trials, with what ``adaptation.regime`` shows of a test user -- its rest recordings (the
+    designated ones, ``adaptation.train_rest``), its unlabelled or earlier trials, and under
+    ``fewshot`` a labelled share of as many trials per class as the test user gave (at least one,
+    at most all but one; seeded by ``seed`` and the user id). Indices are into ``train`` (already
+    the methods' :func:`user_view`); fewer than 2 such users, or no regime (``adaptation`` None or
+    ``intra``): no folds. Used by validation that may read the training users only (the fused
+    methods' guard)."""
+    if adaptation is None or adaptation.regime not in REGIMES:
+        return []
+    rest = np.asarray(adaptation.train_rest, dtype=np.int64)
+    users = np.unique(train.subjects[train.subjects != adaptation.subject]) if len(train) else []
+    if len(users) < 2:
+        return []
+    users = users[np.unique(np.linspace(0, len(users) - 1, min(n_users, len(users))).round().astype(int))]
+    per_class = None
+    if adaptation.regime == "fewshot":  # the test user's labelled trials per class
+        mine = np.setdiff1d(np.flatnonzero(train.subjects == adaptation.subject), rest)
+        counts = np.bincount(train.labels[mine], minlength=train.n_classes)
+        per_class = np.where(counts > 0, counts, max(int(np.median(counts[counts > 0])), 1)
+                             if (counts > 0).any() else 1)
+    out = []
+    for u in users.tolist():
+        held = train.subjects == u
+        own = np.setdiff1d(np.flatnonzero(held), rest)
+        tr = np.flatnonzero(~held)
+        if per_class is not None:
+            rng = np.random.default_rng([int(seed), _subject_hash(u)])
+            picked = [rng.choice(own[train.labels[own] == c], size=min(int(per_class[c]), m - 1),
+                                 replace=False)
+                      for c in np.unique(train.labels[own])
+                      if (m := int((train.labels[own] == c).sum())) > 1]
+            share = np.sort(np.concatenate(picked)) if picked else np.empty(0, dtype=np.int64)
+            own, tr = np.setdiff1d(own, share), np.concatenate([tr, share])
+        if not len(own) or not len(tr):
+            continue
+        out.append(Fold("fewshot" if per_class is not None else "loso", u, tr, own, int(seed),
+                        regime=adaptation.regime, rest=rest[held[rest]], train_rest=rest[~held[rest]]))
+    return out if len(out) >= 2 else []
+
+
 def _subject_hash(subject: str) -> int:
     """A stable (process-independent) integer for a subject (or group) id, to seed its draws."""
     return zlib.crc32(subject.encode())

@@ -45,8 +45,15 @@ def _csv_bytes(rows: list[dict], columns: list[str]) -> bytes:
     w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
+        w.writerow({k: _cell(r.get(k)) for k in columns})
     return buf.getvalue().encode()
+
+
+def _cell(value) -> object:
+    """A CSV cell: empty for None, JSON for nested values (a fold's inner ``choice``)."""
+    if value is None:
+        return ""
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
 
 
 def _fig_bytes(fig) -> bytes:

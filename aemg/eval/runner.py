@@ -295,10 +295,25 @@ def evaluate(trials: TrialSet, methods: Sequence[str], protocols: Sequence[str] 
                 bar.update(1)
     if bar is not None:
         bar.close()
+    res.notes.extend(choice_notes(res.folds))
     if reused:
         res.notes.append(f"{reused} of {len(work)} folds read back from the fold journal "
                          f"({journal.path})")
     return res
+
+
+def choice_notes(rows: Sequence[dict]) -> list[str]:
+    """One note per (method, regime) whose folds recorded an inner choice (:meth:`Method.fit_choice`):
+    how many folds took each decision, most frequent first."""
+    counts: dict = {}
+    for r in rows:
+        decision = (r.get("choice") or {}).get("decision")
+        if decision is not None:
+            per = counts.setdefault((r["method"], r["regime"]), {})
+            per[decision] = per.get(decision, 0) + 1
+    return [f"{m} under {regime}: inner choice per fold by the training users: " + ", ".join(
+                f"{d} in {k} fold{'s' * (k > 1)}" for d, k in sorted(per.items(), key=lambda kv: -kv[1]))
+            for (m, regime), per in counts.items()]
 
 
 def _run_fold(trials: TrialSet, name: str, fold: Fold, options: dict,
@@ -319,7 +334,8 @@ def _run_fold(trials: TrialSet, name: str, fold: Fold, options: dict,
            "correct_trials": int((pred.trial == true).sum()),
            "trial_acc": float((pred.trial == true).mean()) if len(true) else float("nan"),
            "correct_windows": 0, "n_windows": 0, "window_acc": None,
-           "seconds": time.perf_counter() - start, "notes": "; ".join(fold.notes)}
+           "seconds": time.perf_counter() - start, "notes": "; ".join(fold.notes),
+           "choice": method.fit_choice()}
     if pred.window is not None:
         wtrue = true[pred.window_trial]
         row.update(correct_windows=int((pred.window == wtrue).sum()), n_windows=int(len(wtrue)),
