@@ -616,21 +616,46 @@ def test_probe_fuse_guard_follows_the_inner_accuracies(setup, trials, regime):
             got = (*probe.online_scores(hidden, inner), *lda.online_window_scores(hidden))
         else:
             got = (*probe.scores(hidden, inner), *lda.window_scores(hidden, inner))
-        for i, w in enumerate((0.5, 0.0, 1.0)):
-            correct[i] += (_fused_reference(*got, len(held), w) == held.labels).sum()
+        vote = lda.predict_online(hidden, inner) if regime == "online" else lda.predict(hidden, inner)
+        for i, pred in enumerate((_fused_reference(*got, len(held), 0.5), vote.trial,
+                                  _fused_reference(*got, len(held), 1.0))):
+            correct[i] += (pred == held.labels).sum()
         n += len(held)
     acc = correct / n
+    predict = "predict_online" if regime == "online" else "predict"
+    lda = get_method(lda_name).fit(train, adaptation=adaptation)
     for guard in (0.0, 0.05, 1.0):
         fused = get_method(name, run=run, guard=guard).fit(train, adaptation=adaptation)
         assert fused.inner_["n_trials"] == n
         np.testing.assert_allclose([fused.inner_[k] for k in ("fused", "lda", "probe")], acc)
         best = 1 + int(np.argmax(acc[1:]))
-        assert fused.weight_ == ((0.5, 0.0, 1.0)[best] if acc[best] > acc[0] + guard else 0.5)
-        alone = get_method(name, run=run, guard=None, weight=fused.weight_).fit(train, adaptation=adaptation)
-        predict = "predict_online" if regime == "online" else "predict"
+        assert fused.alone_ == (("lda", "probe")[best - 1] if acc[best] > acc[0] + guard else None)
+        assert fused.fit_choice()["decision"] == (f"{fused.alone_} alone" if fused.alone_ else "fused")
+        # alone: exactly that component's prediction (the LDA's vote; the probe = weight 1)
+        same = (lda if fused.alone_ == "lda" else get_method(
+            name, run=run, guard=None, weight=1.0 if fused.alone_ else 0.5).fit(train, adaptation=adaptation))
         np.testing.assert_array_equal(getattr(fused, predict)(test, adaptation).trial,
-                                      getattr(alone, predict)(test, adaptation).trial)
-    assert alone.inner_ is None and alone.weight_ == alone.weight
+                                      getattr(same, predict)(test, adaptation).trial)
+    unguarded = get_method(name, run=run, guard=None).fit(train, adaptation=adaptation)
+    assert unguarded.inner_ is None and unguarded.alone_ is None and unguarded.fit_choice() is None
+
+
+def test_probe_fuse_guard_lets_the_much_better_component_decide_alone(setup, trials):
+    """An LDA whose own prediction is always right (an oracle by trial key, standing in for a
+    probe that fails on a device) beats the fused rule on the inner users: the guard lets it decide
+    alone, and the fused method then predicts exactly what it predicts."""
+    from aemg.eval.baselines import Prediction
+    from aemg.eval.runner import fold_adaptation
+    truth = dict(zip(trials.keys.tolist(), trials.labels.tolist()))
+    fold = loso_folds(trials, regime="rest")[0]
+    adaptation = fold_adaptation(trials, fold)
+    train, test = trials.subset(fold.train), trials.subset(fold.test).without_labels()
+    fused = get_method("aemg-probe-fuse", run=str(setup / "run"))
+    fused.lda.predict = lambda t, a=None: Prediction(np.array([truth[k] for k in t.keys.tolist()]))
+    fused.fit(train, adaptation=adaptation)
+    assert fused.inner_["lda"] == 1.0 and fused.inner_["fused"] < 1.0 - fused.guard
+    assert fused.alone_ == "lda" and fused.fit_choice()["decision"] == "lda alone"
+    np.testing.assert_array_equal(fused.predict(test, adaptation).trial, trials.labels[fold.test])
 
 
 def test_fold_rows_record_the_inner_choice_and_the_report_counts_it(setup, trials, tmp_path):

@@ -1038,10 +1038,11 @@ class AemgProbeFused(AemgMethod):
         Gross-failure guard (default :data:`FUSE_GUARD`; None: off): before the fit, up to
         ``guard_users`` training users are held out in turn under the fold's regime (their rest
         recording, running or unlabelled statistics, or labelled share, as the test user's:
-        :func:`~aemg.eval.protocols.inner_folds`); when the probe alone or the LDA alone is right on
-        more than ``guard`` more of their trials than the fused rule, that component decides alone
-        (``weight_`` 1 or 0). Nothing of the test user is read. ``inner_``: the inner accuracies
-        and the chosen weight of the last fit (None: no inner users, e.g. intra).
+        :func:`~aemg.eval.protocols.inner_folds`); when the LDA alone (its own prediction: the
+        window vote, exactly the classic twin) or the probe alone (``weight`` 1) is right on more
+        than ``guard`` more of their trials than the fused rule, that component decides alone
+        (``alone_``). Nothing of the test user is read. ``inner_``: the inner accuracies and the
+        decision of the last fit (None: no inner users, e.g. intra).
     """
 
     name = "aemg-probe-fuse"
@@ -1068,7 +1069,7 @@ class AemgProbeFused(AemgMethod):
         guard = None if guard is None else self._unit_interval("guard", guard, " or None (off)")
         if not isinstance(guard_users, int) or guard_users < 2:
             raise ConfigError(f"{self.name}: guard_users={guard_users!r} must be an integer >= 2")
-        self.guard, self.guard_users, self.inner_ = guard, guard_users, None
+        self.guard, self.guard_users, self.inner_, self.alone_ = guard, guard_users, None, None
 
     @property
     def regimes(self) -> tuple:
@@ -1100,21 +1101,22 @@ class AemgProbeFused(AemgMethod):
 
     def fit(self, train, seed=0, adaptation=None):
         self.inner_ = self._guard(train, seed, adaptation) if self.guard is not None else None
-        self.weight_ = self.weight if self.inner_ is None else self.inner_["weight"]
+        self.alone_ = None if self.inner_ is None else self.inner_["alone"]
+        self.weight_ = 1.0 if self.alone_ == "probe" else self.weight
         self.probe.fit(train, seed=seed, adaptation=adaptation)
         self.lda.fit(train, seed=seed, adaptation=adaptation)
         return self
 
     def _guard(self, train: TrialSet, seed: int, adaptation: Adaptation | None) -> dict | None:
         """Inner accuracies of the fused rule, the LDA alone and the probe alone on training users
-        held out in turn under the regime, and the weight they give (see the class docstring)."""
+        held out in turn under the regime, and which component (if any) they leave alone (see the
+        class docstring)."""
         from .protocols import inner_folds
         from .runner import fold_adaptation
         online = adaptation is not None and adaptation.regime == "online"
         if online and not self._running:
             return None
-        weights = (self.weight, 0.0, 1.0)
-        correct, n = np.zeros(len(weights)), 0
+        correct, n = np.zeros(3), 0
         for fold in inner_folds(train, adaptation, self.guard_users, seed):
             inner = fold_adaptation(train, fold, adaptation.rest_class)
             try:
@@ -1124,27 +1126,27 @@ class AemgProbeFused(AemgMethod):
                 log.info("%s: inner user %s left out of the guard: %s", self.name, fold.subject, e)
                 continue
             test = train.subset(fold.test)
-            inputs = self._inputs(test.without_labels(), inner, online)
-            for i, w in enumerate(weights):
-                correct[i] += int((self._rule(len(test), *inputs, w) == test.labels).sum())
+            hidden = test.without_labels()
+            inputs = self._inputs(hidden, inner, online)
+            lda = self.lda.predict_online(hidden, inner) if online else self.lda.predict(hidden, inner)
+            for i, pred in enumerate((self._rule(len(test), *inputs, self.weight), lda.trial,
+                                      self._rule(len(test), *inputs, 1.0))):
+                correct[i] += int((pred == test.labels).sum())
             n += len(test)
         if not n:
             return None
         acc = correct / n
-        alone = 1 + int(np.argmax(acc[1:]))                       # the better single component
-        weight = weights[alone] if acc[alone] > acc[0] + self.guard else self.weight
-        out = {"weight": weight, "fused": float(acc[0]), "lda": float(acc[1]), "probe": float(acc[2]),
-               "n_trials": n}
-        log.info("%s: guard weight %g (inner accuracy fused %.3f, lda %.3f, probe %.3f, %d trials)",
-                 self.name, weight, acc[0], acc[1], acc[2], n)
-        return out
+        best = 1 + int(np.argmax(acc[1:]))                         # the better single component
+        alone = ("lda", "probe")[best - 1] if acc[best] > acc[0] + self.guard else None
+        log.info("%s: guard %s (inner accuracy fused %.3f, lda %.3f, probe %.3f, %d trials)", self.name,
+                 f"{alone} alone" if alone else "fused", acc[0], acc[1], acc[2], n)
+        return {"alone": alone, "fused": float(acc[0]), "lda": float(acc[1]), "probe": float(acc[2]),
+                "n_trials": n}
 
     def fit_choice(self) -> dict | None:
         if self.inner_ is None:
             return None
-        decision = {1.0: "probe alone", 0.0: "lda alone"}.get(self.weight_, "fused") \
-            if self.weight_ != self.weight else "fused"
-        return {"decision": decision, **self.inner_}
+        return {"decision": f"{self.alone_} alone" if self.alone_ else "fused", **self.inner_}
 
     def _inputs(self, test: TrialSet, adaptation: Adaptation | None, online: bool = False) -> tuple:
         """(probe class scores (n', K), their trials, LDA window scores (W, K), their trials) of
@@ -1165,6 +1167,8 @@ class AemgProbeFused(AemgMethod):
         return out
 
     def predict(self, test, adaptation=None):
+        if self.alone_ == "lda":
+            return self.lda.predict(test, adaptation)
         return Prediction(self._rule(len(test), *self._inputs(test, adaptation), self.weight_))
 
     def predict_online(self, test, adaptation):
@@ -1172,6 +1176,8 @@ class AemgProbeFused(AemgMethod):
         (per-user standardisation without EM / MAP); otherwise trial by trial."""
         if not self._running:
             return super().predict_online(test, adaptation)
+        if self.alone_ == "lda":
+            return self.lda.predict_online(test, adaptation)
         return Prediction(self._rule(len(test), *self._inputs(test, adaptation, online=True), self.weight_))
 
 
