@@ -3,7 +3,7 @@ experiment 27).
 
 For each requested regime, its recommended fused method (``aemg.eval.methods.RECOMMENDED_METHODS``)
 is evaluated LOSO twice on the same folds -- ``guard=None`` (the fixed weight 0.5 of sessions 7-9)
-and the default guard -- beside its classic twin (the window LDA it fuses). One process, one trial
+and ``guard=FUSE_GUARD`` (0.05) -- beside its classic twin (the window LDA it fuses). One process, one trial
 set: the embeddings are computed once and shared by both runs. Prints per regime the mean trial
 accuracy (%) over test users of the three, the paired comparison guard on - off (as ``aemg
 compare``), and the guard's decisions per fold::
@@ -21,7 +21,7 @@ import sys
 def main(argv=None) -> int:
     from aemg.errors import DataError
     from aemg.eval import load_trials
-    from aemg.eval.methods import FUSED_VARIANTS, RECOMMENDED_METHODS
+    from aemg.eval.methods import FUSE_GUARD, FUSED_VARIANTS, RECOMMENDED_METHODS
     from aemg.eval.protocols import Grouping
     from aemg.eval.runner import evaluate
     from aemg.eval.stats import comparison_text, paired_comparison
@@ -43,7 +43,8 @@ def main(argv=None) -> int:
         twin = FUSED_VARIANTS[fused][1]
         per_user, choices, seconds = {}, {}, {}
         for label, name, options in (("off", fused, {"run": a.run, "guard": None}),
-                                     ("on", fused, {"run": a.run}), ("twin", twin, {})):
+                                     ("on", fused, {"run": a.run, "guard": FUSE_GUARD}),
+                                     ("twin", twin, {})):
             try:
                 res = evaluate(trials, [name], regimes=[regime], protocols=(), seeds=[a.seed],
                                shares=[a.share], too_small="one", method_options={name: options},

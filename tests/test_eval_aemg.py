@@ -17,6 +17,7 @@ from aemg.errors import ConfigError, DataError
 from aemg.eval import evaluate, get_method, load_trials, loso_folds
 from aemg.eval.methods import (
     AEMG_METHODS,
+    FUSE_GUARD,
     calibrate,
     load_run,
     prepare_calibration,
@@ -636,7 +637,7 @@ def test_probe_fuse_guard_follows_the_inner_accuracies(setup, trials, regime):
             name, run=run, guard=None, weight=1.0 if fused.alone_ else 0.5).fit(train, adaptation=adaptation))
         np.testing.assert_array_equal(getattr(fused, predict)(test, adaptation).trial,
                                       getattr(same, predict)(test, adaptation).trial)
-    unguarded = get_method(name, run=run, guard=None).fit(train, adaptation=adaptation)
+    unguarded = get_method(name, run=run).fit(train, adaptation=adaptation)   # the default: off
     assert unguarded.inner_ is None and unguarded.alone_ is None and unguarded.fit_choice() is None
 
 
@@ -650,7 +651,7 @@ def test_probe_fuse_guard_lets_the_much_better_component_decide_alone(setup, tri
     fold = loso_folds(trials, regime="rest")[0]
     adaptation = fold_adaptation(trials, fold)
     train, test = trials.subset(fold.train), trials.subset(fold.test).without_labels()
-    fused = get_method("aemg-probe-fuse", run=str(setup / "run"))
+    fused = get_method("aemg-probe-fuse", run=str(setup / "run"), guard=FUSE_GUARD)
     fused.lda.predict = lambda t, a=None: Prediction(np.array([truth[k] for k in t.keys.tolist()]))
     fused.fit(train, adaptation=adaptation)
     assert fused.inner_["lda"] == 1.0 and fused.inner_["fused"] < 1.0 - fused.guard
@@ -666,7 +667,7 @@ def test_fold_rows_record_the_inner_choice_and_the_report_counts_it(setup, trial
 
     from aemg.eval.report import write_report
     res = evaluate(trials, ["aemg-probe-fuse", "lda-log"], regimes=["rest"], protocols=(),
-                   method_options={"aemg-probe-fuse": {"run": str(setup / "run")}})
+                   method_options={"aemg-probe-fuse": {"run": str(setup / "run"), "guard": FUSE_GUARD}})
     fused = [r for r in res.folds if r["method"] == "aemg-probe-fuse"]
     assert len(fused) == 3 and all(r["choice"] is None for r in res.folds if r["method"] == "lda-log")
     decisions = [r["choice"]["decision"] for r in fused]

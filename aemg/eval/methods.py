@@ -968,13 +968,15 @@ class AemgProbeRows(AemgProbe):
 #: an inner cross-validation on the training users was measured to mislead (3DC 41.6 against 43.9
 #: under ``rest``; docs/notes/generalisation.md, session 7, experiment 19)
 FUSE_WEIGHT = 0.5
-#: the fused methods' gross-failure guard (share of trials): the fixed weight is kept unless one
-#: component alone beats the fused rule by more than this on training users held out in turn under
-#: the fold's regime (:func:`~aemg.eval.protocols.inner_folds`); then that component decides
-#: alone. Fixed before any screen at 5 points, about 3 standard errors of a paired difference over
-#: 5 inner users' trials, so that it fires on gross failures (a probe with two electrodes of
-#: sixteen to read), not on the 1-3 point differences where per-fold weight choice misled
-#: (experiment 19; docs/notes/generalisation.md, session 10, experiment 27)
+#: the fused methods' gross-failure guard margin (share of trials) for ``guard=``: the fixed weight is
+#: kept unless one component alone beats the fused rule by more than this on training users held
+#: out in turn under the fold's regime (:func:`~aemg.eval.protocols.inner_folds`); then that
+#: component decides alone. Fixed before any screen at 5 points (about 3 standard errors of a paired
+#: difference over 5 inner users' trials), so that it fires on gross failures, not on the 1-3 point
+#: differences where per-fold weight choice misled (experiment 19). **Off by default**: measured in
+#: session 10 (docs/notes/generalisation.md, experiment 27) it never changed a fold on real data
+#: (3DC, myo_readings through 8, 2 and 1 electrodes), helped +0.7 on average (not shown) on a
+#: synthetic 2-electrode device, and costs 2-7x the fused methods' fold time
 FUSE_GUARD = 0.05
 #: training users held out in turn by the guard
 FUSE_GUARD_USERS = 5
@@ -1035,7 +1037,7 @@ class AemgProbeFused(AemgMethod):
     weight : float in [0, 1]
         The probe's weight (default :data:`FUSE_WEIGHT`).
     guard : float in [0, 1] or None
-        Gross-failure guard (default :data:`FUSE_GUARD`; None: off): before the fit, up to
+        Gross-failure guard margin (e.g. :data:`FUSE_GUARD`; default None: off): before the fit, up to
         ``guard_users`` training users are held out in turn under the fold's regime (their rest
         recording, running or unlabelled statistics, or labelled share, as the test user's:
         :func:`~aemg.eval.protocols.inner_folds`); when the LDA alone (its own prediction: the
@@ -1051,7 +1053,7 @@ class AemgProbeFused(AemgMethod):
 
     def __init__(self, run=None, probe: str = "aemg-probe-tok", lda: str = "lda-log",
                  weight: float = FUSE_WEIGHT, probe_options: dict | None = None,
-                 lda_options: dict | None = None, guard: float | None = FUSE_GUARD,
+                 lda_options: dict | None = None, guard: float | None = None,
                  guard_users: int = FUSE_GUARD_USERS, **kw):
         super().__init__(run, **{k: kw[k] for k in ("pooling", "preset", "device", "batch_size")
                                  if k in kw})
