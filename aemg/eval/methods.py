@@ -974,9 +974,9 @@ FUSE_WEIGHT = 0.5
 #: component decides alone. Fixed before any screen at 5 points (about 3 standard errors of a paired
 #: difference over 5 inner users' trials), so that it fires on gross failures, not on the 1-3 point
 #: differences where per-fold weight choice misled (experiment 19). **Off by default**: measured in
-#: session 10 (docs/notes/generalisation.md, experiment 27) it never changed a fold on real data
-#: (3DC, myo_readings through 8, 2 and 1 electrodes), helped +0.7 on average (not shown) on a
-#: synthetic 2-electrode device, and costs 2-7x the fused methods' fold time
+#: session 10 (docs/notes/generalisation.md, experiment 27) it changed 1 fold in ~600 on real data
+#: (3DC, UCI, suguru, myo_readings through 8, 2 and 1 electrodes), moved a synthetic 2-electrode
+#: device by -0.9 to +2.1 (none shown), and costs 2-7x the fused methods' fold time
 FUSE_GUARD = 0.05
 #: training users held out in turn by the guard
 FUSE_GUARD_USERS = 5
