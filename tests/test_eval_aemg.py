@@ -339,6 +339,13 @@ def test_probe_auto_fits_the_candidate_with_the_best_inner_accuracy(setup, trial
     # the test user plays no part in the choice: other test trials, the same selection
     other = get_method("aemg-probe-auto", run=run).fit(train, adaptation=adaptation.with_unlabelled(None))
     assert other.selection_ == auto.selection_
+    assert auto.fit_choice() == {"decision": f"token_set={best['token_set']}, adapt={best['adapt']}",
+                                 "selection": auto.selection_}
+    # one training user: no inner split, the first candidate, and the choice says so
+    alone = train.subset(np.flatnonzero(train.subjects == train.subjects[0]))
+    single = get_method("aemg-probe-auto", run=run).fit(alone, adaptation=adaptation)
+    assert single.fit_choice() == {"decision": "token_set=td, adapt=em (no inner split: the first)",
+                                   "selection": []}
     # one candidate: no choice to make
     one = get_method("aemg-probe-auto", run=run, candidates=[{"token_set": "all", "adapt": "em"}])
     one.fit(train, adaptation=adaptation)

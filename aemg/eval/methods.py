@@ -760,7 +760,8 @@ class AemgProbeAuto(AemgProbe):
                 for p in probes]
         groups = np.array_split(np.unique(subjects), min(self.inner_folds, len(np.unique(subjects))))
         correct = np.zeros(len(probes))
-        if len(groups) >= 2:
+        self.inner_split_ = len(groups) >= 2
+        if self.inner_split_:
             for i, (probe, c) in enumerate(zip(probes, cols)):
                 for g in groups:
                     held = np.isin(subjects, g)
@@ -782,8 +783,9 @@ class AemgProbeAuto(AemgProbe):
 
     def fit_choice(self) -> dict | None:
         best = max(self.selection_, key=lambda r: r["inner_accuracy"])
-        return {"decision": ", ".join(f"{k}={v}" for k, v in best.items() if k != "inner_accuracy"),
-                "selection": self.selection_}
+        decision = ", ".join(f"{k}={v}" for k, v in best.items() if k != "inner_accuracy")
+        return {"decision": decision if self.inner_split_ else f"{decision} (no inner split: the first)",
+                "selection": self.selection_ if self.inner_split_ else []}
 
 
 #: what :class:`AemgProbeRows` classifies: one row per trial (the probe's pooled features), one row
