@@ -1069,11 +1069,11 @@ class AemgProbeFused(AemgMethod):
         lost = [r for r in self.probe.regimes if r not in self.lda.regimes and "none" not in self.lda.regimes]
         if lost:
             raise ConfigError(f"{self.name}: {lda} cannot run under {', '.join(lost)}, a regime of {probe}")
-        self.weight = self.weight_ = self._unit_interval("weight", weight)
+        self.weight = self._unit_interval("weight", weight)
         guard = None if guard is None else self._unit_interval("guard", guard, " or None (off)")
         if not isinstance(guard_users, int) or guard_users < 2:
             raise ConfigError(f"{self.name}: guard_users={guard_users!r} must be an integer >= 2")
-        self.guard, self.guard_users, self.inner_, self.alone_ = guard, guard_users, None, None
+        self.guard, self.guard_users, self.inner_ = guard, guard_users, None
 
     @property
     def regimes(self) -> tuple:
@@ -1097,6 +1097,17 @@ class AemgProbeFused(AemgMethod):
         return value
 
     @property
+    def alone_(self) -> str | None:
+        """The component the guard left to decide alone in the last fit (``"lda"``, ``"probe"``),
+        else None."""
+        return None if self.inner_ is None else self.inner_["alone"]
+
+    @property
+    def weight_(self) -> float:
+        """The probe's weight in the fused rule of the last fit (1 when the probe decides alone)."""
+        return 1.0 if self.alone_ == "probe" else self.weight
+
+    @property
     def _running(self) -> bool:
         """Both components have running statistics under ``online`` (per-user standardisation
         without EM / MAP)."""
@@ -1105,8 +1116,6 @@ class AemgProbeFused(AemgMethod):
 
     def fit(self, train, seed=0, adaptation=None):
         self.inner_ = self._guard(train, seed, adaptation) if self.guard is not None else None
-        self.alone_ = None if self.inner_ is None else self.inner_["alone"]
-        self.weight_ = 1.0 if self.alone_ == "probe" else self.weight
         self.probe.fit(train, seed=seed, adaptation=adaptation)
         self.lda.fit(train, seed=seed, adaptation=adaptation)
         return self
