@@ -482,14 +482,7 @@ def fewshot_folds(trials: TrialSet, share: float, seeds: Sequence[int] = (0,),
                     "per class)")
             k = np.where(counts > 1, np.maximum(k, 1), 0)
         for seed in seeds:
-            rng = np.random.default_rng([int(seed), _subject_hash(s)])
-            picked = []
-            for c, kc in zip(classes, k):
-                members = own[labels == c]
-                if kc < 1:
-                    continue
-                picked.append(rng.choice(members, size=int(kc), replace=False))
-            adapt = np.sort(np.concatenate(picked)) if picked else np.empty(0, dtype=np.int64)
+            adapt = _draw_per_class(own, labels, classes, k, seed, s)
             test = np.setdiff1d(own, adapt)
             fold = Fold("fewshot", s, np.concatenate([others, adapt]), test, int(seed), float(share),
                         len(adapt) / len(own), regime="fewshot", rest=rest[mine[rest]],
@@ -585,18 +578,27 @@ def inner_folds(train: TrialSet, adaptation: Adaptation | None, n_users: int = 5
         own = np.setdiff1d(np.flatnonzero(held), rest)
         tr = np.flatnonzero(~held)
         if per_class is not None:
-            rng = np.random.default_rng([int(seed), _subject_hash(u)])
-            picked = [rng.choice(own[train.labels[own] == c], size=min(int(per_class[c]), m - 1),
-                                 replace=False)
-                      for c in np.unique(train.labels[own])
-                      if (m := int((train.labels[own] == c).sum())) > 1]
-            share = np.sort(np.concatenate(picked)) if picked else np.empty(0, dtype=np.int64)
+            labels = train.labels[own]
+            classes, counts = np.unique(labels, return_counts=True)
+            k = np.where(counts > 1, np.minimum(per_class[classes], counts - 1), 0)
+            share = _draw_per_class(own, labels, classes, k, seed, u)
             own, tr = np.setdiff1d(own, share), np.concatenate([tr, share])
         if not len(own) or not len(tr):
             continue
         out.append(Fold("fewshot" if per_class is not None else "loso", u, tr, own, int(seed),
                         regime=adaptation.regime, rest=rest[held[rest]], train_rest=rest[~held[rest]]))
     return out if len(out) >= 2 else []
+
+
+def _draw_per_class(own: np.ndarray, labels: np.ndarray, classes: np.ndarray, k: np.ndarray,
+                    seed: int, group: str) -> np.ndarray:
+    """A labelled share of one group's trials ``own`` (labels ``labels``): ``k[i]`` of class
+    ``classes[i]`` drawn without replacement (none where ``k[i] < 1``), seeded by ``seed`` and the
+    group id; sorted trial indices (int64)."""
+    rng = np.random.default_rng([int(seed), _subject_hash(group)])
+    picked = [rng.choice(own[labels == c], size=int(kc), replace=False)
+              for c, kc in zip(classes, k) if kc >= 1]
+    return np.sort(np.concatenate(picked)) if picked else np.empty(0, dtype=np.int64)
 
 
 def _subject_hash(subject: str) -> int:
