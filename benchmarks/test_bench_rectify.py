@@ -608,3 +608,42 @@ def test_rectify_vs_libemg(tmp_path, quick):
     if not quick:
         assert ratio >= MIN_LIBEMG_RATIO, (f"aemg rectify is {ratio:.2f}x LibEMG's offline path "
                                            f"(floor {MIN_LIBEMG_RATIO}x)")
+
+
+# -- a whole `aemg rectify` command on a small dataset: the design cache (aemg.data.designs) ----------
+#
+# A fresh process with the filter designs on disk never imports scipy.signal (about 1-1.3 s of
+# CPU here, more than rectifying a small dataset); with the cache turned off it computes them, as
+# every process did before. Same files, same output bytes; interleaved rounds, medians of wall s.
+
+#: floor, same run. Measured on the development box (docs/notes/rectify.md, Session 11)
+MIN_DESIGN_CACHE_RATIO = 1.3
+
+
+def test_rectify_command_with_warm_design_cache(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = default_data_root() / "libemg_sdist_one_subject_myo"
+    if not root.is_dir():
+        pytest.skip("shared data not found")
+    cache = tmp_path / "cache"
+    outs = _FOLDERS
+
+    def command(cache_dir):
+        def run():
+            subprocess.run([sys.executable, "-m", "aemg", "rectify", "libemg_myo", str(root),
+                            str(tmp_path / f"archive{next(outs)}"), "--workers", "1", "--no-progress"],
+                           env={**os.environ, "AEMG_CACHE_DIR": cache_dir, "OMP_NUM_THREADS": "1"},
+                           check=True, capture_output=True)
+        return run
+
+    command(str(cache))()   # fills the cache
+    med = _median_rounds({"cache off": command(""), "warm cache": command(str(cache))}, rounds=3)
+    ratio = med["cache off"][0] / med["warm cache"][0]
+    for impl, (wall, _) in med.items():
+        harness.record("rectify_command", input="libemg_myo (20 files)", impl=impl, seconds=wall,
+                       vs_cache_off=med["cache off"][0] / wall)
+    assert ratio >= MIN_DESIGN_CACHE_RATIO, (f"aemg rectify with a warm design cache is {ratio:.2f}x "
+                                             f"the cache turned off (floor {MIN_DESIGN_CACHE_RATIO}x)")

@@ -10,7 +10,8 @@ test trial the class log-posteriors of two fitted methods:
 Fused: ``w P + (1 - w) L`` for w in ``--weights``; w = 1 is the probe alone, w = 0 the LDA's
 mean-posterior rule (its majority vote is reported too, as ``aemg evaluate`` scores it). The
 per-trial log-posteriors are saved (``--save OUT.npz``) so other rules can be scored without
-refitting. Per-trial accuracy (%) mean over test users::
+refitting; ``LP`` (saved) is the log of the LDA's mean window posterior (experiment 28's pooling).
+Per-trial accuracy (%) mean over test users::
 
     python scripts/fusion_study.py /tmp/res/arch/3dc --run /tmp/res/runs/for_3dc --regime rest
     python scripts/fusion_study.py /tmp/res/arch/3dc --run /tmp/res/runs/for_3dc --regime fewshot \
@@ -83,7 +84,7 @@ def main(argv=None) -> int:
     folds = list(make_folds(trials, a.regime, (a.seed,), (a.share,), subjects, "one", rest_id,
                             Grouping(by=a.group_by)))
     k = trials.n_classes
-    rows = {"P": [], "L": [], "V": [], "y": [], "user": [], "pos": []}
+    rows = {"P": [], "L": [], "V": [], "LP": [], "y": [], "user": [], "pos": []}
     for n, fold in enumerate(folds):
         adaptation = fold_adaptation(trials, fold, rest_id)
         view = user_view(trials, fold.group_by)
@@ -102,6 +103,7 @@ def main(argv=None) -> int:
             v = lda.predict(test, adaptation).trial     # its majority vote, as aemg evaluate scores it
         p, _, lmean, has_windows = fusion_inputs(len(test), k, scores, use, ws, owner)
         lmean[~has_windows] = -np.log(k)
+        rows["LP"].append(mean_posterior_log(len(test), k, ws, owner))
         pos = np.empty(len(test), int)  # each trial's place among its group's trials (the order
         for s in np.unique(test.subjects):  # the online running statistics follow)
             mine = np.flatnonzero(test.subjects == s)
@@ -117,14 +119,27 @@ def main(argv=None) -> int:
               f" lda-vote {100 * np.mean(v == y):.1f}", file=sys.stderr, flush=True)
     y = np.concatenate(rows["y"])
     user = np.concatenate(rows["user"])
-    P, L, V, pos = (np.concatenate(rows[x]) for x in ("P", "L", "V", "pos"))
+    P, L, V, LP, pos = (np.concatenate(rows[x]) for x in ("P", "L", "V", "LP", "pos"))
     if a.save:
-        np.savez(a.save, P=P, L=L, V=V, y=y, user=user, pos=pos)
+        np.savez(a.save, P=P, L=L, V=V, LP=LP, y=y, user=user, pos=pos)
     print(f"{a.archive} regime {a.regime}, {len(folds)} users, probe {a.probe}, lda {a.lda}")
     print(f"lda majority vote: {per_user(V == y, user):.1f}")
     for wt in [float(x) for x in a.weights.split(",")]:
         print(f"w={wt:.2f}: {per_user((wt * P + (1 - wt) * L).argmax(1) == y, user):.1f}")
     return 0
+
+
+def mean_posterior_log(n: int, k: int, window_scores: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """(n, k): per trial, the log of the mean over its windows of the LDA's window posteriors
+    (experiment 28's pooling; a trial without windows gets uniform -log k)."""
+    from aemg.eval.methods import _log_posteriors
+    post = np.zeros((n, k))
+    np.add.at(post[:, :window_scores.shape[1]], owner, np.exp(_log_posteriors(window_scores)))
+    count = np.bincount(owner, minlength=n)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.maximum(post / np.maximum(count, 1)[:, None], 1e-300))
+    out[count == 0] = -np.log(k)
+    return out
 
 
 def per_user(correct: np.ndarray, user: np.ndarray) -> float:

@@ -4,6 +4,8 @@
   run asked otherwise with ``AEMG_TEST_CUDA=1``.
 - ``data_root``: the shared real recordings, from ``AEMG_DATA_ROOT`` or ``../shared/data`` beside
   the repository; tests marked ``realdata`` skip when it is missing (outside CI).
+- ``AEMG_CACHE_DIR`` (the filter-design cache of ``aemg.data.designs``) points to a folder of
+  this test run unless set, so tests never write to the user's cache.
 - This folder is on ``sys.path``, so test modules share helpers with ``from helpers import ...``.
 """
 import os
@@ -14,6 +16,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 if os.environ.get("AEMG_TEST_CUDA") != "1":
     os.environ.setdefault("TRITON_INTERPRET", "1")
+if "AEMG_CACHE_DIR" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+    os.environ["AEMG_CACHE_DIR"] = tempfile.mkdtemp(prefix="aemg-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["AEMG_CACHE_DIR"], True)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -29,11 +29,11 @@ from functools import lru_cache
 from typing import Iterable, Sequence
 
 import numpy as np
-from scipy import signal
 
 from .. import backends
 from .._config import dataclass_from_dict
 from ..errors import ConfigError, DataError
+from .designs import cached_design, scipy_signal
 from .devices import Device, known_devices
 from .recording import Recording
 from .topology import topology_matrix
@@ -243,8 +243,8 @@ def sosfiltfilt_reference(sos: np.ndarray, x: np.ndarray, padlen: int, zi: np.nd
     -------
     np.ndarray, shape (C, T), ``dtype``
     """
-    y = signal.sosfiltfilt(np.array(sos, dtype=np.float64), np.asarray(x, dtype=np.float64), axis=-1,
-                           padlen=padlen)
+    y = scipy_signal().sosfiltfilt(np.array(sos, dtype=np.float64), np.asarray(x, dtype=np.float64),
+                                   axis=-1, padlen=padlen)
     return y.astype(dtype, copy=False)
 
 
@@ -277,8 +277,7 @@ def _sos_design(sos: np.ndarray) -> tuple[np.ndarray, int]:
 @lru_cache(maxsize=256)
 def _sos_design_cached(key: bytes) -> tuple[np.ndarray, int]:
     sos = np.frombuffer(key, dtype=np.float64).reshape(-1, 6)
-    zi = signal.sosfilt_zi(sos).ravel()
-    zi.setflags(write=False)
+    zi = cached_design("sosfilt_zi", (key,), np.float64, lambda: scipy_signal().sosfilt_zi(sos).ravel())
     ntaps = 2 * sos.shape[0] + 1 - min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum()))
     return zi, ntaps
 
@@ -292,8 +291,8 @@ def sosfiltfilt32_reference(sos: np.ndarray, x: np.ndarray, padlen: int, zi: np.
     ``sos`` (S, 6), ``x`` (C, T) any real dtype and layout, ``padlen`` in [0, T - 1]; ``zi`` ignored
     (SciPy computes its own). Returns (C, T) float32.
     """
-    y = signal.sosfiltfilt(np.asarray(sos, dtype=np.float32), np.asarray(x, dtype=np.float32), axis=-1,
-                           padlen=padlen)
+    y = scipy_signal().sosfiltfilt(np.asarray(sos, dtype=np.float32), np.asarray(x, dtype=np.float32),
+                                   axis=-1, padlen=padlen)
     assert y.dtype == np.float32
     return y
 
@@ -322,9 +321,8 @@ def _sos_design32(sos: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
 @lru_cache(maxsize=256)
 def _sos_design32_cached(key: bytes) -> tuple[np.ndarray, np.ndarray, int]:
     sos = np.frombuffer(key, dtype=np.float64).reshape(-1, 6).astype(np.float32)
-    zi = np.ascontiguousarray(signal.sosfilt_zi(sos).ravel(), dtype=np.float32)
+    zi = cached_design("sosfilt_zi32", (key,), np.float32, lambda: scipy_signal().sosfilt_zi(sos).ravel())
     sos.setflags(write=False)
-    zi.setflags(write=False)
     return sos, zi, _sos_design_cached(key)[1]
 
 
@@ -378,14 +376,17 @@ def _band_sos(rate: float, lo: float | None, hi: float | None, order: int) -> np
         raise DataError("bandpass", f"low edge {lo} Hz is not below the high edge {hi} Hz")
     if lo is None and hi is None:
         sos = np.zeros((0, 6))
-    elif lo is None:
-        sos = signal.butter(order, hi, "lowpass", fs=rate, output="sos")
+        sos.setflags(write=False)  # cached: shared between calls
+        return sos
+    if lo is None:
+        btype, edges = "lowpass", hi
     elif hi is None:
-        sos = signal.butter(order, lo, "highpass", fs=rate, output="sos")
+        btype, edges = "highpass", lo
     else:
-        sos = signal.butter(order, [lo, hi], "bandpass", fs=rate, output="sos")
-    sos.setflags(write=False)  # cached: shared between calls
-    return sos
+        btype, edges = "bandpass", [lo, hi]
+    # read-only, from the disk cache after the first time (no scipy.signal import)
+    return cached_design("butter", (float(rate), btype, repr(edges), int(order)), np.float64,
+                         lambda: scipy_signal().butter(order, edges, btype, fs=rate, output="sos"))
 
 
 @lru_cache(maxsize=128)
@@ -403,19 +404,25 @@ def _notch_sos(rate: float, freqs: Iterable[float], q: float) -> np.ndarray:
 
 @lru_cache(maxsize=128)
 def _notch_sos_cached(rate: float, freqs: tuple[float, ...], q: float) -> np.ndarray:
-    secs = [signal.tf2sos(*signal.iirnotch(f, q, fs=rate)) for f in freqs if 0 < f < rate / 2]
-    sos = np.vstack(secs) if secs else np.zeros((0, 6))
-    sos.setflags(write=False)  # cached: shared between calls
-    return sos
+    freqs = tuple(f for f in freqs if 0 < f < rate / 2)
+    if not freqs:
+        sos = np.zeros((0, 6))
+        sos.setflags(write=False)  # cached: shared between calls
+        return sos
+
+    def design():
+        sig = scipy_signal()
+        return np.vstack([sig.tf2sos(*sig.iirnotch(f, q, fs=rate)) for f in freqs])
+    return cached_design("notch", (rate, freqs, q), np.float64, design).reshape(-1, 6)
 
 
 @lru_cache(maxsize=64)
 def _polyphase_fir(up: int, down: int) -> np.ndarray:
     """The anti-aliasing FIR ``resample_poly`` designs by default (Kaiser, beta 5), cached."""
     max_rate = max(up, down)
-    h = signal.firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0))
-    h.setflags(write=False)  # cached: resample_poly copies it
-    return h
+    # read-only (resample_poly copies it), from the disk cache after the first time
+    return cached_design("firwin_kaiser5", (up, down), np.float64, lambda: scipy_signal().firwin(
+        2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0)))
 
 
 # -- public steps -------------------------------------------------------------------------------
@@ -463,9 +470,7 @@ def line_harmonics(fundamental: float, limit: float) -> list[float]:
 
 @lru_cache(maxsize=32)
 def _hann(n: int, dtype: str = "float64") -> np.ndarray:
-    w = signal.get_window("hann", n).astype(dtype)
-    w.setflags(write=False)
-    return w
+    return cached_design("hann", (n,), dtype, lambda: scipy_signal().get_window("hann", n))
 
 
 def welch_channel_sum(x: np.ndarray, rate: float, nper: int,
@@ -661,7 +666,7 @@ def resample_poly32_reference(x: np.ndarray, up: int, down: int) -> np.ndarray:
     """Readable reference of the ``"resample_poly32"`` op: ``scipy.signal.resample_poly`` of the
     samples as float32 with the default anti-alias FIR rounded to float32, i.e. SciPy's float32
     computation; (C, T) -> (C, ceil(T up / down)) float32."""
-    y = signal.resample_poly(np.asarray(x, dtype=np.float32), up, down, axis=-1,
+    y = scipy_signal().resample_poly(np.asarray(x, dtype=np.float32), up, down, axis=-1,
                              window=_polyphase_fir(up, down).astype(np.float32))
     assert y.dtype == np.float32
     return y
@@ -671,7 +676,7 @@ def resample_poly_reference(x: np.ndarray, up: int, down: int) -> np.ndarray:
     """Readable reference of the ``"resample_poly"`` op: ``scipy.signal.resample_poly`` along time
     with the cached default anti-alias FIR (:func:`_polyphase_fir`); (C, T) -> (C, ceil(T up /
     down)) float64."""
-    return signal.resample_poly(x, up, down, axis=-1, window=_polyphase_fir(up, down))
+    return scipy_signal().resample_poly(x, up, down, axis=-1, window=_polyphase_fir(up, down))
 
 
 def _polyphase_plan(up: int, down: int, n_in: int, dtype=np.float64) -> tuple[np.ndarray, int]:
@@ -692,15 +697,16 @@ def _polyphase_plan(up: int, down: int, n_in: int, dtype=np.float64) -> tuple[np
 
 @lru_cache(maxsize=256)
 def _polyphase_taps(up: int, down: int, n_post_pad: int, dtype: str) -> np.ndarray:
-    from scipy.signal._upfirdn import _pad_h
+    def design():
+        from scipy.signal._upfirdn import _pad_h
 
-    h = _polyphase_fir(up, down).astype(dtype)
-    h *= up  # in the filter's dtype, as resample_poly
-    n_pre_pad = down - ((h.size - 1) // 2) % down
-    h = np.concatenate([np.zeros(n_pre_pad, dtype), h, np.zeros(n_post_pad, dtype)])
-    h_tf = np.ascontiguousarray(_pad_h(h, up), dtype=dtype)
-    h_tf.setflags(write=False)
-    return h_tf
+        h = _polyphase_fir(up, down).astype(dtype)
+        h *= up  # in the filter's dtype, as resample_poly
+        n_pre_pad = down - ((h.size - 1) // 2) % down
+        h = np.concatenate([np.zeros(n_pre_pad, dtype), h, np.zeros(n_post_pad, dtype)])
+        return _pad_h(h, up)
+    # read-only, from the disk cache after the first time (no scipy.signal import)
+    return cached_design("polyphase_taps", (up, down, n_post_pad), dtype, design)
 
 
 def resample_poly32_entry(upfirdn32_into):
@@ -812,7 +818,7 @@ def resample_irregular(times, x, rate: float, *, dejitter_s: float = 0.25,
     for c_i in range(v.shape[0]):
         y[c_i] = np.interp(grid, t, v[c_i])
     if k > 1:
-        y = signal.resample_poly(y, 1, k, axis=-1)
+        y = scipy_signal().resample_poly(y, 1, k, axis=-1)
         grid = grid[::k][: y.shape[1]]
     return y.astype(np.float32), grid
 
@@ -1107,7 +1113,7 @@ def power_above(recordings: Iterable[tuple[np.ndarray, float]], freqs: Sequence[
         nper = min(x.shape[1], int(0.25 * rate))
         if nper < 8:
             continue
-        f, p = signal.welch(x, fs=rate, nperseg=nper, detrend="constant", axis=-1)
+        f, p = scipy_signal().welch(x, fs=rate, nperseg=nper, detrend="constant", axis=-1)
         p = p.sum(axis=0)
         keep = f >= lo
         tot = p[keep].sum()
