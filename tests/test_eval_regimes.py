@@ -354,6 +354,34 @@ def test_probe_calibration_training_subjects_as_corpus_user_by_rest_recording(ar
         regime_noise_levels(test, cfg, dataclasses.replace(adaptation, rest=None))
 
 
+def test_without_a_rest_class_the_probe_calibrates_robustly_outside_the_rest_regime(archive_and_run):
+    """A dataset that marks no rest class (a user's archive, multiday_4ch): the AEMG methods run
+    under online / unlabelled / fewshot from every trial's own robust statistics (the training
+    users have no rest trials either), equal to ``calibration="robust"``; the rest regime is still
+    refused with the fix."""
+    from aemg.eval.methods import regime_noise_levels
+    trials, run = archive_and_run
+    norest = dataclasses.replace(trials, classes=tuple(f"C{i}" for i in range(trials.n_classes)),
+                                 cache={})
+    assert rest_class_id(norest) is None
+    fold = loso_folds(norest, regime="online")[0]
+    adaptation = fold_adaptation(norest, fold, None)
+    cfg = get_method("aemg-probe-tok-subjnorm", run=run).tokenizer_config()
+    assert regime_noise_levels(norest, cfg, adaptation) == [None] * len(norest)
+    for regime in ("online", "unlabelled"):
+        res = evaluate(norest, ["aemg-probe-fuse-subjnorm"], [], regimes=[regime], subjects=["s00"],
+                       method_options={"aemg-probe-fuse-subjnorm": {"run": run}})
+        robust = evaluate(norest, ["aemg-probe-fuse-subjnorm"], [], regimes=[regime], subjects=["s00"],
+                          method_options={"aemg-probe-fuse-subjnorm": {
+                              "run": run, "probe_options": {"calibration": "robust"}}})
+        assert res.folds
+        assert [r["correct_trials"] for r in res.folds] == [r["correct_trials"] for r in robust.folds]
+        assert any("no class of" in n and "robust statistics" in n for n in res.notes)
+    with pytest.raises(DataError, match=r"aemg-probe-fuse under regime rest.*marks rest.*--rest-class NAME"):
+        evaluate(norest, ["aemg-probe-fuse"], [], regimes=["rest"],
+                 method_options={"aemg-probe-fuse": {"run": run}})
+
+
 def test_probe_online_running_statistics_equal_the_per_trial_default(archive_and_run):
     trials, run = archive_and_run
     fold = loso_folds(trials, regime="online")[0]

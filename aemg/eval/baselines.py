@@ -104,12 +104,15 @@ class Method(abc.ABC):
     Subclasses set ``name``, ``regimes`` (the regimes whose data the method uses; under a richer
     regime it would give the same numbers, so the runner does not run it there) and ``needs_rest``
     (it reads ``adaptation.rest`` whenever the regime gives it: a dataset without a rest class is
-    then refused).
+    then refused). ``rest_optional``: on a dataset that marks no rest class at all, such a method
+    still runs under every regime but ``rest``, from the trials' own robust statistics (the AEMG
+    methods' noise calibration, which is then robust for the training users too).
     """
 
     name: str = "method"
     regimes: tuple = ("none", "fewshot")
     needs_rest: bool = False
+    rest_optional: bool = False
     windowed: bool = False
 
     @property

@@ -241,12 +241,15 @@ def regime_noise_levels(trials: TrialSet, config, adaptation: Adaptation) -> lis
     """Noise levels of ``trials`` under a regime (module docstring): training subjects by ``aemg
     tokenize``'s policy on their rest-class trials (class ``adaptation.rest_class``); the test user
     (``adaptation.subject``) by its rest recording of the same session (a session without one: the
-    median over the user's recordings). Robust (None) everywhere when ``config`` does not calibrate.
+    median over the user's recordings). Robust (None) everywhere when ``config`` does not calibrate,
+    and for the test user when the dataset marks no rest class (``adaptation.rest_class`` None)
+    under a regime other than ``rest``: as for the training users, who then have no rest trials.
 
     Raises
     ------
     DataError
-        The trials hold the test user but the adaptation gives no rest recording.
+        The trials hold the test user but the adaptation gives no rest recording (the dataset has a
+        rest class, or the regime is ``rest``).
     """
     from ..tokenizer.calibration import calibrates, noise_levels, session_noise
     n = len(trials)
@@ -271,6 +274,8 @@ def regime_noise_levels(trials: TrialSet, config, adaptation: Adaptation) -> lis
             levels[i] = lvl
     if mine.any():
         rest = adaptation.rest
+        if (rest is None or not len(rest)) and adaptation.rest_class is None and adaptation.regime != "rest":
+            return levels  # no rest class in the dataset: the user's trials robust, as the training users'
         if rest is None or not len(rest):
             raise DataError(trials.name or "trials", f"subject {user}: the noise calibration needs its rest "
                             f"recording, which regime {adaptation.regime} does not give")
@@ -411,6 +416,10 @@ class AemgMethod(Method):
             angles = np.asarray(standard_device(trials.n_channels).angles, dtype=np.float64)
         a = torch.tensor(np.asarray(angles, dtype=np.float32), device=self.device)
         return a, torch.zeros_like(a)
+
+    #: a dataset without a rest class: every trial robust (the training users' calibration is then
+    #: robust too), under every regime but ``rest`` (see :func:`regime_noise_levels`)
+    rest_optional = True
 
     @property
     def needs_rest(self) -> bool:

@@ -245,7 +245,11 @@ def evaluate(trials: TrialSet, methods: Sequence[str], protocols: Sequence[str] 
         plans[name] = plan_regimes(method, name, requested, res.notes)
         for regime in plans[name]:
             if method.needs_rest and regime in GIVES_REST and rest_id is None:
-                raise no_rest_error(trials, regime, name)
+                if regime == "rest" or not method.rest_optional:
+                    raise no_rest_error(trials, regime, name)
+                res.notes.append(f"{name} under regime {regime}: no class of {trials.name or 'the trials'} "
+                                 "marks rest, so every trial's noise level comes from its own robust "
+                                 "statistics (training users too); `--rest-class NAME` names one")
     folds_of: dict[str, list[Fold]] = {}
     for regime in dict.fromkeys(r for p in plans.values() for r in p):
         usable = list(shares)
@@ -322,7 +326,8 @@ def _run_fold(trials: TrialSet, name: str, fold: Fold, options: dict,
     count)."""
     start = time.perf_counter()
     method = get_method(name, **options)
-    if method.needs_rest and fold.regime in GIVES_REST and not len(fold.rest):
+    if (method.needs_rest and fold.regime in GIVES_REST and not len(fold.rest)
+            and not (rest_id is None and method.rest_optional and fold.regime != "rest")):
         raise DataError(trials.name or "trials", f"{name} under regime {fold.regime} needs the rest "
                         f"recording of {'subject' if fold.group_by == 'subject' else 'group'} "
                         f"{fold.subject}, which has no trial of the rest class")
