@@ -357,8 +357,8 @@ def test_probe_calibration_training_subjects_as_corpus_user_by_rest_recording(ar
 def test_without_a_rest_class_the_probe_calibrates_robustly_outside_the_rest_regime(archive_and_run):
     """A dataset that marks no rest class (a user's archive, multiday_4ch): the AEMG methods run
     under online / unlabelled / fewshot from every trial's own robust statistics (the training
-    users have no rest trials either), equal to ``calibration="robust"``; the rest regime is still
-    refused with the fix."""
+    users have no rest trials either), equal to ``calibration="robust"``; LOSO runs the rest-regime
+    methods under none; the rest regime itself is still refused with the fix."""
     from aemg.eval.methods import regime_noise_levels
     trials, run = archive_and_run
     norest = dataclasses.replace(trials, classes=tuple(f"C{i}" for i in range(trials.n_classes)),
@@ -377,6 +377,16 @@ def test_without_a_rest_class_the_probe_calibrates_robustly_outside_the_rest_reg
         assert res.folds
         assert [r["correct_trials"] for r in res.folds] == [r["correct_trials"] for r in robust.folds]
         assert any("no class of" in n and "robust statistics" in n for n in res.notes)
+    # the default LOSO protocol maps the rest-regime method to none there (it reads nothing of the
+    # user), with a note; asking for regime rest itself is refused
+    res = evaluate(norest, ["aemg-probe-fuse"], ["loso"], subjects=["s00"],
+                   method_options={"aemg-probe-fuse": {"run": run}})
+    assert res.folds and {r["regime"] for r in res.folds} == {"none"}
+    assert any("LOSO runs it under regime none" in n for n in res.notes)
+    robust = evaluate(norest, ["aemg-probe-fuse"], [], regimes=["none"], subjects=["s00"],
+                      method_options={"aemg-probe-fuse": {
+                          "run": run, "probe_options": {"calibration": "robust"}}})
+    assert [r["correct_trials"] for r in res.folds] == [r["correct_trials"] for r in robust.folds]
     with pytest.raises(DataError, match=r"aemg-probe-fuse under regime rest.*marks rest.*--rest-class NAME"):
         evaluate(norest, ["aemg-probe-fuse"], [], regimes=["rest"],
                  method_options={"aemg-probe-fuse": {"run": run}})

@@ -243,6 +243,14 @@ def evaluate(trials: TrialSet, methods: Sequence[str], protocols: Sequence[str] 
         method = get_method(name, **method_options.get(name, {}))
         res.config["method_regimes"][name] = list(method.regimes)
         plans[name] = plan_regimes(method, name, requested, res.notes)
+        if (rest_id is None and method.needs_rest and method.rest_optional and "loso" in requested
+                and "rest" not in regimes and "rest" in plans[name]):
+            # LOSO's regime for it is rest, which this dataset cannot give; without a rest class
+            # its calibration is every trial's own (robust): it reads nothing of the user, i.e. none
+            plans[name] = list(dict.fromkeys("none" if r == "rest" else r for r in plans[name]))
+            res.notes.append(f"{name}: LOSO runs it under regime none, because no class of "
+                             f"{trials.name or 'the trials'} marks rest (regime rest needs one: "
+                             "`--rest-class NAME`)")
         for regime in plans[name]:
             if method.needs_rest and regime in GIVES_REST and rest_id is None:
                 if regime == "rest" or not method.rest_optional:
