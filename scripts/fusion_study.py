@@ -136,8 +136,7 @@ def mean_posterior_log(n: int, k: int, window_scores: np.ndarray, owner: np.ndar
     post = np.zeros((n, k))
     np.add.at(post[:, :window_scores.shape[1]], owner, np.exp(_log_posteriors(window_scores)))
     count = np.bincount(owner, minlength=n)
-    with np.errstate(divide="ignore"):
-        out = np.log(np.maximum(post / np.maximum(count, 1)[:, None], 1e-300))
+    out = np.log(np.maximum(post / np.maximum(count, 1)[:, None], 1e-300))
     out[count == 0] = -np.log(k)
     return out
 

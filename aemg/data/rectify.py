@@ -375,9 +375,7 @@ def _band_sos(rate: float, lo: float | None, hi: float | None, order: int) -> np
     if lo is not None and hi is not None and lo >= hi:
         raise DataError("bandpass", f"low edge {lo} Hz is not below the high edge {hi} Hz")
     if lo is None and hi is None:
-        sos = np.zeros((0, 6))
-        sos.setflags(write=False)  # cached: shared between calls
-        return sos
+        return _no_sections()
     if lo is None:
         btype, edges = "lowpass", hi
     elif hi is None:
@@ -406,14 +404,19 @@ def _notch_sos(rate: float, freqs: Iterable[float], q: float) -> np.ndarray:
 def _notch_sos_cached(rate: float, freqs: tuple[float, ...], q: float) -> np.ndarray:
     freqs = tuple(f for f in freqs if 0 < f < rate / 2)
     if not freqs:
-        sos = np.zeros((0, 6))
-        sos.setflags(write=False)  # cached: shared between calls
-        return sos
+        return _no_sections()
 
     def design():
         sig = scipy_signal()
         return np.vstack([sig.tf2sos(*sig.iirnotch(f, q, fs=rate)) for f in freqs])
-    return cached_design("notch", (rate, freqs, q), np.float64, design).reshape(-1, 6)
+    return cached_design("notch", (rate, freqs, q), np.float64, design)
+
+
+def _no_sections() -> np.ndarray:
+    """An empty (0, 6) cascade, read-only (cached results are shared between calls)."""
+    sos = np.zeros((0, 6))
+    sos.setflags(write=False)
+    return sos
 
 
 @lru_cache(maxsize=64)

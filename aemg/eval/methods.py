@@ -274,9 +274,9 @@ def regime_noise_levels(trials: TrialSet, config, adaptation: Adaptation) -> lis
             levels[i] = lvl
     if mine.any():
         rest = adaptation.rest
-        if (rest is None or not len(rest)) and adaptation.rest_class is None and adaptation.regime != "rest":
-            return levels  # no rest class in the dataset: the user's trials robust, as the training users'
         if rest is None or not len(rest):
+            if adaptation.rest_class is None and adaptation.regime != "rest":
+                return levels  # no rest class: the user's trials robust, as the training users'
             raise DataError(trials.name or "trials", f"subject {user}: the noise calibration needs its rest "
                             f"recording, which regime {adaptation.regime} does not give")
         by_session: dict = {}

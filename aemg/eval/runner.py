@@ -253,7 +253,7 @@ def evaluate(trials: TrialSet, methods: Sequence[str], protocols: Sequence[str] 
                              "`--rest-class NAME`)")
         for regime in plans[name]:
             if method.needs_rest and regime in GIVES_REST and rest_id is None:
-                if regime == "rest" or not method.rest_optional:
+                if not _robust_without_rest(method, regime, rest_id):
                     raise no_rest_error(trials, regime, name)
                 res.notes.append(f"{name} under regime {regime}: no class of {trials.name or 'the trials'} "
                                  "marks rest, so every trial's noise level comes from its own robust "
@@ -328,6 +328,12 @@ def choice_notes(rows: Sequence[dict]) -> list[str]:
             for (m, regime), per in counts.items()]
 
 
+def _robust_without_rest(method: Method, regime: str, rest_id: int | None) -> bool:
+    """Whether ``method`` runs under ``regime`` from every trial's robust statistics because the
+    dataset marks no rest class (``method.rest_optional``; never under regime ``rest``)."""
+    return rest_id is None and method.rest_optional and regime != "rest"
+
+
 def _run_fold(trials: TrialSet, name: str, fold: Fold, options: dict,
               rest_id: int | None) -> tuple[dict, np.ndarray]:
     """The result row of ``name`` on ``fold`` and its confusion pairs ((m, 3) true, predicted,
@@ -335,7 +341,7 @@ def _run_fold(trials: TrialSet, name: str, fold: Fold, options: dict,
     start = time.perf_counter()
     method = get_method(name, **options)
     if (method.needs_rest and fold.regime in GIVES_REST and not len(fold.rest)
-            and not (rest_id is None and method.rest_optional and fold.regime != "rest")):
+            and not _robust_without_rest(method, fold.regime, rest_id)):
         raise DataError(trials.name or "trials", f"{name} under regime {fold.regime} needs the rest "
                         f"recording of {'subject' if fold.group_by == 'subject' else 'group'} "
                         f"{fold.subject}, which has no trial of the rest class")
